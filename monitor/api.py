@@ -1,0 +1,163 @@
+"""aiohttp routes. Every answer but history comes from the current snapshot: no database on a request."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from monitor.logging import get_logger
+from monitor.metrics import make_registry
+from monitor.service import Monitor
+from monitor.snapshot import iso
+
+log = get_logger("monitor.api")
+
+MONITOR_KEY = web.AppKey("monitor", Monitor)
+REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+_JSON = "application/json"
+_MAX_HISTORY_POINTS = 5000
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(), status=status, content_type=_JSON
+    )
+
+
+def _error(status: int, detail: str) -> web.Response:
+    return _json({"detail": detail}, status)
+
+
+def _cached(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        body = request.app[MONITOR_KEY].snapshot.body(name)
+        return web.Response(body=body, content_type=_JSON)
+
+    return handler
+
+
+async def best_one(request: web.Request) -> web.Response:
+    model = request.match_info["model"]
+    answer = request.app[MONITOR_KEY].snapshot.best_of(model)
+    if answer is None:
+        return _error(404, f"Unknown model {model}")
+    return _json(answer)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    r = request.app[MONITOR_KEY].readiness()
+    body: dict[str, Any] = {"status": "ready" if r.ready else "not ready", "checks": dict(r.checks)}
+    if not r.ready:
+        body["detail"] = "; ".join(f"{k}: {v}" for k, v in r.checks.items() if v != "ok")
+    return _json(body, 200 if r.ready else 503)
+
+
+def _parse_time(raw: str, now: float) -> float:
+    """`since` as epoch seconds, an ISO 8601 time, or a duration back from now (`30m`, `24h`, `7d`)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if raw and raw[-1] in units and raw[:-1].replace(".", "", 1).isdigit():
+        return now - float(raw[:-1]) * units[raw[-1]]
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+
+
+def _parse_step(raw: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if raw and raw[-1] in units:
+        return int(float(raw[:-1]) * units[raw[-1]])
+    return int(raw)
+
+
+async def history(request: web.Request) -> web.Response:
+    monitor = request.app[MONITOR_KEY]
+    model = request.match_info["model"]
+    view = monitor.snapshot.models.get(model)
+    if view is None:
+        return _error(404, f"Unknown model {model}")
+    if monitor.store is None:
+        return _error(503, "History needs a database")
+    now = time.time()
+    q = request.query
+    try:
+        since = _parse_time(q.get("since", "24h"), now)
+        until = _parse_time(q["until"], now) if "until" in q else now
+        step = _parse_step(q.get("step", "1h"))
+    except (ValueError, OverflowError):
+        return _error(
+            422, "since/until take epoch seconds, ISO 8601 or a duration like 24h; step like 300 or 5m"
+        )
+    if step < 1 or until <= since:
+        return _error(422, "step must be >= 1 s and since before until")
+    if (until - since) / step > _MAX_HISTORY_POINTS:
+        return _error(422, f"too many points: at most {_MAX_HISTORY_POINTS} per host; raise step")
+    host = q.get("host") or None
+    points = await monitor.store.history(view.probed_as, host, since, until, step)
+    return _json(
+        {
+            "model": model,
+            "host": host,
+            "since": iso(since),
+            "until": iso(until),
+            "step_s": step,
+            "points": [
+                {
+                    "at": iso(p.at),
+                    "host": p.host,
+                    "probes": p.probes,
+                    "ok": p.ok,
+                    "availability": p.availability,
+                    "ttft_ms_p50": p.ttft_ms_p50,
+                    "ttft_ms_p95": p.ttft_ms_p95,
+                    "latency_ms_p50": p.latency_ms_p50,
+                }
+                for p in points
+            ],
+        }
+    )
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Errors as `{"detail": ...}`, like the gateway, never an HTML page or a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
+    except Exception as exc:
+        log.exception("request failed", path=request.path, error=type(exc).__name__)
+        return _error(500, "Internal error")
+
+
+def make_app(monitor: Monitor) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[MONITOR_KEY] = monitor
+    registry = make_registry(monitor)
+    app[REGISTRY_KEY] = registry
+    app.router.add_get("/v1/best", _cached("best"))
+    app.router.add_get("/v1/best/{model}", best_one)
+    app.router.add_get("/v1/hosts", _cached("hosts"))
+    app.router.add_get("/v1/history/{model}", history)
+    app.router.add_get("/libertai/models", _cached("models"))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    return app

@@ -1,0 +1,259 @@
+"""The `libertai-monitor` command: run, demo, simulate, probe-once, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from monitor import __version__
+from monitor.config import ENV_PREFIX, ConfigError, Settings, load_settings
+from monitor.logging import configure_logging, get_logger
+from monitor.results import HostState
+
+if TYPE_CHECKING:
+    from monitor.store import Store
+
+log = get_logger("monitor.cli")
+
+EXIT_CONFIG = 2
+DEMO_KEY = "demo-key-not-a-secret"
+# Short intervals so that the demo's first answers come within seconds; any of them can still be
+# overridden by the environment or a flag.
+DEMO_DEFAULTS = {
+    "discovery_interval": "10",
+    "probe_interval": "3",
+    "down_probe_interval": "2",
+    "completion_interval": "10",
+    "probe_timeout": "4",
+    "confirm_delay": "0.5",
+    "ejection_time": "10",
+    "ejection_max_time": "60",
+    "retire_after": "30",
+    "database_url": "sqlite+aiosqlite:///libertai-monitor-demo.db",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="TOML file of settings")
+    common.add_argument("--listen", metavar="HOST:PORT", help="address of the HTTP API")
+    common.add_argument("--database-url", metavar="URL", help="SQLAlchemy URL of the history database")
+    common.add_argument("--gateway-url", metavar="URL", help="LibertAI gateway")
+    parser = argparse.ArgumentParser(
+        prog="libertai-monitor",
+        description="Discovers LibertAI's inference hosts, probes them and serves the best host per model.",
+    )
+    parser.add_argument("--version", action="version", version=f"libertai-monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", parents=[common], help="run the service")
+    demo = sub.add_parser("demo", parents=[common], help="the simulated network and the service against it")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the simulated network")
+    sim = sub.add_parser("simulate", help="the simulated LibertAI network alone")
+    sim.add_argument(
+        "--scenario", default="demo", help="a preset (demo, chaos, scale:hosts=N) or a TOML file"
+    )
+    sim.add_argument("--port", type=int, default=0, help="gateway port (default: any free port)")
+    sim.add_argument("--seed", type=int, default=1, help="same seed, same behaviour")
+    sim.add_argument("--key", action="append", default=[], help="accept only this key (repeatable)")
+    sub.add_parser("probe-once", parents=[common], help="one discovery and one probe round, as a table")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_sub.add_parser("upgrade", parents=[common], help="apply pending migrations")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "listen": getattr(args, "listen", None),
+        "database_url": getattr(args, "database_url", None),
+        "gateway_url": getattr(args, "gateway_url", None),
+    }
+
+
+def _settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    return load_settings(config_file=args.config, environ=environ, overrides=_overrides(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "simulate":
+            from monitor.sim.cli import run_simulate
+
+            configure_logging("warning", "auto")
+            return run_simulate(args.scenario, args.port, args.seed, args.key)
+        if args.command == "demo":
+            return _demo(args)
+        settings = _settings(args)
+        configure_logging(settings.log_level, settings.log_format, settings.api_key)
+        if args.command == "run":
+            return asyncio.run(_serve(settings))
+        if args.command == "probe-once":
+            return asyncio.run(_probe_once(settings))
+        if args.command == "db":
+            return asyncio.run(_db_upgrade(settings))
+    except ConfigError as exc:
+        print(f"libertai-monitor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_CONFIG
+
+
+class StartupError(Exception):
+    """The service cannot start (port taken, database unusable): one line, exit 2."""
+
+
+async def _open_store(settings: Settings) -> Store:
+    from monitor.store import Store
+
+    try:
+        store = await Store.open(settings.database_url)
+        await store.upgrade()
+    except Exception as exc:
+        raise StartupError(f"database {_safe_url(settings.database_url)}: {_short(exc)}") from None
+    return store
+
+
+def _safe_url(url: str) -> str:
+    # A database URL may hold a password: show scheme and path only.
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+async def _serve(settings: Settings, *, ready: asyncio.Event | None = None, banner: str | None = None) -> int:
+    from monitor.api import make_app
+    from monitor.service import Monitor
+
+    try:
+        store = await _open_store(settings)
+    except StartupError as exc:
+        print(f"libertai-monitor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    monitor = Monitor(settings, store)
+    runner = web.AppRunner(make_app(monitor), access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = settings.listen
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await store.close()
+        print(f"libertai-monitor: --listen {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if settings.api_key is None:
+            log.warning("no API key: only the free probes run", hint="set LIBERTAI_API_KEY")
+        await monitor.start()
+        log.info("listening", url=settings.listen_url, gateway=settings.gateway_url)
+        if banner:
+            print(banner, flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await monitor.stop()
+        await runner.cleanup()
+        await store.close()
+    return 0
+
+
+async def _probe_once(settings: Settings) -> int:
+    from monitor.service import Monitor
+
+    monitor = Monitor(settings, store=None)
+    await monitor.start(schedule=False)
+    try:
+        await monitor.probe_once()
+    finally:
+        await monitor.stop()
+    snap = monitor.snapshot
+    rows = [("MODEL", "HOST", "STATE", "REASON", "TTFT p50 ms", "BEST")]
+    for model, view in snap.models.items():
+        for h in view.hosts:
+            ttft = "-" if h.ttft_ms_p50 is None else f"{h.ttft_ms_p50:.0f}"
+            rows.append(
+                (model, h.url, h.state.value, h.reason.value, ttft, "*" if h.url == view.best else "")
+            )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    if not snap.models:
+        print(f"no models: discovery failed ({monitor.discovery.error})", file=sys.stderr)
+        return 1
+    missing = [m for m, v in snap.models.items() if not any(h.state is HostState.UP for h in v.hosts)]
+    if missing:
+        print(f"no healthy host for: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    try:
+        store = await _open_store(settings)
+    except StartupError as exc:
+        print(f"libertai-monitor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    await store.close()
+    print(f"database {_safe_url(settings.database_url)} is at the latest schema")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return asyncio.run(_demo_async(args))
+
+
+async def _demo_async(args: argparse.Namespace) -> int:
+    from monitor.sim import SimNetwork, load_scenario
+
+    scenario = load_scenario("demo")
+    async with SimNetwork(scenario, seed=args.seed, port=0, host="127.0.0.1") as net:
+        ca_dir = tempfile.mkdtemp(prefix="libertai-monitor-demo-")
+        ca_file = Path(ca_dir) / "sim-ca.pem"
+        ca_file.write_bytes(net.ca_pem)
+        env = {ENV_PREFIX + k.upper(): v for k, v in DEMO_DEFAULTS.items()}
+        env[ENV_PREFIX + "GATEWAY_URL"] = net.gateway_url
+        env[ENV_PREFIX + "ALLOWED_HOSTS"] = "http://127.0.0.1:*,https://127.0.0.1:*"
+        env[ENV_PREFIX + "CA_BUNDLE"] = str(ca_file)
+        env["LIBERTAI_API_KEY"] = DEMO_KEY
+        env.update(os.environ)  # the user's own settings win over the demo's
+        try:
+            settings = _settings(args, environ=env)
+        except ConfigError as exc:
+            print(f"libertai-monitor: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        configure_logging(settings.log_level, settings.log_format, settings.api_key)
+        base = settings.listen_url
+        banner = "\n".join(
+            [
+                "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
+                f"  simulated gateway   {net.gateway_url}/libertai/models",
+                f"  simulator truth     {net.gateway_url}/_sim/hosts",
+                f"  best host per model {base}/v1/best",
+                f"  every host          {base}/v1/hosts",
+                f"  models, best first  {base}/libertai/models",
+                f"  Prometheus metrics  {base}/metrics",
+                "Press Ctrl+C to stop.",
+            ]
+        )
+        return await _serve(settings, banner=banner)

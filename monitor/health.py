@@ -1,0 +1,318 @@
+"""Health of one (model, host): a rolling window of probe samples and an up/down state machine.
+
+Pure functions over frozen values, no I/O: `apply(h, result, policy)` returns the next `HostHealth`.
+
+Evidence comes in two groups, each with its own streaks:
+
+* *liveness*: the free health probe (`GET /health/{model}`). A 202 (`not_loaded`) is a failure of
+  this group, so after the threshold such a host is down with reason `not_loaded`.
+* *serving*: completion and embedding probes, and the host's auth check. One exception, because an
+  auth check vouches for the key and never for the model: an `ok` auth check neither clears nor
+  interrupts a failure streak that a completion or embedding started (otherwise a host whose
+  completions fail would flap back up on its free auth checks). It still sets `key_ok` and is kept
+  as a sample.
+
+A group becomes *failing* after `unhealthy_threshold` consecutive failures of that group, and stops
+failing after `healthy_threshold` consecutive successes of that group. Any failure resets the group's
+success streak and any success its failure streak.
+
+Neutral outcomes (`unsupported`, `not_probed`) are not evidence: they only move `last_probe_at`; they
+are not kept as samples and leave `key_ok` as it was.
+
+State, after every decisive result:
+
+* `down` if any group is failing; `reason` is the failing group's last failure, the serving group's
+  when both fail (a host whose completions fail is down whatever its health endpoint says). So a
+  down host comes back only when every failing group has recovered: a passing health check alone
+  never brings back a host whose completions failed.
+* else `up` if at least one (counted) success was ever seen: as in Envoy, a new host is up after its
+  first success; `reason` is `ok`.
+* else `unknown`: never succeeded and no group failing yet; `reason` is the last failure, or
+  `not_probed` before any evidence. So a host that fails before its first success stays `unknown`
+  until the threshold, then goes `down`.
+* untrusted hosts (outside the allow-list) are `untrusted` with reason `not_probed` forever; results
+  for them are ignored.
+
+Ejection, as Envoy's outlier detection: every transition up -> down records an ejection at the
+result's `started_at`; `ejected_until = now + min(ejection_base_s * 2**(n-1), ejection_max_s)` where
+`n` counts the ejections in the last `ejection_memory_s` seconds (`now - t < memory`), this one
+included. `is_eligible` (may compete for best) needs state up and `now >= ejected_until`; a single
+outage is forgiven (its ejection time usually runs out while the host is down), a flapping host stays
+out longer each time. A host that goes down without having been up (unknown -> down) is not ejected.
+
+Times: a result's `started_at` is its time (sample time, ejection time); `last_probe_at` and
+`last_ok_at` never move backwards when results arrive out of order. Samples are kept in arrival
+order, newest last, at most `policy.window` of each kind (kinds come at very different rates).
+
+Percentiles are nearest-rank: the p-th percentile of n sorted values is the value at 1-based rank
+ceil(p/100 * n), always an observed value (p50 of [1, 2, 3, 4] is 2, p95 of 1..20 is 19).
+
+Cost: `apply` is O(window) (one tuple copy of at most `window` samples) with small constants;
+`stats` sorts at most `window` values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+
+__all__ = [
+    "NEUTRAL_OUTCOMES",
+    "SERVING_KINDS",
+    "HealthPolicy",
+    "HostHealth",
+    "HostStats",
+    "Sample",
+    "Streak",
+    "apply",
+    "is_eligible",
+    "needs_confirmation",
+    "new_host",
+    "percentile",
+    "stats",
+]
+
+# Outcomes that say nothing about the host: an optional endpoint it lacks, or no probe at all.
+NEUTRAL_OUTCOMES: frozenset[Outcome] = frozenset({Outcome.UNSUPPORTED, Outcome.NOT_PROBED})
+# Kinds whose evidence belongs to the serving group (everything but the health probe).
+SERVING_KINDS: frozenset[ProbeKind] = frozenset({ProbeKind.COMPLETION, ProbeKind.EMBEDDING, ProbeKind.AUTH})
+# Kinds that actually run the model: their failures cannot be cleared by an auth check.
+_MODEL_KINDS: frozenset[ProbeKind] = frozenset({ProbeKind.COMPLETION, ProbeKind.EMBEDDING})
+# Kinds that send the key and whose success proves it was accepted.
+_KEYED_KINDS = SERVING_KINDS
+# Beyond this many doublings the cap has long been reached; bounding the exponent avoids overflow.
+_MAX_DOUBLINGS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class HealthPolicy:
+    unhealthy_threshold: int = 2
+    healthy_threshold: int = 2
+    window: int = 50  # samples kept per host and probe kind
+    ejection_base_s: float = 30.0
+    ejection_max_s: float = 300.0
+    ejection_memory_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.unhealthy_threshold < 1 or self.healthy_threshold < 1:
+            raise ValueError("health thresholds must be at least 1")
+        if self.window < 1:
+            raise ValueError("health window must hold at least 1 sample")
+        if self.ejection_base_s < 0 or self.ejection_max_s < self.ejection_base_s:
+            raise ValueError("ejection times must satisfy 0 <= ejection_base_s <= ejection_max_s")
+        if self.ejection_memory_s < 0:
+            raise ValueError("ejection_memory_s must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    at: float
+    kind: ProbeKind
+    outcome: Outcome
+    ttft_ms: float | None
+    total_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Streak:
+    """The running record of one evidence group (liveness or serving)."""
+
+    failures: int = 0  # current run of consecutive failures
+    successes: int = 0  # current run of consecutive successes
+    failing: bool = False
+    last_failure: Outcome | None = None
+    last_failure_kind: ProbeKind | None = None
+
+
+_CLEAN = Streak()
+
+
+@dataclass(frozen=True, slots=True)
+class HostHealth:
+    model: str
+    host: str
+    trusted: bool
+    state: HostState
+    reason: Outcome
+    samples: tuple[Sample, ...] = ()  # newest last, at most policy.window
+    last_probe_at: float | None = None
+    last_ok_at: float | None = None
+    # True after an accepted key (auth ok, completion/embedding ok), False after key_rejected,
+    # None while unknown (or when the host only ever answered `unsupported`).
+    key_ok: bool | None = None
+    liveness: Streak = _CLEAN
+    serving: Streak = _CLEAN
+    ever_ok: bool = False  # a counted success was seen: the host may be up
+    consecutive_failures: int = 0  # current run of failures across all decisive results
+    ejected_until: float = 0.0
+    ejections: tuple[float, ...] = ()  # ejection times within memory, as of the last ejection
+
+
+def new_host(model: str, host: str, trusted: bool) -> HostHealth:
+    state = HostState.UNKNOWN if trusted else HostState.UNTRUSTED
+    return HostHealth(model=model, host=host, trusted=trusted, state=state, reason=Outcome.NOT_PROBED)
+
+
+def _step(streak: Streak, r: ProbeResult, policy: HealthPolicy) -> Streak:
+    if r.outcome is Outcome.OK:
+        successes = streak.successes + 1
+        failing = streak.failing and successes < policy.healthy_threshold
+        return replace(streak, failures=0, successes=successes, failing=failing)
+    failures = streak.failures + 1
+    return Streak(
+        failures=failures,
+        successes=0,
+        failing=streak.failing or failures >= policy.unhealthy_threshold,
+        last_failure=r.outcome,
+        last_failure_kind=r.kind,
+    )
+
+
+def _append(samples: tuple[Sample, ...], sample: Sample, per_kind: int) -> tuple[Sample, ...]:
+    """Add `sample`, dropping the oldest of its kind beyond `per_kind`.
+
+    The window is per kind because kinds come at very different rates (health every 30 s, a billed
+    completion every 300 s): a shared window would hold too few completions to rank hosts by.
+    """
+    same = sum(1 for s in samples if s.kind is sample.kind)
+    if same < per_kind:
+        return (*samples, sample)
+    for i, s in enumerate(samples):
+        if s.kind is sample.kind:
+            return (*samples[:i], *samples[i + 1 :], sample)
+    return (*samples, sample)  # unreachable: `same` >= 1 here
+
+
+def _later(current: float | None, at: float) -> float:
+    return at if current is None or at > current else current
+
+
+def apply(h: HostHealth, r: ProbeResult, policy: HealthPolicy) -> HostHealth:
+    """The health of `h` after the probe result `r` (pure; `h` is not changed)."""
+    if not h.trusted:
+        # Untrusted hosts are never probed (the key never goes to them); a stray result is ignored.
+        return h
+    now = r.started_at
+    last_probe_at = _later(h.last_probe_at, now)
+    if r.outcome in NEUTRAL_OUTCOMES:
+        return h if last_probe_at == h.last_probe_at else replace(h, last_probe_at=last_probe_at)
+
+    ok = r.outcome is Outcome.OK
+    sample = Sample(at=now, kind=r.kind, outcome=r.outcome, ttft_ms=r.ttft_ms, total_ms=r.total_ms)
+    samples = _append(h.samples, sample, policy.window)
+
+    key_ok = h.key_ok
+    if r.outcome is Outcome.KEY_REJECTED:
+        key_ok = False
+    elif ok and r.kind in _KEYED_KINDS:
+        key_ok = True
+
+    liveness, serving, counted = h.liveness, h.serving, True
+    if r.kind is ProbeKind.HEALTH:
+        liveness = _step(liveness, r, policy)
+    elif (
+        ok
+        and r.kind is ProbeKind.AUTH
+        and serving.last_failure_kind in _MODEL_KINDS
+        and (serving.failing or serving.failures > 0)
+    ):
+        # The key is fine, but that says nothing about the model that failed: not counted.
+        counted = False
+    else:
+        serving = _step(serving, r, policy)
+
+    ever_ok = h.ever_ok or (ok and counted)
+    if serving.failing:
+        state, reason = HostState.DOWN, serving.last_failure or r.outcome
+    elif liveness.failing:
+        state, reason = HostState.DOWN, liveness.last_failure or r.outcome
+    elif ever_ok:
+        state, reason = HostState.UP, Outcome.OK
+    else:
+        state, reason = HostState.UNKNOWN, (h.reason if ok else r.outcome)
+
+    ejected_until, ejections = h.ejected_until, h.ejections
+    if h.state is HostState.UP and state is HostState.DOWN:
+        ejections = (*(t for t in h.ejections if now - t < policy.ejection_memory_s), now)
+        doublings = min(len(ejections) - 1, _MAX_DOUBLINGS)
+        ejected_until = now + min(policy.ejection_base_s * 2**doublings, policy.ejection_max_s)
+
+    return HostHealth(
+        model=h.model,
+        host=h.host,
+        trusted=h.trusted,
+        state=state,
+        reason=reason,
+        samples=samples,
+        last_probe_at=last_probe_at,
+        last_ok_at=_later(h.last_ok_at, now) if ok else h.last_ok_at,
+        key_ok=key_ok,
+        liveness=liveness,
+        serving=serving,
+        ever_ok=ever_ok,
+        consecutive_failures=0 if ok else h.consecutive_failures + 1,
+        ejected_until=ejected_until,
+        ejections=ejections,
+    )
+
+
+def is_eligible(h: HostHealth, now: float) -> bool:
+    """Up and out of its ejection time: the host may compete for best."""
+    return h.state is HostState.UP and now >= h.ejected_until
+
+
+def needs_confirmation(h: HostHealth, policy: HealthPolicy) -> bool:
+    """The last decisive probe failed but its group is not failing yet: re-probe at once.
+
+    Detect fast: confirming a first failure right away rather than an interval later lets a dead
+    host leave `best` within about one interval.
+    """
+    if not h.trusted or not h.samples:
+        return False
+    last = h.samples[-1]
+    if last.outcome is Outcome.OK:
+        return False
+    group = h.liveness if last.kind is ProbeKind.HEALTH else h.serving
+    return not group.failing and 0 < group.failures < policy.unhealthy_threshold
+
+
+@dataclass(frozen=True, slots=True)
+class HostStats:
+    availability: float | None  # ok samples / decisive samples in the window
+    samples: int  # decisive samples in the window
+    ttft_ms_p50: float | None
+    ttft_ms_p95: float | None
+    latency_ms_p50: float | None
+    consecutive_failures: int
+
+
+def percentile(values: Iterable[float], p: float) -> float | None:
+    """Nearest-rank percentile (0 < p <= 100) of `values`; None when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def stats(h: HostHealth) -> HostStats:
+    """Figures over the window: availability, time to first token, latency, failure run."""
+    n = len(h.samples)
+    ok = [s for s in h.samples if s.outcome is Outcome.OK]
+    ttfts = sorted(s.ttft_ms for s in ok if s.kind is ProbeKind.COMPLETION and s.ttft_ms is not None)
+    # Latency of the model's own work if measured (completion, embedding); else of its health
+    # endpoint. The auth check's latency says nothing about the model, so it is left out.
+    latencies = [s.total_ms for s in ok if s.kind in _MODEL_KINDS and s.total_ms is not None]
+    if not latencies:
+        latencies = [s.total_ms for s in ok if s.kind is ProbeKind.HEALTH and s.total_ms is not None]
+    return HostStats(
+        availability=len(ok) / n if n else None,
+        samples=n,
+        ttft_ms_p50=percentile(ttfts, 50),
+        ttft_ms_p95=percentile(ttfts, 95),
+        latency_ms_p50=percentile(latencies, 50),
+        consecutive_failures=h.consecutive_failures,
+    )

@@ -1,0 +1,207 @@
+"""Which host of a model to call now, and which next: health states -> ranking, with hysteresis.
+
+Pure functions, no I/O.
+
+Score (lower is better), over the host's window:
+    0.5 * p50 + 0.5 * p95 of its ok latencies + failure_penalty_ms * (1 - availability)
+with nearest-rank percentiles (see `monitor.health`). The latency measured is, by preference, a
+completion's time to first token, else an embedding's total time, else the health probe's total
+time (health-only models: images, audio). `rank` picks one such *basis* for the whole model (the
+first of those that any of its trusted hosts has measured) so that hosts are never compared on
+different measures: a host of a completion model with no ok completion in its window has no score,
+even if its health probe answered quickly. `score(h)` alone uses the host's own best basis. No ok
+sample with a latency: no score.
+
+Order of `ModelRanking.ordered` (every listed host once; ties always end on the URL, so the answer
+does not depend on the input order):
+1. best, then the other eligible hosts (up, ejection time over) by score, hosts without a score after
+   those with one;
+2. up hosts still in their ejection time, by score;
+3. unknown hosts; then down hosts whose reason is `not_loaded` (health answered 202: they would
+   serve after a cold load); then every other down host; each of these three by most recent
+   success first (`last_ok_at` descending, never-succeeded last);
+4. untrusted hosts.
+
+Best: the first eligible host. Hysteresis, because a client that switches hosts loses the server's
+KV cache: if `previous_best` is still eligible it stays best unless a challenger scores lower by
+more than `margin` (`challenger < best * (1 - margin)`) over at least `min_samples` ok samples with a
+latency of the basis; a best with no score yields to any scored challenger with enough samples. The
+kept best moves to the front of `ordered`. Without a previous best, or when it left the eligible
+hosts (down, or ejected), the best is the first eligible host at once, whatever its sample count.
+Ejection keeps a host out of best only while another up host exists: when every up host is in its
+ejection time, the best is chosen among them the same way rather than answering none while a host
+is up.
+
+Fallbacks: the other up hosts in `ordered` order (eligible, then in ejection); hosts that are not up
+are not fallbacks. Panic mode, when no host is up (as Envoy's): `best` is None, `panic` True, and
+`fallbacks` lists every trusted host, most recent success first (never-succeeded last; ties: unknown,
+then not_loaded, then other down, then URL) so a client always has something to try; `ordered` is
+then the same list followed by the untrusted hosts.
+
+Counts: `healthy` = up hosts; `known` = every listed host, untrusted ones included (they are known,
+just never used). Hosts are expected to be distinct by URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from monitor.health import HostHealth, is_eligible, percentile
+from monitor.results import HostState, Outcome, ProbeKind
+
+__all__ = ["DEFAULT_RANKING_POLICY", "ModelRanking", "RankingPolicy", "rank", "score"]
+
+
+@dataclass(frozen=True, slots=True)
+class RankingPolicy:
+    margin: float = 0.2
+    min_samples: int = 3
+    failure_penalty_ms: float = 2000.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.margin < 1.0:
+            raise ValueError("ranking margin must be in [0, 1)")
+        if self.min_samples < 0:
+            raise ValueError("min_samples must not be negative")
+        if self.failure_penalty_ms < 0:
+            raise ValueError("failure_penalty_ms must not be negative")
+
+
+DEFAULT_RANKING_POLICY = RankingPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRanking:
+    model: str
+    best: str | None
+    fallbacks: tuple[str, ...]
+    ordered: tuple[str, ...]  # every known host, best first
+    healthy: int
+    known: int
+    panic: bool
+
+
+# Latency bases, best first: (kind, whether its latency is the time to first token).
+_BASES: tuple[tuple[ProbeKind, bool], ...] = (
+    (ProbeKind.COMPLETION, True),
+    (ProbeKind.EMBEDDING, False),
+    (ProbeKind.HEALTH, False),
+)
+_Basis = tuple[ProbeKind, bool]
+
+
+def _latencies(h: HostHealth, basis: _Basis) -> list[float]:
+    kind, ttft = basis
+    out: list[float] = []
+    for s in h.samples:
+        if s.kind is kind and s.outcome is Outcome.OK:
+            value = s.ttft_ms if ttft else s.total_ms
+            if value is not None:
+                out.append(value)
+    return out
+
+
+def _scored(h: HostHealth, basis: _Basis | None, policy: RankingPolicy) -> tuple[float | None, int]:
+    """(score, number of latency samples it rests on)."""
+    values = _latencies(h, basis) if basis is not None else []
+    if not values:
+        return None, 0
+    p50, p95 = percentile(values, 50), percentile(values, 95)
+    assert p50 is not None and p95 is not None
+    ok = sum(1 for s in h.samples if s.outcome is Outcome.OK)
+    availability = ok / len(h.samples)  # values is not empty, so neither is the window
+    return 0.5 * p50 + 0.5 * p95 + policy.failure_penalty_ms * (1.0 - availability), len(values)
+
+
+def score(h: HostHealth, policy: RankingPolicy = DEFAULT_RANKING_POLICY) -> float | None:
+    """The host's latency score on its own best basis (lower is better); None without one."""
+    for basis in _BASES:
+        value, _ = _scored(h, basis, policy)
+        if value is not None:
+            return value
+    return None
+
+
+def _recency_key(h: HostHealth) -> tuple[bool, float]:
+    return (h.last_ok_at is None, -(h.last_ok_at or 0.0))
+
+
+def _rest_group(h: HostHealth) -> int:
+    if h.state is HostState.UNKNOWN:
+        return 0
+    return 1 if h.reason is Outcome.NOT_LOADED else 2
+
+
+def rank(
+    model: str,
+    hosts: Sequence[HostHealth],
+    previous_best: str | None,
+    now: float,
+    policy: RankingPolicy = DEFAULT_RANKING_POLICY,
+) -> ModelRanking:
+    """Rank the hosts of `model` at time `now`; `previous_best` is the last answer's best host."""
+    trusted = [h for h in hosts if h.trusted]
+    untrusted = sorted(h.host for h in hosts if not h.trusted)
+    basis = next((b for b in _BASES if any(_latencies(h, b) for h in trusted)), None)
+    scores = {h.host: _scored(h, basis, policy) for h in trusted}
+
+    def by_score(h: HostHealth) -> tuple[bool, float, str]:
+        value = scores[h.host][0]
+        return (value is None, value if value is not None else 0.0, h.host)
+
+    up = [h for h in trusted if h.state is HostState.UP]
+    if not up:
+        order = sorted(trusted, key=lambda h: (*_recency_key(h), _rest_group(h), h.host))
+        urls = tuple(h.host for h in order)
+        return ModelRanking(
+            model=model,
+            best=None,
+            fallbacks=urls,
+            ordered=urls + tuple(untrusted),
+            healthy=0,
+            known=len(hosts),
+            panic=True,
+        )
+
+    eligible = sorted((h for h in up if is_eligible(h, now)), key=by_score)
+    ejected = sorted((h for h in up if not is_eligible(h, now)), key=by_score)
+    best = _choose(eligible or ejected, previous_best, lambda h: scores[h.host], policy)
+    up_order = [best.host, *(h.host for h in eligible + ejected if h is not best)]
+    rest = sorted(
+        (h for h in trusted if h.state is not HostState.UP),
+        key=lambda h: (_rest_group(h), *_recency_key(h), h.host),
+    )
+    return ModelRanking(
+        model=model,
+        best=best.host,
+        fallbacks=tuple(up_order[1:]),
+        ordered=(*up_order, *(h.host for h in rest), *untrusted),
+        healthy=len(up),
+        known=len(hosts),
+        panic=False,
+    )
+
+
+def _choose(
+    contenders: list[HostHealth],
+    previous_best: str | None,
+    scored: Callable[[HostHealth], tuple[float | None, int]],
+    policy: RankingPolicy,
+) -> HostHealth:
+    """The best of `contenders` (sorted by score, not empty), keeping `previous_best` if it holds."""
+    incumbent = next((h for h in contenders if h.host == previous_best), None)
+    if incumbent is None:
+        return contenders[0]
+    incumbent_score = scored(incumbent)[0]
+    for h in contenders:
+        if h is incumbent:
+            continue
+        value, n = scored(h)
+        if value is None:
+            break  # sorted: no scored challenger is left
+        if incumbent_score is not None and value >= incumbent_score * (1.0 - policy.margin):
+            break  # sorted: no later challenger can beat the margin either
+        if n >= policy.min_samples:
+            return h
+    return incumbent

@@ -1,0 +1,216 @@
+"""When things run: periodic jobs on APScheduler 3, and probes from one dispatcher over a heap.
+
+Periodic work (discovery, roll-up, retention, snapshot refresh) is a handful of APScheduler jobs
+whose errors, misfires and overlaps are counted. Probes are not APScheduler jobs: at 10,000 hosts
+there are tens of thousands of (model, host, kind) targets, each on its own slot, and a job per
+target costs far more than one heap entry. The dispatcher gives every target a fixed slot within
+its interval (spread evenly by a stable hash, plus jitter that only delays), runs it under a
+semaphore so concurrency stays bounded, and never lets a hung host hold back the others: each
+probe is its own task with its own timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import random
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.logging import get_logger
+
+log = get_logger("monitor.scheduler")
+T = TypeVar("T", bound=Hashable)
+
+
+@dataclass(slots=True)
+class SchedulerStats:
+    """Counters read by /metrics at scrape time."""
+
+    dispatched: int = 0
+    skipped_overrun: int = 0  # a target was due while its previous probe still ran
+    lag_seconds: float = 0.0  # how late the most recent dispatch was against its slot
+    max_lag_seconds: float = 0.0  # worst lag since the last scrape read it
+    in_flight: int = 0
+    queued: int = 0
+    job_errors: int = 0
+    job_missed: int = 0
+    job_max_instances: int = 0
+
+    def take_max_lag(self) -> float:
+        value, self.max_lag_seconds = self.max_lag_seconds, self.lag_seconds
+        return value
+
+
+def slot_offset(key: Hashable, interval: float) -> float:
+    """A stable position in [0, interval) for a target, so restarts keep hosts spread the same way."""
+    digest = zlib.crc32(repr(key).encode())
+    return (digest / 2**32) * interval
+
+
+class ProbeDispatcher(Generic[T]):
+    """Runs `run(target)` for each scheduled target at its slot, at most `limit` at once.
+
+    `interval_of(target)` is asked after each dispatch, so a down host can be re-probed sooner.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[T], Awaitable[None]],
+        interval_of: Callable[[T], float],
+        *,
+        limit: int,
+        jitter: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._run = run
+        self._interval_of = interval_of
+        self._sem = asyncio.Semaphore(limit)
+        self._jitter = jitter
+        self._rng = rng or random.Random()
+        self._heap: list[tuple[float, int, T, int]] = []
+        self._slot: dict[T, float] = {}  # target -> its current slot (monotonic seconds)
+        self._gen: dict[T, int] = {}
+        self._running: set[T] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.stats = SchedulerStats()
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __contains__(self, target: object) -> bool:
+        return target in self._slot
+
+    def add(self, target: T, *, first_within: float | None = None) -> None:
+        """Start probing `target`; its first run comes within `first_within` s (default: its interval)."""
+        if target in self._slot:
+            return
+        interval = self._interval_of(target)
+        span = interval if first_within is None else min(first_within, interval)
+        slot = time.monotonic() + slot_offset(target, span)
+        self._slot[target] = slot
+        self._gen[target] = self._gen.get(target, 0) + 1
+        self._push(slot, target)
+
+    def remove(self, target: T) -> None:
+        """Stop probing `target`; a heap entry left behind is ignored when it comes up."""
+        self._slot.pop(target, None)
+        self._gen[target] = self._gen.get(target, 0) + 1
+
+    def soon(self, target: T, delay: float) -> None:
+        """One extra run after `delay` (a confirmation), leaving the target's slot as it is."""
+        if target in self._slot:
+            self._push(time.monotonic() + delay, target, extra=True)
+
+    def _push(self, due: float, target: T, *, extra: bool = False) -> None:
+        self._seq += 1
+        gen = -1 if extra else self._gen[target]
+        heapq.heappush(self._heap, (due, self._seq, target, gen))
+        self.stats.queued = len(self._heap)
+        if self._heap[0][1] == self._seq:
+            self._wake.set()
+
+    async def run_forever(self) -> None:
+        while not self._closed:
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                due, _, target, gen = heapq.heappop(self._heap)
+                if target not in self._slot or (gen != -1 and gen != self._gen[target]):
+                    continue
+                if gen != -1:
+                    # The next slot is fixed now, not when this probe ends, so slots never drift.
+                    interval = self._interval_of(target)
+                    slot = max(self._slot[target] + interval, now)
+                    self._slot[target] = slot
+                    self._push(slot + self._rng.uniform(0, self._jitter * interval), target)
+                if target in self._running:
+                    self.stats.skipped_overrun += 1
+                    continue
+                self._note_lag(now - due)
+                self._start(target)
+            self.stats.queued = len(self._heap)
+            self._wake.clear()
+            timeout = (self._heap[0][0] - time.monotonic()) if self._heap else 3600.0
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _note_lag(self, lag: float) -> None:
+        self.stats.dispatched += 1
+        self.stats.lag_seconds = lag
+        self.stats.max_lag_seconds = max(self.stats.max_lag_seconds, lag)
+
+    def _start(self, target: T) -> None:
+        self._running.add(target)
+        task = asyncio.create_task(self._guarded(target))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, target: T) -> None:
+        try:
+            async with self._sem:
+                self.stats.in_flight += 1
+                try:
+                    await self._run(target)
+                finally:
+                    self.stats.in_flight -= 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A probe never raises by contract; this is a bug, logged, and the loop goes on.
+            log.exception("probe task failed", target=repr(target))
+        finally:
+            self._running.discard(target)
+
+    async def close(self) -> None:
+        """Stop dispatching and cancel the probes in flight (APScheduler would not wait for them)."""
+        self._closed = True
+        self._wake.set()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def make_job_scheduler(stats: SchedulerStats) -> AsyncIOScheduler:
+    """An AsyncIOScheduler whose job errors, misfires and overlaps are counted in `stats`."""
+    scheduler = AsyncIOScheduler(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        timezone="UTC",
+    )
+
+    def listener(event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_ERROR:
+            stats.job_errors += 1
+            log.error("job failed", job=event.job_id, error=repr(event.exception))
+        elif event.code == EVENT_JOB_MISSED:
+            stats.job_missed += 1
+            log.warning("job run missed", job=event.job_id)
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            stats.job_max_instances += 1
+            log.warning("job still running, run skipped", job=event.job_id)
+
+    scheduler.add_listener(listener, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    return scheduler
+
+
+def add_interval_job(
+    scheduler: AsyncIOScheduler, func: Callable[[], Awaitable[Any]], seconds: float, job_id: str
+) -> None:
+    scheduler.add_job(func, IntervalTrigger(seconds=seconds), id=job_id, name=job_id, replace_existing=True)

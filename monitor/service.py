@@ -1,0 +1,539 @@
+"""The running monitor: owns the state and connects discovery, probes, health, ranking and the store.
+
+Decisions are made by pure functions elsewhere (`health.apply`, `ranking.rank`,
+`membership.apply_listing`); this module only moves values between them and does the I/O:
+it keeps one dict of health states, swaps in a fresh `Snapshot` when something changed, logs one
+event per state change, and hands every probe result to the store's writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiohttp
+
+from monitor import __version__
+from monitor.config import Settings
+from monitor.discovery import alias_of, check_gateway_key, fetch_models
+from monitor.health import HealthPolicy, HostHealth, apply, needs_confirmation, new_host
+from monitor.http import make_session
+from monitor.logging import get_logger
+from monitor.membership import Membership, MembershipChange, apply_listing
+from monitor.probes import Prober
+from monitor.ranking import ModelRanking, RankingPolicy, rank
+from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
+from monitor.snapshot import DiscoveryStatus, HostView, Snapshot, build_models, host_view
+from monitor.store import DiscoveryRecord, MembershipEvent, Store
+
+log = get_logger("monitor.service")
+
+# Targets: (model, host, kind). The host auth check is per host, so its model is "".
+Target = tuple[str, str, ProbeKind]
+HOST_WIDE = ""
+_SERVING = (ProbeKind.COMPLETION, ProbeKind.EMBEDDING)
+_RESTORE_HORIZON_S = 24 * 3600.0
+_PUBLISH_EVERY_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    checks: Mapping[str, str]
+
+
+def probe_kinds(model: str, settings: Settings) -> tuple[ProbeKind, ...]:
+    """Which probes a model gets: image and audio only free ones; billed ones only when enabled."""
+    if any(fnmatch.fnmatchcase(model, g) for g in settings.health_only_models):
+        return (ProbeKind.HEALTH,)
+    if not settings.completion_probes or settings.api_key is None:
+        return (ProbeKind.HEALTH,)
+    if any(fnmatch.fnmatchcase(model, g) for g in settings.embedding_models):
+        return (ProbeKind.HEALTH, ProbeKind.EMBEDDING)
+    return (ProbeKind.HEALTH, ProbeKind.COMPLETION)
+
+
+class Monitor:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.health_policy = HealthPolicy(
+            unhealthy_threshold=settings.unhealthy_threshold,
+            healthy_threshold=settings.healthy_threshold,
+            window=settings.window,
+            ejection_base_s=settings.ejection_time,
+            ejection_max_s=settings.ejection_max_time,
+        )
+        self.ranking_policy = RankingPolicy(
+            margin=settings.ranking_margin, min_samples=settings.ranking_min_samples
+        )
+        self.membership = Membership()
+        self.aliases: dict[str, str] = {}  # "-thinking" alias -> base id
+        self.health: dict[tuple[str, str], HostHealth] = {}
+        self.best: dict[str, str | None] = {}
+        self.rankings: dict[str, ModelRanking] = {}
+        self.views: dict[tuple[str, str], HostView] = {}
+        self.snapshot = Snapshot(generated_at=time.time(), models={})
+        self.discovery = DiscoveryStatus()
+        self.key_outcome: Outcome | None = None
+        self.probe_counts: Counter[tuple[str, str, str, str]] = Counter()
+        self.sched_stats = SchedulerStats()
+        self.started_at = time.time()
+        self.build_info = {"version": __version__}
+        self._dirty: set[tuple[str, str]] = set()
+        self._dirty_models: set[str] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._prober: Prober | None = None
+        self._dispatcher: ProbeDispatcher[Target] | None = None
+        self._jobs = make_job_scheduler(self.sched_stats)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._discovered_once = False
+        self._auth_targets: set[Target] = set()
+
+    # ----------------------------------------------------------------- life cycle
+    async def start(self, *, schedule: bool = True) -> None:
+        s = self.settings
+        self._session = make_session(
+            ca_bundle=s.ca_bundle,
+            limit=s.max_concurrency,
+            user_agent=f"libertai-monitor/{__version__}",
+        )
+        self._prober = Prober(self._session, _require_key(s), s.probe_timeout, allow=s.allowed_hosts)
+        if self.store is not None:
+            await self._restore()
+        self.publish(force=True)
+        if not schedule:
+            return
+        self._dispatcher = ProbeDispatcher(
+            self._run_target, self._interval_of, limit=s.max_concurrency, jitter=s.jitter
+        )
+        self._dispatcher.stats = self.sched_stats
+        self._tasks.append(asyncio.create_task(self._dispatcher.run_forever(), name="probe-dispatcher"))
+        self._tasks.append(asyncio.create_task(self._publisher(), name="snapshot-publisher"))
+        await self.discover()
+        add_interval_job(self._jobs, self.discover, s.discovery_interval, "discovery")
+        if self.store is not None:
+            add_interval_job(self._jobs, self._rollup, 600, "rollup")
+            add_interval_job(self._jobs, self._retention, 3600, "retention")
+        self._jobs.start()
+
+    async def stop(self) -> None:
+        if self._jobs.running:
+            self._jobs.shutdown(wait=False)
+        if self._dispatcher is not None:
+            await self._dispatcher.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._session is not None:
+            await self._session.close()
+        self.publish(force=True)
+
+    async def _restore(self) -> None:
+        """Rebuild windows, states and best hosts from history so a restart keeps its memory."""
+        assert self.store is not None
+        now = time.time()
+        try:
+            members = await self.store.load_members()
+            results = await self.store.load_recent_results(
+                now - _RESTORE_HORIZON_S, per_host_limit=self.settings.window
+            )
+            best = await self.store.load_best()
+        except Exception as exc:
+            log.error("could not restore state from the database", error=type(exc).__name__)
+            return
+        listing = {model: sorted(hosts) for model, hosts in members.items()}
+        self._apply_listing(listing, now, record=False)
+        for r in results:
+            key = (r.model, r.host)
+            if key in self.health:
+                self.health[key] = apply(self.health[key], r, self.health_policy)
+            elif r.kind is ProbeKind.AUTH:
+                self._fan_out_auth(r)
+        self.best.update({m: h for m, h in best.items() if m in self._models()})
+        self._dirty.update(self.health)
+        log.info("state restored", models=len(members), results=len(results), best=len(self.best))
+
+    # ----------------------------------------------------------------- discovery
+    async def discover(self) -> None:
+        assert self._session is not None
+        s = self.settings
+        result, key_outcome = await asyncio.gather(
+            fetch_models(self._session, s.gateway_url, s.probe_timeout),
+            self._check_key(),
+        )
+        self._note_key(key_outcome)
+        d = self.discovery
+        if result.ok and result.models is not None:
+            self.discovery = replace(
+                d,
+                last_attempt_at=result.fetched_at,
+                last_ok_at=result.fetched_at,
+                ok=True,
+                duration_s=result.duration_s,
+                error=None,
+                runs_ok=d.runs_ok + 1,
+            )
+            self._apply_listing(result.models, result.fetched_at, record=True)
+            self._discovered_once = True
+        else:
+            if d.ok is not False:
+                log.warning("discovery failed; keeping the last good host list", error=result.error)
+            self.discovery = replace(
+                d,
+                last_attempt_at=result.fetched_at,
+                ok=False,
+                duration_s=result.duration_s,
+                error=result.error,
+                runs_failed=d.runs_failed + 1,
+            )
+        # Retirement is time-based: re-apply the last good list so that grace periods expire even
+        # while the gateway is down, without ever treating the outage as hosts leaving.
+        self.publish(force=True)
+        if self.store is not None:
+            hosts = {h for hosts in self.membership.models.values() for h in hosts}
+            record = DiscoveryRecord(
+                at=result.fetched_at,
+                ok=result.ok,
+                duration_s=result.duration_s,
+                models=len(result.models or {}),
+                hosts=len(hosts),
+                error=result.error,
+            )
+            try:
+                await self.store.record_discovery(record)
+            except Exception as exc:
+                log.warning("could not record the discovery run", error=type(exc).__name__)
+
+    async def _check_key(self) -> Outcome | None:
+        assert self._session is not None
+        key = self.settings.api_key
+        if key is None:
+            return None
+        return await check_gateway_key(
+            self._session, self.settings.gateway_url, key, self.settings.probe_timeout
+        )
+
+    def _note_key(self, outcome: Outcome | None) -> None:
+        if outcome is None or outcome == self.key_outcome:
+            if outcome is Outcome.KEY_REJECTED:
+                log.error("the gateway rejects the API key", check="/libertai/auth/check")
+            return
+        previous, self.key_outcome = self.key_outcome, outcome
+        if outcome is Outcome.KEY_REJECTED:
+            log.error("the gateway rejects the API key", check="/libertai/auth/check")
+        elif outcome is Outcome.OK:
+            if previous is not None:
+                log.info("the gateway accepts the API key again")
+        else:
+            log.warning("could not check the API key with the gateway", outcome=outcome.value)
+
+    def _apply_listing(self, listing: Mapping[str, Iterable[str]], now: float, *, record: bool) -> None:
+        ids = list(listing)
+        aliases = {m: alias_of(m, ids) for m in ids}
+        self.aliases = {m: base for m, base in aliases.items() if base != m}
+        base_listing = {m: list(hosts) for m, hosts in listing.items() if m not in self.aliases}
+        before = self.membership
+        self.membership, changes = apply_listing(
+            before, base_listing, self.settings.allowed_hosts, now, self.settings.retire_after
+        )
+        self._sync_members()
+        if changes:
+            self._log_changes(changes)
+            if record and self.store is not None:
+                events = [MembershipEvent(c.at, c.model, c.host, c.event) for c in changes]
+                task = asyncio.create_task(self._record_membership(events))
+                self._tasks.append(task)
+                task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+
+    async def _record_membership(self, events: list[MembershipEvent]) -> None:
+        assert self.store is not None
+        try:
+            await self.store.record_membership(events)
+        except Exception as exc:
+            log.warning("could not record membership changes", error=type(exc).__name__)
+
+    def _log_changes(self, changes: list[MembershipChange]) -> None:
+        by_event: Counter[str] = Counter(c.event for c in changes)
+        log.info(
+            "discovery list changed",
+            joined=by_event.get("joined", 0),
+            left=by_event.get("left", 0),
+            retired=by_event.get("retired", 0),
+            hosts=sorted({f"{c.model} {c.host} {c.event}" for c in changes})[:50],
+        )
+
+    def _sync_members(self) -> None:
+        """Create health entries and probe targets for members; drop those of retired hosts."""
+        wanted: dict[tuple[str, str], bool] = {}
+        for model, hosts in self.membership.models.items():
+            for host, info in hosts.items():
+                wanted[(model, host)] = info.trusted
+        for key in list(self.health):
+            if key not in wanted:
+                del self.health[key]
+                self.views.pop(key, None)
+                self._dirty_models.add(key[0])
+                self._set_targets(key, ())
+        for key, trusted in wanted.items():
+            current = self.health.get(key)
+            if current is None or current.trusted != trusted:
+                self.health[key] = new_host(key[0], key[1], trusted)
+                self._dirty.add(key)
+            kinds = probe_kinds(key[0], self.settings) if trusted else ()
+            self._set_targets(key, kinds)
+        for model in list(self.best):
+            if model not in self.membership.models:
+                del self.best[model]
+                self.rankings.pop(model, None)
+        self._sync_auth_targets({h for (_, h), t in wanted.items() if t})
+
+    def _set_targets(self, key: tuple[str, str], kinds: Iterable[ProbeKind]) -> None:
+        d = self._dispatcher
+        if d is None:
+            return
+        keep = set(kinds)
+        for kind in ProbeKind:
+            if kind is ProbeKind.AUTH:
+                continue
+            target = (key[0], key[1], kind)
+            if kind in keep:
+                d.add(target, first_within=self._first_within(kind))
+            elif target in d:
+                d.remove(target)
+
+    def _sync_auth_targets(self, hosts: set[str]) -> None:
+        d = self._dispatcher
+        if d is None:
+            return
+        if self.settings.api_key is None:
+            hosts = set()  # without a key there is nothing to check
+        for host in hosts:
+            d.add((HOST_WIDE, host, ProbeKind.AUTH), first_within=self._first_within(ProbeKind.AUTH))
+        for target in [t for t in self._auth_targets if t[1] not in hosts]:
+            d.remove(target)
+        self._auth_targets = {(HOST_WIDE, h, ProbeKind.AUTH) for h in hosts}
+
+    def _first_within(self, kind: ProbeKind) -> float:
+        """Spread a new target's first probe over a short ramp so first answers come quickly."""
+        n = max(len(self.health), 1)
+        ramp = max(5.0, n / 200.0)
+        return min(ramp, self._base_interval(kind))
+
+    def _models(self) -> set[str]:
+        return set(self.membership.models)
+
+    # ----------------------------------------------------------------- probing
+    def _base_interval(self, kind: ProbeKind) -> float:
+        s = self.settings
+        return s.probe_interval if kind is ProbeKind.HEALTH else s.completion_interval
+
+    def _interval_of(self, target: Target) -> float:
+        model, host, kind = target
+        base = self._base_interval(kind)
+        h = self.health.get((model, host))
+        if h is not None and h.state is HostState.DOWN:
+            # A down host is re-probed sooner, by the kind of probe that failed, so that its
+            # recovery shows quickly (and billed probes speed up only when they are the evidence).
+            failing = h.serving.failing if kind in _SERVING else h.liveness.failing
+            if failing:
+                return min(base, self.settings.down_probe_interval)
+        return base
+
+    async def _run_target(self, target: Target) -> None:
+        assert self._prober is not None
+        model, host, kind = target
+        if kind is ProbeKind.HEALTH:
+            result = await self._prober.health(host, model)
+        elif kind is ProbeKind.COMPLETION:
+            result = await self._prober.completion(host, model)
+        elif kind is ProbeKind.EMBEDDING:
+            result = await self._prober.embedding(host, model)
+        else:
+            result = await self._prober.auth(host, self._any_model_of(host))
+        self.record(result, target)
+
+    def _any_model_of(self, host: str) -> str:
+        for model, h in self.health:
+            if h == host:
+                return model
+        return ""
+
+    def record(self, result: ProbeResult, target: Target | None = None) -> None:
+        """Take in one probe result: store it, update health, and ask for a confirmation if needed."""
+        self.probe_counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
+        if self.store is not None:
+            self.store.submit(result)
+        if result.kind is ProbeKind.AUTH:
+            self._fan_out_auth(result)
+            return
+        key = (result.model, result.host)
+        before = self.health.get(key)
+        if before is None:
+            return  # the host was retired while the probe ran
+        after = apply(before, result, self.health_policy)
+        self.health[key] = after
+        self._dirty.add(key)
+        if after.state is not before.state or after.reason is not before.reason:
+            self._log_state(before, after)
+        if (
+            target is not None
+            and self._dispatcher is not None
+            and not result.ok
+            and needs_confirmation(after, self.health_policy)
+        ):
+            self._dispatcher.soon(target, self.settings.confirm_delay)
+
+    def _fan_out_auth(self, result: ProbeResult) -> None:
+        for (model, host), h in list(self.health.items()):
+            if host == result.host and h.trusted:
+                after = apply(h, replace(result, model=model), self.health_policy)
+                self.health[(model, host)] = after
+                self._dirty.add((model, host))
+                if after.state is not h.state:
+                    self._log_state(h, after)
+
+    def _log_state(self, before: HostHealth, after: HostHealth) -> None:
+        fields: dict[str, Any] = {
+            "model": after.model,
+            "host": after.host,
+            "state": after.state.value,
+            "previous": before.state.value,
+            "reason": after.reason.value,
+        }
+        if after.state is HostState.DOWN:
+            log.warning("host down", **fields)
+        elif after.state is HostState.UP:
+            log.info("host up", **fields)
+        else:
+            log.debug("host state changed", **fields)
+
+    # ----------------------------------------------------------------- snapshot
+    async def _publisher(self) -> None:
+        """Coalesce changes: rebuild at most every 250 ms, and re-rank all every few seconds
+        because ejection times expire with the clock, not with a probe."""
+        last_full = 0.0
+        while True:
+            await asyncio.sleep(_PUBLISH_EVERY_S)
+            now = time.monotonic()
+            full = now - last_full >= 2.0
+            if full:
+                last_full = now
+            self.publish(force=full)
+
+    def publish(self, *, force: bool = False) -> None:
+        if not (self._dirty or self._dirty_models or force):
+            return
+        now = time.time()
+        models = self._models()
+        dirty_models = {m for m, _ in self._dirty} | self._dirty_models
+        for key in self._dirty:
+            h = self.health.get(key)
+            if h is not None:
+                self.views[key] = host_view(h)
+        self._dirty.clear()
+        self._dirty_models.clear()
+        by_model: dict[str, list[HostHealth]] = {m: [] for m in models}
+        if force:
+            dirty_models = models
+        for (model, _), h in self.health.items():
+            if model in dirty_models and model in by_model:
+                by_model[model].append(h)
+        for model in dirty_models & models:
+            ranking = rank(model, by_model[model], self.best.get(model), now, self.ranking_policy)
+            self.rankings[model] = ranking
+            if ranking.best != self.best.get(model, None) or model not in self.best:
+                self._best_changed(model, self.best.get(model), ranking.best, now)
+        for model in list(self.rankings):
+            if model not in models:
+                del self.rankings[model]
+        self.snapshot = Snapshot(
+            generated_at=now,
+            models=build_models(self.rankings, self.views, self.aliases),
+            discovery=self.discovery,
+            key_outcome=self.key_outcome,
+        )
+
+    def _best_changed(self, model: str, old: str | None, new: str | None, now: float) -> None:
+        known = model in self.best
+        self.best[model] = new
+        if known and old != new:
+            log.info("best host changed", model=model, previous=old, host=new)
+        elif not known and new is not None:
+            log.info("best host chosen", model=model, host=new)
+        if self.store is not None and (old != new or not known):
+            task = asyncio.get_event_loop().create_task(self._save_best(model, new, now))
+            self._tasks.append(task)
+            task.add_done_callback(self._forget_task)
+
+    async def _save_best(self, model: str, host: str | None, at: float) -> None:
+        assert self.store is not None
+        try:
+            await self.store.save_best(model, host, at)
+        except Exception as exc:
+            log.warning("could not save the best host", model=model, error=type(exc).__name__)
+
+    # ----------------------------------------------------------------- maintenance jobs
+    async def _rollup(self) -> None:
+        assert self.store is not None
+        await self.store.rollup(time.time())
+
+    async def _retention(self) -> None:
+        assert self.store is not None
+        s = self.settings
+        await self.store.apply_retention(time.time(), s.raw_retention_days, s.rollup_retention_days)
+
+    # ----------------------------------------------------------------- readiness and one-shot
+    def readiness(self) -> Readiness:
+        checks: dict[str, str] = {}
+        checks["discovery"] = (
+            "ok" if (self._discovered_once or self.membership.models) else "no host list yet"
+        )
+        if self.key_outcome is Outcome.KEY_REJECTED:
+            checks["api_key"] = "rejected by the gateway"
+        elif self.settings.api_key is None:
+            checks["api_key"] = "not set"
+        else:
+            checks["api_key"] = "ok" if self.key_outcome is Outcome.OK else f"unchecked ({self.key_outcome})"
+        if self.store is not None:
+            stats = self.store.stats
+            checks["database"] = "ok" if stats.healthy else f"writes failing: {stats.last_error or 'error'}"
+        ready = checks["discovery"] == "ok" and checks["api_key"] != "rejected by the gateway"
+        ready = ready and checks.get("database", "ok") == "ok"
+        return Readiness(ready, checks)
+
+    async def probe_once(self) -> None:
+        """One discovery and one probe of every target, then a fresh snapshot (for `probe-once`)."""
+        await self.discover()
+        targets: list[Target] = []
+        for (model, host), h in self.health.items():
+            if h.trusted:
+                targets.extend((model, host, k) for k in probe_kinds(model, self.settings))
+        if self.settings.api_key is not None:
+            hosts = {h for (_, h), v in self.health.items() if v.trusted}
+            targets.extend((HOST_WIDE, h, ProbeKind.AUTH) for h in hosts)
+        sem = asyncio.Semaphore(self.settings.max_concurrency)
+
+        async def one(t: Target) -> None:
+            async with sem:
+                await self._run_target(t)
+
+        await asyncio.gather(*(one(t) for t in targets))
+        self.publish(force=True)
+
+
+def _require_key(settings: Settings) -> Any:
+    from monitor.secret import Secret
+
+    return settings.api_key or Secret("")

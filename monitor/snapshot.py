@@ -1,0 +1,192 @@
+"""The immutable picture that the HTTP API and /metrics read: swapped whole, never edited.
+
+Building it is pure: health states and rankings in, views out. Answers that every client asks for
+(`/v1/best`, `/v1/hosts`, `/libertai/models`) are serialised once per snapshot, lazily, so a busy
+API costs one dictionary lookup per request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.health import HostHealth, stats
+from monitor.ranking import ModelRanking
+from monitor.results import HostState, Outcome
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    """One host of one model as the contract's HOST object, plus what metrics need."""
+
+    model: str
+    url: str
+    state: HostState
+    reason: Outcome
+    availability: float | None
+    samples: int
+    ttft_ms_p50: float | None
+    ttft_ms_p95: float | None
+    latency_ms_p50: float | None
+    last_probe_at: float | None
+    last_ok_at: float | None
+    consecutive_failures: int
+    key_ok: bool | None
+    last_outcome: Outcome
+
+    def as_json(self, model: str | None = None) -> dict[str, Any]:
+        return {
+            "model": model or self.model,
+            "url": self.url,
+            "state": self.state.value,
+            "reason": self.reason.value,
+            "availability": None if self.availability is None else round(self.availability, 4),
+            "samples": self.samples,
+            "ttft_ms_p50": _ms(self.ttft_ms_p50),
+            "ttft_ms_p95": _ms(self.ttft_ms_p95),
+            "latency_ms_p50": _ms(self.latency_ms_p50),
+            "last_probe_at": iso(self.last_probe_at),
+            "last_ok_at": iso(self.last_ok_at),
+            "consecutive_failures": self.consecutive_failures,
+            "key_ok": self.key_ok,
+        }
+
+
+def host_view(h: HostHealth) -> HostView:
+    s = stats(h)
+    last = h.samples[-1].outcome if h.samples else Outcome.NOT_PROBED
+    return HostView(
+        model=h.model,
+        url=h.host,
+        state=h.state,
+        reason=h.reason,
+        availability=s.availability,
+        samples=s.samples,
+        ttft_ms_p50=s.ttft_ms_p50,
+        ttft_ms_p95=s.ttft_ms_p95,
+        latency_ms_p50=s.latency_ms_p50,
+        last_probe_at=h.last_probe_at,
+        last_ok_at=h.last_ok_at,
+        consecutive_failures=s.consecutive_failures,
+        key_ok=h.key_ok,
+        last_outcome=last,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """A model id as clients see it. A `-thinking` alias shares its base id's probes (`probed_as`)."""
+
+    model: str
+    probed_as: str
+    best: str | None
+    fallbacks: tuple[str, ...]
+    healthy: int
+    known: int
+    panic: bool
+    hosts: tuple[HostView, ...]  # every known host, best first
+
+    def best_json(self) -> dict[str, Any]:
+        return {
+            "host": self.best,
+            "fallbacks": list(self.fallbacks),
+            "healthy_hosts": self.healthy,
+            "known_hosts": self.known,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryStatus:
+    last_attempt_at: float | None = None
+    last_ok_at: float | None = None
+    ok: bool | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    runs_ok: int = 0
+    runs_failed: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generated_at: float
+    models: Mapping[str, ModelView]
+    discovery: DiscoveryStatus = DiscoveryStatus()
+    key_outcome: Outcome | None = None  # the gateway's auth check of our key; None until asked
+    _cache: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def host_count(self) -> int:
+        return len({h.url for m in self.models.values() for h in m.hosts})
+
+    def body(self, name: str) -> bytes:
+        """The serialised answer of a whole-snapshot route, built once per snapshot."""
+        cached = self._cache.get(name)
+        if cached is None:
+            cached = json.dumps(_BODIES[name](self), separators=(",", ":")).encode()
+            self._cache[name] = cached
+        return cached
+
+    def best_of(self, model: str) -> dict[str, Any] | None:
+        view = self.models.get(model)
+        if view is None:
+            return None
+        return {
+            "model": model,
+            "host": view.best,
+            "fallbacks": list(view.fallbacks),
+            "generated_at": iso(self.generated_at),
+            "hosts": [h.as_json(model) for h in view.hosts],
+        }
+
+
+def _best_body(s: Snapshot) -> dict[str, Any]:
+    return {"generated_at": iso(s.generated_at), "models": {m: v.best_json() for m, v in s.models.items()}}
+
+
+def _hosts_body(s: Snapshot) -> dict[str, Any]:
+    return {
+        "generated_at": iso(s.generated_at),
+        "hosts": [h.as_json(m) for m, v in s.models.items() for h in v.hosts],
+    }
+
+
+def _models_body(s: Snapshot) -> dict[str, Any]:
+    return {m: {"servers": [h.url for h in v.hosts]} for m, v in s.models.items()}
+
+
+_BODIES = {"best": _best_body, "hosts": _hosts_body, "models": _models_body}
+
+
+def build_models(
+    rankings: Mapping[str, ModelRanking],
+    views: Mapping[tuple[str, str], HostView],
+    aliases: Mapping[str, str],
+) -> dict[str, ModelView]:
+    """Model views for every base id and every alias, hosts in ranked order."""
+    out: dict[str, ModelView] = {}
+    for model, r in rankings.items():
+        hosts = tuple(views[(model, url)] for url in r.ordered if (model, url) in views)
+        out[model] = ModelView(model, model, r.best, r.fallbacks, r.healthy, r.known, r.panic, hosts)
+    for alias, base in aliases.items():
+        if base in out:
+            v = out[base]
+            out[alias] = ModelView(alias, base, v.best, v.fallbacks, v.healthy, v.known, v.panic, v.hosts)
+    return dict(sorted(out.items()))
+
+
+def empty_snapshot() -> Snapshot:
+    return Snapshot(generated_at=time.time(), models={})

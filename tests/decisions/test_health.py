@@ -1,0 +1,483 @@
+"""The per-(model, host) health state machine: monitor.health."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import FrozenInstanceError, replace
+
+import pytest
+
+from monitor.health import (
+    HealthPolicy,
+    HostHealth,
+    apply,
+    is_eligible,
+    needs_confirmation,
+    new_host,
+    percentile,
+    stats,
+)
+from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+
+MODEL = "hermes-3-8b"
+HOST = "https://a.libertai.io"
+POLICY = HealthPolicy()
+
+H, A, C, E = ProbeKind.HEALTH, ProbeKind.AUTH, ProbeKind.COMPLETION, ProbeKind.EMBEDDING
+OK = Outcome.OK
+
+
+def result(
+    kind: ProbeKind = H,
+    outcome: Outcome = OK,
+    at: float = 0.0,
+    ttft: float | None = None,
+    total: float | None = None,
+) -> ProbeResult:
+    return ProbeResult(MODEL, HOST, kind, outcome, started_at=at, ttft_ms=ttft, total_ms=total)
+
+
+def feed(
+    h: HostHealth,
+    *steps: tuple[ProbeKind, Outcome],
+    start: float = 0.0,
+    every: float = 1.0,
+    policy: HealthPolicy = POLICY,
+) -> HostHealth:
+    """Apply (kind, outcome) steps at start, start + every, ..."""
+    for i, (kind, outcome) in enumerate(steps):
+        h = apply(h, result(kind, outcome, at=start + i * every), policy)
+    return h
+
+
+def fresh() -> HostHealth:
+    return new_host(MODEL, HOST, trusted=True)
+
+
+def up_host(at: float = 0.0) -> HostHealth:
+    return feed(fresh(), (H, OK), (C, OK), start=at)
+
+
+# --- new hosts and trust -----------------------------------------------------------------------
+
+
+def test_new_host_is_unknown_with_reason_not_probed() -> None:
+    h = fresh()
+    assert (h.state, h.reason, h.samples, h.key_ok) == (HostState.UNKNOWN, Outcome.NOT_PROBED, (), None)
+    assert h.last_probe_at is None and h.last_ok_at is None
+
+
+def test_new_host_is_up_after_its_first_success() -> None:
+    h = feed(fresh(), (H, OK))
+    assert (h.state, h.reason) == (HostState.UP, OK)
+    assert h.last_ok_at == 0.0
+
+
+def test_untrusted_host_never_becomes_up() -> None:
+    h = new_host(MODEL, HOST, trusted=False)
+    h = feed(h, (H, OK), (C, OK), (C, OK), (A, OK))
+    assert (h.state, h.reason) == (HostState.UNTRUSTED, Outcome.NOT_PROBED)
+    assert h.samples == () and h.key_ok is None
+
+
+def test_apply_does_not_change_its_input() -> None:
+    h = fresh()
+    apply(h, result(H, OK), POLICY)
+    assert h.state is HostState.UNKNOWN
+    with pytest.raises(FrozenInstanceError):
+        h.state = HostState.UP  # type: ignore[misc]
+
+
+# --- thresholds ---------------------------------------------------------------------------------
+
+
+def test_one_failure_keeps_an_up_host_up() -> None:
+    h = feed(up_host(), (H, Outcome.TIMEOUT), start=10)
+    assert (h.state, h.reason) == (HostState.UP, OK)
+
+
+def test_two_consecutive_failures_take_a_host_down() -> None:
+    h = feed(up_host(), (C, Outcome.SERVER_ERROR), (C, Outcome.SERVER_ERROR), start=10)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.SERVER_ERROR)
+
+
+def test_reason_is_the_last_failure_of_the_failing_group() -> None:
+    h = feed(up_host(), (H, Outcome.TIMEOUT), (H, Outcome.CONNECT_ERROR), start=10)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.CONNECT_ERROR)
+
+
+def test_failures_interrupted_by_a_success_of_the_same_group_do_not_take_a_host_down() -> None:
+    h = feed(up_host(), (H, Outcome.TIMEOUT), (H, OK), (H, Outcome.TIMEOUT), start=10)
+    assert h.state is HostState.UP
+
+
+def test_failures_of_different_groups_do_not_add_up() -> None:
+    h = feed(up_host(), (H, Outcome.TIMEOUT), (C, Outcome.SERVER_ERROR), start=10)
+    assert h.state is HostState.UP
+
+
+def test_down_host_needs_two_consecutive_successes_to_come_back() -> None:
+    down = feed(up_host(), (H, Outcome.TIMEOUT), (H, Outcome.TIMEOUT), start=10)
+    once = feed(down, (H, OK), start=20)
+    assert once.state is HostState.DOWN
+    assert feed(once, (H, OK), start=21).state is HostState.UP
+
+
+def test_a_failure_between_recovery_successes_restarts_the_count() -> None:
+    down = feed(up_host(), (H, Outcome.TIMEOUT), (H, Outcome.TIMEOUT), start=10)
+    h = feed(down, (H, OK), (H, Outcome.TIMEOUT), (H, OK), start=20)
+    assert h.state is HostState.DOWN
+
+
+def test_custom_thresholds_are_honoured() -> None:
+    policy = HealthPolicy(unhealthy_threshold=3, healthy_threshold=1)
+    h = feed(up_host(), (H, Outcome.TIMEOUT), (H, Outcome.TIMEOUT), start=10, policy=policy)
+    assert h.state is HostState.UP
+    h = feed(h, (H, Outcome.TIMEOUT), start=12, policy=policy)
+    assert h.state is HostState.DOWN
+    assert feed(h, (H, OK), start=13, policy=policy).state is HostState.UP
+
+
+def test_host_without_a_success_stays_unknown_until_the_threshold_then_goes_down() -> None:
+    once = feed(fresh(), (H, Outcome.CONNECT_ERROR))
+    assert (once.state, once.reason) == (HostState.UNKNOWN, Outcome.CONNECT_ERROR)
+    twice = feed(once, (H, Outcome.CONNECT_ERROR), start=1)
+    assert (twice.state, twice.reason) == (HostState.DOWN, Outcome.CONNECT_ERROR)
+
+
+# --- groups: liveness and serving ----------------------------------------------------------------
+
+
+def test_failing_completions_take_a_host_down_whatever_its_health_says() -> None:
+    h = feed(up_host(), (C, Outcome.STREAM_ERROR), (H, OK), (C, Outcome.STREAM_ERROR), (H, OK), start=10)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.STREAM_ERROR)
+
+
+def test_passing_health_check_does_not_bring_back_a_host_whose_completions_fail() -> None:
+    down = feed(up_host(), (C, Outcome.SERVER_ERROR), (C, Outcome.SERVER_ERROR), start=10)
+    h = feed(down, (H, OK), (H, OK), (H, OK), (H, OK), start=20)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.SERVER_ERROR)
+    assert feed(h, (C, OK), (C, OK), start=30).state is HostState.UP
+
+
+def test_serving_failure_is_the_reason_when_both_groups_fail() -> None:
+    h = feed(up_host(), (H, Outcome.TIMEOUT), (H, Outcome.TIMEOUT), start=10)
+    h = feed(h, (C, Outcome.RATE_LIMITED), (C, Outcome.RATE_LIMITED), start=20)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.RATE_LIMITED)
+    # Later liveness failures do not take the reason back from the serving group.
+    assert feed(h, (H, Outcome.TIMEOUT), start=30).reason is Outcome.RATE_LIMITED
+
+
+def test_host_comes_back_only_when_every_failing_group_has_recovered() -> None:
+    h = feed(up_host(), (H, Outcome.TIMEOUT), (H, Outcome.TIMEOUT), start=10)
+    h = feed(h, (C, Outcome.SERVER_ERROR), (C, Outcome.SERVER_ERROR), start=20)
+    h = feed(h, (C, OK), (C, OK), start=30)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.TIMEOUT)
+    assert feed(h, (H, OK), (H, OK), start=40).state is HostState.UP
+
+
+def test_not_loaded_host_is_down_with_reason_not_loaded() -> None:
+    h = feed(up_host(), (H, Outcome.NOT_LOADED), (H, Outcome.NOT_LOADED), start=10)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.NOT_LOADED)
+
+
+def test_new_host_whose_model_is_not_loaded_goes_down_with_reason_not_loaded() -> None:
+    h = feed(fresh(), (H, Outcome.NOT_LOADED), (H, Outcome.NOT_LOADED))
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.NOT_LOADED)
+
+
+def test_embedding_failures_count_as_serving_failures() -> None:
+    h = feed(up_host(), (E, Outcome.SERVER_ERROR), (H, OK), (E, Outcome.SERVER_ERROR), start=10)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.SERVER_ERROR)
+
+
+def test_rejected_auth_checks_take_a_host_down() -> None:
+    h = feed(up_host(), (A, Outcome.KEY_REJECTED), (A, Outcome.KEY_REJECTED), start=10)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.KEY_REJECTED)
+    assert feed(h, (A, OK), (A, OK), start=20).state is HostState.UP
+
+
+def test_passing_auth_check_does_not_bring_back_a_host_whose_completions_fail() -> None:
+    down = feed(up_host(), (C, Outcome.SERVER_ERROR), (C, Outcome.SERVER_ERROR), start=10)
+    h = feed(down, (A, OK), (A, OK), (A, OK), start=20)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.SERVER_ERROR)
+    assert h.key_ok is True
+
+
+def test_passing_auth_check_does_not_interrupt_a_completion_failure_streak() -> None:
+    h = feed(up_host(), (C, Outcome.SERVER_ERROR), (A, OK), (C, Outcome.SERVER_ERROR), start=10)
+    assert (h.state, h.reason) == (HostState.DOWN, Outcome.SERVER_ERROR)
+
+
+def test_passing_auth_check_alone_does_not_make_a_failing_new_host_up() -> None:
+    h = feed(fresh(), (C, Outcome.SERVER_ERROR), (A, OK))
+    assert (h.state, h.reason) == (HostState.UNKNOWN, Outcome.SERVER_ERROR)
+
+
+# --- neutral outcomes and the key ---------------------------------------------------------------
+
+
+def test_unsupported_auth_check_changes_nothing() -> None:
+    h = up_host()
+    after = apply(h, result(A, Outcome.UNSUPPORTED, at=50), POLICY)
+    assert after.last_probe_at == 50
+    assert after == replace(h, last_probe_at=50)
+
+
+def test_unsupported_auth_check_leaves_key_ok_unknown() -> None:
+    h = feed(fresh(), (A, Outcome.UNSUPPORTED), (A, Outcome.UNSUPPORTED))
+    assert h.key_ok is None
+    assert (h.state, h.reason, h.samples) == (HostState.UNKNOWN, Outcome.NOT_PROBED, ())
+
+
+def test_unsupported_answer_does_not_interrupt_a_failure_streak() -> None:
+    h = feed(
+        up_host(), (C, Outcome.SERVER_ERROR), (A, Outcome.UNSUPPORTED), (C, Outcome.SERVER_ERROR), start=10
+    )
+    assert h.state is HostState.DOWN
+
+
+def test_not_probed_result_only_moves_last_probe_at() -> None:
+    h = feed(fresh(), (H, Outcome.NOT_PROBED), start=7)
+    assert (h.state, h.reason, h.samples, h.last_probe_at) == (HostState.UNKNOWN, Outcome.NOT_PROBED, (), 7)
+
+
+def test_key_rejected_sets_key_ok_false() -> None:
+    h = feed(up_host(), (C, Outcome.KEY_REJECTED), start=10)
+    assert h.key_ok is False
+
+
+def test_accepted_completion_sets_key_ok_true() -> None:
+    h = feed(fresh(), (A, Outcome.KEY_REJECTED), (C, OK))
+    assert h.key_ok is True
+
+
+def test_passing_auth_check_sets_key_ok_true() -> None:
+    assert feed(fresh(), (A, OK)).key_ok is True
+
+
+def test_passing_health_check_says_nothing_about_the_key() -> None:
+    assert feed(fresh(), (H, OK)).key_ok is None
+
+
+def test_other_failures_leave_key_ok_as_it_was() -> None:
+    h = feed(fresh(), (C, OK), (C, Outcome.TIMEOUT), (C, Outcome.SERVER_ERROR))
+    assert h.key_ok is True
+
+
+# --- samples and times --------------------------------------------------------------------------
+
+
+def test_window_keeps_only_the_newest_samples() -> None:
+    policy = HealthPolicy(window=3)
+    h = feed(fresh(), *[(H, OK)] * 5, policy=policy)
+    assert [s.at for s in h.samples] == [2.0, 3.0, 4.0]
+
+
+def test_window_of_one_keeps_the_last_sample_of_each_kind() -> None:
+    policy = HealthPolicy(window=1)
+    h = feed(fresh(), (H, OK), (C, OK), (C, Outcome.TIMEOUT), policy=policy)
+    assert [(s.kind, s.outcome) for s in h.samples] == [(H, OK), (C, Outcome.TIMEOUT)]
+
+
+def test_frequent_health_probes_do_not_push_rare_completions_out_of_the_window() -> None:
+    policy = HealthPolicy(window=3)
+    h = feed(fresh(), (C, OK), *[(H, OK)] * 10, (C, OK), policy=policy)
+    assert sum(1 for s in h.samples if s.kind is C) == 2
+    assert sum(1 for s in h.samples if s.kind is H) == 3
+
+
+def test_sample_keeps_the_result_timings() -> None:
+    h = apply(fresh(), result(C, OK, at=5, ttft=120.0, total=300.0), POLICY)
+    (s,) = h.samples
+    assert (s.at, s.kind, s.outcome, s.ttft_ms, s.total_ms) == (5, C, OK, 120.0, 300.0)
+
+
+def test_last_probe_and_last_ok_never_move_backwards() -> None:
+    h = apply(fresh(), result(H, OK, at=100), POLICY)
+    h = apply(h, result(C, OK, at=90), POLICY)
+    assert (h.last_probe_at, h.last_ok_at) == (100, 100)
+
+
+def test_last_ok_at_is_the_last_success() -> None:
+    h = feed(fresh(), (H, OK), (H, Outcome.TIMEOUT), start=10)
+    assert (h.last_probe_at, h.last_ok_at) == (11, 10)
+
+
+# --- ejection and eligibility -------------------------------------------------------------------
+
+
+def take_down(h: HostHealth, at: float) -> HostHealth:
+    return feed(h, (H, Outcome.TIMEOUT), (H, Outcome.TIMEOUT), start=at, every=0)
+
+
+def bring_up(h: HostHealth, at: float) -> HostHealth:
+    return feed(h, (H, OK), (H, OK), start=at, every=0)
+
+
+def test_going_down_ejects_a_host_for_the_base_time() -> None:
+    h = take_down(up_host(), at=100)
+    assert h.ejections == (100,)
+    assert h.ejected_until == 130
+
+
+def test_ejection_time_doubles_for_repeated_ejections_within_an_hour_and_is_capped() -> None:
+    h = up_host()
+    untils = []
+    for i in range(6):
+        at = 100 + 400 * i
+        h = bring_up(take_down(h, at=at), at=at + 1)
+        untils.append(h.ejected_until - at)
+    assert untils == [30, 60, 120, 240, 300, 300]
+
+
+def test_ejections_older_than_the_memory_are_forgotten() -> None:
+    h = bring_up(take_down(up_host(), at=100), at=101)
+    h = take_down(h, at=100 + 3600)
+    assert h.ejections == (3700,)
+    assert h.ejected_until == 3700 + 30
+
+
+def test_host_that_goes_down_without_having_been_up_is_not_ejected() -> None:
+    h = take_down(fresh(), at=100)
+    assert h.state is HostState.DOWN
+    assert (h.ejections, h.ejected_until) == ((), 0.0)
+
+
+def test_up_host_is_eligible() -> None:
+    assert is_eligible(up_host(), now=0)
+
+
+def test_unknown_and_down_hosts_are_not_eligible() -> None:
+    assert not is_eligible(fresh(), now=1e9)
+    assert not is_eligible(take_down(up_host(), at=10), now=1e9)
+
+
+def test_recovered_host_is_not_eligible_until_its_ejection_time_has_passed() -> None:
+    h = bring_up(take_down(up_host(), at=100), at=110)
+    assert h.state is HostState.UP
+    assert not is_eligible(h, now=129.9)
+    assert is_eligible(h, now=130)
+
+
+def test_host_down_longer_than_its_ejection_is_eligible_as_soon_as_it_is_up() -> None:
+    h = bring_up(take_down(up_host(), at=100), at=500)
+    assert is_eligible(h, now=500)
+
+
+# --- confirmation --------------------------------------------------------------------------------
+
+
+def test_first_failure_of_an_up_host_needs_confirmation() -> None:
+    assert needs_confirmation(feed(up_host(), (C, Outcome.TIMEOUT), start=10), POLICY)
+
+
+def test_first_failure_of_a_new_host_needs_confirmation() -> None:
+    assert needs_confirmation(feed(fresh(), (H, Outcome.CONNECT_ERROR)), POLICY)
+
+
+def test_confirmed_failure_needs_no_more_confirmation() -> None:
+    h = feed(up_host(), (C, Outcome.TIMEOUT), (C, Outcome.TIMEOUT), start=10)
+    assert not needs_confirmation(h, POLICY)
+
+
+def test_failure_of_a_down_host_needs_no_confirmation() -> None:
+    h = feed(take_down(up_host(), at=10), (H, OK), (H, Outcome.TIMEOUT), start=20)
+    assert not needs_confirmation(h, POLICY)
+
+
+def test_success_needs_no_confirmation() -> None:
+    assert not needs_confirmation(up_host(), POLICY)
+    assert not needs_confirmation(fresh(), POLICY)
+
+
+def test_neutral_answer_after_a_failure_still_asks_for_confirmation() -> None:
+    h = feed(up_host(), (C, Outcome.TIMEOUT), (A, Outcome.UNSUPPORTED), start=10)
+    assert needs_confirmation(h, POLICY)
+
+
+def test_threshold_of_one_never_needs_confirmation() -> None:
+    policy = HealthPolicy(unhealthy_threshold=1)
+    assert not needs_confirmation(feed(up_host(), (C, Outcome.TIMEOUT), start=10, policy=policy), policy)
+
+
+def test_untrusted_host_never_needs_confirmation() -> None:
+    assert not needs_confirmation(new_host(MODEL, HOST, trusted=False), POLICY)
+
+
+# --- stats ---------------------------------------------------------------------------------------
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.0
+    assert percentile([float(v) for v in range(1, 21)], 95) == 19.0
+    assert percentile([float(v) for v in range(1, 21)], 100) == 20.0
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([], 50) is None
+
+
+def test_availability_is_ok_samples_over_decisive_samples() -> None:
+    h = feed(
+        fresh(), (H, OK), (H, Outcome.TIMEOUT), (C, OK), (C, Outcome.SERVER_ERROR), (A, Outcome.UNSUPPORTED)
+    )
+    s = stats(h)
+    assert (s.availability, s.samples) == (0.5, 4)
+
+
+def test_availability_is_none_without_decisive_samples() -> None:
+    s = stats(feed(fresh(), (A, Outcome.UNSUPPORTED)))
+    assert (s.availability, s.samples, s.ttft_ms_p50, s.latency_ms_p50) == (None, 0, None, None)
+
+
+def test_ttft_percentiles_come_from_ok_completions_only() -> None:
+    h = fresh()
+    for i, ttft in enumerate([100.0, 200.0, 300.0, 400.0]):
+        h = apply(h, result(C, OK, at=i, ttft=ttft, total=ttft + 50), POLICY)
+    h = apply(h, result(C, Outcome.STREAM_ERROR, at=10, ttft=5.0), POLICY)
+    h = apply(h, result(H, OK, at=11, ttft=1.0, total=1.0), POLICY)
+    s = stats(h)
+    assert (s.ttft_ms_p50, s.ttft_ms_p95) == (200.0, 400.0)
+
+
+def test_latency_p50_prefers_serving_samples_over_health_samples() -> None:
+    h = apply(fresh(), result(H, OK, at=0, total=10.0), POLICY)
+    h = apply(h, result(A, OK, at=1, total=5.0), POLICY)
+    assert stats(h).latency_ms_p50 == 10.0
+    h = apply(h, result(E, OK, at=2, total=80.0), POLICY)
+    assert stats(h).latency_ms_p50 == 80.0
+
+
+def test_consecutive_failures_counts_the_current_run_beyond_the_window() -> None:
+    policy = HealthPolicy(window=3)
+    h = feed(fresh(), (H, OK), *[(H, Outcome.TIMEOUT), (C, Outcome.SERVER_ERROR)] * 3, policy=policy)
+    assert stats(h).consecutive_failures == 6
+    assert stats(feed(h, (C, OK), start=100, policy=policy)).consecutive_failures == 0
+
+
+# --- policy and cost -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"unhealthy_threshold": 0},
+        {"healthy_threshold": 0},
+        {"window": 0},
+        {"ejection_base_s": -1.0},
+        {"ejection_base_s": 60.0, "ejection_max_s": 30.0},
+        {"ejection_memory_s": -1.0},
+    ],
+)
+def test_policy_rejects_impossible_values(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        HealthPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_apply_keeps_up_with_ten_thousand_hosts() -> None:
+    # ~350 results/s at 10,000 hosts: 20,000 results over full windows must take well under a second.
+    h = feed(fresh(), *[(C, OK), (H, OK), (H, Outcome.TIMEOUT)] * 20)
+    results = [result(C, OK, at=100 + i, ttft=100.0, total=200.0) for i in range(20_000)]
+    started = time.perf_counter()
+    for r in results:
+        h = apply(h, r, POLICY)
+    assert time.perf_counter() - started < 2.0
