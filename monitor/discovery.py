@@ -1,0 +1,191 @@
+"""Discovery: fetch the gateway's `GET /libertai/models`, validate and normalise it.
+
+The gateway answers `{"model-id": {"servers": ["https://host", ...]}, ...}`; entries may carry
+other members, which are ignored. `fetch_models` never raises for a network, HTTP, JSON or shape
+problem: it returns a `DiscoveryResult` with `ok=False` and a short error, and the caller keeps
+its last good list (a gateway outage is not a host outage). The listing is public, so no key is
+sent with it; `check_gateway_key` is the one call that sends the key to the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from monitor.http import BodyTooLarge, classify_exception, read_bounded
+from monitor.probes import classify_status
+from monitor.results import Outcome, ProbeKind
+from monitor.secret import Secret
+from monitor.urls import normalise_url
+
+__all__ = [
+    "MAX_LISTING_BYTES",
+    "THINKING_SUFFIX",
+    "DiscoveryError",
+    "DiscoveryResult",
+    "alias_of",
+    "check_gateway_key",
+    "fetch_models",
+    "parse_models",
+]
+
+MAX_LISTING_BYTES = 4 * 1024 * 1024
+THINKING_SUFFIX = "-thinking"
+MAX_MODEL_ID_CHARS = 200
+_BAD_ID_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+class DiscoveryError(ValueError):
+    """The gateway's answer cannot be used; `reason` is short and secret-free."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryResult:
+    """One discovery attempt. `models` is set only when `ok`; `error` only when not."""
+
+    ok: bool
+    models: dict[str, tuple[str, ...]] | None
+    error: str | None
+    duration_s: float
+    fetched_at: float  # epoch seconds at the start of the request
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = repr(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_models(payload: object, warnings: list[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """Validate and normalise the gateway's listing: model id -> normalised server URLs.
+
+    A wrong overall shape raises `DiscoveryError`: not an object, an empty object (never wipe the
+    list), an empty model id, an entry that is not an object, or `servers` missing or not a list of
+    strings. Smaller problems are skipped and described in `warnings` (when given): a server URL
+    that does not normalise, a model id with whitespace or control characters or over 200
+    characters. URLs are normalised, duplicates merged, first-seen order kept. A model whose list
+    is empty (or became empty) is kept with no servers.
+    """
+    if not isinstance(payload, dict):
+        raise DiscoveryError("listing is not a JSON object")
+    if not payload:
+        raise DiscoveryError("listing is empty")
+    notes = warnings if warnings is not None else []
+    models: dict[str, tuple[str, ...]] = {}
+    for model_id, entry in payload.items():
+        if not isinstance(model_id, str) or not model_id.strip():
+            raise DiscoveryError("empty model id")
+        if not isinstance(entry, dict):
+            raise DiscoveryError(f"model {_short(model_id)}: entry is not an object")
+        servers = entry.get("servers")
+        if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
+            raise DiscoveryError(f"model {_short(model_id)}: servers is not a list of strings")
+        if len(model_id) > MAX_MODEL_ID_CHARS or _BAD_ID_CHARS.search(model_id):
+            notes.append(f"model {_short(model_id)}: invalid model id skipped")
+            continue
+        urls: dict[str, None] = {}
+        for raw in servers:
+            try:
+                urls[normalise_url(raw)] = None
+            except ValueError as exc:
+                notes.append(f"model {_short(model_id)}: server skipped: {exc}")
+        models[model_id] = tuple(urls)
+    if not models:
+        raise DiscoveryError("listing has no valid model")
+    return models
+
+
+def alias_of(model_id: str, all_ids: Collection[str]) -> str:
+    """The id to probe for `model_id`: `X` for `X-thinking` when `X` is listed too, else itself.
+
+    Hosts do not know `-thinking` ids (they answer 404); the gateway lists each reasoning model
+    twice with the same servers. The monitor probes the base id once (on every host listed under
+    either id) and reports the result under both.
+    """
+    if model_id.endswith(THINKING_SUFFIX):
+        base = model_id[: -len(THINKING_SUFFIX)]
+        if base and base in all_ids:
+            return base
+    return model_id
+
+
+def _endpoint(gateway_url: str, path: str) -> str:
+    return gateway_url.rstrip("/") + path
+
+
+async def fetch_models(
+    session: aiohttp.ClientSession,
+    gateway_url: str,
+    timeout: float,  # noqa: ASYNC109 - the contract's signature; applied with asyncio.timeout
+    max_bytes: int = MAX_LISTING_BYTES,
+) -> DiscoveryResult:
+    """GET `{gateway_url}/libertai/models` and validate it. Never raises (but CancelledError).
+
+    No Authorization header (the listing is public), no redirects, at most `max_bytes` read, one
+    overall timeout covering connect and body.
+    """
+    fetched_at = time.time()
+    t0 = time.perf_counter()
+    warnings: list[str] = []
+    error: str
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            session.get(_endpoint(gateway_url, "/libertai/models"), allow_redirects=False) as response,
+        ):
+            status = response.status
+            if status != 200:
+                error = f"HTTP {status}" + (": redirect not followed" if 300 <= status < 400 else "")
+            else:
+                body = await read_bounded(response, max_bytes)
+                models = parse_models(json.loads(body), warnings)
+                return DiscoveryResult(
+                    True, models, None, time.perf_counter() - t0, fetched_at, tuple(warnings)
+                )
+    except DiscoveryError as exc:
+        error = f"invalid listing: {exc.reason}"
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        error = f"invalid JSON ({type(exc).__name__})"
+    except BodyTooLarge:
+        error = f"listing exceeds {max_bytes} bytes"
+    except TimeoutError:
+        error = f"timeout after {timeout:g} s"
+    except Exception as exc:  # never raise; CancelledError is a BaseException and propagates
+        outcome, detail = classify_exception(exc)
+        error = f"{outcome.value}: {detail}"
+    return DiscoveryResult(False, None, error, time.perf_counter() - t0, fetched_at, tuple(warnings))
+
+
+async def check_gateway_key(
+    session: aiohttp.ClientSession,
+    gateway_url: str,
+    api_key: Secret,
+    timeout: float,  # noqa: ASYNC109 - the contract's signature; applied with asyncio.timeout
+) -> Outcome:
+    """GET `{gateway_url}/libertai/auth/check` with the key: ok, key_rejected, or why it failed.
+
+    404/405 -> unsupported; other statuses as `classify_status` maps them for an auth probe;
+    timeouts and transport errors -> timeout, connect_error, tls_error. Never raises (but
+    CancelledError); never follows a redirect.
+    """
+    headers = {"Authorization": "Bearer " + api_key.reveal()}
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            session.get(
+                _endpoint(gateway_url, "/libertai/auth/check"), headers=headers, allow_redirects=False
+            ) as response,
+        ):
+            return classify_status(response.status, ProbeKind.AUTH)
+    except Exception as exc:
+        return classify_exception(exc)[0]

@@ -1,0 +1,103 @@
+"""apply_listing: joins, leaves, grace period, retirement, untrusted hosts."""
+
+from __future__ import annotations
+
+from monitor.membership import Membership, MembershipChange, apply_listing
+from monitor.urls import AllowList
+
+ALLOW = AllowList.parse("https://*.libertai.io")
+A, B = "https://a.libertai.io", "https://b.libertai.io"
+EVIL = "https://evil.example"
+GRACE = 300.0
+
+
+def events(changes: list[MembershipChange]) -> list[tuple[str, str, str]]:
+    return [(c.model, c.host, c.event) for c in changes]
+
+
+def test_new_hosts_join() -> None:
+    m, changes = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
+    assert events(changes) == [("m", A, "joined"), ("m", B, "joined")]
+    info = m.get("m", A)
+    assert info is not None and info.first_seen == info.last_seen == 100.0 and info.trusted
+    assert info.missing_since is None and all(c.at == 100.0 for c in changes)
+
+
+def test_listed_again_updates_last_seen_without_change() -> None:
+    m, _ = apply_listing(Membership(), {"m": [A]}, ALLOW, 100.0, GRACE)
+    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
+    info = m.get("m", A)
+    assert changes == [] and info is not None and (info.first_seen, info.last_seen) == (100.0, 160.0)
+
+
+def test_missing_host_leaves_but_stays_member_within_grace() -> None:
+    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
+    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
+    assert events(changes) == [("m", B, "left")]
+    info = m.get("m", B)
+    assert info is not None and info.missing_since == 160.0
+
+
+def test_missing_host_left_only_once() -> None:
+    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
+    m, _ = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
+    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 220.0, GRACE)
+    info = m.get("m", B)
+    assert changes == [] and info is not None and info.missing_since == 160.0
+
+
+def test_host_retired_when_grace_expires() -> None:
+    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
+    m, _ = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
+    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 160.0 + GRACE, GRACE)
+    assert events(changes) == [("m", B, "retired")]
+    assert m.get("m", B) is None and m.get("m", A) is not None
+
+
+def test_host_reappearing_within_grace_continues() -> None:
+    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
+    m, _ = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
+    m, changes = apply_listing(m, {"m": [A, B]}, ALLOW, 200.0, GRACE)
+    info = m.get("m", B)
+    assert info is not None and info.missing_since is None and info.first_seen == 100.0
+    assert events(changes) == [("m", B, "joined")]
+
+
+def test_missing_model_hosts_follow_grace_then_model_disappears() -> None:
+    m, _ = apply_listing(Membership(), {"m": [A], "n": [B]}, ALLOW, 100.0, GRACE)
+    m, changes = apply_listing(m, {"n": [B]}, ALLOW, 160.0, GRACE)
+    assert events(changes) == [("m", A, "left")] and "m" in m.models
+    m, changes = apply_listing(m, {"n": [B]}, ALLOW, 1000.0, GRACE)
+    assert events(changes) == [("m", A, "retired")] and "m" not in m.models
+
+
+def test_zero_grace_leaves_and_retires_at_once() -> None:
+    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, 0.0)
+    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 101.0, 0.0)
+    assert events(changes) == [("m", B, "left"), ("m", B, "retired")] and m.get("m", B) is None
+
+
+def test_untrusted_host_is_member_not_trusted() -> None:
+    m, changes = apply_listing(Membership(), {"m": [A, EVIL]}, ALLOW, 100.0, GRACE)
+    info = m.get("m", EVIL)
+    assert info is not None and not info.trusted and ("m", EVIL, "joined") in events(changes)
+    assert m.trusted_hosts("m") == (A,)
+
+
+def test_listed_model_with_no_servers_is_kept() -> None:
+    m, changes = apply_listing(Membership(), {"m": []}, ALLOW, 100.0, GRACE)
+    assert "m" in m.models and changes == [] and len(m) == 0
+
+
+def test_membership_is_immutable_and_input_unchanged() -> None:
+    m0, _ = apply_listing(Membership(), {"m": [A]}, ALLOW, 100.0, GRACE)
+    m1, _ = apply_listing(m0, {"m": []}, ALLOW, 160.0, GRACE)
+    info = m0.get("m", A)
+    assert info is not None and info.missing_since is None
+    assert m1 != m0
+    try:
+        m1.models["m"][A] = info  # type: ignore[index]
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("membership mapping is writable")
