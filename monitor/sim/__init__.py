@@ -1,0 +1,21 @@
+"""A simulated LibertAI network (gateway and CRN hosts) on loopback ports, for the demo, the tests
+and the benchmarks. See monitor/sim/README.md."""
+
+from monitor.sim.network import SimHostInfo, SimNetwork
+from monitor.sim.presets import PRESETS, Preset, load_scenario
+from monitor.sim.scenario import Behaviour, Dist, Flap, GatewaySpec, HostSpec, ModelSpec, Scenario
+
+__all__ = [
+    "PRESETS",
+    "Behaviour",
+    "Dist",
+    "Flap",
+    "GatewaySpec",
+    "HostSpec",
+    "ModelSpec",
+    "Preset",
+    "Scenario",
+    "SimHostInfo",
+    "SimNetwork",
+    "load_scenario",
+]

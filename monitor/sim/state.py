@@ -1,0 +1,105 @@
+"""The running network's mutable state, shared by the host and gateway handlers: each host's current
+behaviour and what it has received (the ground truth a test asserts on)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from monitor.sim.keys import Keyring, KeyStatus
+from monitor.sim.scenario import Behaviour, GatewaySpec, HostSpec, ModelSpec, Scenario
+
+TTFT_TRUTH_LEN = 100
+
+
+@dataclass(slots=True)
+class PathCount:
+    total: int = 0
+    with_key: int = 0  # carried one of the network's keys (valid or blocked)
+    any_auth: int = 0  # carried any credentials at all
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "with_key": self.with_key,
+            "without_key": self.total - self.with_key,
+            "any_auth": self.any_auth,
+        }
+
+
+@dataclass(slots=True)
+class Traffic:
+    """What one endpoint (a host or the gateway) received, per path."""
+
+    paths: dict[str, PathCount] = field(default_factory=dict)
+    saw_key: bool = False
+
+    def count(self, path: str, key: KeyStatus) -> None:
+        c = self.paths.get(path)
+        if c is None:
+            c = self.paths[path] = PathCount()
+        c.total += 1
+        if key is not KeyStatus.MISSING:
+            c.any_auth += 1
+            if key is KeyStatus.VALID or key is KeyStatus.BLOCKED:
+                c.with_key += 1
+                self.saw_key = True
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        return {path: c.to_json() for path, c in sorted(self.paths.items())}
+
+
+@dataclass(slots=True)
+class SimHost:
+    spec: HostSpec
+    behaviour: Behaviour
+    rng: random.Random
+    models: dict[str, ModelSpec]
+    port: int = 0
+    listed_url: str = ""
+    direct_url: str = ""
+    traffic: Traffic = field(default_factory=Traffic)
+    # Requests the simulated gateway forwarded: kept apart so `traffic` is what clients sent directly.
+    via_gateway: dict[str, int] = field(default_factory=dict)
+    models_requested: dict[str, dict[str, int]] = field(default_factory=dict)
+    ttft_truth_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_TRUTH_LEN))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def record_model(self, model: str, endpoint: str) -> None:
+        per = self.models_requested.get(model)
+        if per is None:
+            per = self.models_requested[model] = {}
+        per[endpoint] = per.get(endpoint, 0) + 1
+
+
+@dataclass(slots=True)
+class GatewayState:
+    spec: GatewaySpec
+    url: str = ""
+    traffic: Traffic = field(default_factory=Traffic)
+
+
+@dataclass(slots=True)
+class SimState:
+    scenario: Scenario
+    seed: int
+    keyring: Keyring
+    gateway: GatewayState
+    hosts: dict[str, SimHost] = field(default_factory=dict)
+    by_port: dict[int, SimHost] = field(default_factory=dict)
+    by_model: dict[str, list[SimHost]] = field(default_factory=dict)  # in scenario order
+    started_at: float = 0.0  # loop time
+
+    def elapsed(self) -> float:
+        """Seconds since the network started: the clock of down windows, flapping and churn."""
+        return asyncio.get_running_loop().time() - self.started_at
+
+    def add_host(self, host: SimHost) -> None:
+        self.hosts[host.name] = host
+        for model in host.spec.models:
+            self.by_model.setdefault(model, []).append(host)
