@@ -1,0 +1,95 @@
+"""Pure aggregation of probe rows into hourly roll-ups and history buckets (no I/O)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from monitor.store.codes import NEUTRAL_OUTCOME_CODES, OK_CODE, SERVING_KIND_CODES
+
+# (kind code, outcome code, ttft_ms, total_ms)
+RawRow = tuple[int, int, float | None, float | None]
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    pos = (n - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac
+
+
+@dataclass(frozen=True, slots=True)
+class Agg:
+    probes: int
+    ok: int
+    ttft_ms_p50: float | None
+    ttft_ms_p95: float | None
+    latency_ms_p50: float | None
+
+    @property
+    def availability(self) -> float | None:
+        return self.ok / self.probes if self.probes else None
+
+
+def aggregate(rows: Iterable[RawRow]) -> Agg | None:
+    """Aggregate raw rows of one (model, host) and one bucket; None when no row counts."""
+    probes = ok = 0
+    ttfts: list[float] = []
+    serving_lat: list[float] = []
+    free_lat: list[float] = []
+    has_serving = False
+    for kind, outcome, ttft, total in rows:
+        if outcome in NEUTRAL_OUTCOME_CODES:
+            continue
+        probes += 1
+        serving = kind in SERVING_KIND_CODES
+        has_serving = has_serving or serving
+        if outcome != OK_CODE:
+            continue
+        ok += 1
+        if ttft is not None:
+            ttfts.append(ttft)
+        if total is not None:
+            (serving_lat if serving else free_lat).append(total)
+    if probes == 0:
+        return None
+    ttfts.sort()
+    lat = sorted(serving_lat if has_serving else free_lat)
+    return Agg(probes, ok, percentile(ttfts, 0.5), percentile(ttfts, 0.95), percentile(lat, 0.5))
+
+
+def _weighted(parts: Sequence[Agg], value: str) -> float | None:
+    num = 0.0
+    den = 0
+    for part in parts:
+        v = getattr(part, value)
+        if v is not None:
+            w = max(part.ok, 1)
+            num += v * w
+            den += w
+    return num / den if den else None
+
+
+def merge(parts: Sequence[Agg]) -> Agg:
+    """Combine aggregates of consecutive periods: counts add up; percentiles are the ok-weighted
+    mean of the parts' percentiles (an approximation, exact for a single part)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Agg(
+        probes=sum(p.probes for p in parts),
+        ok=sum(p.ok for p in parts),
+        ttft_ms_p50=_weighted(parts, "ttft_ms_p50"),
+        ttft_ms_p95=_weighted(parts, "ttft_ms_p95"),
+        latency_ms_p50=_weighted(parts, "latency_ms_p50"),
+    )
+
+
+def round_ms(value: float | None) -> float | None:
+    """Whole milliseconds: SQLite stores an integral REAL in 1-2 bytes instead of 8."""
+    return None if value is None else float(round(value))

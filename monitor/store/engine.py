@@ -1,0 +1,80 @@
+"""Engine creation: SQLite pragmas and `BEGIN IMMEDIATE` for writes; plain settings elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger("monitor.store")
+
+# Execution option that makes the SQLite `begin` hook emit BEGIN IMMEDIATE: the write lock is taken
+# up front, so a transaction never fails with "database is locked" half-way (busy_timeout applies).
+WRITE_OPTION = "monitor_store_write"
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file of a SQLite URL, or None for memory databases and URI forms."""
+    u = make_url(url)
+    db = u.database
+    if u.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
+def create_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> AsyncEngine:
+    """An async engine; on SQLite every connection gets WAL, synchronous=NORMAL, busy_timeout and
+    foreign_keys=ON, and SQLAlchemy (not the driver) emits BEGIN."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return create_async_engine(u, pool_pre_ping=True)
+
+    engine = create_async_engine(u)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not emit its own BEGIN: the "begin" hook below does.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A short write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{WRITE_OPTION: True})
+        async with conn.begin():
+            yield conn
+
+
+@asynccontextmanager
+async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read transaction: one consistent snapshot for several queries."""
+    async with engine.connect() as conn, conn.begin():
+        yield conn

@@ -1,0 +1,71 @@
+"""Alembic, driven from code: find the scripts, build the Config, upgrade inside a running loop.
+
+The scripts live in the repository's top-level `migrations/`, which the installed package carries
+as `monitor.migrations`; `migrations_dir()` finds them either way. No alembic.ini in the working
+directory is read, and no logging configuration is touched.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, WRITE_OPTION, create_engine, sqlite_path
+
+
+def migrations_dir() -> Path:
+    """The Alembic script directory: the installed `monitor.migrations` package if present, else
+    the source tree's `migrations/` beside `monitor/`."""
+    try:
+        installed = Path(str(importlib.resources.files("monitor.migrations")))
+    except ModuleNotFoundError:
+        pass
+    else:
+        if (installed / "env.py").is_file():
+            return installed
+    source = Path(__file__).resolve().parents[2] / "migrations"
+    if (source / "env.py").is_file():
+        return source
+    raise FileNotFoundError("Alembic scripts not found (neither monitor.migrations nor ./migrations)")
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """A Config built in code; `url` is only needed when no connection is handed over."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def run_upgrade(connection: Connection, revision: str = "head") -> None:
+    """Upgrade over a sync connection (call through `AsyncConnection.run_sync`)."""
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade_database(url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+    """Apply pending migrations to the database at `url` (creates a SQLite file's directory)."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, busy_timeout_ms=busy_timeout_ms)
+    try:
+        await upgrade_with_engine(engine)
+    finally:
+        await engine.dispose()
+
+
+async def upgrade_with_engine(engine: AsyncEngine) -> None:
+    """Apply pending migrations in one write transaction (BEGIN IMMEDIATE on SQLite, so two
+    processes upgrading at once take turns)."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{WRITE_OPTION: True})
+        async with conn.begin():
+            await conn.run_sync(run_upgrade)

@@ -1,0 +1,230 @@
+"""Synchronous Core queries, run through `AsyncConnection.run_sync` (plain code issuing several
+statements, each a short hop to the driver). Every query walks a primary key per (model, host):
+the big tables have no other index, and `distinct_pairs` finds the pairs with index seeks (a loose
+index scan) instead of reading the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, delete, func, select, text, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
+
+from monitor.store.schema import discovery_runs, probe_results, rollup_state, rollups_hourly
+
+Pair = tuple[int, int]
+# (at ms, kind, outcome, ttft_ms, total_ms)
+RawRow = tuple[int, int, int, float | None, float | None]
+# (hour, probes, ok, ttft_ms_p50, ttft_ms_p95, latency_ms_p50)
+RollupRow = tuple[int, int, int, float | None, float | None, float | None]
+
+
+def dialect_insert(dialect_name: str, table: Table) -> Any:
+    """`INSERT` with ON CONFLICT support for the connection's dialect."""
+    if dialect_name == "sqlite":
+        return sqlite.insert(table)
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    raise NotImplementedError(f"unsupported database dialect: {dialect_name}")
+
+
+def insert_ignore(dialect_name: str, table: Table) -> Insert:
+    stmt = dialect_insert(dialect_name, table).on_conflict_do_nothing()
+    assert isinstance(stmt, Insert)
+    return stmt
+
+
+def _pairs_sql(table: str, per_model: bool) -> str:
+    # A loose index scan as one recursive query: each step seeks the next (model_id, host_id) in
+    # the table's primary key (same model, next host; else the next model's first host), so the
+    # cost is a few index seeks per pair whatever the number of rows. Portable (SQLite, PostgreSQL).
+    same_model = (
+        "(SELECT {col} FROM {t} WHERE model_id = pairs.m AND host_id > pairs.h "
+        "ORDER BY model_id, host_id LIMIT 1)"
+    )
+    next_model = "(SELECT {col} FROM {t} WHERE model_id > pairs.m ORDER BY model_id, host_id LIMIT 1)"
+    if per_model:
+        base = f"SELECT model_id, host_id FROM {table} WHERE model_id = :model ORDER BY host_id LIMIT 1"
+        step_m = same_model.format(col="model_id", t=table)
+        step_h = same_model.format(col="host_id", t=table)
+    else:
+        base = f"SELECT model_id, host_id FROM {table} ORDER BY model_id, host_id LIMIT 1"
+        step_m = f"coalesce({same_model}, {next_model})".format(col="model_id", t=table)
+        step_h = f"coalesce({same_model}, {next_model})".format(col="host_id", t=table)
+    return (
+        "WITH RECURSIVE pairs(m, h) AS ("
+        f"SELECT * FROM ({base}) AS first_pair "
+        f"UNION ALL SELECT {step_m}, {step_h} FROM pairs WHERE pairs.m IS NOT NULL) "
+        "SELECT m, h FROM pairs WHERE m IS NOT NULL"
+    )
+
+
+_PAIRS_SQL = {
+    (name, per_model): text(_pairs_sql(name, per_model))
+    for name in ("probe_results", "rollups_hourly")
+    for per_model in (False, True)
+}
+
+
+def distinct_pairs(conn: Connection, table: Table, model_id: int | None = None) -> list[Pair]:
+    """The (model_id, host_id) pairs present in `table` (whose key starts with them), in key
+    order, optionally of one model only; one statement, index seeks only."""
+    stmt = _PAIRS_SQL[(table.name, model_id is not None)]
+    params = {} if model_id is None else {"model": model_id}
+    return [(int(m), int(h)) for m, h in conn.execute(stmt, params)]
+
+
+# Members per UNION ALL statement (SQLite allows 500 compound members by default).
+_UNION_MEMBERS = 100
+
+
+def recent_results(
+    conn: Connection, since_ms: int, limit: int, kind_codes: Iterable[int]
+) -> list[tuple[Any, ...]]:
+    """Up to `limit` newest rows per (model, host, kind) at or after `since_ms`, unordered.
+    Rows: (model_id, host_id, at, kind, outcome, status, connect_ms, ttft_ms, total_ms).
+    One statement per 100 (model, host, kind) triples, each member an index range read; the last
+    batch is padded with a triple that matches nothing, so one statement serves every batch."""
+    t = probe_results.c
+    columns = (t.model_id, t.host_id, t.at, t.kind, t.outcome, t.status, t.connect_ms, t.ttft_ms, t.total_ms)
+    triples = [(m, h, k) for m, h in distinct_pairs(conn, probe_results) for k in kind_codes]
+    if not triples:
+        return []
+    size = min(_UNION_MEMBERS, len(triples))
+    stmt = union_all(
+        *(
+            select(
+                select(*columns)
+                .where(
+                    t.model_id == bindparam(f"m{i}"),
+                    t.host_id == bindparam(f"h{i}"),
+                    t.kind == bindparam(f"k{i}"),
+                    t.at >= bindparam("since"),
+                )
+                .order_by(t.at.desc())
+                .limit(limit)
+                .subquery()
+            )
+            for i in range(size)
+        )
+    )
+    out: list[tuple[Any, ...]] = []
+    for start in range(0, len(triples), size):
+        batch = triples[start : start + size]
+        batch += [(-1, -1, -1)] * (size - len(batch))
+        params: dict[str, int] = {"since": since_ms}
+        for i, (m, h, k) in enumerate(batch):
+            params[f"m{i}"], params[f"h{i}"], params[f"k{i}"] = m, h, k
+        out.extend(conn.execute(stmt, params).all())
+    return out
+
+
+def raw_rows(conn: Connection, model_id: int, host_id: int, from_ms: int, until_ms: int) -> list[RawRow]:
+    """(at, kind, outcome, ttft_ms, total_ms) of one (model, host) in [from_ms, until_ms), by time."""
+    t = probe_results.c
+    stmt = (
+        select(t.at, t.kind, t.outcome, t.ttft_ms, t.total_ms)
+        .where(
+            t.model_id == model_id,
+            t.host_id == host_id,
+            t.at >= from_ms,
+            t.at < until_ms,
+        )
+        .order_by(t.at)
+    )
+    return [(int(a), int(k), int(o), tt, tot) for a, k, o, tt, tot in conn.execute(stmt)]
+
+
+def rollup_rows(
+    conn: Connection, model_id: int, host_id: int, from_hour: int, until_hour: int
+) -> list[RollupRow]:
+    """(hour, probes, ok, ttft_ms_p50, ttft_ms_p95, latency_ms_p50) in [from_hour, until_hour)."""
+    r = rollups_hourly.c
+    stmt = (
+        select(r.hour, r.probes, r.ok, r.ttft_ms_p50, r.ttft_ms_p95, r.latency_ms_p50)
+        .where(
+            r.model_id == model_id,
+            r.host_id == host_id,
+            r.hour >= from_hour,
+            r.hour < until_hour,
+        )
+        .order_by(r.hour)
+    )
+    return [(int(hr), int(p), int(o), a, b, c) for hr, p, o, a, b, c in conn.execute(stmt)]
+
+
+def rolled_until(conn: Connection) -> int | None:
+    value = conn.execute(select(rollup_state.c.rolled_until).where(rollup_state.c.id == 1)).scalar()
+    return None if value is None else int(value)
+
+
+def earliest_raw_ms(conn: Connection) -> int | None:
+    t = probe_results.c
+    stmt = select(func.min(t.at)).where(t.model_id == bindparam("m"), t.host_id == bindparam("h"))
+    best: int | None = None
+    for m, h in distinct_pairs(conn, probe_results):
+        value = conn.execute(stmt, {"m": m, "h": h}).scalar()
+        if value is not None and (best is None or value < best):
+            best = int(value)
+    return best
+
+
+def raw_for_rollup(conn: Connection, from_ms: int, until_ms: int) -> dict[Pair, list[RawRow]]:
+    """Raw rows of every (model, host) in [from_ms, until_ms)."""
+    out: dict[Pair, list[RawRow]] = {}
+    for m, h in distinct_pairs(conn, probe_results):
+        rows = raw_rows(conn, m, h, from_ms, until_ms)
+        if rows:
+            out[(m, h)] = rows
+    return out
+
+
+def write_rollups(conn: Connection, rows: Sequence[dict[str, Any]], until_hour: int) -> None:
+    """Upsert hourly rows and move the roll-up mark, in the caller's transaction."""
+    dialect = conn.dialect.name
+    if rows:
+        ins = dialect_insert(dialect, rollups_hourly)
+        ins = ins.on_conflict_do_update(
+            index_elements=[rollups_hourly.c.model_id, rollups_hourly.c.host_id, rollups_hourly.c.hour],
+            set_={
+                name: ins.excluded[name]
+                for name in ("probes", "ok", "ttft_ms_p50", "ttft_ms_p95", "latency_ms_p50")
+            },
+        )
+        conn.execute(ins, list(rows))
+    state = dialect_insert(dialect, rollup_state).values(id=1, rolled_until=until_hour)
+    state = state.on_conflict_do_update(
+        index_elements=[rollup_state.c.id], set_={"rolled_until": state.excluded.rolled_until}
+    )
+    conn.execute(state)
+
+
+def delete_raw_before(conn: Connection, pairs: Sequence[Pair], cutoff_ms: int) -> int:
+    t = probe_results.c
+    stmt = delete(probe_results).where(
+        t.model_id == bindparam("m"), t.host_id == bindparam("h"), t.at < bindparam("cut")
+    )
+    deleted = 0
+    for m, h in pairs:
+        deleted += max(conn.execute(stmt, {"m": m, "h": h, "cut": cutoff_ms}).rowcount, 0)
+    return deleted
+
+
+def delete_rollups_before(conn: Connection, pairs: Sequence[Pair], cutoff_hour: int) -> int:
+    r = rollups_hourly.c
+    stmt = delete(rollups_hourly).where(
+        r.model_id == bindparam("m"), r.host_id == bindparam("h"), r.hour < bindparam("cut")
+    )
+    deleted = 0
+    for m, h in pairs:
+        deleted += max(conn.execute(stmt, {"m": m, "h": h, "cut": cutoff_hour}).rowcount, 0)
+    return deleted
+
+
+def delete_discovery_before(conn: Connection, cutoff_ms: int) -> int:
+    result = conn.execute(delete(discovery_runs).where(discovery_runs.c.at < cutoff_ms))
+    return max(result.rowcount, 0)

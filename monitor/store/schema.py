@@ -1,0 +1,134 @@
+"""The history store's tables (SQLAlchemy Core).
+
+The schema is created and changed only by the Alembic migrations in `migrations/`; these Table
+objects describe it for queries and for the test that compares the two (`compare_metadata`).
+
+Size is a design constraint (400 days of 1,000 hosts must fit in < 1 GiB of SQLite), so:
+- times are integers (`at` epoch milliseconds, `hour` epoch seconds), names are stored once
+  (`models`, `hosts`) and referenced by integer ids, kinds and outcomes are small integer codes
+  (`monitor.store.codes`), durations are REAL milliseconds rounded to whole milliseconds (SQLite
+  stores an integral REAL in 1-2 bytes instead of 8);
+- the two big tables are clustered on their primary key (`WITHOUT ROWID` on SQLite) so that the key
+  is the only index: (model_id, host_id, at, kind) serves restore, history, roll-up and retention
+  (all of which walk it per (model, host)); (model_id, host_id, hour) does the same for roll-ups.
+
+No column can hold an API key: the only text columns are model ids, host URLs, membership event
+names and the discovery error summary (written by our own code, secret-free). A test enforces this.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+MODEL_NAME_MAX = 255
+HOST_URL_MAX = 2048
+DISCOVERY_ERROR_MAX = 500
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(MODEL_NAME_MAX), nullable=False, unique=True),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(HOST_URL_MAX), nullable=False, unique=True),
+)
+
+membership_events = Table(
+    "membership_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", BigInteger, nullable=False),  # epoch ms
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("event", String(16), nullable=False),
+    CheckConstraint("event IN ('joined', 'left', 'retired')", name="event"),
+)
+
+probe_results = Table(
+    "probe_results",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("at", BigInteger, nullable=False),  # probe start, epoch ms
+    Column("kind", SmallInteger, nullable=False),  # codes.KIND_CODES
+    Column("outcome", SmallInteger, nullable=False),  # codes.OUTCOME_CODES
+    Column("status", SmallInteger, nullable=True),  # HTTP status
+    Column("connect_ms", Float, nullable=True),
+    Column("ttft_ms", Float, nullable=True),
+    Column("total_ms", Float, nullable=True),
+    PrimaryKeyConstraint("model_id", "host_id", "at", "kind"),
+    sqlite_with_rowid=False,
+)
+
+rollups_hourly = Table(
+    "rollups_hourly",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("hour", BigInteger, nullable=False),  # start of the hour, epoch seconds
+    Column("probes", Integer, nullable=False),  # probes that count for availability (all kinds)
+    Column("ok", Integer, nullable=False),
+    Column("ttft_ms_p50", Float, nullable=True),
+    Column("ttft_ms_p95", Float, nullable=True),
+    Column("latency_ms_p50", Float, nullable=True),
+    PrimaryKeyConstraint("model_id", "host_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+# Everything before `rolled_until` (epoch seconds, an hour boundary) has been rolled up. One row.
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("rolled_until", BigInteger, nullable=False),
+)
+
+discovery_runs = Table(
+    "discovery_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", BigInteger, nullable=False),  # epoch ms
+    Column("ok", Boolean, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("models", Integer, nullable=False),
+    Column("hosts", Integer, nullable=False),
+    Column("error", String(DISCOVERY_ERROR_MAX), nullable=True),
+    Index(None, "at"),
+)
+
+best_hosts = Table(
+    "best_hosts",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True, autoincrement=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=True),
+    Column("since", BigInteger, nullable=False),  # epoch ms
+)
