@@ -10,17 +10,11 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from aiohttp import web
 
 from monitor import __version__
 from monitor.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from monitor.logging import configure_logging, get_logger
 from monitor.results import HostState
-
-if TYPE_CHECKING:
-    from monitor.store import Store
 
 log = get_logger("monitor.cli")
 
@@ -109,72 +103,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_CONFIG
 
 
-class StartupError(Exception):
-    """The service cannot start (port taken, database unusable): one line, exit 2."""
+async def _serve(settings: Settings, *, banner: str | None = None) -> int:
+    from monitor.server import StartupError, serving
 
-
-async def _open_store(settings: Settings) -> Store:
-    from monitor.store import Store
-
-    try:
-        store = await Store.open(settings.database_url)
-        await store.upgrade()
-    except Exception as exc:
-        raise StartupError(f"database {_safe_url(settings.database_url)}: {_short(exc)}") from None
-    return store
-
-
-def _safe_url(url: str) -> str:
-    # A database URL may hold a password: show scheme and path only.
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
-
-
-async def _serve(settings: Settings, *, ready: asyncio.Event | None = None, banner: str | None = None) -> int:
-    from monitor.api import make_app
-    from monitor.service import Monitor
-
-    try:
-        store = await _open_store(settings)
-    except StartupError as exc:
-        print(f"libertai-monitor: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    monitor = Monitor(settings, store)
-    runner = web.AppRunner(make_app(monitor), access_log=None, handle_signals=False)
-    await runner.setup()
-    host, port = settings.listen
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        await store.close()
-        print(f"libertai-monitor: --listen {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_CONFIG
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if settings.api_key is None:
+        log.warning("no API key: only the free probes run", hint="set LIBERTAI_API_KEY")
     try:
-        if settings.api_key is None:
-            log.warning("no API key: only the free probes run", hint="set LIBERTAI_API_KEY")
-        await monitor.start()
-        log.info("listening", url=settings.listen_url, gateway=settings.gateway_url)
-        if banner:
-            print(banner, flush=True)
-        if ready is not None:
-            ready.set()
-        await stop.wait()
-        log.info("stopping")
-    finally:
-        await monitor.stop()
-        await runner.cleanup()
-        await store.close()
+        async with serving(settings) as running:
+            log.info("listening", url=running.url, gateway=settings.gateway_url)
+            if banner:
+                print(banner.replace("{api}", running.url), flush=True)
+            await stop.wait()
+            log.info("stopping")
+    except StartupError as exc:
+        print(f"libertai-monitor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 
@@ -182,7 +129,7 @@ async def _probe_once(settings: Settings) -> int:
     from monitor.service import Monitor
 
     monitor = Monitor(settings, store=None)
-    await monitor.start(schedule=False)
+    await monitor.prepare()
     try:
         await monitor.probe_once()
     finally:
@@ -209,13 +156,15 @@ async def _probe_once(settings: Settings) -> int:
 
 
 async def _db_upgrade(settings: Settings) -> int:
+    from monitor.server import StartupError, open_store, safe_url
+
     try:
-        store = await _open_store(settings)
+        store = await open_store(settings)
     except StartupError as exc:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     await store.close()
-    print(f"database {_safe_url(settings.database_url)} is at the latest schema")
+    print(f"database {safe_url(settings.database_url)} is at the latest schema")
     return 0
 
 
@@ -243,7 +192,7 @@ async def _demo_async(args: argparse.Namespace) -> int:
             print(f"libertai-monitor: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         configure_logging(settings.log_level, settings.log_format, settings.api_key)
-        base = settings.listen_url
+        base = "{api}"
         banner = "\n".join(
             [
                 "libertai-monitor demo: the simulated LibertAI network and the monitor against it",

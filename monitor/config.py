@@ -162,7 +162,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "health_only_models",
         _globs,
-        "z-image-*,*-image-*,*flux*,*sdxl*,kokoro-*,*whisper*,*-tts*,*-audio*",
+        "*image*,*flux*,*sdxl*,*stable-diffusion*,kokoro-*,*whisper*,*tts*,*audio*",
         "model id globs probed only with free health checks (image, audio)",
     ),
     Field(

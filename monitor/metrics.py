@@ -62,13 +62,14 @@ class MonitorCollector(Collector):
             P + "host_availability_ratio", "Share of successful probes in the window.", labels=_HOST
         )
         samples = GaugeMetricFamily(P + "host_window_samples", "Probe results in the window.", labels=_HOST)
-        ttft = GaugeMetricFamily(
-            P + "host_ttft_seconds",
-            "Time to first token of one-token completions over the window.",
-            labels=[*_HOST, "quantile"],
+        ttft50 = GaugeMetricFamily(
+            P + "host_ttft_p50_seconds", "Median time to first token over the window.", labels=_HOST
+        )
+        ttft95 = GaugeMetricFamily(
+            P + "host_ttft_p95_seconds", "95th percentile time to first token over the window.", labels=_HOST
         )
         latency = GaugeMetricFamily(
-            P + "host_latency_seconds", "Total probe latency over the window.", labels=[*_HOST, "quantile"]
+            P + "host_latency_p50_seconds", "Median total probe latency over the window.", labels=_HOST
         )
         failures = GaugeMetricFamily(P + "host_consecutive_failures", "Failed probes in a row.", labels=_HOST)
         last_ok = GaugeMetricFamily(
@@ -93,16 +94,29 @@ class MonitorCollector(Collector):
                 if h.availability is not None:
                     avail.add_metric(labels, h.availability)
                 if h.ttft_ms_p50 is not None:
-                    ttft.add_metric([*labels, "0.5"], h.ttft_ms_p50 / 1000)
+                    ttft50.add_metric(labels, h.ttft_ms_p50 / 1000)
                 if h.ttft_ms_p95 is not None:
-                    ttft.add_metric([*labels, "0.95"], h.ttft_ms_p95 / 1000)
+                    ttft95.add_metric(labels, h.ttft_ms_p95 / 1000)
                 if h.latency_ms_p50 is not None:
-                    latency.add_metric([*labels, "0.5"], h.latency_ms_p50 / 1000)
+                    latency.add_metric(labels, h.latency_ms_p50 / 1000)
                 if h.last_ok_at is not None:
                     last_ok.add_metric(labels, h.last_ok_at)
                 if h.key_ok is not None:
                     key_ok.add_metric(labels, 1.0 if h.key_ok else 0.0)
-        yield from (up, state, reason, last, avail, samples, ttft, latency, failures, last_ok, key_ok)
+        yield from (
+            up,
+            state,
+            reason,
+            last,
+            avail,
+            samples,
+            ttft50,
+            ttft95,
+            latency,
+            failures,
+            last_ok,
+            key_ok,
+        )
 
     def _models(self) -> Iterator[Metric]:
         snap = self._m.snapshot

@@ -97,13 +97,14 @@ class ProbeDispatcher(Generic[T]):
     def __contains__(self, target: object) -> bool:
         return target in self._slot
 
-    def add(self, target: T, *, first_within: float | None = None) -> None:
-        """Start probing `target`; its first run comes within `first_within` s (default: its interval)."""
+    def add(self, target: T, *, first_within: float | None = None, not_before: float = 0.0) -> None:
+        """Start probing `target`; its first run comes within `first_within` s (default: its
+        interval), and not sooner than `not_before` s from now (a probe made before a restart)."""
         if target in self._slot:
             return
         interval = self._interval_of(target)
         span = interval if first_within is None else min(first_within, interval)
-        slot = time.monotonic() + slot_offset(target, span)
+        slot = time.monotonic() + max(slot_offset(target, span), min(not_before, interval))
         self._slot[target] = slot
         self._gen[target] = self._gen.get(target, 0) + 1
         self._push(slot, target)

@@ -12,7 +12,7 @@ import asyncio
 import fnmatch
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -92,12 +92,14 @@ class Monitor:
         self._prober: Prober | None = None
         self._dispatcher: ProbeDispatcher[Target] | None = None
         self._jobs = make_job_scheduler(self.sched_stats)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # loops, cancelled at stop
+        self._writes: set[asyncio.Task[None]] = set()  # one-shot store writes, awaited at stop
         self._discovered_once = False
         self._auth_targets: set[Target] = set()
 
     # ----------------------------------------------------------------- life cycle
-    async def start(self, *, schedule: bool = True) -> None:
+    async def prepare(self) -> None:
+        """Open the HTTP session and restore state from history: answers are ready after this."""
         s = self.settings
         self._session = make_session(
             ca_bundle=s.ca_bundle,
@@ -108,15 +110,19 @@ class Monitor:
         if self.store is not None:
             await self._restore()
         self.publish(force=True)
-        if not schedule:
-            return
+
+    async def run(self) -> None:
+        """Start discovery, probing and the periodic jobs (after `prepare`)."""
+        s = self.settings
         self._dispatcher = ProbeDispatcher(
             self._run_target, self._interval_of, limit=s.max_concurrency, jitter=s.jitter
         )
         self._dispatcher.stats = self.sched_stats
         self._tasks.append(asyncio.create_task(self._dispatcher.run_forever(), name="probe-dispatcher"))
         self._tasks.append(asyncio.create_task(self._publisher(), name="snapshot-publisher"))
-        await self.discover()
+        self._sync_members()  # targets for the members restored from history
+        # The first discovery runs in the background: restored answers are served meanwhile.
+        self._tasks.append(asyncio.create_task(self.discover(), name="first-discovery"))
         add_interval_job(self._jobs, self.discover, s.discovery_interval, "discovery")
         if self.store is not None:
             add_interval_job(self._jobs, self._rollup, 600, "rollup")
@@ -124,6 +130,7 @@ class Monitor:
         self._jobs.start()
 
     async def stop(self) -> None:
+        """Stop probing, publish the final state, and let pending database writes finish."""
         if self._jobs.running:
             self._jobs.shutdown(wait=False)
         if self._dispatcher is not None:
@@ -132,9 +139,11 @@ class Monitor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self.publish(force=True)
+        if self._writes:
+            await asyncio.wait(self._writes, timeout=10)
         if self._session is not None:
             await self._session.close()
-        self.publish(force=True)
 
     async def _restore(self) -> None:
         """Rebuild windows, states and best hosts from history so a restart keeps its memory."""
@@ -236,26 +245,29 @@ class Monitor:
             log.warning("could not check the API key with the gateway", outcome=outcome.value)
 
     def _apply_listing(self, listing: Mapping[str, Iterable[str]], now: float, *, record: bool) -> None:
-        ids = list(listing)
-        aliases = {m: alias_of(m, ids) for m in ids}
-        self.aliases = {m: base for m, base in aliases.items() if base != m}
-        base_listing = {m: list(hosts) for m, hosts in listing.items() if m not in self.aliases}
+        # Aliases stay in the membership (so they are recorded and restored after a restart) but
+        # get no health entries or probes of their own: their base id is probed once for both.
         before = self.membership
         self.membership, changes = apply_listing(
-            before, base_listing, self.settings.allowed_hosts, now, self.settings.retire_after
+            before,
+            {m: list(hosts) for m, hosts in listing.items()},
+            self.settings.allowed_hosts,
+            now,
+            self.settings.retire_after,
         )
+        ids = list(self.membership.models)
+        self.aliases = {m: base for m in ids if (base := alias_of(m, ids)) != m}
         self._sync_members()
         if changes:
             self._log_changes(changes)
             if record and self.store is not None:
                 events = [MembershipEvent(c.at, c.model, c.host, c.event) for c in changes]
-                task = asyncio.create_task(self._record_membership(events))
-                self._tasks.append(task)
-                task.add_done_callback(self._forget_task)
+                self._write(self._record_membership(events))
 
-    def _forget_task(self, task: asyncio.Task[None]) -> None:
-        if task in self._tasks:
-            self._tasks.remove(task)
+    def _write(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def _record_membership(self, events: list[MembershipEvent]) -> None:
         assert self.store is not None
@@ -278,6 +290,8 @@ class Monitor:
         """Create health entries and probe targets for members; drop those of retired hosts."""
         wanted: dict[tuple[str, str], bool] = {}
         for model, hosts in self.membership.models.items():
+            if model in self.aliases:
+                continue
             for host, info in hosts.items():
                 wanted[(model, host)] = info.trusted
         for key in list(self.health):
@@ -294,7 +308,7 @@ class Monitor:
             kinds = probe_kinds(key[0], self.settings) if trusted else ()
             self._set_targets(key, kinds)
         for model in list(self.best):
-            if model not in self.membership.models:
+            if model not in self._models():
                 del self.best[model]
                 self.rankings.pop(model, None)
         self._sync_auth_targets({h for (_, h), t in wanted.items() if t})
@@ -309,7 +323,10 @@ class Monitor:
                 continue
             target = (key[0], key[1], kind)
             if kind in keep:
-                d.add(target, first_within=self._first_within(kind))
+                if target not in d:
+                    d.add(
+                        target, first_within=self._first_within(kind), not_before=self._since_last(key, kind)
+                    )
             elif target in d:
                 d.remove(target)
 
@@ -325,6 +342,15 @@ class Monitor:
             d.remove(target)
         self._auth_targets = {(HOST_WIDE, h, ProbeKind.AUTH) for h in hosts}
 
+    def _since_last(self, key: tuple[str, str], kind: ProbeKind) -> float:
+        """Seconds until a target is due, judged by its last probe (restored from history): a
+        restart does not probe, nor bill, everything again at once."""
+        h = self.health.get(key)
+        last = max((x.at for x in h.samples if x.kind is kind), default=None) if h else None
+        if last is None:
+            return 0.0
+        return max(0.0, last + self._base_interval(kind) - time.time())
+
     def _first_within(self, kind: ProbeKind) -> float:
         """Spread a new target's first probe over a short ramp so first answers come quickly."""
         n = max(len(self.health), 1)
@@ -332,7 +358,8 @@ class Monitor:
         return min(ramp, self._base_interval(kind))
 
     def _models(self) -> set[str]:
-        return set(self.membership.models)
+        """Base model ids: the ones that are probed and ranked."""
+        return set(self.membership.models) - set(self.aliases)
 
     # ----------------------------------------------------------------- probing
     def _base_interval(self, kind: ProbeKind) -> float:
@@ -473,9 +500,7 @@ class Monitor:
         elif not known and new is not None:
             log.info("best host chosen", model=model, host=new)
         if self.store is not None and (old != new or not known):
-            task = asyncio.get_event_loop().create_task(self._save_best(model, new, now))
-            self._tasks.append(task)
-            task.add_done_callback(self._forget_task)
+            self._write(self._save_best(model, new, now))
 
     async def _save_best(self, model: str, host: str | None, at: float) -> None:
         assert self.store is not None
