@@ -25,8 +25,9 @@ does not depend on the input order):
 Best: the first eligible host. Hysteresis, because a client that switches hosts loses the server's
 KV cache: if `previous_best` is still eligible it stays best unless a challenger scores lower by
 more than `margin` (`challenger < best * (1 - margin)`) over at least `min_samples` ok samples with a
-latency of the basis; a best with no score yields to any scored challenger with enough samples. The
-kept best moves to the front of `ordered`. Without a previous best, or when it left the eligible
+latency of the basis; a best with no score yields to any scored challenger with enough samples, and
+a best that itself has fewer than `min_samples` such samples is not protected at all (it was a
+guess, say from health checks at start-up, not a measurement worth keeping). The kept best moves to the front of `ordered`. Without a previous best, or when it left the eligible
 hosts (down, or ejected), the best is the first eligible host at once, whatever its sample count.
 Ejection keeps a host out of best only while another up host exists: when every up host is in its
 ejection time, the best is chosen among them the same way rather than answering none while a host
@@ -193,7 +194,11 @@ def _choose(
     incumbent = next((h for h in contenders if h.host == previous_best), None)
     if incumbent is None:
         return contenders[0]
-    incumbent_score = scored(incumbent)[0]
+    incumbent_score, incumbent_n = scored(incumbent)
+    if incumbent_n < policy.min_samples:
+        # Hysteresis protects a measured choice, not a guess: an incumbent chosen before it had
+        # enough samples of its own (say, on health checks alone) yields to the fastest host.
+        return contenders[0]
     for h in contenders:
         if h is incumbent:
             continue

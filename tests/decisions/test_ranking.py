@@ -168,6 +168,12 @@ def test_challenger_beyond_the_margin_with_enough_samples_takes_best() -> None:
     assert r.ordered == ("https://b", "https://a")
 
 
+def test_incumbent_chosen_before_it_had_enough_samples_yields_to_a_faster_host() -> None:
+    # Chosen on its first sample (say, at start-up); a faster host appears: no hysteresis yet.
+    r = ranked(up("https://a", 600), up("https://b", 80), previous="https://a")
+    assert r.best == "https://b"
+
+
 def test_challenger_at_exactly_the_margin_does_not_take_best() -> None:
     r = ranked(up("https://a", 100, 100, 100), up("https://b", 80, 80, 80), previous="https://a")
     assert r.best == "https://a"
