@@ -120,7 +120,7 @@ async def history(request: web.Request) -> web.Response:
                     "host": p.host,
                     "probes": p.probes,
                     "ok": p.ok,
-                    "availability": p.availability,
+                    "availability": None if p.availability is None else round(p.availability, 4),
                     "ttft_ms_p50": p.ttft_ms_p50,
                     "ttft_ms_p95": p.ttft_ms_p95,
                     "latency_ms_p50": p.latency_ms_p50,

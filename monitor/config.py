@@ -25,34 +25,33 @@ class ConfigError(Exception):
     """A bad setting. The message is one line a user can act on, and never holds the key."""
 
 
-def _seconds(raw: object) -> float:
-    value = float(raw)  # type: ignore[arg-type]
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError("expected a positive number of seconds")
+def _number(raw: object, ok: Callable[[float], bool], expected: str) -> float:
+    try:
+        value = float(raw) if not isinstance(raw, bool) else float("nan")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if value != value or value == float("inf") or not ok(value):
+        raise ValueError(f"expected {expected}")
     return value
+
+
+def _seconds(raw: object) -> float:
+    return _number(raw, lambda v: v > 0, "a positive number of seconds")
 
 
 def _non_negative(raw: object) -> float:
-    value = float(raw)  # type: ignore[arg-type]
-    if not value >= 0 or value == float("inf"):
-        raise ValueError("expected a number >= 0")
-    return value
+    return _number(raw, lambda v: v >= 0, "a number of seconds >= 0")
 
 
 def _positive_int(raw: object) -> int:
-    if isinstance(raw, bool):
-        raise ValueError("expected a whole number")
-    value = int(str(raw))
-    if value < 1:
+    value = _number(raw, lambda v: v >= 1 and v == int(v), "a whole number >= 1")
+    if isinstance(raw, str) and not raw.strip().isdigit():
         raise ValueError("expected a whole number >= 1")
-    return value
+    return int(value)
 
 
 def _fraction(raw: object) -> float:
-    value = float(raw)  # type: ignore[arg-type]
-    if not 0 <= value < 1:
-        raise ValueError("expected a number from 0 to below 1")
-    return value
+    return _number(raw, lambda v: 0 <= v < 1, "a number from 0 to below 1")
 
 
 def _bool(raw: object) -> bool:

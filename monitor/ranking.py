@@ -27,8 +27,9 @@ KV cache: if `previous_best` is still eligible it stays best unless a challenger
 more than `margin` (`challenger < best * (1 - margin)`) over at least `min_samples` ok samples with a
 latency of the basis; a best with no score yields to any scored challenger with enough samples, and
 a best that itself has fewer than `min_samples` such samples is not protected at all (it was a
-guess, say from health checks at start-up, not a measurement worth keeping). The kept best moves to the front of `ordered`. Without a previous best, or when it left the eligible
-hosts (down, or ejected), the best is the first eligible host at once, whatever its sample count.
+guess, say from health checks at start-up, not a measurement worth keeping). The kept best moves
+to the front of `ordered`. Without a previous best, or when it left the eligible hosts (down, or
+ejected), the best is the first eligible host at once, whatever its sample count.
 Ejection keeps a host out of best only while another up host exists: when every up host is in its
 ejection time, the best is chosen among them the same way rather than answering none while a host
 is up.

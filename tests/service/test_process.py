@@ -71,7 +71,12 @@ async def test_restart_after_sigkill_keeps_history_and_best_hosts(
             await svc.wait_ready(http)
 
             # The simulator names the right host for some models; wait until the service agrees.
-            expected = {m: h for m, h in net.ground_truth()["expected_best"].items() if h}
+            # Models with a flapping host are left out: their answer may change in the last second
+            # before the kill, which SIGKILL rightly loses.
+            truth = net.ground_truth()
+            moving = {m for h in truth["hosts"] if h["behaviour"].get("flap") for m in h["expected"]}
+            expected = {m: h for m, h in truth["expected_best"].items() if h and m not in moving}
+            assert len(expected) >= 3
 
             async def settled() -> bool:
                 best = await _best(http, svc.url)
