@@ -555,7 +555,25 @@ class Monitor:
                 await self._run_target(t)
 
         await asyncio.gather(*(one(t) for t in targets))
+        # As the running service does, a failure is confirmed by re-probing at once rather than
+        # taken as a verdict, until the host is down or recovers (at most the threshold).
+        for _ in range(self.settings.unhealthy_threshold - 1):
+            again = [t for t in targets if self._awaits_confirmation(t)]
+            if not again:
+                break
+            await asyncio.sleep(self.settings.confirm_delay)
+            await asyncio.gather(*(one(t) for t in again))
         self.publish(force=True)
+
+    def _awaits_confirmation(self, target: Target) -> bool:
+        model, host, kind = target
+        h = self.health.get((model, host))
+        if h is None or not h.samples or kind is ProbeKind.AUTH:
+            return False
+        last = max((s for s in h.samples if s.kind is kind), key=lambda s: s.at, default=None)
+        return (
+            last is not None and last.outcome is not Outcome.OK and needs_confirmation(h, self.health_policy)
+        )
 
 
 def _require_key(settings: Settings) -> Any:

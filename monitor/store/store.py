@@ -166,7 +166,8 @@ class Store:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
-                log.error("cannot create the database directory: %s", describe(error))
+                # The caller reports it once, as the one line a user reads (see monitor/server.py).
+                raise StoreError(f"cannot create the directory {path.parent}: {describe(error)}") from None
         engine = create_engine(database_url, busy_timeout_ms=busy_timeout_ms)
         return cls(
             engine,
