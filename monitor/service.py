@@ -96,6 +96,8 @@ class Monitor:
         self._writes: set[asyncio.Task[None]] = set()  # one-shot store writes, awaited at stop
         self._discovered_once = False
         self._auth_targets: set[Target] = set()
+        self._models_of_host: dict[str, list[str]] = {}
+        self._hosts_of_model: dict[str, list[str]] = {}
 
     # ----------------------------------------------------------------- life cycle
     async def prepare(self) -> None:
@@ -311,6 +313,12 @@ class Monitor:
             if model not in self._models():
                 del self.best[model]
                 self.rankings.pop(model, None)
+        # Indexes so that the probe path never walks every host.
+        self._models_of_host = {}
+        self._hosts_of_model = {}
+        for model, host in self.health:
+            self._models_of_host.setdefault(host, []).append(model)
+            self._hosts_of_model.setdefault(model, []).append(host)
         self._sync_auth_targets({h for (_, h), t in wanted.items() if t})
 
     def _set_targets(self, key: tuple[str, str], kinds: Iterable[ProbeKind]) -> None:
@@ -392,10 +400,8 @@ class Monitor:
         self.record(result, target)
 
     def _any_model_of(self, host: str) -> str:
-        for model, h in self.health:
-            if h == host:
-                return model
-        return ""
+        models = self._models_of_host.get(host)
+        return models[0] if models else ""
 
     def record(self, result: ProbeResult, target: Target | None = None) -> None:
         """Take in one probe result: store it, update health, and ask for a confirmation if needed."""
@@ -423,8 +429,11 @@ class Monitor:
             self._dispatcher.soon(target, self.settings.confirm_delay)
 
     def _fan_out_auth(self, result: ProbeResult) -> None:
-        for (model, host), h in list(self.health.items()):
-            if host == result.host and h.trusted:
+        """The host auth check is per host: it counts for every model the host serves."""
+        host = result.host
+        for model in self._models_of_host.get(host, ()):
+            h = self.health.get((model, host))
+            if h is not None and h.trusted:
                 after = apply(h, replace(result, model=model), self.health_policy)
                 self.health[(model, host)] = after
                 self._dirty.add((model, host))
@@ -471,14 +480,11 @@ class Monitor:
                 self.views[key] = host_view(h)
         self._dirty.clear()
         self._dirty_models.clear()
-        by_model: dict[str, list[HostHealth]] = {m: [] for m in models}
         if force:
             dirty_models = models
-        for (model, _), h in self.health.items():
-            if model in dirty_models and model in by_model:
-                by_model[model].append(h)
         for model in dirty_models & models:
-            ranking = rank(model, by_model[model], self.best.get(model), now, self.ranking_policy)
+            hosts = [self.health[(model, h)] for h in self._hosts_of_model.get(model, ())]
+            ranking = rank(model, hosts, self.best.get(model), now, self.ranking_policy)
             self.rankings[model] = ranking
             if ranking.best != self.best.get(model, None) or model not in self.best:
                 self._best_changed(model, self.best.get(model), ranking.best, now)
@@ -495,10 +501,10 @@ class Monitor:
     def _best_changed(self, model: str, old: str | None, new: str | None, now: float) -> None:
         known = model in self.best
         self.best[model] = new
-        if known and old != new:
-            log.info("best host changed", model=model, previous=old, host=new)
-        elif not known and new is not None:
+        if old is None and new is not None:
             log.info("best host chosen", model=model, host=new)
+        elif known and old != new:
+            log.info("best host changed", model=model, previous=old, host=new)
         if self.store is not None and (old != new or not known):
             self._write(self._save_best(model, new, now))
 
