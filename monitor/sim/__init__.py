@@ -1,5 +1,5 @@
 """A simulated LibertAI network (gateway and CRN hosts) on loopback ports, for the demo, the tests
-and the benchmarks. See monitor/sim/README.md."""
+and the benchmarks. See "The simulated network" in README.md."""
 
 from monitor.sim.network import SimHostInfo, SimNetwork
 from monitor.sim.presets import PRESETS, Preset, load_scenario

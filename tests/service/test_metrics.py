@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from monitor.server import serving
+from tests.deploy.prom import tool
 from tests.service.support import eventually, network, settings_for
 
 
 def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool missing: .ci/run unpacks Debian's prometheus package")
-        pytest.skip("promtool not installed (Debian package prometheus)")
-    return found
+    return tool("promtool")  # PATH, then .ci-tools/; fails in CI, skips elsewhere when missing
 
 
 async def _scrape(http: aiohttp.ClientSession, url: str) -> str:

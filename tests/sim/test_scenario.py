@@ -12,7 +12,7 @@ from monitor.sim import PRESETS, Dist, Flap, load_scenario
 from monitor.sim.behaviour import host_rng, is_down, is_listed, pick_error, sample_ms
 from monitor.sim.scenario import Behaviour, apply_changes
 
-README = Path(__file__).resolve().parents[2] / "monitor" / "sim" / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_presets_are_demo_chaos_and_scale() -> None:
@@ -69,7 +69,7 @@ def test_fixed_presets_take_no_parameters() -> None:
 
 
 def test_the_full_example_in_the_readme_is_a_valid_scenario(tmp_path: Path) -> None:
-    block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S)
+    block = re.search(r"#### Full example.*?```toml\n(.*?)```", README.read_text(), re.S)
     assert block is not None
     path = tmp_path / "example.toml"
     path.write_text(block.group(1))
