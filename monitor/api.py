@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -9,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.exposition import choose_encoder
 
 from monitor.logging import get_logger
 from monitor.metrics import make_registry
@@ -48,6 +49,19 @@ async def best_one(request: web.Request) -> web.Response:
     if answer is None:
         return _error(404, f"Unknown model {model}")
     return _json(answer)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The exposition, rendered in a worker thread: at thousands of hosts it takes long enough to
+    stall probes (and their time-to-first-token readings) if it ran on the event loop. The
+    collector reads only immutable snapshots and copies, so the thread needs no lock."""
+    registry = request.app[REGISTRY_KEY]
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(None, encoder, registry)
+    response = web.Response(body=body, headers={"Content-Type": content_type})
+    response.enable_compression()
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -159,5 +173,5 @@ def make_app(monitor: Monitor) -> web.Application:
     app.router.add_get("/libertai/models", _cached("models"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/metrics", metrics)
     return app

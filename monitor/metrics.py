@@ -83,6 +83,8 @@ class MonitorCollector(Collector):
             labels=_HOST,
         )
         for model, view in snap.models.items():
+            if view.probed_as != model:
+                continue  # a `-thinking` alias: its hosts are its base id's, already exported
             for h in view.hosts:
                 labels = [model, h.url]
                 up.add_metric(labels, 1.0 if h.state is HostState.UP else 0.0)
@@ -135,7 +137,8 @@ class MonitorCollector(Collector):
         probes = CounterMetricFamily(
             P + "probes", "Probes by model, host, kind and outcome.", labels=[*_HOST, "kind", "outcome"]
         )
-        for (model, host, kind, outcome), n in self._m.probe_counts.items():
+        # A copy in one step: collect() runs in a worker thread while the loop keeps counting.
+        for (model, host, kind, outcome), n in dict(self._m.probe_counts).items():
             probes.add_metric([model or "*", host, kind, outcome], float(n))
         yield probes
 

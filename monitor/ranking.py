@@ -104,6 +104,14 @@ def _latencies(h: HostHealth, basis: _Basis) -> list[float]:
     return out
 
 
+def _has_latency(h: HostHealth, basis: _Basis) -> bool:
+    kind, ttft = basis
+    for s in h.samples:
+        if s.kind is kind and s.outcome is Outcome.OK and (s.ttft_ms if ttft else s.total_ms) is not None:
+            return True
+    return False
+
+
 def _scored(h: HostHealth, basis: _Basis | None, policy: RankingPolicy) -> tuple[float | None, int]:
     """(score, number of latency samples it rests on)."""
     values = _latencies(h, basis) if basis is not None else []
@@ -135,18 +143,42 @@ def _rest_group(h: HostHealth) -> int:
     return 1 if h.reason is Outcome.NOT_LOADED else 2
 
 
+# host -> (the health state it was scored from, the basis, (score, samples))
+ScoreMemo = dict[str, tuple[HostHealth, _Basis | None, tuple[float | None, int]]]
+
+
 def rank(
     model: str,
     hosts: Sequence[HostHealth],
     previous_best: str | None,
     now: float,
     policy: RankingPolicy = DEFAULT_RANKING_POLICY,
+    memo: ScoreMemo | None = None,
 ) -> ModelRanking:
-    """Rank the hosts of `model` at time `now`; `previous_best` is the last answer's best host."""
+    """Rank the hosts of `model` at time `now`; `previous_best` is the last answer's best host.
+
+    `memo`, kept by the caller between calls for one model, holds each host's score with the
+    health state it was computed from: a host whose state object did not change is not scored
+    again. (A model with thousands of hosts is re-ranked several times a second while only a few
+    of its hosts changed.) The answer is the same with or without it.
+    """
     trusted = [h for h in hosts if h.trusted]
     untrusted = sorted(h.host for h in hosts if not h.trusted)
-    basis = next((b for b in _BASES if any(_latencies(h, b) for h in trusted)), None)
-    scores = {h.host: _scored(h, basis, policy) for h in trusted}
+    basis = next((b for b in _BASES if any(_has_latency(h, b) for h in trusted)), None)
+    if memo is None:
+        scores = {h.host: _scored(h, basis, policy) for h in trusted}
+    else:
+        scores = {}
+        for h in trusted:
+            hit = memo.get(h.host)
+            if hit is not None and hit[0] is h and hit[1] == basis:
+                scores[h.host] = hit[2]
+            else:
+                value = _scored(h, basis, policy)
+                memo[h.host] = (h, basis, value)
+                scores[h.host] = value
+        for gone in memo.keys() - scores.keys():
+            del memo[gone]
 
     def by_score(h: HostHealth) -> tuple[bool, float, str]:
         value = scores[h.host][0]

@@ -26,7 +26,7 @@ from monitor.http import make_session
 from monitor.logging import get_logger
 from monitor.membership import Membership, MembershipChange, apply_listing
 from monitor.probes import Prober
-from monitor.ranking import ModelRanking, RankingPolicy, rank
+from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
 from monitor.snapshot import DiscoveryStatus, HostView, Snapshot, build_models, host_view
@@ -98,6 +98,7 @@ class Monitor:
         self._auth_targets: set[Target] = set()
         self._models_of_host: dict[str, list[str]] = {}
         self._hosts_of_model: dict[str, list[str]] = {}
+        self._score_memo: dict[str, ScoreMemo] = {}
 
     # ----------------------------------------------------------------- life cycle
     async def prepare(self) -> None:
@@ -484,13 +485,15 @@ class Monitor:
             dirty_models = models
         for model in dirty_models & models:
             hosts = [self.health[(model, h)] for h in self._hosts_of_model.get(model, ())]
-            ranking = rank(model, hosts, self.best.get(model), now, self.ranking_policy)
+            memo = self._score_memo.setdefault(model, {})
+            ranking = rank(model, hosts, self.best.get(model), now, self.ranking_policy, memo)
             self.rankings[model] = ranking
             if ranking.best != self.best.get(model, None) or model not in self.best:
                 self._best_changed(model, self.best.get(model), ranking.best, now)
         for model in list(self.rankings):
             if model not in models:
                 del self.rankings[model]
+                self._score_memo.pop(model, None)
         self.snapshot = Snapshot(
             generated_at=now,
             models=build_models(self.rankings, self.views, self.aliases),

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from monitor.health import HealthPolicy, HostHealth, apply, new_host
-from monitor.ranking import ModelRanking, RankingPolicy, rank, score
+from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank, score
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 
 MODEL = "hermes-3-8b"
@@ -373,3 +373,23 @@ def test_ranking_does_not_depend_on_the_order_of_the_hosts() -> None:
 def test_policy_rejects_impossible_values(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RankingPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_score_memo_gives_the_same_ranking_and_rescores_only_changed_hosts() -> None:
+    hosts = [up(f"https://h{i}", 100 + i, 110 + i, 120 + i) for i in range(20)]
+    memo: ScoreMemo = {}
+    first = rank(MODEL, hosts, None, NOW, POLICY, memo=memo)
+    assert first == rank(MODEL, hosts, None, NOW, POLICY)
+    kept = memo["https://h5"]
+    hosts[3] = probed(hosts[3], result("https://h3", ProbeKind.COMPLETION, OK, at=50, ttft=1.0))
+    second = rank(MODEL, hosts, first.best, NOW, POLICY, memo=memo)
+    assert second == rank(MODEL, hosts, first.best, NOW, POLICY)
+    assert memo["https://h5"] is kept  # unchanged host: not scored again
+    assert memo["https://h3"][0] is hosts[3]
+
+
+def test_a_score_memo_forgets_hosts_that_left() -> None:
+    memo: ScoreMemo = {}
+    rank(MODEL, [up("https://a", 100), up("https://b", 90)], None, NOW, POLICY, memo=memo)
+    rank(MODEL, [up("https://a", 100)], None, NOW, POLICY, memo=memo)
+    assert set(memo) == {"https://a"}

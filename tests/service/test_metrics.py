@@ -38,7 +38,9 @@ async def test_metrics_describe_every_model_and_host(tmp_path: Path, http: aioht
         for model, view in snap.models.items():
             assert f'libertai_monitor_model_healthy_hosts{{model="{model}"}} {float(view.healthy)}' in text
             for h in view.hosts:
-                assert f'libertai_monitor_host_up{{host="{h.url}",model="{model}"}}' in text
+                line = f'libertai_monitor_host_up{{host="{h.url}",model="{model}"}}'
+                # Per-host series are exported once, under the base id, not again per alias.
+                assert (line in text) == (view.probed_as == model), line
         best_model, best_view = next((m, v) for m, v in snap.models.items() if v.best)
         assert f'libertai_monitor_best_host_info{{host="{best_view.best}",model="{best_model}"}} 1.0' in text
         assert 'libertai_monitor_probes_total{host="' in text
