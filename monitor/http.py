@@ -108,14 +108,24 @@ def make_ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 def make_session(
-    *, ca_bundle: str | None, limit: int, limit_per_host: int = 4, user_agent: str
+    *,
+    ca_bundle: str | None,
+    limit: int,
+    limit_per_host: int = 4,
+    user_agent: str,
+    keepalive_s: float = 15.0,
 ) -> aiohttp.ClientSession:
-    """The service's one shared client session (see the module docstring). Call inside the loop."""
+    """The service's one shared client session (see the module docstring). Call inside the loop.
+
+    `keepalive_s` should outlast the probe interval: a host probed every 30 s through connections
+    dropped after aiohttp's default 15 s pays a new TCP (and TLS) handshake on every probe.
+    """
     if limit < 1 or limit_per_host < 1:
         raise ValueError("connection limits must be at least 1")
     connector = aiohttp.TCPConnector(
         limit=limit,
         limit_per_host=limit_per_host,
+        keepalive_timeout=keepalive_s,
         ssl=make_ssl_context(ca_bundle),
         use_dns_cache=True,
         ttl_dns_cache=DNS_CACHE_TTL_S,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -49,12 +51,33 @@ async def open_store(settings: Settings) -> Store:
     return store
 
 
+def tune_process() -> None:
+    """Process settings for a long-running prober of thousands of hosts.
+
+    Open files: one kept-alive connection per host needs more descriptors than the usual soft
+    limit of 1,024. Garbage collection: the start-up objects (modules, restored windows) are moved
+    out of the collector's way and full collections made rarer; measured at 5,000 hosts, full
+    collections of ~200 ms every few seconds were the largest stalls of the event loop (and so of
+    time-to-first-token readings) before this.
+    """
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass  # not allowed here: the soft limit stays
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[Running]:
     store = await open_store(settings)
     store.start_writer()
     monitor = Monitor(settings, store)
     await monitor.prepare()  # restored answers are ready before the port opens
+    tune_process()
     runner = web.AppRunner(make_app(monitor), access_log=None, handle_signals=False)
     await runner.setup()
     host, port = settings.listen

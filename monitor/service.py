@@ -108,6 +108,7 @@ class Monitor:
             ca_bundle=s.ca_bundle,
             limit=s.max_concurrency,
             user_agent=f"libertai-monitor/{__version__}",
+            keepalive_s=s.probe_interval * 2.5,
         )
         self._prober = Prober(self._session, _require_key(s), s.probe_timeout, allow=s.allowed_hosts)
         if self.store is not None:
@@ -462,7 +463,8 @@ class Monitor:
         because ejection times expire with the clock, not with a probe."""
         last_full = 0.0
         while True:
-            await asyncio.sleep(_PUBLISH_EVERY_S)
+            # With thousands of hosts a rebuild is no longer free: publish less often there.
+            await asyncio.sleep(_PUBLISH_EVERY_S if len(self.health) < 2000 else 1.0)
             now = time.monotonic()
             full = now - last_full >= 2.0
             if full:
