@@ -12,7 +12,7 @@ concurrency), and reports, against the configured TTFT:
 
 Writes bench/results/sim_delay.json and prints a table.
 
-    python bench/sim_delay.py [--rate 1000] [--duration 10] [--hosts 50] [--ttft-ms 50]
+    python -m bench.sim_delay [--quick] [--rate 1000] [--duration 10] [--hosts 50] [--ttft-ms 50]
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import re
 import signal
 import statistics
@@ -35,8 +34,9 @@ from typing import Any
 
 import aiohttp
 
+from bench.common import loadavg, machine, results_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "sim_delay.json"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -137,7 +137,7 @@ async def drive(
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -149,8 +149,13 @@ def main() -> int:
     parser.add_argument("--itl-ms", type=float, default=5.0)
     parser.add_argument("--tokens", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=500)
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--quick", action="store_true", help="200/s for 2 s over 10 hosts (a smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rate, args.duration, args.warmup, args.hosts = 200.0, 2.0, 0.5, 10
+    args.output = args.output or results_dir(args.quick) / "sim_delay.json"
+    load_before = loadavg()
 
     proc, gateway = start_simulator(args.hosts, args.ttft_ms, args.itl_ms, args.tokens)
     # The client's own garbage-collection pauses would otherwise show up as simulator delay.
@@ -166,13 +171,7 @@ def main() -> int:
     result = {
         "benchmark": "sim_delay",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "versions": {p: metadata.version(p) for p in ("aiohttp", "trustme")},
         "parameters": {
             "rate_per_s": args.rate,
@@ -192,6 +191,15 @@ def main() -> int:
         "client_ttft_minus_configured_ms": summary(client),
         "host_truth_minus_configured_ms": summary(host),
         "client_start_lag_ms": summary(run["lags"]),
+        "figures": {
+            "host_added_median_ms": round(statistics.median(host), 3) if host else None,
+            "host_added_p99_ms": round(pct(host, 99), 3) if host else None,
+            "client_added_median_ms": round(statistics.median(client), 3) if client else None,
+            "client_added_p99_ms": round(pct(client, 99), 3) if client else None,
+        },
+        "quick": args.quick,
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
         "notes": "host truth covers the last 100 answers of each host (the end of the run); client figures "
         "include the benchmark client's own overhead on a shared machine",
     }

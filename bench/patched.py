@@ -1,0 +1,161 @@
+"""`libertai-monitor` with proposed fixes applied by monkeypatching, to measure them before they are
+made in monitor/ (the benchmarks use it when BENCH_PATCHES is set: `BENCH_PATCHES=keepalive,scores
+python -m bench.probe_scale --sizes 10000`).
+
+Patches (comma-separated names):
+- `keepalive`: the probe session keeps idle connections for 75 s (aiohttp's default is 15 s), longer
+  than the 30 s health interval, so a host's connection is reused by its next probe instead of a new
+  TCP connection (and a new socket in both processes) for nearly every probe.
+- `scores`: `ranking._latencies` / `ranking._scored` remember their answer per immutable `HostHealth`
+  object, so the publisher (every 250 ms, every model that got a probe) re-sorts hosts instead of
+  recomputing every host's percentiles; only hosts probed since the last publish are scored again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+def keepalive(seconds: float = 75.0) -> None:
+    import aiohttp
+
+    base = aiohttp.TCPConnector
+
+    class KeepAliveConnector(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("keepalive_timeout", seconds)
+            super().__init__(*args, **kwargs)
+
+    aiohttp.TCPConnector = KeepAliveConnector  # type: ignore[misc]
+
+
+def scores() -> None:
+    from monitor import ranking
+
+    latencies, scored = ranking._latencies, ranking._scored
+    cache: dict[tuple[int, Any], tuple[Any, Any]] = {}
+
+    def remember(key: tuple[int, Any], h: Any, compute: Any) -> Any:
+        hit = cache.get(key)
+        if hit is not None and hit[0] is h:
+            return hit[1]
+        if len(cache) > 200_000:
+            cache.clear()
+        value = compute()
+        cache[key] = (h, value)
+        return value
+
+    def cached_latencies(h: Any, basis: Any) -> Any:
+        return remember((id(h), ("l", basis)), h, lambda: latencies(h, basis))
+
+    def cached_scored(h: Any, basis: Any, policy: Any) -> Any:
+        return remember((id(h), ("s", basis, id(policy))), h, lambda: scored(h, basis, policy))
+
+    ranking._latencies = cached_latencies
+    ranking._scored = cached_scored
+
+
+def timing() -> None:
+    """Not a fix: record how long the synchronous steps that run on the event loop take (publish,
+    rank, building the snapshot, serialising an answer, a health update, garbage collections) and
+    write a summary to
+    $BENCH_TIMING at exit. A step of 100 ms delays every probe and request behind it by 100 ms."""
+    import atexit
+    import json
+    import time
+
+    from monitor import service, snapshot
+
+    spans: dict[str, list[float]] = {}
+
+    def wrap(owner: Any, name: str, label: str) -> None:
+        fn = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spans.setdefault(label, []).append((time.perf_counter() - t0) * 1000)
+
+        setattr(owner, name, timed)
+
+    wrap(service.Monitor, "publish", "Monitor.publish")
+    wrap(service, "rank", "ranking.rank")
+    wrap(service, "build_models", "snapshot.build_models")
+    wrap(service, "apply", "health.apply")
+    wrap(service, "host_view", "snapshot.host_view")
+    wrap(snapshot.Snapshot, "body", "Snapshot.body")
+
+    import gc
+
+    started: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            label = f"gc.collect(generation {info.get('generation')})"
+            spans.setdefault(label, []).append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
+
+    def dump() -> None:
+        out = {}
+        for label, values in spans.items():
+            v = sorted(values)
+            out[label] = {
+                "calls": len(v),
+                "total_s": round(sum(v) / 1000, 3),
+                "median_ms": round(v[len(v) // 2], 3),
+                "p99_ms": round(v[min(len(v) - 1, int(len(v) * 0.99))], 3),
+                "max_ms": round(v[-1], 3),
+            }
+        path = os.environ.get("BENCH_TIMING")
+        if path:
+            with open(path, "w") as f:
+                json.dump(out, f, indent=1)
+
+    atexit.register(dump)
+
+
+def gcfreeze() -> None:
+    """Fewer and shorter full garbage collections: `gc.freeze()` once the service has started (the
+    long-lived objects of start-up leave the collected generations, as the simulator does), and a
+    higher threshold for the young generation so that the per-probe garbage is not scanned as often."""
+    import asyncio
+    import gc
+
+    from monitor import service
+
+    run = service.Monitor.run
+
+    async def run_then_freeze(self: Any) -> None:
+        await run(self)
+
+        async def later() -> None:
+            await asyncio.sleep(5)
+            gc.collect()
+            gc.freeze()
+
+        self._tasks.append(asyncio.create_task(later()))
+
+    service.Monitor.run = run_then_freeze  # type: ignore[method-assign]
+    gc.set_threshold(50_000, 20, 100)
+
+
+PATCHES = {"keepalive": keepalive, "scores": scores, "timing": timing, "gcfreeze": gcfreeze}
+
+
+def main() -> int:
+    for name in filter(None, os.environ.get("BENCH_PATCHES", "").split(",")):
+        PATCHES[name.strip()]()
+    from monitor.cli import main as cli_main
+
+    return cli_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
