@@ -88,6 +88,9 @@ def timing() -> None:
     wrap(service, "apply", "health.apply")
     wrap(service, "host_view", "snapshot.host_view")
     wrap(snapshot.Snapshot, "body", "Snapshot.body")
+    wrap(service.Monitor, "_apply_listing", "Monitor._apply_listing")
+    wrap(service.Monitor, "_sync_members", "Monitor._sync_members")
+    wrap(service.Monitor, "record", "Monitor.record")
 
     import gc
 

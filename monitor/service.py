@@ -260,8 +260,12 @@ class Monitor:
             self.settings.retire_after,
         )
         ids = list(self.membership.models)
-        self.aliases = {m: base for m in ids if (base := alias_of(m, ids)) != m}
-        self._sync_members()
+        aliases = {m: base for m in ids if (base := alias_of(m, ids)) != m}
+        # Nearly every poll returns the same list: only a change needs the hosts walked again
+        # (at thousands of hosts that walk is a noticeable stall of the event loop).
+        if changes or aliases != self.aliases or not self.health:
+            self.aliases = aliases
+            self._sync_members()
         if changes:
             self._log_changes(changes)
             if record and self.store is not None:
