@@ -28,6 +28,7 @@ from monitor.membership import Membership, MembershipChange, apply_listing
 from monitor.probes import Prober
 from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.secret import Secret
 from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
 from monitor.snapshot import DiscoveryStatus, HostView, Snapshot, build_models, host_view
 from monitor.store import DiscoveryRecord, MembershipEvent, Store
@@ -591,7 +592,6 @@ class Monitor:
         )
 
 
-def _require_key(settings: Settings) -> Any:
-    from monitor.secret import Secret
-
+def _require_key(settings: Settings) -> Secret:
+    # Without a key only health probes are scheduled (see `probe_kinds`); an empty key is never sent.
     return settings.api_key or Secret("")
