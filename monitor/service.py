@@ -28,8 +28,8 @@ from monitor.membership import Membership, MembershipChange, apply_listing
 from monitor.probes import Prober
 from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
-from monitor.secret import Secret
 from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
+from monitor.secret import Secret
 from monitor.snapshot import DiscoveryStatus, HostView, Snapshot, build_models, host_view
 from monitor.store import DiscoveryRecord, MembershipEvent, Store
 
