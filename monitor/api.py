@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -76,25 +77,33 @@ async def readyz(request: web.Request) -> web.Response:
     return _json(body, 200 if r.ready else 503)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(raw: str) -> float | None:
+    """`90`, `30m`, `24h`, `7d` as seconds; None when `raw` is not a duration."""
+    number, unit = (raw[:-1], _UNITS[raw[-1]]) if raw and raw[-1] in _UNITS else (raw, 1)
+    try:
+        return float(number) * unit
+    except ValueError:
+        return None
+
+
 def _parse_time(raw: str, now: float) -> float:
     """`since` as epoch seconds, an ISO 8601 time, or a duration back from now (`30m`, `24h`, `7d`)."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if raw and raw[-1] in units and raw[:-1].replace(".", "", 1).isdigit():
-        return now - float(raw[:-1]) * units[raw[-1]]
+    if raw and raw[-1] in _UNITS and (back := _duration(raw)) is not None:
+        return now - back
     try:
         return float(raw)
     except ValueError:
-        pass
-    from datetime import datetime
-
-    return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
 
 
 def _parse_step(raw: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if raw and raw[-1] in units:
-        return int(float(raw[:-1]) * units[raw[-1]])
-    return int(raw)
+    seconds = _duration(raw)
+    if seconds is None:
+        raise ValueError(f"not a step: {raw!r}")
+    return int(seconds)
 
 
 async def history(request: web.Request) -> web.Response:

@@ -201,7 +201,9 @@ class MonitorCollector(Collector):
             P + "scheduler_job_errors", "Periodic jobs that raised.", value=s.job_errors
         )
         yield GaugeMetricFamily(P + "probes_in_flight", "Probes running now.", value=s.in_flight)
-        yield GaugeMetricFamily(P + "probe_targets", "Scheduled probe targets.", value=float(self._targets()))
+        yield GaugeMetricFamily(
+            P + "probe_targets", "Scheduled probe targets.", value=float(self._m.target_count)
+        )
         store = self._m.store
         if store is not None:
             st = store.stats
@@ -226,10 +228,6 @@ class MonitorCollector(Collector):
         info = InfoMetricFamily(P + "build", "Version of the service.")
         info.add_metric([], {"version": self._m.build_info["version"], "python": platform.python_version()})
         yield info
-
-    def _targets(self) -> int:
-        d = self._m._dispatcher
-        return len(d) if d is not None else 0
 
 
 def make_registry(monitor: Monitor) -> CollectorRegistry:

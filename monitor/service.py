@@ -372,6 +372,10 @@ class Monitor:
         ramp = max(5.0, n / 200.0)
         return min(ramp, self._base_interval(kind))
 
+    @property
+    def target_count(self) -> int:
+        return len(self._dispatcher) if self._dispatcher is not None else 0
+
     def _models(self) -> set[str]:
         """Base model ids: the ones that are probed and ranked."""
         return set(self.membership.models) - set(self.aliases)
@@ -393,47 +397,40 @@ class Monitor:
                 return min(base, self.settings.down_probe_interval)
         return base
 
-    async def _run_target(self, target: Target) -> None:
+    async def _probe(self, target: Target) -> ProbeResult:
         assert self._prober is not None
         model, host, kind = target
-        if kind is ProbeKind.HEALTH:
-            result = await self._prober.health(host, model)
-        elif kind is ProbeKind.COMPLETION:
-            result = await self._prober.completion(host, model)
-        elif kind is ProbeKind.EMBEDDING:
-            result = await self._prober.embedding(host, model)
-        else:
-            result = await self._prober.auth(host, self._any_model_of(host))
-        self.record(result, target)
+        if kind is ProbeKind.AUTH:
+            return await self._prober.auth(host, self._any_model_of(host))
+        return await self._prober.probe(kind, host, model)
+
+    async def _run_target(self, target: Target) -> None:
+        if self.record(await self._probe(target)) and self._dispatcher is not None:
+            self._dispatcher.soon(target, self.settings.confirm_delay)
 
     def _any_model_of(self, host: str) -> str:
         models = self._models_of_host.get(host)
         return models[0] if models else ""
 
-    def record(self, result: ProbeResult, target: Target | None = None) -> None:
-        """Take in one probe result: store it, update health, and ask for a confirmation if needed."""
+    def record(self, result: ProbeResult) -> bool:
+        """Take in one probe result: store it and update health. True when the failure it reports
+        should be confirmed at once by another probe (detect fast, before a whole interval)."""
         self.probe_counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
         if self.store is not None:
             self.store.submit(result)
         if result.kind is ProbeKind.AUTH:
             self._fan_out_auth(result)
-            return
+            return False
         key = (result.model, result.host)
         before = self.health.get(key)
         if before is None:
-            return  # the host was retired while the probe ran
+            return False  # the host was retired while the probe ran
         after = apply(before, result, self.health_policy)
         self.health[key] = after
         self._dirty.add(key)
         if after.state is not before.state or after.reason is not before.reason:
             self._log_state(before, after)
-        if (
-            target is not None
-            and self._dispatcher is not None
-            and not result.ok
-            and needs_confirmation(after, self.health_policy)
-        ):
-            self._dispatcher.soon(target, self.settings.confirm_delay)
+        return not result.ok and needs_confirmation(after, self.health_policy)
 
     def _fan_out_auth(self, result: ProbeResult) -> None:
         """The host auth check is per host: it counts for every model the host serves."""
@@ -566,30 +563,21 @@ class Monitor:
             targets.extend((HOST_WIDE, h, ProbeKind.AUTH) for h in hosts)
         sem = asyncio.Semaphore(self.settings.max_concurrency)
 
-        async def one(t: Target) -> None:
+        async def one(t: Target) -> bool:
             async with sem:
-                await self._run_target(t)
+                return self.record(await self._probe(t))
 
-        await asyncio.gather(*(one(t) for t in targets))
         # As the running service does, a failure is confirmed by re-probing at once rather than
         # taken as a verdict, until the host is down or recovers (at most the threshold).
-        for _ in range(self.settings.unhealthy_threshold - 1):
-            again = [t for t in targets if self._awaits_confirmation(t)]
-            if not again:
+        pending = targets
+        for attempt in range(self.settings.unhealthy_threshold):
+            if attempt:
+                await asyncio.sleep(self.settings.confirm_delay)
+            confirm = await asyncio.gather(*(one(t) for t in pending))
+            pending = [t for t, again in zip(pending, confirm, strict=True) if again]
+            if not pending:
                 break
-            await asyncio.sleep(self.settings.confirm_delay)
-            await asyncio.gather(*(one(t) for t in again))
         self.publish(force=True)
-
-    def _awaits_confirmation(self, target: Target) -> bool:
-        model, host, kind = target
-        h = self.health.get((model, host))
-        if h is None or not h.samples or kind is ProbeKind.AUTH:
-            return False
-        last = max((s for s in h.samples if s.kind is kind), key=lambda s: s.at, default=None)
-        return (
-            last is not None and last.outcome is not Outcome.OK and needs_confirmation(h, self.health_policy)
-        )
 
 
 def _require_key(settings: Settings) -> Secret:

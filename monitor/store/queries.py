@@ -203,26 +203,27 @@ def write_rollups(conn: Connection, rows: Sequence[dict[str, Any]], until_hour: 
     conn.execute(state)
 
 
-def delete_raw_before(conn: Connection, pairs: Sequence[Pair], cutoff_ms: int) -> int:
-    t = probe_results.c
-    stmt = delete(probe_results).where(
-        t.model_id == bindparam("m"), t.host_id == bindparam("h"), t.at < bindparam("cut")
+def _delete_per_pair(
+    conn: Connection, table: Table, time_column: str, pairs: Sequence[Pair], cutoff: int
+) -> int:
+    """Delete rows older than `cutoff`, one (model, host) at a time, so each delete walks the
+    primary key (model_id, host_id, time) rather than the whole table."""
+    c = table.c
+    stmt = delete(table).where(
+        c.model_id == bindparam("m"), c.host_id == bindparam("h"), c[time_column] < bindparam("cut")
     )
     deleted = 0
     for m, h in pairs:
-        deleted += max(conn.execute(stmt, {"m": m, "h": h, "cut": cutoff_ms}).rowcount, 0)
+        deleted += max(conn.execute(stmt, {"m": m, "h": h, "cut": cutoff}).rowcount, 0)
     return deleted
+
+
+def delete_raw_before(conn: Connection, pairs: Sequence[Pair], cutoff_ms: int) -> int:
+    return _delete_per_pair(conn, probe_results, "at", pairs, cutoff_ms)
 
 
 def delete_rollups_before(conn: Connection, pairs: Sequence[Pair], cutoff_hour: int) -> int:
-    r = rollups_hourly.c
-    stmt = delete(rollups_hourly).where(
-        r.model_id == bindparam("m"), r.host_id == bindparam("h"), r.hour < bindparam("cut")
-    )
-    deleted = 0
-    for m, h in pairs:
-        deleted += max(conn.execute(stmt, {"m": m, "h": h, "cut": cutoff_hour}).rowcount, 0)
-    return deleted
+    return _delete_per_pair(conn, rollups_hourly, "hour", pairs, cutoff_hour)
 
 
 def delete_discovery_before(conn: Connection, cutoff_ms: int) -> int:
