@@ -16,6 +16,8 @@ connections are usually closed between two completions), sending the request and
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -80,6 +82,7 @@ def run_size(
     truths: list[float] = []
     fixed_truth_delays: list[float] = []
     missing_ttft = 0
+    timeline: list[tuple[float, float]] = []
     for url, start, _src, reported, t in paired["pairs"]:
         if not w0 <= start < w1:
             continue
@@ -87,11 +90,14 @@ def run_size(
             missing_ttft += 1
             continue
         e = reported - t
+        timeline.append((round(start, 4), round(e, 2)))
         errors["all"].append(e)
         errors["jittered" if url in jittered else "fixed"].append(e)
         truths.append(t)
         if url not in jittered:
             fixed_truth_delays.append(t - ttft_ms)
+    if os.environ.get("BENCH_ERRORS"):  # (start, error) of every probe, to line up with loop stalls
+        Path(f"{os.environ['BENCH_ERRORS']}.{hosts}.json").write_text(json.dumps(sorted(timeline)))
     return {
         "hosts": hosts,
         "completion_interval_s": completion,

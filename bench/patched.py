@@ -69,6 +69,14 @@ def timing() -> None:
     from monitor import service, snapshot
 
     spans: dict[str, list[float]] = {}
+    # (label, wall-clock start, ms) of every step of 2 ms or more, to line up with probe errors.
+    long_steps: list[tuple[str, float, float]] = []
+
+    def note(label: str, t0: float) -> None:
+        ms = (time.perf_counter() - t0) * 1000
+        spans.setdefault(label, []).append(ms)
+        if ms >= 2.0:
+            long_steps.append((label, time.time() - ms / 1000, round(ms, 2)))
 
     def wrap(owner: Any, name: str, label: str) -> None:
         fn = getattr(owner, name)
@@ -78,13 +86,15 @@ def timing() -> None:
             try:
                 return fn(*args, **kwargs)
             finally:
-                spans.setdefault(label, []).append((time.perf_counter() - t0) * 1000)
+                note(label, t0)
 
         setattr(owner, name, timed)
 
     wrap(service.Monitor, "publish", "Monitor.publish")
     wrap(service, "rank", "ranking.rank")
-    wrap(service, "build_models", "snapshot.build_models")
+    wrap(service, "model_view", "snapshot.model_view")
+    wrap(service, "with_aliases", "snapshot.with_aliases")
+    wrap(service.Monitor, "_rank", "Monitor._rank (one model)")
     wrap(service, "apply", "health.apply")
     wrap(service, "host_view", "snapshot.host_view")
     wrap(snapshot.Snapshot, "body", "Snapshot.body")
@@ -100,10 +110,31 @@ def timing() -> None:
         if phase == "start":
             started[0] = time.perf_counter()
         else:
-            label = f"gc.collect(generation {info.get('generation')})"
-            spans.setdefault(label, []).append((time.perf_counter() - started[0]) * 1000)
+            note(f"gc.collect(generation {info.get('generation')})", started[0])
 
     gc.callbacks.append(on_gc)
+
+    # The event loop's own lateness, whatever its cause (including steps not wrapped above and
+    # other threads holding the GIL): a task that asks to wake every 2 ms and records how late it is.
+    import asyncio
+
+    run = service.Monitor.run
+
+    async def run_with_lag_probe(self: Any) -> None:
+        await run(self)
+
+        async def lag() -> None:
+            while True:
+                t0 = time.perf_counter()
+                await asyncio.sleep(0.002)
+                late = (time.perf_counter() - t0 - 0.002) * 1000
+                spans.setdefault("loop lateness", []).append(late)
+                if late >= 2.0:
+                    long_steps.append(("loop lateness", time.time() - late / 1000, round(late, 2)))
+
+        self._tasks.append(asyncio.create_task(lag()))
+
+    service.Monitor.run = run_with_lag_probe  # type: ignore[method-assign]
 
     def dump() -> None:
         out = {}
@@ -119,7 +150,7 @@ def timing() -> None:
         path = os.environ.get("BENCH_TIMING")
         if path:
             with open(path, "w") as f:
-                json.dump(out, f, indent=1)
+                json.dump({"summary": out, "long_steps": long_steps}, f, indent=1)
 
     atexit.register(dump)
 

@@ -12,7 +12,7 @@ import asyncio
 import fnmatch
 import time
 from collections import Counter
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,7 +30,15 @@ from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
 from monitor.secret import Secret
-from monitor.snapshot import DiscoveryStatus, HostView, Snapshot, build_models, host_view
+from monitor.snapshot import (
+    DiscoveryStatus,
+    HostView,
+    ModelView,
+    Snapshot,
+    host_view,
+    model_view,
+    with_aliases,
+)
 from monitor.store import DiscoveryRecord, MembershipEvent, Store
 
 log = get_logger("monitor.service")
@@ -41,6 +49,7 @@ HOST_WIDE = ""
 _SERVING = (ProbeKind.COMPLETION, ProbeKind.EMBEDDING)
 _RESTORE_HORIZON_S = 24 * 3600.0
 _PUBLISH_EVERY_S = 0.25
+_VIEWS_PER_STEP = 100  # host views per publishing step: about a millisecond
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,7 @@ class Monitor:
         self.health: dict[tuple[str, str], HostHealth] = {}
         self.best: dict[str, str | None] = {}
         self.rankings: dict[str, ModelRanking] = {}
+        self._model_views: dict[str, ModelView] = {}  # base ids, as last ranked
         self.views: dict[tuple[str, str], HostView] = {}
         self.snapshot = Snapshot(generated_at=time.time(), models={})
         self.discovery = DiscoveryStatus()
@@ -471,39 +481,74 @@ class Monitor:
             full = now - last_full >= 2.0
             if full:
                 last_full = now
-            self.publish(force=full)
+            await self.publish_in_steps(force=full)
 
     def publish(self, *, force: bool = False) -> None:
+        """Rebuild the snapshot at once (start-up, shutdown, one-shot runs)."""
+        for _ in self._publish_steps(force):
+            pass
+
+    async def publish_in_steps(self, *, force: bool = False) -> None:
+        """Rebuild the snapshot, giving the event loop a turn after every step of about a
+        millisecond. At thousands of hosts a rebuild takes tens of milliseconds; done in one go,
+        it would delay every probe answer that arrived meanwhile and add that delay to its
+        measured time to first token."""
+        steps = self._publish_steps(force)
+        try:
+            for _ in steps:
+                await asyncio.sleep(0)
+        finally:
+            steps.close()  # cancelled midway: hand the unfinished work back (see _publish_steps)
+
+    def _publish_steps(self, force: bool) -> Generator[None, None, None]:
+        """The rebuild as steps: views of the hosts probed since the last one (a slice at a
+        time), then each changed model ranked on its own, then the snapshot swapped in whole.
+        Results recorded between steps mark their hosts dirty again for the next rebuild."""
         if not (self._dirty or self._dirty_models or force):
             return
-        now = time.time()
-        models = self._models()
-        dirty_models = {m for m, _ in self._dirty} | self._dirty_models
-        for key in self._dirty:
-            h = self.health.get(key)
-            if h is not None:
-                self.views[key] = host_view(h)
-        self._dirty.clear()
-        self._dirty_models.clear()
-        if force:
-            dirty_models = models
-        for model in dirty_models & models:
-            hosts = [self.health[(model, h)] for h in self._hosts_of_model.get(model, ())]
-            memo = self._score_memo.setdefault(model, {})
-            ranking = rank(model, hosts, self.best.get(model), now, self.ranking_policy, memo)
-            self.rankings[model] = ranking
-            if ranking.best != self.best.get(model, None) or model not in self.best:
-                self._best_changed(model, self.best.get(model), ranking.best, now)
-        for model in list(self.rankings):
-            if model not in models:
-                del self.rankings[model]
-                self._score_memo.pop(model, None)
-        self.snapshot = Snapshot(
-            generated_at=now,
-            models=build_models(self.rankings, self.views, self.aliases),
-            discovery=self.discovery,
-            key_outcome=self.key_outcome,
-        )
+        dirty, self._dirty = self._dirty, set()
+        dirty_models, self._dirty_models = self._dirty_models | {m for m, _ in dirty}, set()
+        pending_views, pending_models = list(dirty), set(dirty_models)
+        try:
+            while pending_views:
+                for key in pending_views[-_VIEWS_PER_STEP:]:
+                    h = self.health.get(key)
+                    if h is not None:
+                        self.views[key] = host_view(h)
+                del pending_views[-_VIEWS_PER_STEP:]
+                yield
+            now = time.time()
+            if force:
+                pending_models = self._models()
+            for model in sorted(pending_models):
+                pending_models.discard(model)
+                if model in self._models():
+                    self._rank(model, now)
+                    yield
+            models = self._models()
+            for gone in [m for m in self._model_views if m not in models]:
+                del self._model_views[gone]
+                self.rankings.pop(gone, None)
+                self._score_memo.pop(gone, None)
+            self.snapshot = Snapshot(
+                generated_at=now,
+                models=with_aliases(self._model_views, self.aliases),
+                discovery=self.discovery,
+                key_outcome=self.key_outcome,
+            )
+        finally:
+            # Stopped early: what was not done yet is done by the next rebuild.
+            self._dirty.update(pending_views)
+            self._dirty_models.update(pending_models)
+
+    def _rank(self, model: str, now: float) -> None:
+        hosts = [self.health[(model, h)] for h in self._hosts_of_model.get(model, ())]
+        memo = self._score_memo.setdefault(model, {})
+        ranking = rank(model, hosts, self.best.get(model), now, self.ranking_policy, memo)
+        self.rankings[model] = ranking
+        self._model_views[model] = model_view(model, ranking, self.views)
+        if ranking.best != self.best.get(model, None) or model not in self.best:
+            self._best_changed(model, self.best.get(model), ranking.best, now)
 
     def _best_changed(self, model: str, old: str | None, new: str | None, now: float) -> None:
         known = model in self.best

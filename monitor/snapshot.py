@@ -1,12 +1,13 @@
 """The immutable picture that the HTTP API and /metrics read: swapped whole, never edited.
 
 Building it is pure: health states and rankings in, views out. Answers that every client asks for
-(`/v1/best`, `/v1/hosts`, `/libertai/models`) are serialised once per snapshot, lazily, so a busy
-API costs one dictionary lookup per request.
+(`/v1/best`, `/v1/best/{model}`, `/v1/hosts`, `/libertai/models`) are serialised once per snapshot,
+lazily (plain and gzipped), so a busy API costs one dictionary lookup per request.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Mapping
@@ -126,18 +127,37 @@ class Snapshot:
     models: Mapping[str, ModelView]
     discovery: DiscoveryStatus = DiscoveryStatus()
     key_outcome: Outcome | None = None  # the gateway's auth check of our key; None until asked
-    _cache: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict[tuple[str, bool], bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def host_count(self) -> int:
         return len({h.url for m in self.models.values() for h in m.hosts})
 
-    def body(self, name: str) -> bytes:
-        """The serialised answer of a whole-snapshot route, built once per snapshot."""
-        cached = self._cache.get(name)
+    def encoded(self, name: str, gzipped: bool = False) -> bytes | None:
+        """The answer `name` as sent, if it was built for this snapshot already (see `encode`)."""
+        return self._cache.get((name, gzipped))
+
+    def encode(self, name: str, gzipped: bool = False) -> bytes | None:
+        """Serialise (once per snapshot) the answer `name`: `best`, `hosts`, `models`, or
+        `best/MODEL`; gzipped for clients that accept it. None for an unknown model.
+
+        Thousands of hosts make answers of hundreds of kilobytes: they are built once, off the
+        event loop (this is safe in a worker thread: the snapshot never changes), and every
+        request after that costs a dictionary lookup."""
+        key = (name, gzipped)
+        cached = self._cache.get(key)
         if cached is None:
-            cached = json.dumps(_BODIES[name](self), separators=(",", ":")).encode()
-            self._cache[name] = cached
+            if gzipped:
+                plain = self.encode(name)
+                if plain is None:
+                    return None
+                cached = gzip.compress(plain, compresslevel=6, mtime=0)
+            else:
+                data = self.best_of(name[5:]) if name.startswith("best/") else _BODIES[name](self)
+                if data is None:
+                    return None
+                cached = json.dumps(data, separators=(",", ":")).encode()
+            self._cache[key] = cached
         return cached
 
     def best_of(self, model: str) -> dict[str, Any] | None:
@@ -171,21 +191,30 @@ def _models_body(s: Snapshot) -> dict[str, Any]:
 _BODIES = {"best": _best_body, "hosts": _hosts_body, "models": _models_body}
 
 
+def model_view(model: str, ranking: ModelRanking, views: Mapping[tuple[str, str], HostView]) -> ModelView:
+    """A base model id's view: its hosts in ranked order."""
+    hosts = tuple(views[(model, url)] for url in ranking.ordered if (model, url) in views)
+    r = ranking
+    return ModelView(model, model, r.best, r.fallbacks, r.healthy, r.known, r.panic, hosts)
+
+
+def with_aliases(bases: Mapping[str, ModelView], aliases: Mapping[str, str]) -> dict[str, ModelView]:
+    """Every base view plus a view per alias that shares its base's hosts, sorted by id."""
+    out = dict(bases)
+    for alias, base in aliases.items():
+        if base in bases:
+            v = bases[base]
+            out[alias] = ModelView(alias, base, v.best, v.fallbacks, v.healthy, v.known, v.panic, v.hosts)
+    return dict(sorted(out.items()))
+
+
 def build_models(
     rankings: Mapping[str, ModelRanking],
     views: Mapping[tuple[str, str], HostView],
     aliases: Mapping[str, str],
 ) -> dict[str, ModelView]:
     """Model views for every base id and every alias, hosts in ranked order."""
-    out: dict[str, ModelView] = {}
-    for model, r in rankings.items():
-        hosts = tuple(views[(model, url)] for url in r.ordered if (model, url) in views)
-        out[model] = ModelView(model, model, r.best, r.fallbacks, r.healthy, r.known, r.panic, hosts)
-    for alias, base in aliases.items():
-        if base in out:
-            v = out[base]
-            out[alias] = ModelView(alias, base, v.best, v.fallbacks, v.healthy, v.known, v.panic, v.hosts)
-    return dict(sorted(out.items()))
+    return with_aliases({m: model_view(m, r, views) for m, r in rankings.items()}, aliases)
 
 
 def empty_snapshot() -> Snapshot:
