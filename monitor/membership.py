@@ -117,7 +117,7 @@ def apply_listing(
             else:
                 if info.missing_since is not None:
                     changes.append(MembershipChange(now, model, host, "joined"))
-                members[host] = replace(info, last_seen=now, trusted=trusted, missing_since=None)
+                members[host] = MemberInfo(first_seen=info.first_seen, last_seen=now, trusted=trusted)
         result[model] = members
 
     for model, before in current.models.items():

@@ -62,7 +62,6 @@ __all__ = [
 
 KIB: Final = 1024
 DETAIL_MAX_CHARS: Final = 120
-_ADMIT_CACHE_MAX: Final = 65536
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,7 +315,6 @@ class Prober:
         self._max_body = max_body_bytes
         self._max_embedding = max_embedding_bytes
         self._allow = allow
-        self._admitted: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return f"Prober(timeout={self._timeout}, allow={self._allow!r})"
@@ -344,14 +342,6 @@ class Prober:
         return await self._run(kind, host, model)
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _admits(self, host: str) -> bool:
-        admitted = self._admitted.get(host)
-        if admitted is None:
-            if len(self._admitted) >= _ADMIT_CACHE_MAX:
-                self._admitted.clear()
-            admitted = self._admitted[host] = self._allow.admits(host)
-        return admitted
 
     def _request_args(
         self, kind: ProbeKind, host: str, model: str
@@ -381,7 +371,7 @@ class Prober:
 
     async def _run(self, kind: ProbeKind, host: str, model: str) -> ProbeResult:
         started_at = time.time()
-        if not self._admits(host):
+        if not self._allow.admits(host):
             return ProbeResult(model, host, kind, Outcome.NOT_PROBED, started_at, detail="host not admitted")
         timing = ConnectTiming()
         status: int | None = None
