@@ -1,14 +1,25 @@
-"""Prometheus metrics: a collector that reads the monitor's snapshot and counters at scrape time.
+"""Prometheus metrics, read from the monitor's snapshot and counters at scrape time.
 
 Nothing here is updated on the probe path; a scrape walks the current snapshot, so metrics and the
 JSON API always agree. One registry per application keeps tests free of duplicate series.
+
+The families with a series per (model, host) are written straight to exposition text, one line at
+a time, and handed out in chunks: as prometheus_client objects they cost a `Sample` and a label
+dict per series (150,000 at 10,000 hosts), all alive at once, and the whole body (19 MiB at 10,000
+hosts) was then held several times over (parts, joined text, bytes, compressed copy), which raised
+the peak RSS by 100 to 150 MiB (bench/metrics_memory.py). Their HELP and TYPE lines and the shape
+of their sample lines still come from prometheus_client's encoder (see `_Template`), so names,
+label order and escaping match the negotiated format by construction. The small families (per
+model, discovery, service, build) stay prometheus_client objects (`MonitorCollector`), encoded
+last, so that an OpenMetrics body ends with their one `# EOF`.
 """
 
 from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -19,18 +30,263 @@ from prometheus_client.core import (
     Metric,
     StateSetMetricFamily,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from monitor.results import HostState, Outcome
+from monitor.snapshot import HostView
 
 if TYPE_CHECKING:
     from monitor.service import Monitor
 
 P = "libertai_monitor_"
 _HOST = ["model", "host"]
+# Per write: large enough that the worker-thread hops cost nothing, small enough not to show in RSS.
+CHUNK_CHARS = 128 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Exposition:
+    """The text format a client asked for (its Accept header), as prometheus_client picks it."""
+
+    encoder: Callable[[Collector], bytes]
+    content_type: str
+
+
+def negotiate(accept: str) -> Exposition:
+    encoder, content_type = choose_encoder(accept)
+    return Exposition(encoder, content_type)
+
+
+def render(monitor: Monitor, exposition: Exposition, registry: Collector) -> Iterator[bytes]:
+    """The whole exposition in UTF-8 chunks of about `CHUNK_CHARS`: the per-host families as
+    text, then `registry` (the small families) through prometheus_client's encoder.
+
+    Pure but for reading the monitor; meant to be advanced in a worker thread, a chunk per step,
+    so that only one chunk of the body exists at a time."""
+    return _chunks(_text(monitor, exposition, registry), CHUNK_CHARS)
+
+
+def next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    """The next chunk of `render`, None at the end (for `run_in_executor`, which takes no default)."""
+    return next(chunks, None)
+
+
+def _text(monitor: Monitor, exposition: Exposition, registry: Collector) -> Iterator[str]:
+    snap = monitor.snapshot
+    hosts = [
+        (h, _escape(model), _escape(h.url))
+        for model, view in snap.models.items()
+        if view.probed_as == model  # a `-thinking` alias: its hosts are its base id's, already exported
+        for h in view.hosts
+    ]
+    for family in _HOST_FAMILIES:
+        yield from family.lines(hosts, exposition)
+    yield from _probe_lines(monitor, exposition)
+    yield exposition.encoder(registry).decode()
+
+
+def _chunks(pieces: Iterable[str], size: int) -> Iterator[bytes]:
+    buf: list[str] = []
+    n = 0
+    for piece in pieces:
+        buf.append(piece)
+        n += len(piece)
+        if n >= size:
+            yield "".join(buf).encode()
+            buf.clear()
+            n = 0
+    if buf:
+        yield "".join(buf).encode()
+
+
+def _escape(value: str) -> str:
+    """A label value as both formats write it (prometheus_client's own escaping)."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _go(value: float) -> str:
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+_HOLE = "\x00"
+
+
+def _hole(name: str) -> str:
+    return f"{_HOLE}{name}{_HOLE}"
+
+
+class _Families(Collector):
+    def __init__(self, *families: Metric) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A family's HELP and TYPE lines and its sample line as prometheus_client writes them in one
+    format, taken from encoding the family with one sample whose label values are holes: the
+    line becomes a `str.format` pattern with a field per hole and one for the value. Whatever
+    the format and the escaping, names, label order and the `_total` of counters are the
+    encoder's own."""
+
+    header: str
+    line: str
+
+    @classmethod
+    def of(cls, family: Metric, exposition: Exposition, holes: Sequence[str]) -> _Template:
+        lines = exposition.encoder(_Families(family)).decode().removesuffix("\n").split("\n")
+        header = "".join(f"{line}\n" for line in lines if line.startswith("#") and line != "# EOF")
+        (sample,) = (line for line in lines if not line.startswith("#"))
+        labels, _value = sample.rsplit(" ", 1)
+        pattern = labels.replace("{", "{{").replace("}", "}}")
+        for name in holes:
+            pattern = pattern.replace(_hole(name), "{" + name + "}")
+        if _HOLE in pattern:
+            raise ValueError(f"unexpected sample line for {family.name}: {sample!r}")
+        return cls(header, pattern + " {value}\n")
+
+
+_Hosts = list[tuple[HostView, str, str]]  # (view, escaped model, escaped host)
+
+
+@dataclass(frozen=True, slots=True)
+class _Gauge:
+    """A gauge with a series per (model, host); hosts whose `value` is None have none."""
+
+    name: str
+    doc: str
+    value: Callable[[HostView], float | None]
+
+    def lines(self, hosts: _Hosts, exposition: Exposition) -> Iterator[str]:
+        family = GaugeMetricFamily(P + self.name, self.doc, labels=_HOST)
+        family.add_metric([_hole("model"), _hole("host")], 0.0)
+        t = _Template.of(family, exposition, ("model", "host"))
+        yield t.header
+        for h, model, host in hosts:
+            v = self.value(h)
+            if v is not None:
+                yield t.line.format(model=model, host=host, value=_go(v))
+
+
+@dataclass(frozen=True, slots=True)
+class _Labelled:
+    """A gauge of value 1 per (model, host), whose extra label carries the reading."""
+
+    name: str
+    doc: str
+    label: str
+    value: Callable[[HostView], str]
+
+    def lines(self, hosts: _Hosts, exposition: Exposition) -> Iterator[str]:
+        family = GaugeMetricFamily(P + self.name, self.doc, labels=[*_HOST, self.label])
+        family.add_metric([_hole("model"), _hole("host"), _hole("extra")], 1.0)
+        t = _Template.of(family, exposition, ("model", "host", "extra"))
+        yield t.header
+        one = _go(1.0)
+        for h, model, host in hosts:
+            yield t.line.format(model=model, host=host, extra=_escape(self.value(h)), value=one)
+
+
+@dataclass(frozen=True, slots=True)
+class _States:
+    """The host state as a stateset: a series per state, 1 for the current one."""
+
+    name: str
+    doc: str
+
+    def lines(self, hosts: _Hosts, exposition: Exposition) -> Iterator[str]:
+        family = StateSetMetricFamily(P + self.name, self.doc, labels=_HOST)
+        family.add_metric([_hole("model"), _hole("host")], {_hole("state"): True})
+        t = _Template.of(family, exposition, ("model", "host", "state"))
+        yield t.header
+        # In prometheus_client's order: its add_metric sorts the states by name.
+        states = [(_escape(s.value), s) for s in sorted(HostState, key=lambda s: s.value)]
+        one, zero = _go(1), _go(0)
+        for h, model, host in hosts:
+            for name, s in states:
+                yield t.line.format(model=model, host=host, state=name, value=one if h.state is s else zero)
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+_HOST_FAMILIES: tuple[_Gauge | _Labelled | _States, ...] = (
+    _Gauge(
+        "host_up",
+        "1 if the host is up for the model, else 0.",
+        lambda h: 1.0 if h.state is HostState.UP else 0.0,
+    ),
+    _States("host_state", "State of a host for a model."),
+    _Labelled(
+        "host_reason",
+        "The outcome that decided the host's state (value 1).",
+        "reason",
+        lambda h: h.reason.value,
+    ),
+    _Labelled(
+        "host_last_outcome",
+        "Outcome of the host's latest probe (value 1).",
+        "outcome",
+        lambda h: h.last_outcome.value,
+    ),
+    _Gauge("host_availability_ratio", "Share of successful probes in the window.", lambda h: h.availability),
+    _Gauge("host_window_samples", "Probe results in the window.", lambda h: float(h.samples)),
+    _Gauge(
+        "host_ttft_p50_seconds",
+        "Median time to first token over the window.",
+        lambda h: _seconds(h.ttft_ms_p50),
+    ),
+    _Gauge(
+        "host_ttft_p95_seconds",
+        "95th percentile time to first token over the window.",
+        lambda h: _seconds(h.ttft_ms_p95),
+    ),
+    _Gauge(
+        "host_latency_p50_seconds",
+        "Median total probe latency over the window.",
+        lambda h: _seconds(h.latency_ms_p50),
+    ),
+    _Gauge("host_consecutive_failures", "Failed probes in a row.", lambda h: float(h.consecutive_failures)),
+    _Gauge(
+        "host_last_success_timestamp_seconds",
+        "When a probe of the host last succeeded.",
+        lambda h: h.last_ok_at,
+    ),
+    _Gauge(
+        "host_key_ok",
+        "1 if the host accepts the key, 0 if it rejects it (absent: unknown).",
+        lambda h: None if h.key_ok is None else 1.0 if h.key_ok else 0.0,
+    ),
+)
+
+
+def _probe_lines(monitor: Monitor, exposition: Exposition) -> Iterator[str]:
+    labels = ("model", "host", "kind", "outcome")
+    family = CounterMetricFamily(P + "probes", "Probes by model, host, kind and outcome.", labels=labels)
+    family.add_metric([_hole(n) for n in labels], 0.0)
+    t = _Template.of(family, exposition, labels)
+    yield t.header
+    # A copy in one step: rendering runs in a worker thread while the loop keeps counting.
+    for (model, host, kind, outcome), n in dict(monitor.probe_counts).items():
+        yield t.line.format(
+            model=_escape(model or "*"),
+            host=_escape(host),
+            kind=_escape(kind),
+            outcome=_escape(outcome),
+            value=_go(float(n)),
+        )
 
 
 class MonitorCollector(Collector):
+    """The small families: per model, discovery, scheduler, store and build (a few dozen series;
+    the per-host ones are `render`'s)."""
+
     def __init__(self, monitor: Monitor) -> None:
         self._m = monitor
 
@@ -38,87 +294,9 @@ class MonitorCollector(Collector):
         return []  # collected at scrape time only: the registry must not call collect() on register
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._hosts()
         yield from self._models()
-        yield from self._probes()
         yield from self._discovery()
         yield from self._service()
-
-    def _hosts(self) -> Iterator[Metric]:
-        snap = self._m.snapshot
-        up = GaugeMetricFamily(P + "host_up", "1 if the host is up for the model, else 0.", labels=_HOST)
-        state = StateSetMetricFamily(P + "host_state", "State of a host for a model.", labels=_HOST)
-        reason = GaugeMetricFamily(
-            P + "host_reason",
-            "The outcome that decided the host's state (value 1).",
-            labels=[*_HOST, "reason"],
-        )
-        last = GaugeMetricFamily(
-            P + "host_last_outcome",
-            "Outcome of the host's latest probe (value 1).",
-            labels=[*_HOST, "outcome"],
-        )
-        avail = GaugeMetricFamily(
-            P + "host_availability_ratio", "Share of successful probes in the window.", labels=_HOST
-        )
-        samples = GaugeMetricFamily(P + "host_window_samples", "Probe results in the window.", labels=_HOST)
-        ttft50 = GaugeMetricFamily(
-            P + "host_ttft_p50_seconds", "Median time to first token over the window.", labels=_HOST
-        )
-        ttft95 = GaugeMetricFamily(
-            P + "host_ttft_p95_seconds", "95th percentile time to first token over the window.", labels=_HOST
-        )
-        latency = GaugeMetricFamily(
-            P + "host_latency_p50_seconds", "Median total probe latency over the window.", labels=_HOST
-        )
-        failures = GaugeMetricFamily(P + "host_consecutive_failures", "Failed probes in a row.", labels=_HOST)
-        last_ok = GaugeMetricFamily(
-            P + "host_last_success_timestamp_seconds",
-            "When a probe of the host last succeeded.",
-            labels=_HOST,
-        )
-        key_ok = GaugeMetricFamily(
-            P + "host_key_ok",
-            "1 if the host accepts the key, 0 if it rejects it (absent: unknown).",
-            labels=_HOST,
-        )
-        for model, view in snap.models.items():
-            if view.probed_as != model:
-                continue  # a `-thinking` alias: its hosts are its base id's, already exported
-            for h in view.hosts:
-                labels = [model, h.url]
-                up.add_metric(labels, 1.0 if h.state is HostState.UP else 0.0)
-                state.add_metric(labels, {s.value: h.state is s for s in HostState})
-                reason.add_metric([*labels, h.reason.value], 1.0)
-                last.add_metric([*labels, h.last_outcome.value], 1.0)
-                samples.add_metric(labels, float(h.samples))
-                failures.add_metric(labels, float(h.consecutive_failures))
-                if h.availability is not None:
-                    avail.add_metric(labels, h.availability)
-                if h.ttft_ms_p50 is not None:
-                    ttft50.add_metric(labels, h.ttft_ms_p50 / 1000)
-                if h.ttft_ms_p95 is not None:
-                    ttft95.add_metric(labels, h.ttft_ms_p95 / 1000)
-                if h.latency_ms_p50 is not None:
-                    latency.add_metric(labels, h.latency_ms_p50 / 1000)
-                if h.last_ok_at is not None:
-                    last_ok.add_metric(labels, h.last_ok_at)
-                if h.key_ok is not None:
-                    key_ok.add_metric(labels, 1.0 if h.key_ok else 0.0)
-        yield from (
-            up,
-            state,
-            reason,
-            last,
-            avail,
-            samples,
-            ttft50,
-            ttft95,
-            latency,
-            failures,
-            last_ok,
-            key_ok,
-        )
 
     def _models(self) -> Iterator[Metric]:
         snap = self._m.snapshot
@@ -132,15 +310,6 @@ class MonitorCollector(Collector):
             healthy.add_metric([model], float(view.healthy))
             known.add_metric([model], float(view.known))
         yield from (best, healthy, known)
-
-    def _probes(self) -> Iterator[Metric]:
-        probes = CounterMetricFamily(
-            P + "probes", "Probes by model, host, kind and outcome.", labels=[*_HOST, "kind", "outcome"]
-        )
-        # A copy in one step: collect() runs in a worker thread while the loop keeps counting.
-        for (model, host, kind, outcome), n in dict(self._m.probe_counts).items():
-            probes.add_metric([model or "*", host, kind, outcome], float(n))
-        yield probes
 
     def _discovery(self) -> Iterator[Metric]:
         d = self._m.discovery
@@ -231,6 +400,7 @@ class MonitorCollector(Collector):
 
 
 def make_registry(monitor: Monitor) -> CollectorRegistry:
+    """The registry of the small families, which `render` encodes after the per-host ones."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MonitorCollector(monitor))
     return registry

@@ -1,15 +1,49 @@
-"""/metrics: what an operator's Prometheus scrapes, linted by promtool."""
+"""/metrics: what an operator's Prometheus scrapes, linted by promtool, and rendered a chunk at a
+time, off the event loop, exactly as prometheus_client rendered it before."""
 
 from __future__ import annotations
 
+import gzip
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
+from prometheus_client import parser as text_parser
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, StateSetMetricFamily
+from prometheus_client.openmetrics import parser as openmetrics_parser
+from prometheus_client.registry import Collector
 
+from monitor import api
+from monitor.api import make_app
+from monitor.config import load_settings
+from monitor.metrics import CHUNK_CHARS, MonitorCollector, negotiate, render
+from monitor.results import HostState, Outcome
 from monitor.server import serving
+from monitor.service import Monitor
+from monitor.snapshot import HostView, ModelView, Snapshot
 from tests.deploy.prom import tool
 from tests.service.support import eventually, network, settings_for
+
+# What Prometheus 2.42 sends (OpenMetrics), what Prometheus 3 sends, and no preference (text 0.0.4).
+OPENMETRICS = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+OPENMETRICS_UTF8 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8"
+TEXT = ""
+
+BASE = "hermes-3-8b"
+ALIAS = "hermes-3-8b-thinking"
+ODD = 'od"d\\model\nname'
+FULL = "http://127.0.0.1:1001"
+BARE = "http://127.0.0.1:1002"
+REJECTING = "http://127.0.0.1:1003"
+ODD_HOST = 'http://127.0.0.1:1004/"quoted"\\path'
 
 
 def _promtool() -> str:
@@ -69,3 +103,295 @@ async def test_promtool_finds_nothing_to_lint(tmp_path: Path, http: aiohttp.Clie
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), (
         proc.stdout + proc.stderr
     )
+
+
+def _view(model: str, url: str, **figures: Any) -> HostView:
+    bare: dict[str, Any] = {
+        "state": HostState.UNKNOWN,
+        "reason": Outcome.NOT_PROBED,
+        "availability": None,
+        "samples": 0,
+        "ttft_ms_p50": None,
+        "ttft_ms_p95": None,
+        "latency_ms_p50": None,
+        "last_probe_at": None,
+        "last_ok_at": None,
+        "consecutive_failures": 0,
+        "key_ok": None,
+        "last_outcome": Outcome.NOT_PROBED,
+    }
+    return HostView(model=model, url=url, **(bare | figures))
+
+
+def _awkward_monitor() -> Monitor:
+    """Hosts with every figure, with none, a rejected key, an alias, and label values to escape."""
+    m = Monitor(load_settings(environ={"LIBERTAI_API_KEY": "k"}))
+    hosts = (
+        _view(
+            BASE,
+            FULL,
+            state=HostState.UP,
+            reason=Outcome.OK,
+            availability=0.987654321,
+            samples=20,
+            ttft_ms_p50=80.25,
+            ttft_ms_p95=1234.5,
+            latency_ms_p50=95.0,
+            last_probe_at=1732492801.5,
+            last_ok_at=1732492800.123,
+            key_ok=True,
+            last_outcome=Outcome.OK,
+        ),
+        _view(BASE, BARE),
+        _view(
+            BASE,
+            REJECTING,
+            state=HostState.DOWN,
+            reason=Outcome.KEY_REJECTED,
+            samples=3,
+            consecutive_failures=3,
+            key_ok=False,
+            last_outcome=Outcome.KEY_REJECTED,
+        ),
+    )
+    odd = (_view(ODD, ODD_HOST, state=HostState.UNTRUSTED, availability=0.5, samples=2),)
+    m.snapshot = Snapshot(
+        generated_at=time.time(),
+        models={
+            BASE: ModelView(BASE, BASE, FULL, (), 1, 3, False, hosts),
+            ALIAS: ModelView(ALIAS, BASE, FULL, (), 1, 3, False, hosts),
+            ODD: ModelView(ODD, ODD, None, (), 0, 1, False, odd),
+        },
+    )
+    m.probe_counts.update(
+        {
+            (BASE, FULL, "completion", "ok"): 3,
+            (BASE, REJECTING, "completion", "key_rejected"): 3,
+            ("", FULL, "auth", "unsupported"): 1,
+            (ODD, ODD_HOST, "health", "timeout"): 2,
+        }
+    )
+    return m
+
+
+class _Reference(Collector):
+    """How every family was collected before the per-host ones were written as text: the
+    prometheus_client objects of the per-host families and the probe counter, then the rest."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self._m = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._hosts()
+        yield from self._probes()
+        yield from MonitorCollector(self._m).collect()
+
+    def _hosts(self) -> Iterator[Metric]:
+        p, labels = "libertai_monitor_", ["model", "host"]
+        up = GaugeMetricFamily(p + "host_up", "1 if the host is up for the model, else 0.", labels=labels)
+        state = StateSetMetricFamily(p + "host_state", "State of a host for a model.", labels=labels)
+        reason = GaugeMetricFamily(
+            p + "host_reason",
+            "The outcome that decided the host's state (value 1).",
+            labels=[*labels, "reason"],
+        )
+        last = GaugeMetricFamily(
+            p + "host_last_outcome",
+            "Outcome of the host's latest probe (value 1).",
+            labels=[*labels, "outcome"],
+        )
+        avail = GaugeMetricFamily(
+            p + "host_availability_ratio", "Share of successful probes in the window.", labels=labels
+        )
+        samples = GaugeMetricFamily(p + "host_window_samples", "Probe results in the window.", labels=labels)
+        ttft50 = GaugeMetricFamily(
+            p + "host_ttft_p50_seconds", "Median time to first token over the window.", labels=labels
+        )
+        ttft95 = GaugeMetricFamily(
+            p + "host_ttft_p95_seconds", "95th percentile time to first token over the window.", labels=labels
+        )
+        latency = GaugeMetricFamily(
+            p + "host_latency_p50_seconds", "Median total probe latency over the window.", labels=labels
+        )
+        failures = GaugeMetricFamily(
+            p + "host_consecutive_failures", "Failed probes in a row.", labels=labels
+        )
+        last_ok = GaugeMetricFamily(
+            p + "host_last_success_timestamp_seconds",
+            "When a probe of the host last succeeded.",
+            labels=labels,
+        )
+        key_ok = GaugeMetricFamily(
+            p + "host_key_ok",
+            "1 if the host accepts the key, 0 if it rejects it (absent: unknown).",
+            labels=labels,
+        )
+        for model, view in self._m.snapshot.models.items():
+            if view.probed_as != model:
+                continue
+            for h in view.hosts:
+                values = [model, h.url]
+                up.add_metric(values, 1.0 if h.state is HostState.UP else 0.0)
+                state.add_metric(values, {s.value: h.state is s for s in HostState})
+                reason.add_metric([*values, h.reason.value], 1.0)
+                last.add_metric([*values, h.last_outcome.value], 1.0)
+                samples.add_metric(values, float(h.samples))
+                failures.add_metric(values, float(h.consecutive_failures))
+                if h.availability is not None:
+                    avail.add_metric(values, h.availability)
+                if h.ttft_ms_p50 is not None:
+                    ttft50.add_metric(values, h.ttft_ms_p50 / 1000)
+                if h.ttft_ms_p95 is not None:
+                    ttft95.add_metric(values, h.ttft_ms_p95 / 1000)
+                if h.latency_ms_p50 is not None:
+                    latency.add_metric(values, h.latency_ms_p50 / 1000)
+                if h.last_ok_at is not None:
+                    last_ok.add_metric(values, h.last_ok_at)
+                if h.key_ok is not None:
+                    key_ok.add_metric(values, 1.0 if h.key_ok else 0.0)
+        yield from (
+            up,
+            state,
+            reason,
+            last,
+            avail,
+            samples,
+            ttft50,
+            ttft95,
+            latency,
+            failures,
+            last_ok,
+            key_ok,
+        )
+
+    def _probes(self) -> Iterator[Metric]:
+        probes = CounterMetricFamily(
+            "libertai_monitor_probes",
+            "Probes by model, host, kind and outcome.",
+            labels=["model", "host", "kind", "outcome"],
+        )
+        for (model, host, kind, outcome), n in dict(self._m.probe_counts).items():
+            probes.add_metric([model or "*", host, kind, outcome], float(n))
+        yield probes
+
+
+def _parsed(text: str, accept: str) -> dict[str, Metric]:
+    """Families by name: the per-host families no longer come first, and order means nothing."""
+    if negotiate(accept).content_type.startswith("application/openmetrics-text"):
+        families = openmetrics_parser.text_string_to_metric_families(text)  # type: ignore[no-untyped-call]
+    else:
+        families = text_parser.text_string_to_metric_families(text)
+    return {f.name: f for f in families}
+
+
+def _rendered(monitor: Monitor, accept: str) -> str:
+    return b"".join(render(monitor, negotiate(accept), MonitorCollector(monitor))).decode()
+
+
+@pytest.mark.parametrize("accept", [OPENMETRICS, OPENMETRICS_UTF8, TEXT], ids=["om", "om-utf8", "text"])
+def test_rendered_families_are_the_ones_prometheus_client_rendered(accept: str) -> None:
+    monitor = _awkward_monitor()
+    before = negotiate(accept).encoder(_Reference(monitor)).decode()
+    assert _parsed(_rendered(monitor, accept), accept) == _parsed(before, accept)
+
+
+@pytest.mark.parametrize("accept", [OPENMETRICS, OPENMETRICS_UTF8, TEXT], ids=["om", "om-utf8", "text"])
+def test_rendered_text_has_the_lines_prometheus_client_wrote(accept: str) -> None:
+    monitor = _awkward_monitor()
+    before = negotiate(accept).encoder(_Reference(monitor)).decode()
+    assert sorted(_rendered(monitor, accept).splitlines()) == sorted(before.splitlines())
+
+
+def test_label_values_are_escaped() -> None:
+    text = _rendered(_awkward_monitor(), TEXT)
+    assert 'libertai_monitor_host_up{host="http://127.0.0.1:1004/\\"quoted\\"\\\\path",' in text
+    assert 'model="od\\"d\\\\model\\nname"} 0.0\n' in text
+
+
+def test_alias_hosts_are_exported_once_under_their_base_id() -> None:
+    text = _rendered(_awkward_monitor(), OPENMETRICS)
+    per_host = [line for line in text.splitlines() if line.startswith("libertai_monitor_host_")]
+    assert any(f'model="{BASE}"' in line for line in per_host)
+    assert not any(f'model="{ALIAS}"' in line for line in per_host)
+
+
+def test_hosts_without_a_figure_have_no_series_for_it() -> None:
+    text = _rendered(_awkward_monitor(), OPENMETRICS)
+    assert f'libertai_monitor_host_window_samples{{host="{BARE}",model="{BASE}"}} 0.0' in text
+    assert f'libertai_monitor_host_ttft_p50_seconds{{host="{BARE}"' not in text
+    assert f'libertai_monitor_host_key_ok{{host="{BARE}"' not in text
+
+
+def test_openmetrics_body_ends_with_exactly_one_eof() -> None:
+    lines = _rendered(_awkward_monitor(), OPENMETRICS).splitlines()
+    assert lines[-1] == "# EOF" and lines.count("# EOF") == 1
+
+
+def test_text_body_has_no_eof() -> None:
+    assert "# EOF" not in _rendered(_awkward_monitor(), TEXT)
+
+
+def test_counters_are_named_as_each_format_wants() -> None:
+    om, text = _rendered(_awkward_monitor(), OPENMETRICS), _rendered(_awkward_monitor(), TEXT)
+    assert "# TYPE libertai_monitor_probes counter\n" in om
+    assert "# TYPE libertai_monitor_probes_total counter\n" in text
+    for body in (om, text):
+        assert 'libertai_monitor_probes_total{host="http://127.0.0.1:1001",kind="auth",model="*",' in body
+        assert "_created" not in body
+
+
+def _crowded_monitor(hosts: int) -> Monitor:
+    m = Monitor(load_settings(environ={"LIBERTAI_API_KEY": "k"}))
+    views = tuple(_view(BASE, f"http://10.0.{i // 250}.{i % 250}:8000", samples=i) for i in range(hosts))
+    m.snapshot = Snapshot(time.time(), {BASE: ModelView(BASE, BASE, None, (), 0, hosts, False, views)})
+    return m
+
+
+def test_a_large_exposition_is_rendered_in_bounded_chunks() -> None:
+    monitor = _crowded_monitor(3000)
+    sizes = [len(c) for c in render(monitor, negotiate(OPENMETRICS), MonitorCollector(monitor))]
+    assert sum(sizes) > 10 * CHUNK_CHARS
+    assert max(sizes) < CHUNK_CHARS + 1024  # a chunk ends at the first line past the size
+
+
+async def test_every_chunk_is_rendered_off_the_event_loop(
+    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+
+    def spied(*args: Any) -> Iterator[bytes]:
+        for chunk in render(*args):
+            threads.append(threading.get_ident())
+            yield chunk
+
+    monkeypatch.setattr(api, "render", spied)
+    client = await aiohttp_client(make_app(_crowded_monitor(2000)))
+    resp = await client.get("/metrics")
+    assert resp.status == 200 and len(await resp.read()) > 2 * CHUNK_CHARS
+    assert len(threads) > 2 and threading.get_ident() not in threads
+
+
+async def test_scrape_is_gzip_compressed_when_the_client_accepts_gzip(aiohttp_client: Any) -> None:
+    monitor = _awkward_monitor()
+    client = await aiohttp_client(make_app(monitor))
+    resp = await client.get(
+        "/metrics", headers={"Accept": OPENMETRICS, "Accept-Encoding": "gzip"}, auto_decompress=False
+    )
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert resp.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert gzip.decompress(await resp.read()).decode() == _rendered(monitor, OPENMETRICS)
+
+
+async def test_scrape_is_plain_when_the_client_accepts_no_compression(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(make_app(_awkward_monitor()))
+    resp = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in resp.headers
+    assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "libertai_monitor_host_up{" in await resp.text()
+
+
+async def test_head_answers_the_content_type_without_a_body(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(make_app(_awkward_monitor()))
+    resp = await client.head("/metrics", headers={"Accept": OPENMETRICS})
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert await resp.read() == b""
