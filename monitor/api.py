@@ -11,10 +11,9 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from monitor.logging import get_logger
-from monitor.metrics import make_registry
+from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.service import Monitor
 from monitor.snapshot import iso
 
@@ -36,32 +35,72 @@ def _error(status: int, detail: str) -> web.Response:
     return _json({"detail": detail}, status)
 
 
+def _accepts_gzip(request: web.Request) -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            q = params.strip()
+            try:
+                return not q.startswith("q=") or float(q[2:]) > 0
+            except ValueError:
+                return False
+    return False
+
+
+async def _snapshot_answer(request: web.Request, name: str) -> web.Response | None:
+    """A whole-snapshot answer, gzipped when the client accepts it (Python's HTTP clients all
+    do): built at most once per snapshot, in a worker thread, then served from memory."""
+    snap = request.app[MONITOR_KEY].snapshot
+    gzipped = _accepts_gzip(request)
+    body = snap.encoded(name, gzipped)
+    if body is None:
+        body = await asyncio.get_running_loop().run_in_executor(None, snap.encode, name, gzipped)
+        if body is None:
+            return None
+    response = web.Response(body=body, content_type=_JSON, headers={"Vary": "Accept-Encoding"})
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    return response
+
+
 def _cached(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        body = request.app[MONITOR_KEY].snapshot.body(name)
-        return web.Response(body=body, content_type=_JSON)
+        response = await _snapshot_answer(request, name)
+        assert response is not None  # only an unknown model has no answer
+        return response
 
     return handler
 
 
 async def best_one(request: web.Request) -> web.Response:
     model = request.match_info["model"]
-    answer = request.app[MONITOR_KEY].snapshot.best_of(model)
-    if answer is None:
-        return _error(404, f"Unknown model {model}")
-    return _json(answer)
+    response = await _snapshot_answer(request, f"best/{model}")
+    return _error(404, f"Unknown model {model}") if response is None else response
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """The exposition, rendered in a worker thread: at thousands of hosts it takes long enough to
-    stall probes (and their time-to-first-token readings) if it ran on the event loop. The
-    collector reads only immutable snapshots and copies, so the thread needs no lock."""
-    registry = request.app[REGISTRY_KEY]
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """The exposition, streamed a chunk at a time, each chunk rendered in a worker thread: at
+    thousands of hosts rendering takes long enough to stall probes (and their time-to-first-token
+    readings) if it ran on the event loop, and a whole body at once (tens of MiB of text, plus its
+    copies) would raise the process's peak memory for good. The renderer reads only immutable
+    snapshots and copies, so the thread needs no lock."""
+    exposition = negotiate(request.headers.get("Accept", ""))
+    if request.method == "HEAD":
+        return web.Response(headers={"Content-Type": exposition.content_type})
+    chunks = render(request.app[MONITOR_KEY], exposition, request.app[REGISTRY_KEY])
     loop = asyncio.get_running_loop()
-    body = await loop.run_in_executor(None, encoder, registry)
-    response = web.Response(body=body, headers={"Content-Type": content_type})
-    response.enable_compression()
+    # The first chunk before the headers: a failure there is still an error answer, not a cut body.
+    chunk = await loop.run_in_executor(None, next_chunk, chunks)
+    response = web.StreamResponse(headers={"Content-Type": exposition.content_type})
+    response.enable_compression()  # gzip or deflate when accepted; large chunks compress off the loop
+    await response.prepare(request)
+    try:
+        while chunk is not None:
+            await response.write(chunk)
+            chunk = await loop.run_in_executor(None, next_chunk, chunks)
+        await response.write_eof()
+    except ConnectionResetError:
+        log.info("metrics scrape abandoned by the client")  # a scraper's timeout, not our error
     return response
 
 

@@ -73,7 +73,14 @@ def test_blackbox(tmp_path: Path) -> None:
 
 def test_api_load(tmp_path: Path) -> None:
     r = run_bench("api_load", tmp_path)
-    for name in ("v1_best", "ceiling_trivial", "ceiling_same_size", "metrics"):
+    for name in (
+        "v1_best",
+        "v1_best_gzip",
+        "v1_best_model_gzip",
+        "ceiling_trivial",
+        "ceiling_same_size",
+        "metrics",
+    ):
         run = r["runs"][name]
         assert run["requests"] > 0 and run["requests_per_s"] > 0, name
         assert run["errors"] == 0, name

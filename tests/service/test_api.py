@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from typing import Any
 
@@ -116,3 +118,31 @@ async def test_panic_mode_answers_null_but_lists_hosts_to_try(aiohttp_client: An
     entry = body["models"]["hermes"]
     assert entry["host"] is None and entry["healthy_hosts"] == 0
     assert set(entry["fallbacks"]) == {FAST, SLOW, DEAD}
+
+
+async def test_answers_are_gzipped_for_clients_that_accept_it(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(make_app(_monitor()))
+    for path in ("/v1/best", "/v1/best/hermes", "/v1/hosts", "/libertai/models"):
+        zipped = await client.get(path, headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+        plain = await client.get(path, headers={"Accept-Encoding": "identity"})
+        assert zipped.headers["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain.headers
+        assert json.loads(gzip.decompress(await zipped.read())) == await plain.json()
+
+
+async def test_gzip_refused_with_q_zero_gets_plain_json(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(make_app(_monitor()))
+    resp = await client.get("/v1/best", headers={"Accept-Encoding": "gzip;q=0"}, auto_decompress=False)
+    assert "Content-Encoding" not in resp.headers and "hermes" in (await resp.json())["models"]
+
+
+async def test_a_new_snapshot_is_served_at_once_not_the_previous_answer(aiohttp_client: Any) -> None:
+    m = _monitor()
+    client = await aiohttp_client(make_app(m))
+    _, before = await _get(client, "/v1/best/hermes")
+    assert before["host"] == FAST
+    now = time.time()
+    for i in range(2):
+        m.record(ProbeResult("hermes", FAST, ProbeKind.COMPLETION, Outcome.TIMEOUT, now + i))
+    m.publish()
+    _, after = await _get(client, "/v1/best/hermes")
+    assert after["host"] == SLOW
