@@ -48,12 +48,14 @@ Percentiles are nearest-rank: the p-th percentile of n sorted values is the valu
 ceil(p/100 * n), always an observed value (p50 of [1, 2, 3, 4] is 2, p95 of 1..20 is 19).
 
 Cost: `apply` is O(window) (one tuple copy of at most `window` samples) with small constants;
-`stats` sorts at most `window` values.
+`replay` (a restart's history, many results at once) is O(window + results); `stats` sorts at most
+`window` values.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -62,6 +64,7 @@ from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 __all__ = [
     "NEUTRAL_OUTCOMES",
     "SERVING_KINDS",
+    "Evidence",
     "HealthPolicy",
     "HostHealth",
     "HostStats",
@@ -72,6 +75,8 @@ __all__ = [
     "needs_confirmation",
     "new_host",
     "percentile",
+    "replay",
+    "replay_evidence",
     "stats",
 ]
 
@@ -116,6 +121,10 @@ class Sample:
     total_ms: float | None
 
 
+# What `apply` reads of a probe result: (started_at, kind, outcome, ttft_ms, total_ms).
+Evidence = tuple[float, ProbeKind, Outcome, float | None, float | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Streak:
     """The running record of one evidence group (liveness or serving)."""
@@ -156,21 +165,6 @@ def new_host(model: str, host: str, trusted: bool) -> HostHealth:
     return HostHealth(model=model, host=host, trusted=trusted, state=state, reason=Outcome.NOT_PROBED)
 
 
-def _step(streak: Streak, r: ProbeResult, policy: HealthPolicy) -> Streak:
-    if r.outcome is Outcome.OK:
-        successes = streak.successes + 1
-        failing = streak.failing and successes < policy.healthy_threshold
-        return replace(streak, failures=0, successes=successes, failing=failing)
-    failures = streak.failures + 1
-    return Streak(
-        failures=failures,
-        successes=0,
-        failing=streak.failing or failures >= policy.unhealthy_threshold,
-        last_failure=r.outcome,
-        last_failure_kind=r.kind,
-    )
-
-
 def _append(samples: tuple[Sample, ...], sample: Sample, per_kind: int) -> tuple[Sample, ...]:
     """Add `sample`, dropping the oldest of its kind beyond `per_kind`.
 
@@ -192,71 +186,135 @@ def _later(current: float | None, at: float) -> float:
 
 def apply(h: HostHealth, r: ProbeResult, policy: HealthPolicy) -> HostHealth:
     """The health of `h` after the probe result `r` (pure; `h` is not changed)."""
+    return replay_evidence(h, ((r.started_at, r.kind, r.outcome, r.ttft_ms, r.total_ms),), policy)
+
+
+def replay(h: HostHealth, results: Iterable[ProbeResult], policy: HealthPolicy) -> HostHealth:
+    """The health of `h` after `results` in order: equal to folding `apply` over them."""
+    return replay_evidence(
+        h, ((r.started_at, r.kind, r.outcome, r.ttft_ms, r.total_ms) for r in results), policy
+    )
+
+
+def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthPolicy) -> HostHealth:
+    """`replay` over what it reads of each result, (started_at, kind, outcome, ttft_ms, total_ms).
+
+    The one implementation of the rules above (`apply` is a replay of one result). A restart
+    replays up to `window` results per kind for every host: applying them one at a time would copy
+    the window once per result, so the running state is stepped in local variables and the window
+    is built once, from the newest samples of each kind. tests/decisions/test_health.py checks that
+    a replay equals applying the same results one at a time, on random histories.
+    """
+    # Untrusted hosts are never probed (the key never goes to them); a stray result is ignored.
     if not h.trusted:
-        # Untrusted hosts are never probed (the key never goes to them); a stray result is ignored.
         return h
-    now = r.started_at
-    last_probe_at = _later(h.last_probe_at, now)
-    if r.outcome in NEUTRAL_OUTCOMES:
-        return h if last_probe_at == h.last_probe_at else replace(h, last_probe_at=last_probe_at)
-
-    ok = r.outcome is Outcome.OK
-    sample = Sample(at=now, kind=r.kind, outcome=r.outcome, ttft_ms=r.ttft_ms, total_ms=r.total_ms)
-    samples = _append(h.samples, sample, policy.window)
-
-    key_ok = h.key_ok
-    if r.outcome is Outcome.KEY_REJECTED:
-        key_ok = False
-    elif ok and r.kind in _KEYED_KINDS:
-        key_ok = True
-
-    liveness, serving, counted = h.liveness, h.serving, True
-    if r.kind is ProbeKind.HEALTH:
-        liveness = _step(liveness, r, policy)
-    elif (
-        ok
-        and r.kind is ProbeKind.AUTH
-        and serving.last_failure_kind in _MODEL_KINDS
-        and (serving.failing or serving.failures > 0)
-    ):
-        # The key is fine, but that says nothing about the model that failed: not counted.
-        counted = False
-    else:
-        serving = _step(serving, r, policy)
-
-    ever_ok = h.ever_ok or (ok and counted)
-    if serving.failing:
-        state, reason = HostState.DOWN, serving.last_failure or r.outcome
-    elif liveness.failing:
-        state, reason = HostState.DOWN, liveness.last_failure or r.outcome
-    elif ever_ok:
-        state, reason = HostState.UP, Outcome.OK
-    else:
-        state, reason = HostState.UNKNOWN, (h.reason if ok else r.outcome)
-
+    up_after, down_after = policy.healthy_threshold, policy.unhealthy_threshold
+    memory, base_s, max_s = policy.ejection_memory_s, policy.ejection_base_s, policy.ejection_max_s
+    last_probe_at, last_ok_at, key_ok = h.last_probe_at, h.last_ok_at, h.key_ok
+    state, reason, ever_ok, run = h.state, h.reason, h.ever_ok, h.consecutive_failures
     ejected_until, ejections = h.ejected_until, h.ejections
-    if h.state is HostState.UP and state is HostState.DOWN:
-        ejections = (*(t for t in h.ejections if now - t < policy.ejection_memory_s), now)
-        doublings = min(len(ejections) - 1, _MAX_DOUBLINGS)
-        ejected_until = now + min(policy.ejection_base_s * 2**doublings, policy.ejection_max_s)
+    l_failures, l_successes, l_failing, l_failure, l_failure_kind = _fields(h.liveness)
+    s_failures, s_successes, s_failing, s_failure, s_failure_kind = _fields(h.serving)
+    kept: list[Evidence] = []
+    for e in evidence:
+        now, kind, outcome = e[0], e[1], e[2]
+        if last_probe_at is None or now > last_probe_at:
+            last_probe_at = now
+        if outcome in NEUTRAL_OUTCOMES:
+            continue
+        kept.append(e)
+        ok = outcome is Outcome.OK
+        if outcome is Outcome.KEY_REJECTED:
+            key_ok = False
+        elif ok and kind in _KEYED_KINDS:
+            key_ok = True
+        counted = True
+        if kind is ProbeKind.HEALTH:
+            if ok:
+                l_failures, l_successes = 0, l_successes + 1
+                l_failing = l_failing and l_successes < up_after
+            else:
+                l_failures, l_successes = l_failures + 1, 0
+                l_failing = l_failing or l_failures >= down_after
+                l_failure, l_failure_kind = outcome, kind
+        elif (
+            ok and kind is ProbeKind.AUTH and s_failure_kind in _MODEL_KINDS and (s_failing or s_failures > 0)
+        ):
+            counted = False  # as in `apply`: the key is fine, the model's failure stands
+        elif ok:
+            s_failures, s_successes = 0, s_successes + 1
+            s_failing = s_failing and s_successes < up_after
+        else:
+            s_failures, s_successes = s_failures + 1, 0
+            s_failing = s_failing or s_failures >= down_after
+            s_failure, s_failure_kind = outcome, kind
 
+        ever_ok = ever_ok or (ok and counted)
+        previous = state
+        if s_failing:
+            state, reason = HostState.DOWN, s_failure or outcome
+        elif l_failing:
+            state, reason = HostState.DOWN, l_failure or outcome
+        elif ever_ok:
+            state, reason = HostState.UP, Outcome.OK
+        else:
+            state, reason = HostState.UNKNOWN, (reason if ok else outcome)
+        if previous is HostState.UP and state is HostState.DOWN:
+            ejections = (*(t for t in ejections if now - t < memory), now)
+            doublings = min(len(ejections) - 1, _MAX_DOUBLINGS)
+            ejected_until = now + min(base_s * 2**doublings, max_s)
+        if ok:
+            run = 0
+            last_ok_at = _later(last_ok_at, now)
+        else:
+            run += 1
+
+    if not kept:
+        return h if last_probe_at == h.last_probe_at else replace(h, last_probe_at=last_probe_at)
     return HostHealth(
         model=h.model,
         host=h.host,
         trusted=h.trusted,
         state=state,
         reason=reason,
-        samples=samples,
+        samples=_append(h.samples, Sample(*kept[0]), policy.window)
+        if len(kept) == 1
+        else _window(h.samples, kept, policy.window),
         last_probe_at=last_probe_at,
-        last_ok_at=_later(h.last_ok_at, now) if ok else h.last_ok_at,
+        last_ok_at=last_ok_at,
         key_ok=key_ok,
-        liveness=liveness,
-        serving=serving,
+        liveness=Streak(l_failures, l_successes, l_failing, l_failure, l_failure_kind),
+        serving=Streak(s_failures, s_successes, s_failing, s_failure, s_failure_kind),
         ever_ok=ever_ok,
-        consecutive_failures=0 if ok else h.consecutive_failures + 1,
+        consecutive_failures=run,
         ejected_until=ejected_until,
         ejections=ejections,
     )
+
+
+def _fields(streak: Streak) -> tuple[int, int, bool, Outcome | None, ProbeKind | None]:
+    return streak.failures, streak.successes, streak.failing, streak.last_failure, streak.last_failure_kind
+
+
+def _window(old: tuple[Sample, ...], new: list[Evidence], per_kind: int) -> tuple[Sample, ...]:
+    """What `_append` leaves after appending each of `new` to `old`: the newest samples of each
+    kind, in arrival order. `_append` drops one sample per sample it adds once a kind is full, so a
+    kind that already held more than `per_kind` (a window made under a larger policy) keeps its size.
+    """
+    room = dict.fromkeys(ProbeKind, per_kind)
+    for kind, n in Counter(s.kind for s in old).items():
+        room[kind] = max(n, per_kind)
+    newest: list[Sample] = []
+    for at, kind, outcome, ttft_ms, total_ms in reversed(new):
+        if room[kind]:
+            room[kind] -= 1
+            newest.append(Sample(at, kind, outcome, ttft_ms, total_ms))
+    older: list[Sample] = []
+    for sample in reversed(old):
+        if room[sample.kind]:
+            room[sample.kind] -= 1
+            older.append(sample)
+    return (*reversed(older), *reversed(newest))
 
 
 def is_eligible(h: HostHealth, now: float) -> bool:

@@ -7,18 +7,22 @@ index scan) instead of reading the table.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.store.schema import discovery_runs, probe_results, rollup_state, rollups_hourly
 
 Pair = tuple[int, int]
 # (at ms, kind, outcome, ttft_ms, total_ms)
 RawRow = tuple[int, int, int, float | None, float | None]
+# (model_id, host_id, at ms, kind, outcome, ttft_ms, total_ms)
+EvidenceRow = tuple[int, int, int, int, int, float | None, float | None]
 # (hour, probes, ok, ttft_ms_p50, ttft_ms_p95, latency_ms_p50)
 RollupRow = tuple[int, int, int, float | None, float | None, float | None]
 
@@ -86,11 +90,39 @@ def recent_results(
     conn: Connection, since_ms: int, limit: int, kind_codes: Iterable[int]
 ) -> list[tuple[Any, ...]]:
     """Up to `limit` newest rows per (model, host, kind) at or after `since_ms`, unordered.
-    Rows: (model_id, host_id, at, kind, outcome, status, connect_ms, ttft_ms, total_ms).
+    Rows: (model_id, host_id, at, kind, outcome, status, connect_ms, ttft_ms, total_ms)."""
+    t = probe_results.c
+    columns = (t.model_id, t.host_id, t.at, t.kind, t.outcome, t.status, t.connect_ms, t.ttft_ms, t.total_ms)
+    return _newest_per_triple(conn, columns, since_ms, limit, kind_codes)
+
+
+def recent_evidence(
+    conn: Connection, since_ms: int, limit: int, kind_codes: Iterable[int]
+) -> list[EvidenceRow]:
+    """The rows of `recent_results` with only what the health state machine reads, oldest first;
+    rows with the same `at` in (model_id, host_id, kind) order, as `Store.load_recent_results`."""
+    t = probe_results.c
+    columns = (t.model_id, t.host_id, t.at, t.kind, t.outcome, t.ttft_ms, t.total_ms)
+    rows: list[EvidenceRow] = _newest_per_triple(conn, columns, since_ms, limit, kind_codes)
+    rows.sort(key=_at_of)  # stable: the triple order of the statements breaks ties
+    return rows
+
+
+_at_of = itemgetter(2)
+
+
+def _newest_per_triple(
+    conn: Connection,
+    columns: Sequence[ColumnElement[Any]],
+    since_ms: int,
+    limit: int,
+    kind_codes: Iterable[int],
+) -> list[Any]:
+    """`columns` of up to `limit` newest rows per (model, host, kind) at or after `since_ms`, in
+    (model_id, host_id, kind) order, newest first within each.
     One statement per 100 (model, host, kind) triples, each member an index range read; the last
     batch is padded with a triple that matches nothing, so one statement serves every batch."""
     t = probe_results.c
-    columns = (t.model_id, t.host_id, t.at, t.kind, t.outcome, t.status, t.connect_ms, t.ttft_ms, t.total_ms)
     triples = [(m, h, k) for m, h in distinct_pairs(conn, probe_results) for k in kind_codes]
     if not triples:
         return []
@@ -112,7 +144,7 @@ def recent_results(
             for i in range(size)
         )
     )
-    out: list[tuple[Any, ...]] = []
+    out: list[Any] = []
     for start in range(0, len(triples), size):
         batch = triples[start : start + size]
         batch += [(-1, -1, -1)] * (size - len(batch))

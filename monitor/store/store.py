@@ -22,6 +22,7 @@ from sqlalchemy import Table, exc, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from monitor.health import Evidence
 from monitor.results import ProbeResult
 from monitor.store import queries
 from monitor.store.aggregate import Agg, aggregate, merge, round_ms
@@ -585,6 +586,36 @@ class Store:
             if kind is None or outcome is None:  # written by a newer version: skip, don't guess
                 continue
             append(ProbeResult(model_names[m], host_urls[h], kind, outcome, at / 1000, status, c, tt, tot))
+        return out
+
+    async def load_recent_evidence(
+        self, since: float, per_host_limit: int = 200
+    ) -> list[tuple[tuple[str, str], Evidence]]:
+        """The results of `load_recent_results`, in the same order, as ((model, host), evidence):
+        only what the health state machine reads, without a `ProbeResult` per row (a restart reads
+        one per kind and window slot of every host: 150,000 at 1,000 hosts)."""
+        since_ms = _ms(since)
+
+        def run(conn: Connection) -> tuple[list[queries.EvidenceRow], dict[int, str], dict[int, str]]:
+            rows = queries.recent_evidence(conn, since_ms, per_host_limit, KIND_BY_CODE.keys())
+            model_names, host_urls = self._names(conn)
+            return rows, model_names, host_urls
+
+        rows, model_names, host_urls = await self._read("loading recent results", run)
+        kinds = dict(KIND_BY_CODE)
+        outcomes = dict(OUTCOME_BY_CODE)
+        keys: dict[tuple[int, int], tuple[str, str]] = {}
+        out: list[tuple[tuple[str, str], Evidence]] = []
+        append = out.append
+        for m, h, at, k, o, tt, tot in rows:
+            kind = kinds.get(k)
+            outcome = outcomes.get(o)
+            if kind is None or outcome is None:  # written by a newer version: skip, don't guess
+                continue
+            key = keys.get((m, h))
+            if key is None:
+                key = keys[(m, h)] = (model_names[m], host_urls[h])
+            append((key, (at / 1000, kind, outcome, tt, tot)))
         return out
 
     # -- roll-up and retention --------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import FrozenInstanceError, replace
 
@@ -15,6 +16,8 @@ from monitor.health import (
     needs_confirmation,
     new_host,
     percentile,
+    replay,
+    replay_evidence,
     stats,
 )
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
@@ -452,6 +455,130 @@ def test_consecutive_failures_counts_the_current_run_beyond_the_window() -> None
     h = feed(fresh(), (H, OK), *[(H, Outcome.TIMEOUT), (C, Outcome.SERVER_ERROR)] * 3, policy=policy)
     assert stats(h).consecutive_failures == 6
     assert stats(feed(h, (C, OK), start=100, policy=policy)).consecutive_failures == 0
+
+
+# --- replay: many results at once (restore) ------------------------------------------------------
+
+# Decisive outcomes are drawn more often than neutral ones so that streaks and ejections happen.
+_OUTCOMES = [OK] * 6 + [
+    Outcome.TIMEOUT,
+    Outcome.SERVER_ERROR,
+    Outcome.NOT_LOADED,
+    Outcome.KEY_REJECTED,
+    Outcome.UNSUPPORTED,
+    Outcome.NOT_PROBED,
+]
+
+
+def random_results(rng: random.Random, n: int) -> list[ProbeResult]:
+    """Results of every kind, with neutral outcomes, repeated and out-of-order times, and runs of
+    failures (so that hosts go down, come back and are ejected)."""
+    out: list[ProbeResult] = []
+    at = rng.uniform(0, 100)
+    while len(out) < n:
+        kind = rng.choice([H, H, A, C, E])
+        outcomes = [rng.choice(_OUTCOMES)] * rng.choice([1, 1, 1, 2, 4])
+        for outcome in outcomes:
+            at += rng.choice([0.0, 1.0, 7.5, 40.0, -3.0])
+            ttft = rng.choice([None, rng.uniform(50, 500)])
+            out.append(result(kind, outcome, at=at, ttft=ttft, total=rng.choice([None, 300.0])))
+    return out[:n]
+
+
+def random_policy(rng: random.Random) -> HealthPolicy:
+    base = rng.choice([0.0, 1.0, 30.0])
+    return HealthPolicy(
+        unhealthy_threshold=rng.randint(1, 3),
+        healthy_threshold=rng.randint(1, 3),
+        window=rng.choice([1, 2, 3, 5, 50]),
+        ejection_base_s=base,
+        ejection_max_s=base * rng.choice([1, 4, 100]),
+        ejection_memory_s=rng.choice([0.0, 50.0, 3600.0]),
+    )
+
+
+def fold(h: HostHealth, results: list[ProbeResult], policy: HealthPolicy) -> HostHealth:
+    for r in results:
+        h = apply(h, r, policy)
+    return h
+
+
+def test_replay_equals_applying_each_result_in_turn() -> None:
+    rng = random.Random(20240611)
+    for _ in range(2000):
+        policy = random_policy(rng)
+        start = fold(
+            new_host(MODEL, HOST, trusted=rng.random() < 0.9),
+            random_results(rng, rng.choice([0, 3, 30])),
+            policy,
+        )
+        results = random_results(rng, rng.randint(0, 120))
+        assert replay(start, results, policy) == fold(start, results, policy)
+
+
+def test_replay_of_nothing_leaves_the_host_as_it_was() -> None:
+    h = up_host()
+    assert replay(h, [], POLICY) is h
+
+
+def test_replay_of_neutral_results_only_moves_the_last_probe_time() -> None:
+    h = replay(up_host(), [result(A, Outcome.UNSUPPORTED, at=9), result(C, Outcome.NOT_PROBED, at=8)], POLICY)
+    assert h == replace(up_host(), last_probe_at=9)
+
+
+def test_replay_ignores_results_for_untrusted_hosts() -> None:
+    h = new_host(MODEL, HOST, trusted=False)
+    assert replay(h, [result(H, OK), result(C, OK)], POLICY) is h
+
+
+def test_replay_counts_a_passing_auth_check_after_a_failed_completion_as_apply_does() -> None:
+    results = [result(C, OK), result(C, Outcome.TIMEOUT, at=1), result(A, OK, at=2), result(C, OK, at=3)]
+    h = replay(fresh(), results, POLICY)
+    assert (h.serving.successes, h.serving.failures, h.key_ok) == (1, 0, True)
+    assert h == fold(fresh(), results, POLICY)
+
+
+def test_replay_keeps_a_new_host_unknown_when_only_an_auth_check_passed_after_a_failure() -> None:
+    results = [result(C, Outcome.TIMEOUT), result(A, OK, at=1)]
+    h = replay(fresh(), results, POLICY)
+    assert (h.state, h.reason, h.key_ok) == (HostState.UNKNOWN, Outcome.TIMEOUT, True)
+    assert h == fold(fresh(), results, POLICY)
+
+
+def test_replay_keeps_the_newest_samples_of_each_kind_in_arrival_order() -> None:
+    policy = HealthPolicy(window=2)
+    results = [result(C, OK, at=0), *(result(H, OK, at=t) for t in (1, 2, 3)), result(C, OK, at=4)]
+    h = replay(fresh(), results, policy)
+    assert [(s.kind, s.at) for s in h.samples] == [(C, 0), (H, 2), (H, 3), (C, 4)]
+
+
+def test_replay_keeps_a_window_made_under_a_larger_policy_at_its_size_as_apply_does() -> None:
+    wide = feed(fresh(), *[(H, OK)] * 5)
+    narrow = HealthPolicy(window=2)
+    results = [result(H, OK, at=10), result(H, OK, at=11)]
+    h = replay(wide, results, narrow)
+    assert [s.at for s in h.samples] == [2.0, 3.0, 4.0, 10.0, 11.0]
+    assert h == fold(wide, results, narrow)
+
+
+def test_replay_evidence_takes_what_apply_reads_of_each_result() -> None:
+    results = [
+        result(H, OK, at=1, total=3.0),
+        result(C, Outcome.TIMEOUT, at=2),
+        result(C, OK, at=3, ttft=9.0),
+    ]
+    evidence = [(r.started_at, r.kind, r.outcome, r.ttft_ms, r.total_ms) for r in results]
+    assert replay_evidence(fresh(), evidence, POLICY) == replay(fresh(), results, POLICY)
+
+
+def test_replay_restores_a_thousand_full_hosts_quickly() -> None:
+    # A restart replays the last `window` results of each kind of every host: 150 per host here.
+    kinds = [H, C, A] * 50
+    results = [result(k, OK, at=float(i), ttft=100.0, total=200.0) for i, k in enumerate(kinds)]
+    started = time.perf_counter()
+    for _ in range(1000):
+        replay(fresh(), results, POLICY)
+    assert time.perf_counter() - started < 1.5
 
 
 # --- policy and cost -----------------------------------------------------------------------------
