@@ -97,7 +97,7 @@ def timing() -> None:
     wrap(service.Monitor, "_rank", "Monitor._rank (one model)")
     wrap(service, "apply", "health.apply")
     wrap(service, "host_view", "snapshot.host_view")
-    wrap(snapshot.Snapshot, "body", "Snapshot.body")
+    wrap(snapshot.Snapshot, "encode", "Snapshot.encode")
     wrap(service.Monitor, "_apply_listing", "Monitor._apply_listing")
     wrap(service.Monitor, "_sync_members", "Monitor._sync_members")
     wrap(service.Monitor, "record", "Monitor.record")
@@ -105,12 +105,18 @@ def timing() -> None:
     import gc
 
     started: list[float] = [0.0]
+    young: list[int] = [0]
 
     def on_gc(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
+            young[0] = len(gc.get_objects(0)) if info.get("generation") == 0 else -1
             started[0] = time.perf_counter()
         else:
             note(f"gc.collect(generation {info.get('generation')})", started[0])
+            ms = (time.perf_counter() - started[0]) * 1000
+            if ms >= 2.0:  # what a long collection found: how many young objects, how much garbage
+                detail = f"gc detail: young {young[0]}, collected {info.get('collected')}"
+                long_steps.append((detail, time.time(), 0))
 
     gc.callbacks.append(on_gc)
 
