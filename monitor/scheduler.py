@@ -109,6 +109,10 @@ class ProbeDispatcher(Generic[T]):
         self._gen[target] = self._gen.get(target, 0) + 1
         self._push(slot, target)
 
+    def next_due(self, target: T) -> float | None:
+        """When `target` is next due (`time.monotonic()` seconds), None if it is not scheduled."""
+        return self._slot.get(target)
+
     def remove(self, target: T) -> None:
         """Stop probing `target`; a heap entry left behind is ignored when it comes up."""
         self._slot.pop(target, None)

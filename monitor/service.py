@@ -348,6 +348,8 @@ class Monitor:
             if current is None or current.trusted != trusted:
                 self.health[key] = new_host(key[0], key[1], trusted)
                 self._dirty.add(key)
+        # Only now that every member has its entry: the first probes' ramp is sized by their number.
+        for key, trusted in wanted.items():
             kinds = probe_kinds(key[0], self.settings) if trusted else ()
             self._set_targets(key, kinds)
         for model in list(self.best):
