@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import resource
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from monitor.api import make_app
 from monitor.config import Settings
+from monitor.gcpace import pace_gc
 from monitor.service import Monitor
 from monitor.store import Store
 
@@ -56,9 +58,9 @@ def tune_process() -> None:
 
     Open files: one kept-alive connection per host needs more descriptors than the usual soft
     limit of 1,024. Garbage collection: the start-up objects (modules, restored windows) are moved
-    out of the collector's way and full collections made rarer; measured at 5,000 hosts, full
-    collections of ~200 ms every few seconds were the largest stalls of the event loop (and so of
-    time-to-first-token readings) before this.
+    out of the collector's way (measured at 5,000 hosts, full collections of ~200 ms every few
+    seconds were the largest stalls of the event loop, and so of time-to-first-token readings,
+    before this); from then on `pace_gc` collects on the clock.
     """
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -68,7 +70,6 @@ def tune_process() -> None:
         pass  # not allowed here: the soft limit stays
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 @asynccontextmanager
@@ -90,10 +91,13 @@ async def serving(settings: Settings) -> AsyncIterator[Running]:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound_port = runner.addresses[0][1] if runner.addresses else port
     shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host
+    pacer = asyncio.create_task(pace_gc(), name="gc-pacer")
     try:
         await monitor.run()
         yield Running(monitor, f"http://{shown}:{bound_port}")
     finally:
+        pacer.cancel()
+        await asyncio.gather(pacer, return_exceptions=True)
         await monitor.stop()
         await runner.cleanup()
         await store.close()

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
+from monitor.gcpace import pace_gc
 from monitor.sim.network import SimHostInfo, SimNetwork
 from monitor.sim.presets import PRESETS, load_scenario
 
@@ -54,10 +55,16 @@ async def _serve(net: SimNetwork) -> None:
                 with os.fdopen(fd, "wb") as f:
                     f.write(net.ca_pem)
             # This process is the simulator alone: keep the long-lived host tables out of every
-            # garbage collection, so collections stay short and do not delay answers.
+            # garbage collection, and collect on the clock, so collections stay short and do not
+            # delay answers (a delay before a handler starts is not in the host's recorded TTFT).
             gc.freeze()
+            pacer = asyncio.create_task(pace_gc())
             print(banner(net, ca_path), flush=True)
-            await stop.wait()
+            try:
+                await stop.wait()
+            finally:
+                pacer.cancel()
+                await asyncio.gather(pacer, return_exceptions=True)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
