@@ -12,7 +12,11 @@ discarded). Reported per scrape:
   (a 1 ms ticker), because a stalled loop spoils the probes' time-to-first-token readings;
 - body size, compressed and not, and whether an OpenMetrics body ends with `# EOF`.
 
-Usage: python -m bench.metrics_memory [--hosts 10000] [--scrapes 3] [--out FILE]
+Usage: python -m bench.metrics_memory [--hosts 10000] [--samples 50] [--scrapes 3] [--out FILE]
+
+With `--samples 50` every host's windows are full (50 results of each kind), as after a day of
+probing: `peak_rss_built_mib` is then the steady-state memory of the state itself, which the
+probe_scale benchmark (a few minutes of probing) does not reach.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ ACCEPT = {
 }
 
 
-def build_monitor(hosts: int, models: int) -> Monitor:
+def build_monitor(hosts: int, models: int, samples: int = 1) -> Monitor:
+    """`samples` results of each kind per host: 50 fills every window, as after a day of probing."""
     settings = load_settings(
         environ={"LIBERTAI_MONITOR_ALLOWED_HOSTS": "http://127.0.0.1:*", "LIBERTAI_API_KEY": "k"}
     )
@@ -60,13 +65,16 @@ def build_monitor(hosts: int, models: int) -> Monitor:
     m._apply_listing(listing, now, record=False)
     for model in names:
         for j, host in enumerate(listing[model]):
-            for k in range(3):
-                m.record(ProbeResult(model, host, ProbeKind.HEALTH, Outcome.OK, now + k, 200, 1.0, None, 9.0))
-            ok = j % 10 != 0
-            outcome = Outcome.OK if ok else Outcome.SERVER_ERROR
-            ttft = 50.0 + j % 97 if ok else None
-            m.record(ProbeResult(model, host, ProbeKind.COMPLETION, outcome, now + 4, 200, 1.0, ttft, 80.0))
-            m.record(ProbeResult("", host, ProbeKind.AUTH, Outcome.UNSUPPORTED, now + 5, 404))
+            for k in range(samples):
+                at = now - 10 * (samples - k)
+                m.record(ProbeResult(model, host, ProbeKind.HEALTH, Outcome.OK, at, 200, 1.0, None, 9.0))
+                ok = (j + k) % 10 != 0
+                outcome = Outcome.OK if ok else Outcome.SERVER_ERROR
+                ttft = 50.0 + (j + k) % 97 if ok else None
+                m.record(
+                    ProbeResult(model, host, ProbeKind.COMPLETION, outcome, at + 1, 200, 1.0, ttft, 80.0)
+                )
+                m.record(ProbeResult("", host, ProbeKind.AUTH, Outcome.OK, at + 2, 200, 1.0, None, 3.0))
     m.publish(force=True)
     return m
 
@@ -105,17 +113,25 @@ async def _scrape(http: aiohttp.ClientSession, url: str, accept: str) -> dict[st
     }
 
 
-async def child(hosts: int, models: int, fmt: str, scrapes: int, trace: bool) -> dict[str, Any]:
+async def child(hosts: int, models: int, samples: int, fmt: str, scrapes: int, trace: bool) -> dict[str, Any]:
     configure_logging("warning", "json")  # thousands of "host up" lines would drown the figures
-    m = build_monitor(hosts, models)
+    m = build_monitor(hosts, models, samples)
     gc.collect()
+    built_rss = _max_rss_mib()
     runner = web.AppRunner(make_app(m), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{port}/metrics"
-    out: dict[str, Any] = {"hosts": hosts, "format": fmt, "tracemalloc": trace, "scrapes": []}
+    out: dict[str, Any] = {
+        "hosts": hosts,
+        "samples_per_kind": samples,
+        "format": fmt,
+        "tracemalloc": trace,
+        "peak_rss_built_mib": round(built_rss, 1),
+        "scrapes": [],
+    }
     async with aiohttp.ClientSession(auto_decompress=False) as http:
         await asyncio.sleep(0.1)
         for _ in range(scrapes):
@@ -147,12 +163,15 @@ def main() -> None:
     p.add_argument("--hosts", type=int, default=10_000)
     p.add_argument("--models", type=int, default=10)
     p.add_argument("--scrapes", type=int, default=3)
+    p.add_argument("--samples", type=int, default=3, help="results of each kind per host (50: full windows)")
     p.add_argument("--out", help="write the results (JSON) here too")
     p.add_argument("--child", choices=sorted(ACCEPT), help=argparse.SUPPRESS)
     p.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        result = asyncio.run(child(args.hosts, args.models, args.child, args.scrapes, args.trace))
+        result = asyncio.run(
+            child(args.hosts, args.models, args.samples, args.child, args.scrapes, args.trace)
+        )
         print(json.dumps(result))
         return
     runs = []
@@ -160,6 +179,7 @@ def main() -> None:
         for trace in (False, True):
             cmd = [sys.executable, "-m", "bench.metrics_memory", "--child", fmt]
             cmd += ["--hosts", str(args.hosts), "--models", str(args.models), "--scrapes", str(args.scrapes)]
+            cmd += ["--samples", str(args.samples)]
             if trace:
                 cmd.append("--trace")
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
