@@ -47,19 +47,19 @@ order, newest last, at most `policy.window` of each kind (kinds come at very dif
 Percentiles are nearest-rank: the p-th percentile of n sorted values is the value at 1-based rank
 ceil(p/100 * n), always an observed value (p50 of [1, 2, 3, 4] is 2, p95 of 1..20 is 19).
 
-Cost: `apply` is O(window) (one tuple copy of at most `window` samples) with small constants;
-`replay` (a restart's history, many results at once) is O(window + results); `stats` sorts at most
-`window` values.
+Cost: `apply` is O(window) (it copies the host's packed window, `monitor.window`, in C: some 25
+bytes per sample) with small constants; `replay` (a restart's history, many results at once) is
+O(window + results); `stats` sorts at most `window` values.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.window import Evidence, Sample, Window
 
 __all__ = [
     "NEUTRAL_OUTCOMES",
@@ -70,6 +70,7 @@ __all__ = [
     "HostStats",
     "Sample",
     "Streak",
+    "Window",
     "apply",
     "is_eligible",
     "needs_confirmation",
@@ -113,19 +114,6 @@ class HealthPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class Sample:
-    at: float
-    kind: ProbeKind
-    outcome: Outcome
-    ttft_ms: float | None
-    total_ms: float | None
-
-
-# What `apply` reads of a probe result: (started_at, kind, outcome, ttft_ms, total_ms).
-Evidence = tuple[float, ProbeKind, Outcome, float | None, float | None]
-
-
-@dataclass(frozen=True, slots=True)
 class Streak:
     """The running record of one evidence group (liveness or serving)."""
 
@@ -137,6 +125,7 @@ class Streak:
 
 
 _CLEAN = Streak()
+_NO_SAMPLES = Window()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +135,7 @@ class HostHealth:
     trusted: bool
     state: HostState
     reason: Outcome
-    samples: tuple[Sample, ...] = ()  # newest last, at most policy.window
+    samples: Window = _NO_SAMPLES  # newest last, at most policy.window of each kind
     last_probe_at: float | None = None
     last_ok_at: float | None = None
     # True after an accepted key (auth ok, completion/embedding ok), False after key_rejected,
@@ -163,21 +152,6 @@ class HostHealth:
 def new_host(model: str, host: str, trusted: bool) -> HostHealth:
     state = HostState.UNKNOWN if trusted else HostState.UNTRUSTED
     return HostHealth(model=model, host=host, trusted=trusted, state=state, reason=Outcome.NOT_PROBED)
-
-
-def _append(samples: tuple[Sample, ...], sample: Sample, per_kind: int) -> tuple[Sample, ...]:
-    """Add `sample`, dropping the oldest of its kind beyond `per_kind`.
-
-    The window is per kind because kinds come at very different rates (health every 30 s, a billed
-    completion every 300 s): a shared window would hold too few completions to rank hosts by.
-    """
-    same = sum(1 for s in samples if s.kind is sample.kind)
-    if same < per_kind:
-        return (*samples, sample)
-    for i, s in enumerate(samples):
-        if s.kind is sample.kind:
-            return (*samples[:i], *samples[i + 1 :], sample)
-    return (*samples, sample)  # unreachable: `same` >= 1 here
 
 
 def _later(current: float | None, at: float) -> float:
@@ -277,9 +251,9 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
         trusted=h.trusted,
         state=state,
         reason=reason,
-        samples=_append(h.samples, Sample(*kept[0]), policy.window)
+        samples=h.samples.appended(kept[0], policy.window)
         if len(kept) == 1
-        else _window(h.samples, kept, policy.window),
+        else h.samples.extended(kept, policy.window),
         last_probe_at=last_probe_at,
         last_ok_at=last_ok_at,
         key_ok=key_ok,
@@ -296,27 +270,6 @@ def _fields(streak: Streak) -> tuple[int, int, bool, Outcome | None, ProbeKind |
     return streak.failures, streak.successes, streak.failing, streak.last_failure, streak.last_failure_kind
 
 
-def _window(old: tuple[Sample, ...], new: list[Evidence], per_kind: int) -> tuple[Sample, ...]:
-    """What `_append` leaves after appending each of `new` to `old`: the newest samples of each
-    kind, in arrival order. `_append` drops one sample per sample it adds once a kind is full, so a
-    kind that already held more than `per_kind` (a window made under a larger policy) keeps its size.
-    """
-    room = dict.fromkeys(ProbeKind, per_kind)
-    for kind, n in Counter(s.kind for s in old).items():
-        room[kind] = max(n, per_kind)
-    newest: list[Sample] = []
-    for at, kind, outcome, ttft_ms, total_ms in reversed(new):
-        if room[kind]:
-            room[kind] -= 1
-            newest.append(Sample(at, kind, outcome, ttft_ms, total_ms))
-    older: list[Sample] = []
-    for sample in reversed(old):
-        if room[sample.kind]:
-            room[sample.kind] -= 1
-            older.append(sample)
-    return (*reversed(older), *reversed(newest))
-
-
 def is_eligible(h: HostHealth, now: float) -> bool:
     """Up and out of its ejection time: the host may compete for best."""
     return h.state is HostState.UP and now >= h.ejected_until
@@ -328,12 +281,13 @@ def needs_confirmation(h: HostHealth, policy: HealthPolicy) -> bool:
     Detect fast: confirming a first failure right away rather than an interval later lets a dead
     host leave `best` within about one interval.
     """
-    if not h.trusted or not h.samples:
+    last = h.samples.last()
+    if not h.trusted or last is None:
         return False
-    last = h.samples[-1]
-    if last.outcome is Outcome.OK:
+    kind, outcome = last
+    if outcome is Outcome.OK:
         return False
-    group = h.liveness if last.kind is ProbeKind.HEALTH else h.serving
+    group = h.liveness if kind is ProbeKind.HEALTH else h.serving
     return not group.failing and 0 < group.failures < policy.unhealthy_threshold
 
 
@@ -358,16 +312,16 @@ def percentile(values: Iterable[float], p: float) -> float | None:
 
 def stats(h: HostHealth) -> HostStats:
     """Figures over the window: availability, time to first token, latency, failure run."""
-    n = len(h.samples)
-    ok = [s for s in h.samples if s.outcome is Outcome.OK]
-    ttfts = sorted(s.ttft_ms for s in ok if s.kind is ProbeKind.COMPLETION and s.ttft_ms is not None)
+    window = h.samples
+    n = len(window)
+    ttfts = window.ok_ttfts(ProbeKind.COMPLETION)
     # Latency of the model's own work if measured (completion, embedding); else of its health
     # endpoint. The auth check's latency says nothing about the model, so it is left out.
-    latencies = [s.total_ms for s in ok if s.kind in _MODEL_KINDS and s.total_ms is not None]
-    if not latencies:
-        latencies = [s.total_ms for s in ok if s.kind is ProbeKind.HEALTH and s.total_ms is not None]
+    latencies = window.ok_totals(ProbeKind.COMPLETION, ProbeKind.EMBEDDING) or window.ok_totals(
+        ProbeKind.HEALTH
+    )
     return HostStats(
-        availability=len(ok) / n if n else None,
+        availability=window.ok_count() / n if n else None,
         samples=n,
         ttft_ms_p50=percentile(ttfts, 50),
         ttft_ms_p95=percentile(ttfts, 95),

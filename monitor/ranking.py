@@ -95,21 +95,7 @@ _Basis = tuple[ProbeKind, bool]
 
 def _latencies(h: HostHealth, basis: _Basis) -> list[float]:
     kind, ttft = basis
-    out: list[float] = []
-    for s in h.samples:
-        if s.kind is kind and s.outcome is Outcome.OK:
-            value = s.ttft_ms if ttft else s.total_ms
-            if value is not None:
-                out.append(value)
-    return out
-
-
-def _has_latency(h: HostHealth, basis: _Basis) -> bool:
-    kind, ttft = basis
-    for s in h.samples:
-        if s.kind is kind and s.outcome is Outcome.OK and (s.ttft_ms if ttft else s.total_ms) is not None:
-            return True
-    return False
+    return h.samples.ok_ttfts(kind) if ttft else h.samples.ok_totals(kind)
 
 
 def _scored(h: HostHealth, basis: _Basis | None, policy: RankingPolicy) -> tuple[float | None, int]:
@@ -119,8 +105,7 @@ def _scored(h: HostHealth, basis: _Basis | None, policy: RankingPolicy) -> tuple
         return None, 0
     p50, p95 = percentile(values, 50), percentile(values, 95)
     assert p50 is not None and p95 is not None
-    ok = sum(1 for s in h.samples if s.outcome is Outcome.OK)
-    availability = ok / len(h.samples)  # values is not empty, so neither is the window
+    availability = h.samples.ok_count() / len(h.samples)  # values is not empty, so neither is the window
     return 0.5 * p50 + 0.5 * p95 + policy.failure_penalty_ms * (1.0 - availability), len(values)
 
 
@@ -164,7 +149,7 @@ def rank(
     """
     trusted = [h for h in hosts if h.trusted]
     untrusted = sorted(h.host for h in hosts if not h.trusted)
-    basis = next((b for b in _BASES if any(_has_latency(h, b) for h in trusted)), None)
+    basis = next((b for b in _BASES if any(_latencies(h, b) for h in trusted)), None)
     if memo is None:
         scores = {h.host: _scored(h, basis, policy) for h in trusted}
     else:

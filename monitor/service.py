@@ -172,8 +172,8 @@ class Monitor:
     async def _restore(self) -> None:
         """Rebuild windows, states and best hosts from history so a restart keeps its memory."""
         assert self.store is not None
-        # A restore makes some 500,000 long-lived objects at once (rows, evidence, samples) and no
-        # garbage: the cyclic collector would walk them over and over, about 40% of the restore.
+        # A restore makes hundreds of thousands of objects at once (rows, evidence) and no garbage:
+        # the cyclic collector would walk them over and over, about 40% of the restore.
         collecting = gc.isenabled()
         gc.disable()
         try:
@@ -397,7 +397,7 @@ class Monitor:
         """Seconds until a target is due, judged by its last probe (restored from history): a
         restart does not probe, nor bill, everything again at once."""
         h = self.health.get(key)
-        last = max((x.at for x in h.samples if x.kind is kind), default=None) if h else None
+        last = h.samples.latest(kind) if h else None
         if last is None:
             return 0.0
         return max(0.0, last + self._base_interval(kind) - time.time())

@@ -69,7 +69,7 @@ class HostView:
 
 def host_view(h: HostHealth) -> HostView:
     s = stats(h)
-    last = h.samples[-1].outcome if h.samples else Outcome.NOT_PROBED
+    last = h.samples.last()
     return HostView(
         model=h.model,
         url=h.host,
@@ -84,7 +84,7 @@ def host_view(h: HostHealth) -> HostView:
         last_ok_at=h.last_ok_at,
         consecutive_failures=s.consecutive_failures,
         key_ok=h.key_ok,
-        last_outcome=last,
+        last_outcome=Outcome.NOT_PROBED if last is None else last[1],
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import gc
 import random
 import time
 from dataclasses import FrozenInstanceError, replace
@@ -66,7 +68,7 @@ def up_host(at: float = 0.0) -> HostHealth:
 
 def test_new_host_is_unknown_with_reason_not_probed() -> None:
     h = fresh()
-    assert (h.state, h.reason, h.samples, h.key_ok) == (HostState.UNKNOWN, Outcome.NOT_PROBED, (), None)
+    assert (h.state, h.reason, list(h.samples), h.key_ok) == (HostState.UNKNOWN, Outcome.NOT_PROBED, [], None)
     assert h.last_probe_at is None and h.last_ok_at is None
 
 
@@ -80,7 +82,7 @@ def test_untrusted_host_never_becomes_up() -> None:
     h = new_host(MODEL, HOST, trusted=False)
     h = feed(h, (H, OK), (C, OK), (C, OK), (A, OK))
     assert (h.state, h.reason) == (HostState.UNTRUSTED, Outcome.NOT_PROBED)
-    assert h.samples == () and h.key_ok is None
+    assert list(h.samples) == [] and h.key_ok is None
 
 
 def test_apply_does_not_change_its_input() -> None:
@@ -230,7 +232,7 @@ def test_unsupported_auth_check_changes_nothing() -> None:
 def test_unsupported_auth_check_leaves_key_ok_unknown() -> None:
     h = feed(fresh(), (A, Outcome.UNSUPPORTED), (A, Outcome.UNSUPPORTED))
     assert h.key_ok is None
-    assert (h.state, h.reason, h.samples) == (HostState.UNKNOWN, Outcome.NOT_PROBED, ())
+    assert (h.state, h.reason, list(h.samples)) == (HostState.UNKNOWN, Outcome.NOT_PROBED, [])
 
 
 def test_unsupported_answer_does_not_interrupt_a_failure_streak() -> None:
@@ -242,7 +244,8 @@ def test_unsupported_answer_does_not_interrupt_a_failure_streak() -> None:
 
 def test_not_probed_result_only_moves_last_probe_at() -> None:
     h = feed(fresh(), (H, Outcome.NOT_PROBED), start=7)
-    assert (h.state, h.reason, h.samples, h.last_probe_at) == (HostState.UNKNOWN, Outcome.NOT_PROBED, (), 7)
+    assert (h.state, h.reason, h.last_probe_at) == (HostState.UNKNOWN, Outcome.NOT_PROBED, 7)
+    assert list(h.samples) == []
 
 
 def test_key_rejected_sets_key_ok_false() -> None:
@@ -608,3 +611,25 @@ def test_apply_keeps_up_with_ten_thousand_hosts() -> None:
     for r in results:
         h = apply(h, r, POLICY)
     assert time.perf_counter() - started < 2.0
+
+
+def collected_objects(h: HostHealth) -> int:
+    """Objects reachable from `h` that the cyclic garbage collector tracks (shared enum members
+    and classes aside)."""
+    seen: set[int] = set()
+    stack: list[object] = [h]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen or isinstance(o, type | enum.Enum) or not gc.is_tracked(o):
+            continue
+        seen.add(id(o))
+        stack.extend(gc.get_referents(o))
+    return len(seen)
+
+
+def test_objects_for_the_garbage_collector_do_not_grow_with_the_window() -> None:
+    # A young collection walks every tracked object: per-sample objects stalled the event loop.
+    one_of_each = feed(fresh(), (C, OK), (H, OK), (A, OK))
+    full = feed(one_of_each, *[(C, OK), (H, OK), (A, OK)] * POLICY.window, start=10)
+    assert len(full.samples) == 3 * POLICY.window
+    assert collected_objects(full) == collected_objects(one_of_each)
