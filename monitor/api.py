@@ -36,7 +36,10 @@ def _error(status: int, detail: str) -> web.Response:
 
 
 def _accepts_gzip(request: web.Request) -> bool:
-    for part in request.headers.get("Accept-Encoding", "").split(","):
+    header = request.headers.get("Accept-Encoding", "")
+    if "gzip" not in header and "*" not in header:
+        return False
+    for part in header.split(","):
         coding, _, params = part.partition(";")
         if coding.strip().lower() in ("gzip", "*"):
             q = params.strip()
@@ -45,6 +48,11 @@ def _accepts_gzip(request: web.Request) -> bool:
             except ValueError:
                 return False
     return False
+
+
+# Built once: these answers are the hot path, and aiohttp parses a `content_type=` argument per call.
+_PLAIN = {"Content-Type": _JSON, "Vary": "Accept-Encoding"}
+_GZIPPED = {**_PLAIN, "Content-Encoding": "gzip"}
 
 
 async def _snapshot_answer(request: web.Request, name: str) -> web.Response | None:
@@ -57,10 +65,7 @@ async def _snapshot_answer(request: web.Request, name: str) -> web.Response | No
         body = await asyncio.get_running_loop().run_in_executor(None, snap.encode, name, gzipped)
         if body is None:
             return None
-    response = web.Response(body=body, content_type=_JSON, headers={"Vary": "Accept-Encoding"})
-    if gzipped:
-        response.headers["Content-Encoding"] = "gzip"
-    return response
+    return web.Response(body=body, headers=_GZIPPED if gzipped else _PLAIN)
 
 
 def _cached(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
