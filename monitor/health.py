@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Final
 
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.window import Evidence, Sample, Window
@@ -187,8 +188,7 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
     last_probe_at, last_ok_at, key_ok = h.last_probe_at, h.last_ok_at, h.key_ok
     state, reason, ever_ok, run = h.state, h.reason, h.ever_ok, h.consecutive_failures
     ejected_until, ejections = h.ejected_until, h.ejections
-    l_failures, l_successes, l_failing, l_failure, l_failure_kind = _fields(h.liveness)
-    s_failures, s_successes, s_failing, s_failure, s_failure_kind = _fields(h.serving)
+    liveness, serving = _fields(h.liveness), _fields(h.serving)
     kept: list[Evidence] = []
     for e in evidence:
         now, kind, outcome = e[0], e[1], e[2]
@@ -204,31 +204,23 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
             key_ok = True
         counted = True
         if kind is ProbeKind.HEALTH:
-            if ok:
-                l_failures, l_successes = 0, l_successes + 1
-                l_failing = l_failing and l_successes < up_after
-            else:
-                l_failures, l_successes = l_failures + 1, 0
-                l_failing = l_failing or l_failures >= down_after
-                l_failure, l_failure_kind = outcome, kind
+            liveness = _step(liveness, ok, outcome, kind, up_after, down_after)
         elif (
-            ok and kind is ProbeKind.AUTH and s_failure_kind in _MODEL_KINDS and (s_failing or s_failures > 0)
+            ok
+            and kind is ProbeKind.AUTH
+            and serving[_KIND] in _MODEL_KINDS
+            and (serving[_FAILING] or serving[0])
         ):
-            counted = False  # as in `apply`: the key is fine, the model's failure stands
-        elif ok:
-            s_failures, s_successes = 0, s_successes + 1
-            s_failing = s_failing and s_successes < up_after
+            counted = False  # the key is fine, but that says nothing of the model that failed
         else:
-            s_failures, s_successes = s_failures + 1, 0
-            s_failing = s_failing or s_failures >= down_after
-            s_failure, s_failure_kind = outcome, kind
+            serving = _step(serving, ok, outcome, kind, up_after, down_after)
 
         ever_ok = ever_ok or (ok and counted)
         previous = state
-        if s_failing:
-            state, reason = HostState.DOWN, s_failure or outcome
-        elif l_failing:
-            state, reason = HostState.DOWN, l_failure or outcome
+        if serving[_FAILING]:
+            state, reason = HostState.DOWN, serving[_FAILURE] or outcome
+        elif liveness[_FAILING]:
+            state, reason = HostState.DOWN, liveness[_FAILURE] or outcome
         elif ever_ok:
             state, reason = HostState.UP, Outcome.OK
         else:
@@ -257,8 +249,8 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
         last_probe_at=last_probe_at,
         last_ok_at=last_ok_at,
         key_ok=key_ok,
-        liveness=Streak(l_failures, l_successes, l_failing, l_failure, l_failure_kind),
-        serving=Streak(s_failures, s_successes, s_failing, s_failure, s_failure_kind),
+        liveness=Streak(*liveness),
+        serving=Streak(*serving),
         ever_ok=ever_ok,
         consecutive_failures=run,
         ejected_until=ejected_until,
@@ -266,8 +258,25 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
     )
 
 
-def _fields(streak: Streak) -> tuple[int, int, bool, Outcome | None, ProbeKind | None]:
+# A streak while replaying: Streak's fields as a tuple (cheaper to make once per result).
+_StreakFields = tuple[int, int, bool, Outcome | None, ProbeKind | None]
+_FAILING: Final = 2
+_FAILURE: Final = 3
+_KIND: Final = 4
+
+
+def _fields(streak: Streak) -> _StreakFields:
     return streak.failures, streak.successes, streak.failing, streak.last_failure, streak.last_failure_kind
+
+
+def _step(
+    streak: _StreakFields, ok: bool, outcome: Outcome, kind: ProbeKind, up_after: int, down_after: int
+) -> _StreakFields:
+    """A group's streak after one decisive result of it (see the module doc)."""
+    failures, successes, failing, failure, failure_kind = streak
+    if ok:
+        return 0, successes + 1, failing and successes + 1 < up_after, failure, failure_kind
+    return failures + 1, 0, failing or failures + 1 >= down_after, outcome, kind
 
 
 def is_eligible(h: HostHealth, now: float) -> bool:
