@@ -6,7 +6,7 @@ Time is simulated by generating probe results with past timestamps at the defaul
 every 300 s (3,456 rows a day), 1% failures, realistic latencies.
 
 For each size (hosts, one model each, over 10 models):
-1. one day of raw results ending now, inserted with `submit` + `flush` (rows per second reported);
+1. one day of raw results ending on the last complete hour, inserted with `submit` + `flush` (rows per second reported);
    raw bytes per day = the `probe_results` table's pages (SQLite `dbstat`);
 2. `rollup(now)` over that day; roll-up bytes per day = `rollups_hourly` pages;
 3. 29 more days of hourly roll-ups before it, written by the store's roll-up writer
@@ -40,6 +40,7 @@ from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
 from monitor.store import MembershipEvent, Store, queries
 from monitor.store.engine import write_transaction
+from monitor.store.store import ROLLUP_GRACE_S
 
 NAME = "storage"
 DAY = 86400
@@ -110,7 +111,11 @@ async def run_size(hosts_n: int, workdir: Path) -> dict[str, Any]:
     rng = random.Random(hosts_n)
     hosts = [(f"model-{i % MODELS}", f"https://h{i:05d}.example.libertai.io") for i in range(hosts_n)]
     now = time.time()
-    start = now - DAY
+    # The day ends on an hour that `rollup(now)` counts as complete, so that its roll-ups cover all
+    # 24 hours and the 29 copies shifted back tile the month: otherwise the gaps between copies (and
+    # the history's point count) depended on the minute the benchmark ran.
+    end = (now - ROLLUP_GRACE_S) // 3600 * 3600
+    start = end - DAY
     store = await Store.open(url)
     await store.upgrade()
     store.start_writer()
@@ -169,10 +174,10 @@ async def run_size(hosts_n: int, workdir: Path) -> dict[str, Any]:
     restored_hosts = sum(len(v.hosts) for v in mon.snapshot.models.values())
     restored_samples = sum(len(h.samples) for h in mon.health.values())
     t0 = time.perf_counter()
-    points = await store.history("model-0", None, now - 30 * DAY, now, 3600)
+    points = await store.history("model-0", None, end - 30 * DAY, end, 3600)
     history_model_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    one = await store.history("model-0", hosts[0][1], now - 30 * DAY, now, 3600)
+    one = await store.history("model-0", hosts[0][1], end - 30 * DAY, end, 3600)
     history_host_s = time.perf_counter() - t0
     await mon.stop()
     await store.close()

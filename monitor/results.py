@@ -62,3 +62,8 @@ class ProbeResult:
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+
+# What health reads of a probe result, (started_at, kind, outcome, ttft_ms, total_ms): a restart
+# reads hundreds of thousands of them from the store without building a ProbeResult for each.
+Evidence = tuple[float, ProbeKind, Outcome, float | None, float | None]

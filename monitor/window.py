@@ -25,7 +25,7 @@ from itertools import compress, filterfalse, product
 from math import isnan, nan
 from typing import Final
 
-from monitor.results import Outcome, ProbeKind
+from monitor.results import Evidence, Outcome, ProbeKind
 
 __all__ = ["Evidence", "Sample", "Window"]
 
@@ -38,9 +38,6 @@ class Sample:
     ttft_ms: float | None
     total_ms: float | None
 
-
-# A sample's fields as a tuple (what `health.apply` reads of a probe result).
-Evidence = tuple[float, ProbeKind, Outcome, float | None, float | None]
 
 _PAIRS: Final = tuple(product(ProbeKind, Outcome))
 if len(_PAIRS) > 256:

@@ -22,8 +22,7 @@ from sqlalchemy import Table, exc, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.health import Evidence
-from monitor.results import ProbeResult
+from monitor.results import Evidence, ProbeResult
 from monitor.store import queries
 from monitor.store.aggregate import Agg, aggregate, merge, round_ms
 from monitor.store.codes import (
