@@ -6,7 +6,8 @@ Time is simulated by generating probe results with past timestamps at the defaul
 every 300 s (3,456 rows a day), 1% failures, realistic latencies.
 
 For each size (hosts, one model each, over 10 models):
-1. one day of raw results ending on the last complete hour, inserted with `submit` + `flush` (rows per second reported);
+1. one day of raw results ending on the last complete hour, inserted with `submit` + `flush`
+   (rows per second reported);
    raw bytes per day = the `probe_results` table's pages (SQLite `dbstat`);
 2. `rollup(now)` over that day; roll-up bytes per day = `rollups_hourly` pages;
 3. 29 more days of hourly roll-ups before it, written by the store's roll-up writer
