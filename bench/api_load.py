@@ -270,10 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         and share >= TARGET["best_share_of_ceiling_min"]
         and best["latency_ms"]["p99"] < TARGET["best_p99_ms_max"]
     )
-    result["loadavg_after"] = loadavg()
-    path = write_result(NAME, result)
-    log(f"{NAME}: written to {path}")
-    return 0
+    return write_result(NAME, result)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ from bench.common import (
     cpu_seconds,
     debian_tool,
     free_port,
-    loadavg,
     log,
     peak_rss_mib,
     raise_nofile,
@@ -53,25 +52,12 @@ from bench.common import (
     write_result,
 )
 from bench.truthpair import Event, monitor_completions, pair
+from monitor.probes import completion_body
 
 NAME = "blackbox"
 TARGET = {"accuracy_ratio_min": 1.0, "cpu_per_probe_ratio_max": 1.0}
 _DURATION = re.compile(r"^probe_duration_seconds (\S+)$", re.M)
 _SUCCESS = re.compile(r"^probe_success (\S+)$", re.M)
-
-
-def completion_body(model: str) -> str:
-    """The monitor's own completion probe body (monitor/probes.py)."""
-    return json.dumps(
-        {
-            "model": model,
-            "messages": [{"role": "user", "content": "ping"}],
-            "max_tokens": 1,
-            "temperature": 0,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    )
 
 
 def exporter_config(models: list[str], timeout: float) -> str:
@@ -105,7 +91,7 @@ def exporter_config(models: list[str], timeout: float) -> str:
                     "Content-Type": "application/json",
                     "Accept": "text/event-stream",
                 },
-                "body": completion_body(model),
+                "body": completion_body(model).decode(),  # the monitor's own probe body
                 "fail_if_body_not_matches_regexp": [r"data: \[DONE\]"],
                 **common,
             },
@@ -328,11 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     result["meets_target"] = bool(
         am is not None and ap is not None and c is not None and am >= 1.0 and ap >= 1.0 and c <= 1.0
     )
-    result["loadavg_after"] = loadavg()
-    path = write_result(NAME, result)
     log(f"{NAME}: {json.dumps(result['figures'])}")
-    log(f"{NAME}: written to {path}")
-    return 0
+    return write_result(NAME, result)
 
 
 def _exporter_version() -> str:

@@ -108,12 +108,16 @@ def results_dir(quick: bool) -> Path:
     return RESULTS / "quick" if quick else RESULTS
 
 
-def write_result(name: str, result: dict[str, Any]) -> Path:
+def write_result(name: str, result: dict[str, Any]) -> int:
+    """Write bench/results/NAME.json (quick runs under quick/), with the load average at the end,
+    and say where; returns 0, the benchmark's exit status."""
+    result["loadavg_after"] = loadavg()
     out_dir = results_dir(bool(result.get("quick")))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
-    return path
+    log(f"{name}: written to {path}")
+    return 0
 
 
 def base_result(name: str, quick: bool, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -174,10 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         and big["cpu_cores"] < TARGET["cpu_cores_max"]
         and big["peak_rss_mib"] < TARGET["peak_rss_mib_max"]
     )
-    result["loadavg_after"] = loadavg()
-    path = write_result(NAME, result)
-    log(f"{NAME}: written to {path}")
-    return 0
+    return write_result(NAME, result)
 
 
 if __name__ == "__main__":

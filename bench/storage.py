@@ -259,10 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         and big["projected_gib_400_days"] < TARGET["size_400_days_gib_max"]
         and big["restore_s"] < TARGET["restore_s_max"]
     )
-    result["loadavg_after"] = loadavg()
-    path = write_result(NAME, result)
-    log(f"{NAME}: written to {path}")
-    return 0
+    return write_result(NAME, result)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import json
 import re
 import time
@@ -54,6 +55,8 @@ __all__ = [
     "SseEvent",
     "SseStream",
     "classify_status",
+    "completion_body",
+    "embedding_body",
     "error_detail",
     "interpret_sse_line",
     "sanitise_detail",
@@ -287,6 +290,27 @@ def valid_embedding(obj: object) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+# The bodies are the same for every probe of a model: encoded once, not on every probe.
+@functools.lru_cache(maxsize=1024)
+def completion_body(model: str) -> bytes:
+    """The billed probe: one token, streamed, with usage (bench/blackbox.py gives the exporter it too)."""
+    return json.dumps(
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": "ping"}],
+            "max_tokens": 1,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
+
+
+@functools.lru_cache(maxsize=1024)
+def embedding_body(model: str) -> bytes:
+    return json.dumps({"model": model, "input": "ping"}).encode()
+
+
 class Prober:
     """Runs probes through a shared session. Each method returns one `ProbeResult`, never raises
     (except `asyncio.CancelledError`, which is always propagated).
@@ -354,20 +378,9 @@ class Prober:
             return "GET", URL(f"{host}/libertai/auth/check", encoded=True), {"Authorization": auth}, None
         headers = {"Authorization": auth, "Content-Type": "application/json"}
         if kind is ProbeKind.COMPLETION:
-            body: dict[str, Any] = {
-                "model": model,
-                "messages": [{"role": "user", "content": "ping"}],
-                "max_tokens": 1,
-                "temperature": 0,
-                "stream": True,
-                "stream_options": {"include_usage": True},
-            }
             headers["Accept"] = "text/event-stream"
-            path = "/v1/chat/completions"
-        else:
-            body = {"model": model, "input": "ping"}
-            path = "/v1/embeddings"
-        return "POST", URL(f"{host}{path}", encoded=True), headers, json.dumps(body).encode()
+            return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, completion_body(model)
+        return "POST", URL(f"{host}/v1/embeddings", encoded=True), headers, embedding_body(model)
 
     async def _run(self, kind: ProbeKind, host: str, model: str) -> ProbeResult:
         started_at = time.time()
