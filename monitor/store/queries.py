@@ -89,18 +89,21 @@ _UNION_MEMBERS = 100
 def recent_results(
     conn: Connection, since_ms: int, limit: int, kind_codes: Iterable[int]
 ) -> list[tuple[Any, ...]]:
-    """Up to `limit` newest rows per (model, host, kind) at or after `since_ms`, unordered.
+    """Up to `limit` newest rows per (model, host, kind) at or after `since_ms`, oldest first; rows
+    with the same `at` in (model_id, host_id, kind) order.
     Rows: (model_id, host_id, at, kind, outcome, status, connect_ms, ttft_ms, total_ms)."""
     t = probe_results.c
     columns = (t.model_id, t.host_id, t.at, t.kind, t.outcome, t.status, t.connect_ms, t.ttft_ms, t.total_ms)
-    return _newest_per_triple(conn, columns, since_ms, limit, kind_codes)
+    rows = _newest_per_triple(conn, columns, since_ms, limit, kind_codes)
+    rows.sort(key=_at_of)  # stable: the triple order of the statements breaks ties
+    return rows
 
 
 def recent_evidence(
     conn: Connection, since_ms: int, limit: int, kind_codes: Iterable[int]
 ) -> list[EvidenceRow]:
-    """The rows of `recent_results` with only what the health state machine reads, oldest first;
-    rows with the same `at` in (model_id, host_id, kind) order, as `Store.load_recent_results`."""
+    """The rows of `recent_results`, in the same order, with only what the health state machine
+    reads."""
     t = probe_results.c
     columns = (t.model_id, t.host_id, t.at, t.kind, t.outcome, t.ttft_ms, t.total_ms)
     rows: list[EvidenceRow] = _newest_per_triple(conn, columns, since_ms, limit, kind_codes)

@@ -574,7 +574,6 @@ class Store:
             return rows, model_names, host_urls
 
         rows, model_names, host_urls = await self._read("loading recent results", run)
-        rows.sort(key=lambda row: row[2])
         kinds = dict(KIND_BY_CODE)
         outcomes = dict(OUTCOME_BY_CODE)
         out: list[ProbeResult] = []
