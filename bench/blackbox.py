@@ -222,7 +222,8 @@ def run(hosts: int, interval: float, completion: float, warmup: float, window: f
                 driven, _ = await asyncio.gather(
                     drive_exporter(bbe.url, targets, interval, completion, w1 + 0.5), measure()
                 )
-                return driven
+                result: dict[str, Any] = driven
+                return result
 
             driven = asyncio.run(both())
             rss = (peak_rss_mib(mon.pid), peak_rss_mib(bbe.pid))

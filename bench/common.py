@@ -233,7 +233,7 @@ def _read_gateway(proc: subprocess.Popen[str]) -> str:
     proc.stdout.close()  # nothing more is printed; the pipe must never fill
     if not gateway:
         stop(proc)
-        raise RuntimeError(f"did not start: {proc.args}")
+        raise RuntimeError(f"did not start: {proc.args!r}")
     return gateway
 
 

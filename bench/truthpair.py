@@ -59,7 +59,7 @@ def pair(
             else:
                 mismatched_hosts += 1
                 continue
-        drop = set()
+        drop: set[int] = set()
         for i in range(1, len(events)):
             if events[i][1] != events[i - 1][1] and events[i][0] - events[i - 1][0] < ambiguous_s:
                 drop.update((i - 1, i))
