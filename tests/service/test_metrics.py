@@ -21,11 +21,11 @@ from prometheus_client.registry import Collector
 from monitor import api
 from monitor.api import make_app
 from monitor.metrics import CHUNK_CHARS, MonitorCollector, negotiate, render
-from monitor.results import HostState, Outcome
-from monitor.server import serving
 from monitor.ports import HistoryReader
 from monitor.readiness import Readiness
+from monitor.results import HostState, Outcome
 from monitor.scheduler import SchedulerStats
+from monitor.server import serving
 from monitor.snapshot import HostView, ModelView, Snapshot
 from monitor.view import Counters, MonitorView
 from tests.deploy.prom import tool
