@@ -214,8 +214,8 @@ async def json_errors(
         if exc.status < 400:
             raise
         return _error(exc.status, exc.reason)
-    except Exception as exc:
-        log.exception("request failed", path=request.path, error=type(exc).__name__)
+    except Exception as exc:  # a bug: logged with its reason and traceback, answered without them
+        log.exception("request failed", path=request.path, error=f"{type(exc).__name__}: {exc}")
         return _error(500, "Internal error")
 
 

@@ -89,7 +89,7 @@ class ProbeDispatcher(Generic[T]):
         self._running: set[T] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._seq = 0
-        self._wake = asyncio.Event()
+        self._sleeping: asyncio.Future[None] | None = None  # the dispatcher's wait for the next slot
         self._closed = False
         self.stats = SchedulerStats()
 
@@ -130,8 +130,8 @@ class ProbeDispatcher(Generic[T]):
         gen = -1 if extra else self._gen[target]
         heapq.heappush(self._heap, (due, self._seq, target, gen))
         self.stats.queued = len(self._heap)
-        if self._heap[0][1] == self._seq:
-            self._wake.set()
+        if self._heap[0][1] == self._seq and self._sleeping is not None:
+            self._sleeping.cancel()  # a sooner target: the wait ends now, and is recomputed
 
     async def run_forever(self) -> None:
         while not self._closed:
@@ -152,19 +152,20 @@ class ProbeDispatcher(Generic[T]):
                 self._note_lag(now - due)
                 self._start(target)
             self.stats.queued = len(self._heap)
-            self._wake.clear()
             timeout = (self._heap[0][0] - self._clock.monotonic()) if self._heap else 3600.0
             if timeout > 0:
                 await self._sleep_or_wake(timeout)
 
     async def _sleep_or_wake(self, seconds: float) -> None:
-        """Wait `seconds` on the clock, or less if a sooner target is pushed meanwhile."""
-        waking = asyncio.ensure_future(self._wake.wait())
+        """Wait `seconds` on the clock, or less if a sooner target is pushed (or `close` is
+        called) meanwhile: they cancel the wait, which `asyncio.wait` takes as its end, while a
+        cancellation of the dispatcher itself still propagates."""
         sleeping = asyncio.ensure_future(self._clock.sleep(seconds))
+        self._sleeping = sleeping
         try:
-            await asyncio.wait((waking, sleeping), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((sleeping,))
         finally:
-            waking.cancel()
+            self._sleeping = None
             sleeping.cancel()
 
     def _note_lag(self, lag: float) -> None:
@@ -197,7 +198,8 @@ class ProbeDispatcher(Generic[T]):
     async def close(self) -> None:
         """Stop dispatching and cancel the probes in flight (APScheduler would not wait for them)."""
         self._closed = True
-        self._wake.set()
+        if self._sleeping is not None:
+            self._sleeping.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

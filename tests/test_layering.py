@@ -79,3 +79,10 @@ def test_only_the_service_and_the_parts_use_the_parts() -> None:
         if p.stem not in PARTS and p.stem != "service" and _imports(p.stem) & (PARTS - {"readiness"})
     }
     assert wirers == set(), wirers  # the read interface may name `Readiness`, nothing else
+
+
+def test_only_the_server_and_the_command_import_the_service() -> None:
+    importers = {
+        p.stem for p in MONITOR.glob("*.py") if p.stem != "service" and "service" in _imports(p.stem)
+    }
+    assert importers <= {"server", "cli"}, importers
