@@ -159,7 +159,7 @@ async def history(request: web.Request) -> web.Response:
     reader = monitor.history
     if reader is None:
         return _error(503, "History needs a database")
-    now = monitor.counters.now()
+    now = monitor.clock.time()
     q = request.query
     try:
         since = _parse_time(q.get("since", "24h"), now)

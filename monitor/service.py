@@ -78,7 +78,6 @@ class Monitor:
             store=lambda: None if store is None else store.stats,
             started_at=clock.time(),
             version=__version__,
-            now=clock.time,
         )
         self._session: aiohttp.ClientSession | None = None
         self._probing: Probing | None = None

@@ -27,10 +27,10 @@ class MonitorCollector(Collector):
         return []  # collected at scrape time only: the registry must not call collect() on register
 
     def collect(self) -> Iterator[Metric]:
-        snap, counters = self._m.snapshot, self._m.counters
+        snap = self._m.snapshot
         yield from _model_families(snap)
-        yield from _discovery_families(snap, counters.now())
-        yield from _service_families(counters)
+        yield from _discovery_families(snap, self._m.clock.time())
+        yield from _service_families(self._m.counters)
 
 
 def _model_families(snap: Snapshot) -> Iterator[Metric]:

@@ -205,4 +205,3 @@ def with_aliases(bases: Mapping[str, ModelView], aliases: Mapping[str, str]) -> 
             v = bases[base]
             out[alias] = ModelView(alias, base, v.best, v.fallbacks, v.healthy, v.known, v.panic, v.hosts)
     return dict(sorted(out.items()))
-

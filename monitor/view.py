@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from monitor.clock import Clock
 from monitor.ports import HistoryReader
 from monitor.readiness import Readiness
 from monitor.scheduler import SchedulerStats
@@ -27,7 +28,6 @@ class Counters:
     store: Callable[[], StoreStats | None]  # None without a database
     started_at: float
     version: str
-    now: Callable[[], float]  # the service's clock (epoch seconds)
 
 
 class MonitorView(Protocol):
@@ -38,6 +38,11 @@ class MonitorView(Protocol):
 
     @property
     def counters(self) -> Counters: ...
+
+    @property
+    def clock(self) -> Clock:
+        """The service's clock ("now" of a history query, the age of the host list)."""
+        ...
 
     @property
     def history(self) -> HistoryReader | None:

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from monitor import api
 from monitor.api import make_app
+from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.metrics import CHUNK_CHARS, MonitorCollector, negotiate, render
 from monitor.ports import HistoryReader
 from monitor.readiness import Readiness
@@ -139,9 +140,9 @@ class _View:
             store=lambda: None,
             started_at=1732492800.0,
             version="test",
-            now=time.time,
         )
         self.history: HistoryReader | None = None
+        self.clock: Clock = SYSTEM_CLOCK
 
     def readiness(self) -> Readiness:
         return Readiness(True, {})
