@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 from monitor.clock import Clock
 from monitor.config import Settings
-from monitor.discovery_run import DiscoveryRun
 from monitor.fleet import Fleet
 from monitor.probing import Probing
 from monitor.results import ProbeKind
 from monitor.targets import HOST_WIDE, Target, probe_kinds
+
+
+class Discovers(Protocol):
+    """One discovery run that applies the list it finds to the fleet (`DiscoveryRun`)."""
+
+    async def run(self) -> None: ...
 
 
 def all_targets(fleet: Fleet, settings: Settings) -> list[Target]:
@@ -29,7 +35,7 @@ def all_targets(fleet: Fleet, settings: Settings) -> list[Target]:
 async def probe_once(
     settings: Settings,
     clock: Clock,
-    discovery: DiscoveryRun,
+    discovery: Discovers,
     fleet: Fleet,
     probing: Probing,
     publish: Callable[[], None],
