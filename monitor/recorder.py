@@ -9,23 +9,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from monitor.config import Settings
 from monitor.fleet import Fleet
 from monitor.health import HealthPolicy, HostHealth, apply, needs_confirmation
 from monitor.logging import get_logger
+from monitor.ports import ResultSink
 from monitor.results import HostState, ProbeKind, ProbeResult
 
 log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
 
 ProbeCounts = Counter[tuple[str, str, str, str]]  # (model, host, kind, outcome) -> probes
-
-
-class ResultSink(Protocol):
-    """Where results are written (the store's writer): never blocks, never raises."""
-
-    def submit(self, result: ProbeResult) -> None: ...
 
 
 def health_policy(settings: Settings) -> HealthPolicy:
