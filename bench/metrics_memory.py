@@ -62,20 +62,24 @@ def build_monitor(hosts: int, models: int, samples: int = 1) -> Monitor:
         listing[names[i % models]].append(f"http://127.0.0.1:{20000 + i}")
     listing[names[0] + "-thinking"] = list(listing[names[0]])
     now = time.time() - 60
-    m._apply_listing(listing, now, record=False)
+    m.fleet.apply_listing(listing, now)
     for model in names:
         for j, host in enumerate(listing[model]):
             for k in range(samples):
                 at = now - 10 * (samples - k)
-                m.record(ProbeResult(model, host, ProbeKind.HEALTH, Outcome.OK, at, 200, 1.0, None, 9.0))
+                m.recorder.record(
+                    ProbeResult(model, host, ProbeKind.HEALTH, Outcome.OK, at, 200, 1.0, None, 9.0)
+                )
                 ok = (j + k) % 10 != 0
                 outcome = Outcome.OK if ok else Outcome.SERVER_ERROR
                 ttft = 50.0 + (j + k) % 97 if ok else None
-                m.record(
+                m.recorder.record(
                     ProbeResult(model, host, ProbeKind.COMPLETION, outcome, at + 1, 200, 1.0, ttft, 80.0)
                 )
-                m.record(ProbeResult("", host, ProbeKind.AUTH, Outcome.OK, at + 2, 200, 1.0, None, 3.0))
-    m.publish(force=True)
+                m.recorder.record(
+                    ProbeResult("", host, ProbeKind.AUTH, Outcome.OK, at + 2, 200, 1.0, None, 3.0)
+                )
+    m.publisher.publish(force=True)
     return m
 
 

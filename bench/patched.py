@@ -66,7 +66,7 @@ def timing() -> None:
     import json
     import time
 
-    from monitor import service, snapshot
+    from monitor import best_hosts, fleet, publisher, recorder, service, snapshot
 
     spans: dict[str, list[float]] = {}
     # (label, wall-clock start, ms) of every step of 2 ms or more, to line up with probe errors.
@@ -90,17 +90,17 @@ def timing() -> None:
 
         setattr(owner, name, timed)
 
-    wrap(service.Monitor, "publish", "Monitor.publish")
-    wrap(service, "rank", "ranking.rank")
-    wrap(service, "model_view", "snapshot.model_view")
-    wrap(service, "with_aliases", "snapshot.with_aliases")
-    wrap(service.Monitor, "_rank", "Monitor._rank (one model)")
-    wrap(service, "apply", "health.apply")
-    wrap(service, "host_view", "snapshot.host_view")
+    wrap(publisher.Publisher, "publish", "Publisher.publish")
+    wrap(best_hosts, "rank", "ranking.rank")
+    wrap(publisher, "model_view", "snapshot.model_view")
+    wrap(publisher, "with_aliases", "snapshot.with_aliases")
+    wrap(best_hosts.BestHosts, "rank", "BestHosts.rank (one model)")
+    wrap(recorder, "apply", "health.apply")
+    wrap(publisher, "host_view", "snapshot.host_view")
     wrap(snapshot.Snapshot, "encode", "Snapshot.encode")
-    wrap(service.Monitor, "_apply_listing", "Monitor._apply_listing")
-    wrap(service.Monitor, "_sync_members", "Monitor._sync_members")
-    wrap(service.Monitor, "record", "Monitor.record")
+    wrap(fleet.Fleet, "apply_listing", "Fleet.apply_listing")
+    wrap(fleet.Fleet, "_sync", "Fleet._sync")
+    wrap(recorder.ProbeRecorder, "record", "ProbeRecorder.record")
 
     import gc
 

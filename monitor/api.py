@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -14,12 +13,13 @@ from prometheus_client import CollectorRegistry
 
 from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
-from monitor.service import Monitor
 from monitor.snapshot import iso
+from monitor.store import StoreError
+from monitor.view import MonitorView
 
 log = get_logger("monitor.api")
 
-MONITOR_KEY = web.AppKey("monitor", Monitor)
+VIEW_KEY = web.AppKey("view", MonitorView)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 _JSON = "application/json"
 _MAX_HISTORY_POINTS = 5000
@@ -58,7 +58,7 @@ _GZIPPED = {**_PLAIN, "Content-Encoding": "gzip"}
 async def _snapshot_answer(request: web.Request, name: str) -> web.Response | None:
     """A whole-snapshot answer, gzipped when the client accepts it (Python's HTTP clients all
     do): built at most once per snapshot, in a worker thread, then served from memory."""
-    snap = request.app[MONITOR_KEY].snapshot
+    snap = request.app[VIEW_KEY].snapshot
     gzipped = _accepts_gzip(request)
     body = snap.encoded(name, gzipped)
     if body is None:
@@ -92,7 +92,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     exposition = negotiate(request.headers.get("Accept", ""))
     if request.method == "HEAD":
         return web.Response(headers={"Content-Type": exposition.content_type})
-    chunks = render(request.app[MONITOR_KEY], exposition, request.app[REGISTRY_KEY])
+    chunks = render(request.app[VIEW_KEY], exposition, request.app[REGISTRY_KEY])
     loop = asyncio.get_running_loop()
     # The first chunk before the headers: a failure there is still an error answer, not a cut body.
     chunk = await loop.run_in_executor(None, next_chunk, chunks)
@@ -114,7 +114,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    r = request.app[MONITOR_KEY].readiness()
+    r = request.app[VIEW_KEY].readiness()
     body: dict[str, Any] = {"status": "ready" if r.ready else "not ready", "checks": dict(r.checks)}
     if not r.ready:
         body["detail"] = "; ".join(f"{k}: {v}" for k, v in r.checks.items() if v != "ok")
@@ -151,14 +151,15 @@ def _parse_step(raw: str) -> int:
 
 
 async def history(request: web.Request) -> web.Response:
-    monitor = request.app[MONITOR_KEY]
+    monitor = request.app[VIEW_KEY]
     model = request.match_info["model"]
     view = monitor.snapshot.models.get(model)
     if view is None:
         return _error(404, f"Unknown model {model}")
-    if monitor.store is None:
+    reader = monitor.history
+    if reader is None:
         return _error(503, "History needs a database")
-    now = time.time()
+    now = monitor.clock.time()
     q = request.query
     try:
         since = _parse_time(q.get("since", "24h"), now)
@@ -173,7 +174,11 @@ async def history(request: web.Request) -> web.Response:
     if (until - since) / step > _MAX_HISTORY_POINTS:
         return _error(422, f"too many points: at most {_MAX_HISTORY_POINTS} per host; raise step")
     host = q.get("host") or None
-    points = await monitor.store.history(view.probed_as, host, since, until, step)
+    try:
+        points = await reader.history(view.probed_as, host, since, until, step)
+    except StoreError as exc:
+        log.warning("history read failed", model=model, error=str(exc))
+        return _error(503, str(exc))
     return _json(
         {
             "model": model,
@@ -209,14 +214,14 @@ async def json_errors(
         if exc.status < 400:
             raise
         return _error(exc.status, exc.reason)
-    except Exception as exc:
-        log.exception("request failed", path=request.path, error=type(exc).__name__)
+    except Exception as exc:  # a bug: logged with its reason and traceback, answered without them
+        log.exception("request failed", path=request.path, error=f"{type(exc).__name__}: {exc}")
         return _error(500, "Internal error")
 
 
-def make_app(monitor: Monitor) -> web.Application:
+def make_app(monitor: MonitorView) -> web.Application:
     app = web.Application(middlewares=[json_errors])
-    app[MONITOR_KEY] = monitor
+    app[VIEW_KEY] = monitor
     registry = make_registry(monitor)
     app[REGISTRY_KEY] = registry
     app.router.add_get("/v1/best", _cached("best"))

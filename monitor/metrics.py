@@ -1,4 +1,4 @@
-"""Prometheus metrics, read from the monitor's snapshot and counters at scrape time.
+"""Prometheus metrics, read from the monitor's snapshot and counters (`MonitorView`) at scrape time.
 
 Nothing here is updated on the probe path; a scrape walks the current snapshot, so metrics and the
 JSON API always agree. One registry per application keeps tests free of duplicate series.
@@ -10,23 +10,19 @@ hosts) was then held several times over (parts, joined text, bytes, compressed c
 the peak RSS by 100 to 150 MiB (bench/metrics_memory.py). Their HELP and TYPE lines and the shape
 of their sample lines still come from prometheus_client's encoder (see `_Template`), so names,
 label order and escaping match the negotiated format by construction. The small families (per
-model, discovery, service, build) stay prometheus_client objects (`MonitorCollector`), encoded
+model, discovery, service, build) stay prometheus_client objects (`service_metrics.MonitorCollector`), encoded
 last, so that an OpenMetrics body ends with their one `# EOF`.
 """
 
 from __future__ import annotations
 
-import platform
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    InfoMetricFamily,
     Metric,
     StateSetMetricFamily,
 )
@@ -34,11 +30,20 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from monitor.results import HostState, Outcome
+from monitor.results import HostState
+from monitor.service_metrics import MonitorCollector
 from monitor.snapshot import HostView
+from monitor.view import MonitorView
 
-if TYPE_CHECKING:
-    from monitor.service import Monitor
+__all__ = [
+    "CHUNK_CHARS",
+    "Exposition",
+    "MonitorCollector",
+    "make_registry",
+    "negotiate",
+    "next_chunk",
+    "render",
+]
 
 P = "libertai_monitor_"
 _HOST = ["model", "host"]
@@ -59,7 +64,7 @@ def negotiate(accept: str) -> Exposition:
     return Exposition(encoder, content_type)
 
 
-def render(monitor: Monitor, exposition: Exposition, registry: Collector) -> Iterator[bytes]:
+def render(monitor: MonitorView, exposition: Exposition, registry: Collector) -> Iterator[bytes]:
     """The whole exposition in UTF-8 chunks of about `CHUNK_CHARS`: the per-host families as
     text, then `registry` (the small families) through prometheus_client's encoder.
 
@@ -73,7 +78,7 @@ def next_chunk(chunks: Iterator[bytes]) -> bytes | None:
     return next(chunks, None)
 
 
-def _text(monitor: Monitor, exposition: Exposition, registry: Collector) -> Iterator[str]:
+def _text(monitor: MonitorView, exposition: Exposition, registry: Collector) -> Iterator[str]:
     snap = monitor.snapshot
     hosts = [
         (h, _escape(model), _escape(h.url))
@@ -266,14 +271,14 @@ _HOST_FAMILIES: tuple[_Gauge | _Labelled | _States, ...] = (
 )
 
 
-def _probe_lines(monitor: Monitor, exposition: Exposition) -> Iterator[str]:
+def _probe_lines(monitor: MonitorView, exposition: Exposition) -> Iterator[str]:
     labels = ("model", "host", "kind", "outcome")
     family = CounterMetricFamily(P + "probes", "Probes by model, host, kind and outcome.", labels=labels)
     family.add_metric([_hole(n) for n in labels], 0.0)
     t = _Template.of(family, exposition, labels)
     yield t.header
     # A copy in one step: rendering runs in a worker thread while the loop keeps counting.
-    for (model, host, kind, outcome), n in dict(monitor.probe_counts).items():
+    for (model, host, kind, outcome), n in dict(monitor.counters.probes).items():
         yield t.line.format(
             model=_escape(model or "*"),
             host=_escape(host),
@@ -283,123 +288,7 @@ def _probe_lines(monitor: Monitor, exposition: Exposition) -> Iterator[str]:
         )
 
 
-class MonitorCollector(Collector):
-    """The small families: per model, discovery, scheduler, store and build (a few dozen series;
-    the per-host ones are `render`'s)."""
-
-    def __init__(self, monitor: Monitor) -> None:
-        self._m = monitor
-
-    def describe(self) -> list[Metric]:
-        return []  # collected at scrape time only: the registry must not call collect() on register
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._models()
-        yield from self._discovery()
-        yield from self._service()
-
-    def _models(self) -> Iterator[Metric]:
-        snap = self._m.snapshot
-        best = InfoMetricFamily(
-            P + "best_host", "The host a client should call now for a model.", labels=["model"]
-        )
-        healthy = GaugeMetricFamily(P + "model_healthy_hosts", "Hosts up for the model.", labels=["model"])
-        known = GaugeMetricFamily(P + "model_known_hosts", "Hosts listed for the model.", labels=["model"])
-        for model, view in snap.models.items():
-            best.add_metric([model], {"host": view.best or ""})
-            healthy.add_metric([model], float(view.healthy))
-            known.add_metric([model], float(view.known))
-        yield from (best, healthy, known)
-
-    def _discovery(self) -> Iterator[Metric]:
-        d = self._m.discovery
-        snap = self._m.snapshot
-        runs = CounterMetricFamily(
-            P + "discovery_runs", "Polls of the gateway's model list.", labels=["result"]
-        )
-        runs.add_metric(["ok"], float(d.runs_ok))
-        runs.add_metric(["error"], float(d.runs_failed))
-        yield runs
-        yield GaugeMetricFamily(
-            P + "discovery_success",
-            "1 if the latest poll of the gateway succeeded.",
-            value=1.0 if d.ok else 0.0,
-        )
-        if d.duration_s is not None:
-            yield GaugeMetricFamily(
-                P + "discovery_duration_seconds", "Duration of the latest poll.", value=d.duration_s
-            )
-        yield GaugeMetricFamily(
-            P + "discovery_hosts", "Distinct hosts in the current list.", value=snap.host_count
-        )
-        yield GaugeMetricFamily(P + "discovery_models", "Models in the current list.", value=len(snap.models))
-        if d.last_ok_at is not None:
-            yield GaugeMetricFamily(
-                P + "discovery_last_success_timestamp_seconds",
-                "When the list was last fetched.",
-                value=d.last_ok_at,
-            )
-            yield GaugeMetricFamily(
-                P + "discovery_list_age_seconds",
-                "Age of the last good host list.",
-                value=max(0.0, time.time() - d.last_ok_at),
-            )
-        key = self._m.key_outcome
-        if key is not None:
-            yield GaugeMetricFamily(
-                P + "gateway_key_ok",
-                "1 if the gateway accepts the API key, 0 if it rejects it.",
-                value=0.0 if key is Outcome.KEY_REJECTED else 1.0,
-            )
-
-    def _service(self) -> Iterator[Metric]:
-        s = self._m.sched_stats
-        yield GaugeMetricFamily(
-            P + "scheduler_lag_seconds",
-            "Worst delay of a probe against its slot since the last scrape.",
-            value=s.take_max_lag(),
-        )
-        skipped = CounterMetricFamily(
-            P + "scheduler_skipped_runs", "Runs not made, by reason.", labels=["reason"]
-        )
-        skipped.add_metric(["overrun"], float(s.skipped_overrun))
-        skipped.add_metric(["missed"], float(s.job_missed))
-        skipped.add_metric(["max_instances"], float(s.job_max_instances))
-        yield skipped
-        yield CounterMetricFamily(
-            P + "scheduler_job_errors", "Periodic jobs that raised.", value=s.job_errors
-        )
-        yield GaugeMetricFamily(P + "probes_in_flight", "Probes running now.", value=s.in_flight)
-        yield GaugeMetricFamily(
-            P + "probe_targets", "Scheduled probe targets.", value=float(self._m.target_count)
-        )
-        store = self._m.store
-        if store is not None:
-            st = store.stats
-            yield CounterMetricFamily(P + "db_write_errors", "Failed database writes.", value=st.write_errors)
-            yield CounterMetricFamily(P + "db_rows_written", "Probe results written.", value=st.rows_written)
-            yield CounterMetricFamily(
-                P + "db_dropped_results",
-                "Results dropped because the write queue was full.",
-                value=st.dropped,
-            )
-            yield GaugeMetricFamily(
-                P + "db_queue_depth", "Results waiting to be written.", value=st.queue_depth
-            )
-            yield GaugeMetricFamily(
-                P + "db_healthy",
-                "1 if the latest database write succeeded.",
-                value=1.0 if st.healthy else 0.0,
-            )
-        yield GaugeMetricFamily(
-            P + "start_time_seconds", "When the service started.", value=self._m.started_at
-        )
-        info = InfoMetricFamily(P + "build", "Version of the service.")
-        info.add_metric([], {"version": self._m.build_info["version"], "python": platform.python_version()})
-        yield info
-
-
-def make_registry(monitor: Monitor) -> CollectorRegistry:
+def make_registry(monitor: MonitorView) -> CollectorRegistry:
     """The registry of the small families, which `render` encodes after the per-host ones."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MonitorCollector(monitor))

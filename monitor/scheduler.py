@@ -12,10 +12,8 @@ probe is its own task with its own timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import random
-import time
 import zlib
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from apscheduler.events import (
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.logging import get_logger
 
 log = get_logger("monitor.scheduler")
@@ -65,6 +64,7 @@ class ProbeDispatcher(Generic[T]):
     """Runs `run(target)` for each scheduled target at its slot, at most `limit` at once.
 
     `interval_of(target)` is asked after each dispatch, so a down host can be re-probed sooner.
+    Every slot is on `clock` (monotonic seconds), so tests run it on a `FakeClock`.
     """
 
     def __init__(
@@ -75,19 +75,21 @@ class ProbeDispatcher(Generic[T]):
         limit: int,
         jitter: float,
         rng: random.Random | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         self._run = run
         self._interval_of = interval_of
         self._sem = asyncio.Semaphore(limit)
         self._jitter = jitter
         self._rng = rng or random.Random()
         self._heap: list[tuple[float, int, T, int]] = []
-        self._slot: dict[T, float] = {}  # target -> its current slot (monotonic seconds)
+        self._slot: dict[T, float] = {}  # target -> its current slot (the clock's monotonic seconds)
         self._gen: dict[T, int] = {}
         self._running: set[T] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._seq = 0
-        self._wake = asyncio.Event()
+        self._sleeping: asyncio.Future[None] | None = None  # the dispatcher's wait for the next slot
         self._closed = False
         self.stats = SchedulerStats()
 
@@ -104,13 +106,13 @@ class ProbeDispatcher(Generic[T]):
             return
         interval = self._interval_of(target)
         span = interval if first_within is None else min(first_within, interval)
-        slot = time.monotonic() + max(slot_offset(target, span), min(not_before, interval))
+        slot = self._clock.monotonic() + max(slot_offset(target, span), min(not_before, interval))
         self._slot[target] = slot
         self._gen[target] = self._gen.get(target, 0) + 1
         self._push(slot, target)
 
     def next_due(self, target: T) -> float | None:
-        """When `target` is next due (`time.monotonic()` seconds), None if it is not scheduled."""
+        """When `target` is next due (the clock's monotonic seconds), None if it is not scheduled."""
         return self._slot.get(target)
 
     def remove(self, target: T) -> None:
@@ -121,19 +123,19 @@ class ProbeDispatcher(Generic[T]):
     def soon(self, target: T, delay: float) -> None:
         """One extra run after `delay` (a confirmation), leaving the target's slot as it is."""
         if target in self._slot:
-            self._push(time.monotonic() + delay, target, extra=True)
+            self._push(self._clock.monotonic() + delay, target, extra=True)
 
     def _push(self, due: float, target: T, *, extra: bool = False) -> None:
         self._seq += 1
         gen = -1 if extra else self._gen[target]
         heapq.heappush(self._heap, (due, self._seq, target, gen))
         self.stats.queued = len(self._heap)
-        if self._heap[0][1] == self._seq:
-            self._wake.set()
+        if self._heap[0][1] == self._seq and self._sleeping is not None:
+            self._sleeping.cancel()  # a sooner target: the wait ends now, and is recomputed
 
     async def run_forever(self) -> None:
         while not self._closed:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             while self._heap and self._heap[0][0] <= now:
                 due, _, target, gen = heapq.heappop(self._heap)
                 if target not in self._slot or (gen != -1 and gen != self._gen[target]):
@@ -150,11 +152,21 @@ class ProbeDispatcher(Generic[T]):
                 self._note_lag(now - due)
                 self._start(target)
             self.stats.queued = len(self._heap)
-            self._wake.clear()
-            timeout = (self._heap[0][0] - time.monotonic()) if self._heap else 3600.0
+            timeout = (self._heap[0][0] - self._clock.monotonic()) if self._heap else 3600.0
             if timeout > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                await self._sleep_or_wake(timeout)
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        """Wait `seconds` on the clock, or less if a sooner target is pushed (or `close` is
+        called) meanwhile: they cancel the wait, which `asyncio.wait` takes as its end, while a
+        cancellation of the dispatcher itself still propagates."""
+        sleeping = asyncio.ensure_future(self._clock.sleep(seconds))
+        self._sleeping = sleeping
+        try:
+            await asyncio.wait((sleeping,))
+        finally:
+            self._sleeping = None
+            sleeping.cancel()
 
     def _note_lag(self, lag: float) -> None:
         self.stats.dispatched += 1
@@ -186,7 +198,8 @@ class ProbeDispatcher(Generic[T]):
     async def close(self) -> None:
         """Stop dispatching and cancel the probes in flight (APScheduler would not wait for them)."""
         self._closed = True
-        self._wake.set()
+        if self._sleeping is not None:
+            self._sleeping.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

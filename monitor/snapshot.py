@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -206,16 +205,3 @@ def with_aliases(bases: Mapping[str, ModelView], aliases: Mapping[str, str]) -> 
             v = bases[base]
             out[alias] = ModelView(alias, base, v.best, v.fallbacks, v.healthy, v.known, v.panic, v.hosts)
     return dict(sorted(out.items()))
-
-
-def build_models(
-    rankings: Mapping[str, ModelRanking],
-    views: Mapping[tuple[str, str], HostView],
-    aliases: Mapping[str, str],
-) -> dict[str, ModelView]:
-    """Model views for every base id and every alias, hosts in ranked order."""
-    return with_aliases({m: model_view(m, r, views) for m, r in rankings.items()}, aliases)
-
-
-def empty_snapshot() -> Snapshot:
-    return Snapshot(generated_at=time.time(), models={})

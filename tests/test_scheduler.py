@@ -1,11 +1,44 @@
-"""The probe dispatcher: slots spread over the interval, bounded concurrency, no overlap."""
+"""The probe dispatcher: slots spread over the interval, bounded concurrency, no overlap.
+
+Every test runs the dispatcher on a `FakeClock`: time moves only when the test advances it, so
+counts and timings are exact, whatever the load of the machine."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
+from typing import TypeVar
 
+import pytest
+
+from monitor.clock import FakeClock
 from monitor.scheduler import ProbeDispatcher, slot_offset
+
+T = TypeVar("T", bound=Hashable)
+
+
+def _slots_until(target: Hashable, interval: float, until: float) -> int:
+    """How many slots a target added at time 0 (no jitter) has in [0, until]."""
+    t, n = slot_offset(target, interval), 0
+    while t <= until:
+        n += 1
+        t += interval
+    return n
+
+
+@asynccontextmanager
+async def _running(
+    clock: FakeClock, run: Callable[[T], Awaitable[None]], interval: float, limit: int = 10
+) -> AsyncIterator[ProbeDispatcher[T]]:
+    d: ProbeDispatcher[T] = ProbeDispatcher(run, lambda t: interval, limit=limit, jitter=0.0, clock=clock)
+    task = asyncio.create_task(d.run_forever())
+    try:
+        yield d
+    finally:
+        await d.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def test_slot_offsets_spread_targets_over_the_interval() -> None:
@@ -20,94 +53,150 @@ def test_slot_offset_is_stable_across_runs() -> None:
     assert slot_offset(("m", "h", "health"), 30) == slot_offset(("m", "h", "health"), 30)
 
 
-async def test_each_target_runs_once_per_interval() -> None:
+async def test_each_target_runs_once_per_slot_of_its_interval() -> None:
+    clock = FakeClock()
     runs: list[str] = []
 
     async def run(t: str) -> None:
         runs.append(t)
 
-    d: ProbeDispatcher[str] = ProbeDispatcher(run, lambda t: 0.2, limit=10, jitter=0.0)
+    async with _running(clock, run, 0.25) as d:
+        for t in ("a", "b", "c"):
+            d.add(t)
+        await clock.advance(1.0)
     for t in ("a", "b", "c"):
-        d.add(t)
-    task = asyncio.create_task(d.run_forever())
-    await asyncio.sleep(1.05)
-    await d.close()
-    task.cancel()
-    for t in ("a", "b", "c"):
-        assert 4 <= runs.count(t) <= 6
+        assert runs.count(t) == _slots_until(t, 0.25, 1.0)
+        assert 4 <= runs.count(t) <= 5
+
+
+async def test_a_target_runs_at_its_slot_on_the_clock() -> None:
+    clock = FakeClock()
+    at: list[float] = []
+
+    async def run(t: str) -> None:
+        at.append(clock.monotonic())
+
+    async with _running(clock, run, 10.0) as d:
+        d.add("x")
+        await clock.advance(25.0)
+    first = slot_offset("x", 10.0)
+    assert at == [first, first + 10.0, first + 20.0][: len(at)] and len(at) == _slots_until("x", 10.0, 25.0)
 
 
 async def test_concurrency_never_exceeds_the_limit() -> None:
+    clock = FakeClock()
     running = 0
     peak = 0
+    done = 0
 
     async def run(t: int) -> None:
-        nonlocal running, peak
+        nonlocal running, peak, done
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.05)
+        await clock.sleep(0.05)
         running -= 1
+        done += 1
 
-    d: ProbeDispatcher[int] = ProbeDispatcher(run, lambda t: 0.1, limit=5, jitter=0.0)
-    for i in range(50):
-        d.add(i)
-    task = asyncio.create_task(d.run_forever())
-    await asyncio.sleep(0.5)
-    await d.close()
-    task.cancel()
+    async with _running(clock, run, 0.1, limit=5) as d:
+        for i in range(50):
+            d.add(i)
+        await clock.advance(0.5)
     assert peak == 5
+    assert done >= 5 * (0.5 / 0.05) - 5  # the limit is used, not just respected
 
 
 async def test_a_hung_target_does_not_delay_the_others_and_is_not_run_twice() -> None:
+    clock = FakeClock()
     runs: dict[str, int] = {"hung": 0, "fast": 0}
 
     async def run(t: str) -> None:
         runs[t] += 1
         if t == "hung":
-            await asyncio.sleep(10)
+            await clock.sleep(10)
 
-    d: ProbeDispatcher[str] = ProbeDispatcher(run, lambda t: 0.1, limit=10, jitter=0.0)
-    d.add("hung")
-    d.add("fast")
-    task = asyncio.create_task(d.run_forever())
-    await asyncio.sleep(0.55)
-    await d.close()
-    task.cancel()
-    assert runs["hung"] == 1
-    assert runs["fast"] >= 4
-    assert d.stats.skipped_overrun >= 3
+    async with _running(clock, run, 0.1) as d:
+        d.add("hung")
+        d.add("fast")
+        await clock.advance(0.55)
+        assert runs["hung"] == 1
+        assert runs["fast"] == _slots_until("fast", 0.1, 0.55)
+        assert d.stats.skipped_overrun == _slots_until("hung", 0.1, 0.55) - 1
 
 
 async def test_soon_adds_one_extra_run_without_moving_the_slot() -> None:
-    times: list[float] = []
+    clock = FakeClock()
+    at: list[float] = []
 
     async def run(t: str) -> None:
-        times.append(time.monotonic())
+        at.append(clock.monotonic())
 
-    d: ProbeDispatcher[str] = ProbeDispatcher(run, lambda t: 10.0, limit=1, jitter=0.0)
-    d.add("x", first_within=0.0)
-    task = asyncio.create_task(d.run_forever())
-    await asyncio.sleep(0.05)
-    d.soon("x", 0.1)
-    await asyncio.sleep(0.3)
-    await d.close()
-    task.cancel()
-    assert len(times) == 2 and 0.08 <= times[1] - times[0] <= 0.3
+    async with _running(clock, run, 10.0) as d:
+        d.add("x", first_within=0.0)
+        await clock.advance(0.05)
+        d.soon("x", 0.1)
+        await clock.advance(10.0)
+    assert at == pytest.approx([0.0, 0.15, 10.0])
 
 
 async def test_removed_target_stops_running() -> None:
+    clock = FakeClock()
     runs: list[str] = []
 
     async def run(t: str) -> None:
         runs.append(t)
 
-    d: ProbeDispatcher[str] = ProbeDispatcher(run, lambda t: 0.1, limit=1, jitter=0.0)
-    d.add("x", first_within=0.0)
+    async with _running(clock, run, 0.1) as d:
+        d.add("x", first_within=0.0)
+        await clock.advance(0.15)
+        assert runs == ["x", "x"]
+        d.remove("x")
+        await clock.advance(1.0)
+    assert runs == ["x", "x"]
+
+
+async def test_a_probe_made_before_a_restart_delays_the_first_run() -> None:
+    clock = FakeClock()
+    at: list[float] = []
+
+    async def run(t: str) -> None:
+        at.append(clock.monotonic())
+
+    async with _running(clock, run, 30.0) as d:
+        d.add("x", first_within=0.0, not_before=12.0)
+        await clock.advance(11.9)
+        assert at == []
+        await clock.advance(0.2)
+    assert at == [12.0]
+
+
+async def test_a_shorter_interval_applies_from_the_next_slot() -> None:
+    clock = FakeClock()
+    at: list[float] = []
+    interval = {"x": 10.0}
+
+    async def run(t: str) -> None:
+        at.append(clock.monotonic())
+
+    d: ProbeDispatcher[str] = ProbeDispatcher(run, interval.__getitem__, limit=1, jitter=0.0, clock=clock)
     task = asyncio.create_task(d.run_forever())
-    await asyncio.sleep(0.15)
-    d.remove("x")
-    n = len(runs)
-    await asyncio.sleep(0.3)
+    d.add("x", first_within=0.0)
+    await clock.advance(1.0)
+    interval["x"] = 2.0  # the host went down: it is re-probed sooner
+    await clock.advance(20.0)
     await d.close()
-    task.cancel()
-    assert len(runs) == n
+    await asyncio.gather(task, return_exceptions=True)
+    assert at[:3] == [0.0, 10.0, 12.0]
+
+
+async def test_every_dispatch_is_counted_and_on_time() -> None:
+    clock = FakeClock()
+
+    async def run(t: int) -> None:
+        return None
+
+    async with _running(clock, run, 1.0) as d:
+        for i in range(20):
+            d.add(i)
+        await clock.advance(3.0)
+        assert d.stats.dispatched == sum(_slots_until(i, 1.0, 3.0) for i in range(20))
+        assert d.stats.max_lag_seconds == 0.0 and d.stats.in_flight == 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from monitor.api import make_app
+from monitor.clock import FakeClock
 from monitor.config import load_settings
 from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
@@ -24,19 +24,21 @@ def _monitor() -> Monitor:
     settings = load_settings(
         environ={"LIBERTAI_MONITOR_ALLOWED_HOSTS": "http://127.0.0.1:*", "LIBERTAI_API_KEY": "k"}
     )
-    m = Monitor(settings)
+    m = Monitor(settings, clock=FakeClock())
     listing = {"hermes": [FAST, SLOW, DEAD, OUTSIDER], "hermes-thinking": [FAST, SLOW, DEAD, OUTSIDER]}
-    m._apply_listing(listing, time.time(), record=False)
-    now = time.time() - 10
+    m.fleet.apply_listing(listing, m.clock.time())
+    now = m.clock.time() - 10
     for i in range(3):
         for host, ttft in ((FAST, 80.0), (SLOW, 400.0)):
-            m.record(
+            m.recorder.record(
                 ProbeResult(
                     "hermes", host, ProbeKind.COMPLETION, Outcome.OK, now + i, 200, 1.0, ttft, ttft + 5
                 )
             )
-        m.record(ProbeResult("hermes", DEAD, ProbeKind.COMPLETION, Outcome.SERVER_ERROR, now + i, 503))
-    m.publish(force=True)
+        m.recorder.record(
+            ProbeResult("hermes", DEAD, ProbeKind.COMPLETION, Outcome.SERVER_ERROR, now + i, 503)
+        )
+    m.publisher.publish(force=True)
     return m
 
 
@@ -108,11 +110,11 @@ async def test_readyz_is_503_before_any_host_list(aiohttp_client: Any) -> None:
 
 async def test_panic_mode_answers_null_but_lists_hosts_to_try(aiohttp_client: Any) -> None:
     m = _monitor()
-    now = time.time()
+    now = m.clock.time()
     for host in (FAST, SLOW):
         for i in range(2):
-            m.record(ProbeResult("hermes", host, ProbeKind.COMPLETION, Outcome.TIMEOUT, now + i))
-    m.publish(force=True)
+            m.recorder.record(ProbeResult("hermes", host, ProbeKind.COMPLETION, Outcome.TIMEOUT, now + i))
+    m.publisher.publish(force=True)
     client = await aiohttp_client(make_app(m))
     _, body = await _get(client, "/v1/best")
     entry = body["models"]["hermes"]
@@ -140,9 +142,9 @@ async def test_a_new_snapshot_is_served_at_once_not_the_previous_answer(aiohttp_
     client = await aiohttp_client(make_app(m))
     _, before = await _get(client, "/v1/best/hermes")
     assert before["host"] == FAST
-    now = time.time()
+    now = m.clock.time()
     for i in range(2):
-        m.record(ProbeResult("hermes", FAST, ProbeKind.COMPLETION, Outcome.TIMEOUT, now + i))
-    m.publish()
+        m.recorder.record(ProbeResult("hermes", FAST, ProbeKind.COMPLETION, Outcome.TIMEOUT, now + i))
+    m.publisher.publish()
     _, after = await _get(client, "/v1/best/hermes")
     assert after["host"] == SLOW

@@ -20,12 +20,15 @@ from prometheus_client.registry import Collector
 
 from monitor import api
 from monitor.api import make_app
-from monitor.config import load_settings
+from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.metrics import CHUNK_CHARS, MonitorCollector, negotiate, render
+from monitor.ports import HistoryReader
+from monitor.readiness import Readiness
 from monitor.results import HostState, Outcome
+from monitor.scheduler import SchedulerStats
 from monitor.server import serving
-from monitor.service import Monitor
 from monitor.snapshot import HostView, ModelView, Snapshot
+from monitor.view import Counters, MonitorView
 from tests.deploy.prom import tool
 from tests.service.support import eventually, network, settings_for
 
@@ -66,7 +69,7 @@ async def test_metrics_describe_every_model_and_host(tmp_path: Path, http: aioht
             ),
             timeout=30,
         )
-        svc.monitor.publish(force=True)
+        svc.monitor.publisher.publish(force=True)
         text = await _scrape(http, svc.url)
         snap = svc.monitor.snapshot
         for model, view in snap.models.items():
@@ -123,9 +126,30 @@ def _view(model: str, url: str, **figures: Any) -> HostView:
     return HostView(model=model, url=url, **(bare | figures))
 
 
-def _awkward_monitor() -> Monitor:
+class _View:
+    """A `MonitorView` over a given snapshot and probe counts: what /metrics reads, no service."""
+
+    def __init__(
+        self, snapshot: Snapshot, probes: dict[tuple[str, str, str, str], int] | None = None
+    ) -> None:
+        self.snapshot = snapshot
+        self.counters = Counters(
+            probes=probes or {},
+            scheduler=SchedulerStats(),
+            targets=lambda: 0,
+            store=lambda: None,
+            started_at=1732492800.0,
+            version="test",
+        )
+        self.history: HistoryReader | None = None
+        self.clock: Clock = SYSTEM_CLOCK
+
+    def readiness(self) -> Readiness:
+        return Readiness(True, {})
+
+
+def _awkward_monitor() -> MonitorView:
     """Hosts with every figure, with none, a rejected key, an alias, and label values to escape."""
-    m = Monitor(load_settings(environ={"LIBERTAI_API_KEY": "k"}))
     hosts = (
         _view(
             BASE,
@@ -155,7 +179,7 @@ def _awkward_monitor() -> Monitor:
         ),
     )
     odd = (_view(ODD, ODD_HOST, state=HostState.UNTRUSTED, availability=0.5, samples=2),)
-    m.snapshot = Snapshot(
+    snapshot = Snapshot(
         generated_at=time.time(),
         models={
             BASE: ModelView(BASE, BASE, FULL, (), 1, 3, False, hosts),
@@ -163,22 +187,20 @@ def _awkward_monitor() -> Monitor:
             ODD: ModelView(ODD, ODD, None, (), 0, 1, False, odd),
         },
     )
-    m.probe_counts.update(
-        {
-            (BASE, FULL, "completion", "ok"): 3,
-            (BASE, REJECTING, "completion", "key_rejected"): 3,
-            ("", FULL, "auth", "unsupported"): 1,
-            (ODD, ODD_HOST, "health", "timeout"): 2,
-        }
-    )
-    return m
+    probes = {
+        (BASE, FULL, "completion", "ok"): 3,
+        (BASE, REJECTING, "completion", "key_rejected"): 3,
+        ("", FULL, "auth", "unsupported"): 1,
+        (ODD, ODD_HOST, "health", "timeout"): 2,
+    }
+    return _View(snapshot, probes)
 
 
 class _Reference(Collector):
     """How every family was collected before the per-host ones were written as text: the
     prometheus_client objects of the per-host families and the probe counter, then the rest."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: MonitorView) -> None:
         self._m = monitor
 
     def collect(self) -> Iterator[Metric]:
@@ -270,7 +292,7 @@ class _Reference(Collector):
             "Probes by model, host, kind and outcome.",
             labels=["model", "host", "kind", "outcome"],
         )
-        for (model, host, kind, outcome), n in dict(self._m.probe_counts).items():
+        for (model, host, kind, outcome), n in dict(self._m.counters.probes).items():
             probes.add_metric([model or "*", host, kind, outcome], float(n))
         yield probes
 
@@ -284,7 +306,7 @@ def _parsed(text: str, accept: str) -> dict[str, Metric]:
     return {f.name: f for f in families}
 
 
-def _rendered(monitor: Monitor, accept: str) -> str:
+def _rendered(monitor: MonitorView, accept: str) -> str:
     return b"".join(render(monitor, negotiate(accept), MonitorCollector(monitor))).decode()
 
 
@@ -340,11 +362,9 @@ def test_counters_are_named_as_each_format_wants() -> None:
         assert "_created" not in body
 
 
-def _crowded_monitor(hosts: int) -> Monitor:
-    m = Monitor(load_settings(environ={"LIBERTAI_API_KEY": "k"}))
+def _crowded_monitor(hosts: int) -> MonitorView:
     views = tuple(_view(BASE, f"http://10.0.{i // 250}.{i % 250}:8000", samples=i) for i in range(hosts))
-    m.snapshot = Snapshot(time.time(), {BASE: ModelView(BASE, BASE, None, (), 0, hosts, False, views)})
-    return m
+    return _View(Snapshot(time.time(), {BASE: ModelView(BASE, BASE, None, (), 0, hosts, False, views)}))
 
 
 def test_a_large_exposition_is_rendered_in_bounded_chunks() -> None:

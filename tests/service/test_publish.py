@@ -4,8 +4,8 @@ rebuild that is interrupted or overtaken by new results loses nothing."""
 from __future__ import annotations
 
 import asyncio
-import time
 
+from monitor.clock import FakeClock
 from monitor.config import load_settings
 from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
@@ -22,9 +22,9 @@ def _monitor() -> Monitor:
     settings = load_settings(
         environ={"LIBERTAI_MONITOR_ALLOWED_HOSTS": "http://127.0.0.1:*", "LIBERTAI_API_KEY": "k"}
     )
-    m = Monitor(settings)
+    m = Monitor(settings, clock=FakeClock())
     listing = {model: [_host(j, i) for i in range(HOSTS_PER_MODEL)] for j, model in enumerate(MODELS)}
-    m._apply_listing(listing, time.time(), record=False)
+    m.fleet.apply_listing(listing, m.clock.time())
     return m
 
 
@@ -35,12 +35,12 @@ def _ok(model: str, host: str, ttft: float, at: float) -> ProbeResult:
 def _probe_all(m: Monitor, at: float) -> None:
     for j, model in enumerate(MODELS):
         for i in range(HOSTS_PER_MODEL):
-            m.record(_ok(model, _host(j, i), 100.0 + i, at))
+            m.recorder.record(_ok(model, _host(j, i), 100.0 + i, at))
 
 
 async def test_the_event_loop_gets_many_turns_during_one_publish() -> None:
     m = _monitor()
-    _probe_all(m, time.time() - 5)
+    _probe_all(m, m.clock.time() - 5)
     turns = 0
     done = False
 
@@ -51,7 +51,7 @@ async def test_the_event_loop_gets_many_turns_during_one_publish() -> None:
             await asyncio.sleep(0)
 
     counter = asyncio.create_task(count_turns())
-    await m.publish_in_steps(force=True)
+    await m.publisher.publish_in_steps(force=True)
     done = True
     await counter
     # 1,200 host views in slices of at most 100, then one step per model.
@@ -60,42 +60,44 @@ async def test_the_event_loop_gets_many_turns_during_one_publish() -> None:
 
 async def test_publish_in_steps_gives_the_same_answers_as_publish_at_once() -> None:
     stepped, at_once = _monitor(), _monitor()
-    at = time.time() - 5
+    at = stepped.clock.time() - 5
     _probe_all(stepped, at)
     _probe_all(at_once, at)
-    await stepped.publish_in_steps(force=True)
-    at_once.publish(force=True)
+    await stepped.publisher.publish_in_steps(force=True)
+    at_once.publisher.publish(force=True)
     assert stepped.snapshot.models == at_once.snapshot.models
     assert stepped.snapshot.models["alpha"].best == _host(0, 0)
 
 
 async def test_results_recorded_during_a_publish_appear_in_the_next_one() -> None:
     m = _monitor()
-    at = time.time() - 5
+    at = m.clock.time() - 5
     _probe_all(m, at)
-    m.publish(force=True)
+    m.publisher.publish(force=True)
     best = m.snapshot.models["beta"].best
     assert best == _host(1, 0)
-    publishing = asyncio.create_task(m.publish_in_steps(force=True))
+    publishing = asyncio.create_task(m.publisher.publish_in_steps(force=True))
     await asyncio.sleep(0)  # the publish has started and yielded
     for k in range(2):
-        m.record(ProbeResult("beta", best, ProbeKind.COMPLETION, Outcome.SERVER_ERROR, at + 1 + k, 503))
+        m.recorder.record(
+            ProbeResult("beta", best, ProbeKind.COMPLETION, Outcome.SERVER_ERROR, at + 1 + k, 503)
+        )
     await publishing
-    await m.publish_in_steps()
+    await m.publisher.publish_in_steps()
     assert m.snapshot.models["beta"].best == _host(1, 1)
 
 
 async def test_a_cancelled_publish_leaves_its_work_to_the_next_one() -> None:
     m = _monitor()
-    _probe_all(m, time.time() - 5)
-    publishing = asyncio.create_task(m.publish_in_steps())
+    _probe_all(m, m.clock.time() - 5)
+    publishing = asyncio.create_task(m.publisher.publish_in_steps())
     for _ in range(3):
         await asyncio.sleep(0)
     publishing.cancel()
     await asyncio.gather(publishing, return_exceptions=True)
     assert m.snapshot.models == {}  # nothing half-built was swapped in
 
-    await m.publish_in_steps()  # not forced: only the work left over
+    await m.publisher.publish_in_steps()  # not forced: only the work left over
     assert set(m.snapshot.models) == set(MODELS)
     assert all(v.healthy == HOSTS_PER_MODEL for v in m.snapshot.models.values())
     assert all(h.samples == 1 for v in m.snapshot.models.values() for h in v.hosts)

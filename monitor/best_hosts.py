@@ -1,0 +1,76 @@
+"""The best host of every model: ranked on demand, remembered between rankings, announced on change.
+
+Ranking is `ranking.rank`'s (pure, with hysteresis against the previous best). This part keeps the
+previous best per model (restored from history at start) and each model's score memo, and tells its
+subscribers (the log, the store) when a model's best host changed: it does not log or write itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from monitor.config import Settings
+from monitor.health import HostHealth
+from monitor.logging import get_logger
+from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank
+
+log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+
+
+@dataclass(frozen=True, slots=True)
+class BestChanged:
+    """A model's best host changed (or was chosen for the first time since start: `known` False)."""
+
+    model: str
+    previous: str | None
+    host: str | None
+    at: float
+    known: bool
+
+
+def ranking_policy(settings: Settings) -> RankingPolicy:
+    return RankingPolicy(margin=settings.ranking_margin, min_samples=settings.ranking_min_samples)
+
+
+class BestHosts:
+    def __init__(self, policy: RankingPolicy) -> None:
+        self._policy = policy
+        self.best: dict[str, str | None] = {}
+        self._memo: dict[str, ScoreMemo] = {}
+        self._subscribers: list[Callable[[BestChanged], None]] = []
+
+    def subscribe(self, subscriber: Callable[[BestChanged], None]) -> None:
+        self._subscribers.append(subscriber)
+
+    def restore(self, best: Mapping[str, str | None], models: set[str]) -> None:
+        """The best hosts saved before a restart, for the models still listed (no event)."""
+        self.best.update({m: h for m, h in best.items() if m in models})
+
+    def retain(self, models: set[str]) -> None:
+        """Forget the models no longer listed: one that comes back is chosen for anew."""
+        for model in [m for m in self.best if m not in models]:
+            del self.best[model]
+
+    def forget(self, model: str) -> None:
+        self._memo.pop(model, None)
+
+    def rank(self, model: str, hosts: Sequence[HostHealth], now: float) -> ModelRanking:
+        """Rank `model`'s hosts now; announces a change of its best host."""
+        memo = self._memo.setdefault(model, {})
+        previous = self.best.get(model)
+        ranking = rank(model, hosts, previous, now, self._policy, memo)
+        known = model in self.best
+        if ranking.best != previous or not known:
+            self.best[model] = ranking.best
+            event = BestChanged(model, previous, ranking.best, now, known)
+            for subscriber in self._subscribers:
+                subscriber(event)
+        return ranking
+
+
+def log_best_change(event: BestChanged) -> None:
+    if event.previous is None and event.host is not None:
+        log.info("best host chosen", model=event.model, host=event.host)
+    elif event.known and event.previous != event.host:
+        log.info("best host changed", model=event.model, previous=event.previous, host=event.host)

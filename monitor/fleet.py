@@ -1,0 +1,165 @@
+"""The fleet: every (model, host) the monitor knows, its health entry, and its probe targets.
+
+A host list from the gateway (or restored from history) goes in through `apply_listing`; the
+decision of who joins, leaves and retires is `membership.apply_listing`'s. The fleet keeps one
+health entry per member of a base model id (aliases share their base's), the probe targets in step
+(`Targets`), the indexes that keep the probe path from walking every host, and which entries
+changed since the snapshot was last built.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from monitor.config import Settings
+from monitor.discovery import alias_of
+from monitor.health import HostHealth, new_host
+from monitor.logging import get_logger
+from monitor.membership import Membership, MembershipChange, apply_listing
+from monitor.targets import Target, Targets, TargetSet, interval_of, probe_kinds
+
+log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+
+Key = tuple[str, str]  # (model, host)
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What changed since the last `take_changed`: entries to render again, models to rank again,
+    and entries that are gone (their rendered views go too)."""
+
+    keys: set[Key]  # handed over, not copied: the fleet starts new sets
+    models: set[str]
+    dropped: set[Key]
+
+
+class Fleet:
+    def __init__(self, settings: Settings, targets: Targets) -> None:
+        self._settings = settings
+        self.targets = targets
+        self.membership = Membership()
+        self.aliases: dict[str, str] = {}  # "-thinking" alias -> base id
+        self.health: dict[Key, HostHealth] = {}  # never rebound: the Monitor shares it
+        self._models_of_host: dict[str, list[str]] = {}
+        self._hosts_of_model: dict[str, list[str]] = {}
+        self._dirty: set[Key] = set()
+        self._dirty_models: set[str] = set()
+        self._dropped: set[Key] = set()
+        self._on_sync: list[Callable[[set[str]], None]] = []
+
+    def on_sync(self, listener: Callable[[set[str]], None]) -> None:
+        """Call `listener(base model ids)` after every change of the members."""
+        self._on_sync.append(listener)
+
+    def apply_listing(self, listing: Mapping[str, Iterable[str]], now: float) -> list[MembershipChange]:
+        """Apply a host list (model -> hosts); returns who joined, left or retired (logged here)."""
+        # Aliases stay in the membership (so they are recorded and restored after a restart) but
+        # get no health entries or probes of their own: their base id is probed once for both.
+        self.membership, changes = apply_listing(
+            self.membership,
+            {m: list(hosts) for m, hosts in listing.items()},
+            self._settings.allowed_hosts,
+            now,
+            self._settings.retire_after,
+        )
+        ids = list(self.membership.models)
+        aliases = {m: base for m in ids if (base := alias_of(m, ids)) != m}
+        # Nearly every poll returns the same list: only a change needs the hosts walked again
+        # (at thousands of hosts that walk is a noticeable stall of the event loop).
+        if changes or aliases != self.aliases or not self.health:
+            self.aliases = aliases
+            self._sync()
+        if changes:
+            _log_changes(changes)
+        return changes
+
+    def start_probing(self, targets: TargetSet) -> None:
+        """From now on every member's targets live in `targets` (the running dispatcher)."""
+        self.targets.attach(targets)
+        self._sync()  # targets for the members restored from history
+
+    def _sync(self) -> None:
+        """Create health entries and probe targets for members; drop those of retired hosts."""
+        wanted: dict[Key, bool] = {}
+        for model, hosts in self.membership.models.items():
+            if model in self.aliases:
+                continue
+            for host, info in hosts.items():
+                wanted[(model, host)] = info.trusted
+        for key in list(self.health):
+            if key not in wanted:
+                del self.health[key]
+                self._dropped.add(key)
+                self._dirty_models.add(key[0])
+                self.targets.set_kinds(key, (), None, len(self.health))
+        for key, trusted in wanted.items():
+            current = self.health.get(key)
+            if current is None or current.trusted != trusted:
+                self.health[key] = new_host(key[0], key[1], trusted)
+                self._dirty.add(key)
+        # Only now that every member has its entry: the first probes' ramp is sized by their number.
+        n = len(self.health)
+        for key, trusted in wanted.items():
+            kinds = probe_kinds(key[0], self._settings) if trusted else ()
+            self.targets.set_kinds(key, kinds, self.health.get(key), n)
+        models = self.models()
+        for listener in self._on_sync:
+            listener(models)
+        # Indexes so that the probe path never walks every host.
+        self._models_of_host = {}
+        self._hosts_of_model = {}
+        for model, host in self.health:
+            self._models_of_host.setdefault(host, []).append(model)
+            self._hosts_of_model.setdefault(model, []).append(host)
+        self.targets.set_auth_hosts({h for (_, h), t in wanted.items() if t}, n)
+
+    def models(self) -> set[str]:
+        """Base model ids: the ones that are probed and ranked."""
+        return set(self.membership.models) - set(self.aliases)
+
+    def models_of(self, host: str) -> Sequence[str]:
+        return self._models_of_host.get(host, ())
+
+    def hosts_of(self, model: str) -> Sequence[str]:
+        return self._hosts_of_model.get(model, ())
+
+    def any_model_of(self, host: str) -> str:
+        models = self._models_of_host.get(host)
+        return models[0] if models else ""
+
+    def interval_of(self, target: Target) -> float:
+        model, host, kind = target
+        return interval_of(kind, self.health.get((model, host)), self._settings)
+
+    def update(self, key: Key, h: HostHealth) -> None:
+        """A member's new health (its entry must exist), to be rendered at the next snapshot."""
+        self.health[key] = h
+        self._dirty.add(key)
+
+    def take_changed(self) -> Changed:
+        """What changed since the last call (the snapshot builder takes it all at once)."""
+        changed = Changed(self._dirty, self._dirty_models, self._dropped)
+        self._dirty, self._dirty_models, self._dropped = set(), set(), set()
+        return changed
+
+    def give_back(self, keys: Iterable[Key], models: Iterable[str]) -> None:
+        """Work a builder took but did not finish: it is done by the next build."""
+        self._dirty.update(keys)
+        self._dirty_models.update(models)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self._dirty or self._dirty_models or self._dropped)
+
+
+def _log_changes(changes: list[MembershipChange]) -> None:
+    by_event: Counter[str] = Counter(c.event for c in changes)
+    log.info(
+        "discovery list changed",
+        joined=by_event.get("joined", 0),
+        left=by_event.get("left", 0),
+        retired=by_event.get("retired", 0),
+        hosts=sorted({f"{c.model} {c.host} {c.event}" for c in changes})[:50],
+    )

@@ -1,0 +1,126 @@
+"""Building the snapshot: the fleet's changed entries rendered, changed models ranked, swapped whole.
+
+Only rendering happens here; the fleet says what changed, `BestHosts` ranks (and announces a new
+best host to its subscribers), `snapshot` renders. A rebuild is a generator of steps of about a
+millisecond, so the running service gives the event loop a turn between steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from typing import Protocol
+
+from monitor.best_hosts import BestHosts
+from monitor.clock import Clock
+from monitor.fleet import Fleet, Key
+from monitor.results import Outcome
+from monitor.snapshot import (
+    DiscoveryStatus,
+    HostView,
+    ModelView,
+    Snapshot,
+    host_view,
+    model_view,
+    with_aliases,
+)
+
+PUBLISH_EVERY_S = 0.25
+PUBLISH_EVERY_LARGE_S = 1.0  # beyond LARGE_FLEET entries a rebuild is no longer free: less often
+LARGE_FLEET = 2000
+FULL_EVERY_S = 2.0  # every model re-ranked: ejection times expire with the clock, not with a probe
+VIEWS_PER_STEP = 100  # host views per publishing step: about a millisecond
+
+
+class GatewayState(Protocol):
+    """What the snapshot says of the gateway (the discovery run keeps it)."""
+
+    @property
+    def status(self) -> DiscoveryStatus: ...
+
+    @property
+    def key_outcome(self) -> Outcome | None: ...
+
+
+class Publisher:
+    def __init__(self, fleet: Fleet, best: BestHosts, gateway: GatewayState, clock: Clock) -> None:
+        self._fleet = fleet
+        self._best = best
+        self._gateway = gateway
+        self._clock = clock
+        self._views: dict[Key, HostView] = {}
+        self._model_views: dict[str, ModelView] = {}  # base ids, as last ranked
+        self.snapshot = Snapshot(generated_at=clock.time(), models={})
+
+    async def run_forever(self) -> None:
+        """Coalesce changes: rebuild at most every 250 ms, and re-rank all every few seconds."""
+        last_full = float("-inf")  # the first rebuild ranks everything
+        while True:
+            large = len(self._fleet.health) >= LARGE_FLEET
+            await self._clock.sleep(PUBLISH_EVERY_LARGE_S if large else PUBLISH_EVERY_S)
+            now = self._clock.monotonic()
+            full = now - last_full >= FULL_EVERY_S
+            if full:
+                last_full = now
+            await self.publish_in_steps(force=full)
+
+    def publish(self, *, force: bool = False) -> None:
+        """Rebuild the snapshot at once (start-up, shutdown, one-shot runs)."""
+        for _ in self._steps(force):
+            pass
+
+    async def publish_in_steps(self, *, force: bool = False) -> None:
+        """Rebuild the snapshot, giving the event loop a turn after every step of about a
+        millisecond. At thousands of hosts a rebuild takes tens of milliseconds; done in one go,
+        it would delay every probe answer that arrived meanwhile and add that delay to its
+        measured time to first token."""
+        steps = self._steps(force)
+        try:
+            for _ in steps:
+                await asyncio.sleep(0)
+        finally:
+            steps.close()  # cancelled midway: hand the unfinished work back (see _steps)
+
+    def _steps(self, force: bool) -> Generator[None, None, None]:
+        """The rebuild as steps: views of the hosts probed since the last one (a slice at a
+        time), then each changed model ranked on its own, then the snapshot swapped in whole.
+        Results recorded between steps mark their hosts changed again for the next rebuild."""
+        fleet = self._fleet
+        if not (fleet.has_changes or force):
+            return
+        changed = fleet.take_changed()
+        for key in changed.dropped:
+            self._views.pop(key, None)
+        pending_views = list(changed.keys)
+        pending_models = changed.models | {m for m, _ in changed.keys}
+        try:
+            while pending_views:
+                for key in pending_views[-VIEWS_PER_STEP:]:
+                    h = fleet.health.get(key)
+                    if h is not None:
+                        self._views[key] = host_view(h)
+                del pending_views[-VIEWS_PER_STEP:]
+                yield
+            now = self._clock.time()
+            if force:
+                pending_models = fleet.models()
+            for model in sorted(pending_models):
+                pending_models.discard(model)
+                if model in fleet.models():
+                    hosts = [fleet.health[(model, h)] for h in fleet.hosts_of(model)]
+                    ranking = self._best.rank(model, hosts, now)
+                    self._model_views[model] = model_view(model, ranking, self._views)
+                    yield
+            models = fleet.models()
+            for gone in [m for m in self._model_views if m not in models]:
+                del self._model_views[gone]
+                self._best.forget(gone)
+            self.snapshot = Snapshot(
+                generated_at=now,
+                models=with_aliases(self._model_views, fleet.aliases),
+                discovery=self._gateway.status,
+                key_outcome=self._gateway.key_outcome,
+            )
+        finally:
+            # Stopped early: what was not done yet is done by the next rebuild.
+            fleet.give_back(pending_views, pending_models)

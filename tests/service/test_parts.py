@@ -1,0 +1,108 @@
+"""The service's parts on their own: the fleet's members and targets, and best-host events."""
+
+from __future__ import annotations
+
+from monitor.best_hosts import BestChanged, BestHosts, ranking_policy
+from monitor.clock import FakeClock
+from monitor.config import Settings, load_settings
+from monitor.fleet import Fleet
+from monitor.recorder import ProbeRecorder, health_policy
+from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.scheduler import ProbeDispatcher
+from monitor.targets import HOST_WIDE, Target, Targets
+
+A, B = "http://127.0.0.1:1001", "http://127.0.0.1:1002"
+T0 = 1_700_000_000.0
+
+
+def _settings(**env: str) -> Settings:
+    base = {"LIBERTAI_MONITOR_ALLOWED_HOSTS": "http://127.0.0.1:*", "LIBERTAI_API_KEY": "k"}
+    return load_settings(environ=base | {f"LIBERTAI_MONITOR_{k}": v for k, v in env.items()})
+
+
+async def _nothing(target: Target) -> None:
+    return None
+
+
+def _probing_fleet(settings: Settings) -> tuple[Fleet, ProbeDispatcher[Target]]:
+    clock = FakeClock()
+    fleet = Fleet(settings, Targets(settings, clock))
+    dispatcher: ProbeDispatcher[Target] = ProbeDispatcher(
+        _nothing, fleet.interval_of, limit=4, jitter=0.0, clock=clock
+    )
+    fleet.start_probing(dispatcher)
+    return fleet, dispatcher
+
+
+def test_an_alias_shares_its_base_entries_and_probes() -> None:
+    fleet, dispatcher = _probing_fleet(_settings())
+    fleet.apply_listing({"hermes": [A], "hermes-thinking": [A]}, T0)
+    assert set(fleet.health) == {("hermes", A)}
+    assert fleet.aliases == {"hermes-thinking": "hermes"}
+    expected = [
+        ("hermes", A, ProbeKind.HEALTH),
+        ("hermes", A, ProbeKind.COMPLETION),
+        (HOST_WIDE, A, ProbeKind.AUTH),
+    ]
+    assert len(dispatcher) == 3 and all(t in dispatcher for t in expected)
+
+
+def test_a_retired_host_loses_its_entry_and_its_probes() -> None:
+    fleet, dispatcher = _probing_fleet(_settings(RETIRE_AFTER="0"))
+    fleet.apply_listing({"hermes": [A, B]}, T0)
+    changes = fleet.apply_listing({"hermes": [A]}, T0 + 60)
+    assert {(c.host, c.event) for c in changes} == {(B, "left"), (B, "retired")}
+    assert set(fleet.health) == {("hermes", A)}
+    gone = [
+        ("hermes", B, ProbeKind.HEALTH),
+        ("hermes", B, ProbeKind.COMPLETION),
+        (HOST_WIDE, B, ProbeKind.AUTH),
+    ]
+    assert len(dispatcher) == 3 and not any(t in dispatcher for t in gone)
+
+
+def test_no_billed_probes_or_auth_checks_without_a_key() -> None:
+    settings = load_settings(environ={"LIBERTAI_MONITOR_ALLOWED_HOSTS": "http://127.0.0.1:*"})
+    fleet, dispatcher = _probing_fleet(settings)
+    fleet.apply_listing({"hermes": [A]}, T0)
+    assert len(dispatcher) == 1 and ("hermes", A, ProbeKind.HEALTH) in dispatcher
+
+
+def test_an_auth_check_counts_for_every_model_of_its_host() -> None:
+    settings = _settings()
+    fleet = Fleet(settings, Targets(settings, FakeClock()))
+    fleet.apply_listing({"hermes": [A], "gemma": [A]}, T0)
+    recorder = ProbeRecorder(fleet, health_policy(settings), None)
+    recorder.record(ProbeResult(HOST_WIDE, A, ProbeKind.AUTH, Outcome.KEY_REJECTED, T0, 401))
+    assert fleet.health[("hermes", A)].key_ok is False and fleet.health[("gemma", A)].key_ok is False
+    assert recorder.counts[(HOST_WIDE, A, "auth", "key_rejected")] == 1
+
+
+def _up(fleet: Fleet, recorder: ProbeRecorder, host: str, ttft: float) -> None:
+    for i in range(3):
+        ok = ProbeResult("hermes", host, ProbeKind.COMPLETION, Outcome.OK, T0 + i, 200, 1.0, ttft, ttft + 5)
+        recorder.record(ok)
+
+
+def test_best_host_events_come_once_per_change() -> None:
+    settings = _settings()
+    fleet = Fleet(settings, Targets(settings, FakeClock()))
+    fleet.apply_listing({"hermes": [A, B]}, T0)
+    recorder = ProbeRecorder(fleet, health_policy(settings), None)
+    best = BestHosts(ranking_policy(settings))
+    events: list[BestChanged] = []
+    best.subscribe(events.append)
+    hosts = [fleet.health[("hermes", h)] for h in (A, B)]
+    best.rank("hermes", hosts, T0)  # nobody up: no best yet, but the model is now known
+    _up(fleet, recorder, A, 80.0)
+    for _ in range(3):
+        best.rank("hermes", [fleet.health[("hermes", h)] for h in (A, B)], T0 + 10)
+    assert [(e.previous, e.host, e.known) for e in events] == [(None, None, False), (None, A, True)]
+
+
+def test_a_model_that_leaves_and_returns_is_chosen_for_anew() -> None:
+    best = BestHosts(ranking_policy(_settings()))
+    best.restore({"hermes": A, "gone": B}, {"hermes"})
+    assert best.best == {"hermes": A}
+    best.retain(set())
+    assert best.best == {}
