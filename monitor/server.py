@@ -13,7 +13,6 @@ from monitor.config import Settings
 from monitor.service import Monitor
 from monitor.store import Store
 
-
 # How long a stop waits for a request in progress. aiohttp waits this twice (for the handler, then
 # for its cancellation), so a client that never reads its answers holds a stop for twice this.
 SHUTDOWN_GRACE_S = 1.0
