@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -20,8 +19,23 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
+from monitor.config_values import (
+    parse_allow_list,
+    parse_bool,
+    parse_ca_bundle,
+    parse_choice,
+    parse_database_url,
+    parse_days,
+    parse_fraction,
+    parse_globs,
+    parse_listen,
+    parse_non_negative,
+    parse_positive_int,
+    parse_seconds,
+    parse_url,
+)
 from monitor.secret import Secret
-from monitor.urls import AllowList, normalise_url
+from monitor.urls import AllowList
 
 ENV_PREFIX = "LIBERTAI_MONITOR_"
 KEY_ENV = "LIBERTAI_API_KEY"
@@ -35,103 +49,6 @@ MIN_KEY_CHARS = 8
 
 class ConfigError(Exception):
     """A bad setting. The message is one line a user can act on, and never holds the key."""
-
-
-def _number(raw: object, ok: Callable[[float], bool], expected: str) -> float:
-    try:
-        value = float(raw) if not isinstance(raw, bool) else float("nan")  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = float("nan")
-    if value != value or value == float("inf") or not ok(value):
-        raise ValueError(f"expected {expected}")
-    return value
-
-
-def _seconds(raw: object) -> float:
-    return _number(raw, lambda v: v > 0, "a positive number of seconds")
-
-
-def _days(raw: object) -> float:
-    return _number(raw, lambda v: v > 0, "a positive number of days")
-
-
-def _non_negative(raw: object) -> float:
-    return _number(raw, lambda v: v >= 0, "a number of seconds >= 0")
-
-
-def _positive_int(raw: object) -> int:
-    value = _number(raw, lambda v: v >= 1 and v == int(v), "a whole number >= 1")
-    if isinstance(raw, str) and not raw.strip().isdigit():
-        raise ValueError("expected a whole number >= 1")
-    return int(value)
-
-
-def _fraction(raw: object) -> float:
-    return _number(raw, lambda v: 0 <= v < 1, "a number from 0 to below 1")
-
-
-def _bool(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _globs(raw: object) -> tuple[str, ...]:
-    items = raw if isinstance(raw, list) else str(raw).split(",")
-    return tuple(str(item).strip() for item in items if str(item).strip())
-
-
-def _allow_list(raw: object) -> AllowList:
-    text = ",".join(str(i) for i in raw) if isinstance(raw, list) else str(raw)
-    return AllowList.parse(text)
-
-
-def _listen(raw: object) -> tuple[str, int]:
-    host, sep, port = str(raw).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8787")
-    return host.strip("[]"), int(port)
-
-
-def _url(raw: object) -> str:
-    return normalise_url(str(raw))
-
-
-def _database_url(raw: object) -> str:
-    text = str(raw).strip()
-    if "://" not in text:
-        raise ValueError("expected an SQLAlchemy URL such as sqlite+aiosqlite:///monitor.db")
-    return text
-
-
-def _choice(*allowed: str) -> Callable[[object], str]:
-    def parse(raw: object) -> str:
-        text = str(raw).strip().lower()
-        if text not in allowed:
-            raise ValueError(f"expected {', '.join(allowed[:-1])} or {allowed[-1]}")
-        return text
-
-    return parse
-
-
-def _ca_bundle(raw: object) -> str | None:
-    text = str(raw).strip()
-    if not text:
-        return None
-    if not Path(text).is_file():
-        raise ValueError(f"no such file: {text}")
-    # Loaded here, not first when the HTTP session is made, so that a file that is not PEM
-    # certificates stops the command with one line instead of a traceback mid-start.
-    try:
-        ssl.create_default_context().load_verify_locations(cafile=text)
-    except (OSError, ssl.SSLError, ValueError):
-        raise ValueError(f"{text} holds no PEM certificate") from None
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,72 +79,84 @@ def setting(parse: Callable[[object], Any], default: str, meaning: str, *, flag_
 @dataclass(frozen=True, slots=True)
 class Settings:
     gateway_url: str = setting(
-        _url,
+        parse_url,
         "https://api.libertai.io",
         "LibertAI gateway to discover hosts from",
         flag_for="run demo probe-once",
     )
     listen: tuple[str, int] = setting(
-        _listen, "127.0.0.1:8787", "address of the HTTP API and /metrics", flag_for="run demo"
+        parse_listen, "127.0.0.1:8787", "address of the HTTP API and /metrics", flag_for="run demo"
     )
     database_url: str = setting(
-        _database_url,
+        parse_database_url,
         "sqlite+aiosqlite:///libertai-monitor.db",
         "history database (SQLAlchemy URL; SQLite file by default)",
         flag_for="run demo db",
     )
     allowed_hosts: AllowList = setting(  # noqa: RUF009 - a field(), made fresh per Settings
-        _allow_list,
+        parse_allow_list,
         "https://*.libertai.io",
         "comma-separated URL patterns of hosts that may be probed with the key",
     )
-    discovery_interval: float = setting(_seconds, "60", "seconds between polls of /libertai/models")
-    probe_interval: float = setting(_seconds, "30", "seconds between free probes (health) of a host")
+    discovery_interval: float = setting(parse_seconds, "60", "seconds between polls of /libertai/models")
+    probe_interval: float = setting(parse_seconds, "30", "seconds between free probes (health) of a host")
     down_probe_interval: float = setting(
-        _seconds, "15", "seconds between probes of a host that is down (capped at probe_interval)"
+        parse_seconds, "15", "seconds between probes of a host that is down (capped at probe_interval)"
     )
     completion_interval: float = setting(
-        _seconds, "300", "seconds between billed one-token completions (and embeddings, host auth checks)"
+        parse_seconds,
+        "300",
+        "seconds between billed one-token completions (and embeddings, host auth checks)",
     )
-    probe_timeout: float = setting(_seconds, "10", "seconds a probe may take, body included")
+    probe_timeout: float = setting(parse_seconds, "10", "seconds a probe may take, body included")
     confirm_delay: float = setting(
-        _non_negative, "2", "seconds before a failed probe is confirmed by a re-probe"
+        parse_non_negative, "2", "seconds before a failed probe is confirmed by a re-probe"
     )
-    jitter: float = setting(_fraction, "0.1", "fraction of an interval added at random to each probe's slot")
-    max_concurrency: int = setting(_positive_int, "256", "probes in flight at once")
-    completion_probes: bool = setting(_bool, "true", "send billed completion and embedding probes at all")
+    jitter: float = setting(
+        parse_fraction, "0.1", "fraction of an interval added at random to each probe's slot"
+    )
+    max_concurrency: int = setting(parse_positive_int, "256", "probes in flight at once")
+    completion_probes: bool = setting(
+        parse_bool, "true", "send billed completion and embedding probes at all"
+    )
     health_only_models: tuple[str, ...] = setting(
-        _globs,
+        parse_globs,
         "*image*,*flux*,*sdxl*,*stable-diffusion*,kokoro-*,*whisper*,*tts*,*audio*",
         "model id globs probed only with free health checks (image, audio)",
     )
     embedding_models: tuple[str, ...] = setting(
-        _globs,
+        parse_globs,
         "bge-*,*-embed*,*embedding*,e5-*,gte-*,nomic-embed-*",
         "model id globs probed with an embedding instead of a completion",
     )
-    ca_bundle: str | None = setting(_ca_bundle, "", "PEM file of extra CAs or pinned host certificates")
-    unhealthy_threshold: int = setting(_positive_int, "2", "consecutive failures that take a host down")
-    healthy_threshold: int = setting(_positive_int, "2", "consecutive successes that bring a host back")
-    window: int = setting(_positive_int, "50", "probe results per host kept for scores and availability")
-    ranking_margin: float = setting(_fraction, "0.2", "how much faster a challenger must be to take best")
-    ranking_min_samples: int = setting(_positive_int, "3", "latency samples a challenger needs to take best")
+    ca_bundle: str | None = setting(parse_ca_bundle, "", "PEM file of extra CAs or pinned host certificates")
+    unhealthy_threshold: int = setting(parse_positive_int, "2", "consecutive failures that take a host down")
+    healthy_threshold: int = setting(parse_positive_int, "2", "consecutive successes that bring a host back")
+    window: int = setting(parse_positive_int, "50", "probe results per host kept for scores and availability")
+    ranking_margin: float = setting(
+        parse_fraction, "0.2", "how much faster a challenger must be to take best"
+    )
+    ranking_min_samples: int = setting(
+        parse_positive_int, "3", "latency samples a challenger needs to take best"
+    )
     ejection_time: float = setting(
-        _seconds, "30", "seconds a host that went down stays out of best once up (at most ejection_max_time)"
+        parse_seconds,
+        "30",
+        "seconds a host that went down stays out of best once up (at most ejection_max_time)",
     )
     ejection_max_time: float = setting(
-        _seconds, "300", "cap of the ejection time, doubled per ejection in an hour"
+        parse_seconds, "300", "cap of the ejection time, doubled per ejection in an hour"
     )
     retire_after: float = setting(
-        _non_negative, "600", "seconds a host missing from the list is kept before retiring"
+        parse_non_negative, "600", "seconds a host missing from the list is kept before retiring"
     )
-    raw_retention_days: float = setting(_days, "7", "days of raw probe results kept")
-    rollup_retention_days: float = setting(_days, "400", "days of hourly roll-ups kept")
+    raw_retention_days: float = setting(parse_days, "7", "days of raw probe results kept")
+    rollup_retention_days: float = setting(parse_days, "400", "days of hourly roll-ups kept")
     log_level: str = setting(
-        _choice("debug", "info", "warning", "error"), "info", "debug, info, warning or error"
+        parse_choice("debug", "info", "warning", "error"), "info", "debug, info, warning or error"
     )
     log_format: str = setting(
-        _choice("auto", "json", "console"), "auto", "json, console, or auto (console on a terminal)"
+        parse_choice("auto", "json", "console"), "auto", "json, console, or auto (console on a terminal)"
     )
     api_key: Secret | None = None  # not a setting: from LIBERTAI_API_KEY or the key file only
 

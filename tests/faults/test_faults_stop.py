@@ -43,7 +43,7 @@ def _results(db: Path) -> int:
         return int(conn.execute("select count(*) from probe_results").fetchone()[0])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 async def test_a_client_that_never_reads_does_not_hold_up_the_stop(
     tmp_path: Path, http: aiohttp.ClientSession, sig: signal.Signals
 ) -> None:
