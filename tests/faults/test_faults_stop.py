@@ -17,8 +17,10 @@ from tests.service.test_process import Service
 
 pytestmark = pytest.mark.slow
 
-# A stop must fit Docker's 10 s grace with room to spare; before the fix it took about 2 minutes.
-STOP_BOUND_S = 5.0
+# A stop must fit Docker's 10 s grace; it takes 2-3 s here (the connection's two 1 s graces), and
+# took over a minute before the fix (aiohttp's 60 s shutdown timeout, waited twice). The bound
+# leaves room for a machine busy with other work.
+STOP_BOUND_S = 8.0
 
 
 def _stall(url: str, requests: int = 3000) -> socket.socket:
@@ -61,6 +63,6 @@ async def test_a_client_that_never_reads_does_not_hold_up_the_stop(
             took = time.monotonic() - started
         finally:
             stalled.close()
-    assert code == 0, (tmp_path / "service.log").read_text()[-2000:]
+    assert code == 0, f"exit {code} after {took:.1f} s: " + (tmp_path / "service.log").read_text()[-2000:]
     assert took < STOP_BOUND_S, f"stop took {took:.1f} s"
     assert _results(tmp_path / "monitor.db") > 0  # what was queued was written before the exit
