@@ -11,10 +11,20 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from monitor import __version__
-from monitor.config import ENV_PREFIX, ConfigError, Settings, load_settings
+from monitor import __version__, runtime
+from monitor.config import (
+    CONFIG_ENV,
+    ENV_PREFIX,
+    FIELDS,
+    ConfigError,
+    Settings,
+    check_key,
+    load_settings,
+    unknown_env_warnings,
+)
 from monitor.logging import configure_logging, get_logger
 from monitor.results import HostState
+from monitor.settings_doc import settings_help
 
 log = get_logger("monitor.cli")
 
@@ -36,20 +46,30 @@ DEMO_DEFAULTS = {
 }
 
 
+def _flags(command: str) -> argparse.ArgumentParser:
+    """`--config` and the settings that `command` takes as flags, from their declarations."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config", metavar="FILE", help=f"TOML file of settings (or {CONFIG_ENV})")
+    for f in FIELDS:
+        if command in f.flag_for:
+            parent.add_argument(f.flag, dest=f.name, metavar=f.name.upper(), help=f"{f.meaning} (or {f.env})")
+    return parent
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="TOML file of settings")
-    common.add_argument("--listen", metavar="HOST:PORT", help="address of the HTTP API")
-    common.add_argument("--database-url", metavar="URL", help="SQLAlchemy URL of the history database")
-    common.add_argument("--gateway-url", metavar="URL", help="LibertAI gateway")
     parser = argparse.ArgumentParser(
         prog="libertai-monitor",
         description="Discovers LibertAI's inference hosts, probes them and serves the best host per model.",
     )
     parser.add_argument("--version", action="version", version=f"libertai-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", parents=[common], help="run the service")
-    demo = sub.add_parser("demo", parents=[common], help="the simulated network and the service against it")
+    raw = argparse.RawDescriptionHelpFormatter
+    sub.add_parser(
+        "run", parents=[_flags("run")], help="run the service", epilog=settings_help(), formatter_class=raw
+    )
+    demo = sub.add_parser(
+        "demo", parents=[_flags("demo")], help="the simulated network and the service against it"
+    )
     demo.add_argument("--seed", type=int, default=1, help="seed of the simulated network")
     sim = sub.add_parser("simulate", help="the simulated LibertAI network alone")
     sim.add_argument(
@@ -58,23 +78,29 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=0, help="gateway port (default: any free port)")
     sim.add_argument("--seed", type=int, default=1, help="same seed, same behaviour")
     sim.add_argument("--key", action="append", default=[], help="accept only this key (repeatable)")
-    sub.add_parser("probe-once", parents=[common], help="one discovery and one probe round, as a table")
+    sub.add_parser(
+        "probe-once", parents=[_flags("probe-once")], help="one discovery and one probe round, as a table"
+    )
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
-    db_sub.add_parser("upgrade", parents=[common], help="apply pending migrations")
+    db_sub.add_parser("upgrade", parents=[_flags("db")], help="apply pending migrations")
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        "listen": getattr(args, "listen", None),
-        "database_url": getattr(args, "database_url", None),
-        "gateway_url": getattr(args, "gateway_url", None),
-    }
+    return {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name, None) is not None}
 
 
 def _settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
-    return load_settings(config_file=args.config, environ=environ, overrides=_overrides(args))
+    settings = load_settings(config_file=args.config, environ=environ, overrides=_overrides(args))
+    check_key(settings, environ)
+    return settings
+
+
+def _start_logging(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    configure_logging(settings.log_level, settings.log_format, settings.api_key)
+    for line in unknown_env_warnings(environ):
+        log.warning(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,13 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _demo(args)
         settings = _settings(args)
-        configure_logging(settings.log_level, settings.log_format, settings.api_key)
+        _start_logging(settings)
         if args.command == "run":
-            return asyncio.run(_serve(settings))
+            return runtime.run(_serve(settings))
         if args.command == "probe-once":
-            return asyncio.run(_probe_once(settings))
+            return runtime.run(_probe_once(settings), pace=None)
         if args.command == "db":
-            return asyncio.run(_db_upgrade(settings))
+            return runtime.run(_db_upgrade(settings), pace=None)
     except ConfigError as exc:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -108,13 +134,15 @@ async def _serve(settings: Settings, *, banner: str | None = None) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal or a supervisor's hang-up gets the same clean stop.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     if settings.api_key is None:
         log.warning("no API key: only the free probes run", hint="set LIBERTAI_API_KEY")
     try:
         async with serving(settings) as running:
-            log.info("listening", url=running.url, gateway=settings.gateway_url)
+            runtime.settle()
+            log.info("listening", url=running.url, gateway=settings.gateway_url, loop=runtime.loop_name(loop))
             if banner:
                 print(banner.replace("{api}", running.url), flush=True)
             await stop.wait()
@@ -169,7 +197,7 @@ async def _db_upgrade(settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    return asyncio.run(_demo_async(args))
+    return runtime.run(_demo_async(args))
 
 
 async def _demo_async(args: argparse.Namespace) -> int:
@@ -191,7 +219,7 @@ async def _demo_async(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"libertai-monitor: {exc}", file=sys.stderr)
             return EXIT_CONFIG
-        configure_logging(settings.log_level, settings.log_format, settings.api_key)
+        _start_logging(settings, env)
         base = "{api}"
         banner = "\n".join(
             [

@@ -1,224 +1,164 @@
 """One frozen `Settings`, built once: defaults < TOML file < environment < command-line flags.
 
-Every setting is declared once in `FIELDS` (name, parser, default, meaning); the environment
-variable is `LIBERTAI_MONITOR_<NAME>` and the TOML key is the name itself. README's settings table
-is checked against `FIELDS` by a test, so the two cannot drift apart.
+Every setting is declared once, as a field of `Settings` made by `setting(...)`: its type (the
+annotation), parser (validation), default, help text and the commands that take it as a flag. The
+rest is derived: the TOML key is the name, the environment variable `LIBERTAI_MONITOR_<NAME>`, the
+flag `--<name>`, `run --help`'s list and README's table (`monitor.settings_doc`, checked by a test).
+Rules across settings are `RULES`, checked when the settings load. Adding a setting is one line.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
+from monitor.config_values import (
+    parse_allow_list,
+    parse_bool,
+    parse_ca_bundle,
+    parse_choice,
+    parse_database_url,
+    parse_days,
+    parse_fraction,
+    parse_globs,
+    parse_listen,
+    parse_non_negative,
+    parse_positive_int,
+    parse_seconds,
+    parse_url,
+)
 from monitor.secret import Secret
-from monitor.urls import AllowList, normalise_url
+from monitor.urls import AllowList
 
 ENV_PREFIX = "LIBERTAI_MONITOR_"
 KEY_ENV = "LIBERTAI_API_KEY"
+KEY_FILE_ENV = ENV_PREFIX + "API_KEY_FILE"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+# Shorter than any key LibertAI issues and than every key the simulator, tests and benchmarks use:
+# what it refuses is a typo or a placeholder ("x", "changeme"), which would also make masking the
+# key's value in logs hit ordinary words.
+MIN_KEY_CHARS = 8
 
 
 class ConfigError(Exception):
     """A bad setting. The message is one line a user can act on, and never holds the key."""
 
 
-def _number(raw: object, ok: Callable[[float], bool], expected: str) -> float:
-    try:
-        value = float(raw) if not isinstance(raw, bool) else float("nan")  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = float("nan")
-    if value != value or value == float("inf") or not ok(value):
-        raise ValueError(f"expected {expected}")
-    return value
-
-
-def _seconds(raw: object) -> float:
-    return _number(raw, lambda v: v > 0, "a positive number of seconds")
-
-
-def _non_negative(raw: object) -> float:
-    return _number(raw, lambda v: v >= 0, "a number of seconds >= 0")
-
-
-def _positive_int(raw: object) -> int:
-    value = _number(raw, lambda v: v >= 1 and v == int(v), "a whole number >= 1")
-    if isinstance(raw, str) and not raw.strip().isdigit():
-        raise ValueError("expected a whole number >= 1")
-    return int(value)
-
-
-def _fraction(raw: object) -> float:
-    return _number(raw, lambda v: 0 <= v < 1, "a number from 0 to below 1")
-
-
-def _bool(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _globs(raw: object) -> tuple[str, ...]:
-    items = raw if isinstance(raw, list) else str(raw).split(",")
-    return tuple(str(item).strip() for item in items if str(item).strip())
-
-
-def _allow_list(raw: object) -> AllowList:
-    text = ",".join(str(i) for i in raw) if isinstance(raw, list) else str(raw)
-    return AllowList.parse(text)
-
-
-def _listen(raw: object) -> tuple[str, int]:
-    host, sep, port = str(raw).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8787")
-    return host.strip("[]"), int(port)
-
-
-def _url(raw: object) -> str:
-    return normalise_url(str(raw))
-
-
-def _database_url(raw: object) -> str:
-    text = str(raw).strip()
-    if "://" not in text:
-        raise ValueError("expected an SQLAlchemy URL such as sqlite+aiosqlite:///monitor.db")
-    return text
-
-
-def _log_format(raw: object) -> str:
-    text = str(raw).strip().lower()
-    if text not in {"auto", "json", "console"}:
-        raise ValueError("expected auto, json or console")
-    return text
-
-
-def _log_level(raw: object) -> str:
-    text = str(raw).strip().lower()
-    if text not in {"debug", "info", "warning", "error"}:
-        raise ValueError("expected debug, info, warning or error")
-    return text
-
-
-def _optional_path(raw: object) -> str | None:
-    text = str(raw).strip()
-    if not text:
-        return None
-    if not Path(text).is_file():
-        raise ValueError(f"no such file: {text}")
-    return text
-
-
 @dataclass(frozen=True, slots=True)
 class Field:
+    """How one setting is read: everything but its type, which is its annotation in `Settings`."""
+
     name: str
     parse: Callable[[object], Any]
     default: str
     meaning: str
+    flag_for: frozenset[str]  # the commands that take it as `--name`
+
+    @property
+    def env(self) -> str:
+        return env_name(self.name)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("gateway_url", _url, "https://api.libertai.io", "LibertAI gateway to discover hosts from"),
-    Field("listen", _listen, "127.0.0.1:8787", "address of the HTTP API and /metrics"),
-    Field(
-        "database_url",
-        _database_url,
-        "sqlite+aiosqlite:///libertai-monitor.db",
-        "history database (SQLAlchemy URL; SQLite file by default)",
-    ),
-    Field(
-        "allowed_hosts",
-        _allow_list,
-        "https://*.libertai.io",
-        "comma-separated URL patterns of hosts that may be probed with the key",
-    ),
-    Field("discovery_interval", _seconds, "60", "seconds between polls of /libertai/models"),
-    Field("probe_interval", _seconds, "30", "seconds between free probes (health) of a host"),
-    Field(
-        "down_probe_interval",
-        _seconds,
-        "15",
-        "seconds between probes of a host that is down (capped at probe_interval)",
-    ),
-    Field(
-        "completion_interval",
-        _seconds,
-        "300",
-        "seconds between billed one-token completions (and embeddings, host auth checks)",
-    ),
-    Field("probe_timeout", _seconds, "10", "seconds a probe may take, body included"),
-    Field("confirm_delay", _non_negative, "2", "seconds before a failed probe is confirmed by a re-probe"),
-    Field("jitter", _fraction, "0.1", "fraction of an interval added at random to each probe's slot"),
-    Field("max_concurrency", _positive_int, "256", "probes in flight at once"),
-    Field("completion_probes", _bool, "true", "send billed completion and embedding probes at all"),
-    Field(
-        "health_only_models",
-        _globs,
-        "*image*,*flux*,*sdxl*,*stable-diffusion*,kokoro-*,*whisper*,*tts*,*audio*",
-        "model id globs probed only with free health checks (image, audio)",
-    ),
-    Field(
-        "embedding_models",
-        _globs,
-        "bge-*,*-embed*,*embedding*,e5-*,gte-*,nomic-embed-*",
-        "model id globs probed with an embedding instead of a completion",
-    ),
-    Field("ca_bundle", _optional_path, "", "PEM file of extra CAs or pinned host certificates"),
-    Field("unhealthy_threshold", _positive_int, "2", "consecutive failures that take a host down"),
-    Field("healthy_threshold", _positive_int, "2", "consecutive successes that bring a host back"),
-    Field("window", _positive_int, "50", "probe results per host kept for scores and availability"),
-    Field("ranking_margin", _fraction, "0.2", "how much faster a challenger must be to take best"),
-    Field("ranking_min_samples", _positive_int, "3", "latency samples a challenger needs to take best"),
-    Field("ejection_time", _seconds, "30", "seconds a host that went down stays out of best once up"),
-    Field("ejection_max_time", _seconds, "300", "cap of the ejection time, doubled per ejection in an hour"),
-    Field(
-        "retire_after", _non_negative, "600", "seconds a host missing from the list is kept before retiring"
-    ),
-    Field("raw_retention_days", _seconds, "7", "days of raw probe results kept"),
-    Field("rollup_retention_days", _seconds, "400", "days of hourly roll-ups kept"),
-    Field("log_level", _log_level, "info", "debug, info, warning or error"),
-    Field("log_format", _log_format, "auto", "json, console, or auto (console on a terminal)"),
-)
+def setting(parse: Callable[[object], Any], default: str, meaning: str, *, flag_for: str = "") -> Any:
+    """Declare a setting as a field of `Settings` (the default is given as text, as in the environment)."""
+    meta = {"parse": parse, "default": default, "meaning": meaning, "flag_for": frozenset(flag_for.split())}
+    return dataclass_field(default_factory=lambda: parse(default), metadata=meta)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    gateway_url: str
-    listen: tuple[str, int]
-    database_url: str
-    allowed_hosts: AllowList
-    discovery_interval: float
-    probe_interval: float
-    down_probe_interval: float
-    completion_interval: float
-    probe_timeout: float
-    confirm_delay: float
-    jitter: float
-    max_concurrency: int
-    completion_probes: bool
-    health_only_models: tuple[str, ...]
-    embedding_models: tuple[str, ...]
-    ca_bundle: str | None
-    unhealthy_threshold: int
-    healthy_threshold: int
-    window: int
-    ranking_margin: float
-    ranking_min_samples: int
-    ejection_time: float
-    ejection_max_time: float
-    retire_after: float
-    raw_retention_days: float
-    rollup_retention_days: float
-    log_level: str
-    log_format: str
-    api_key: Secret | None = None
+    gateway_url: str = setting(
+        parse_url,
+        "https://api.libertai.io",
+        "LibertAI gateway to discover hosts from",
+        flag_for="run demo probe-once",
+    )
+    listen: tuple[str, int] = setting(
+        parse_listen, "127.0.0.1:8787", "address of the HTTP API and /metrics", flag_for="run demo"
+    )
+    database_url: str = setting(
+        parse_database_url,
+        "sqlite+aiosqlite:///libertai-monitor.db",
+        "history database (SQLAlchemy URL; SQLite file by default)",
+        flag_for="run demo db",
+    )
+    allowed_hosts: AllowList = setting(  # noqa: RUF009 - a field(), made fresh per Settings
+        parse_allow_list,
+        "https://*.libertai.io",
+        "comma-separated URL patterns of hosts that may be probed with the key",
+    )
+    discovery_interval: float = setting(parse_seconds, "60", "seconds between polls of /libertai/models")
+    probe_interval: float = setting(parse_seconds, "30", "seconds between free probes (health) of a host")
+    down_probe_interval: float = setting(
+        parse_seconds, "15", "seconds between probes of a host that is down (capped at probe_interval)"
+    )
+    completion_interval: float = setting(
+        parse_seconds,
+        "300",
+        "seconds between billed one-token completions (and embeddings, host auth checks)",
+    )
+    probe_timeout: float = setting(parse_seconds, "10", "seconds a probe may take, body included")
+    confirm_delay: float = setting(
+        parse_non_negative, "2", "seconds before a failed probe is confirmed by a re-probe"
+    )
+    jitter: float = setting(
+        parse_fraction, "0.1", "fraction of an interval added at random to each probe's slot"
+    )
+    max_concurrency: int = setting(parse_positive_int, "256", "probes in flight at once")
+    completion_probes: bool = setting(
+        parse_bool, "true", "send billed completion and embedding probes at all"
+    )
+    health_only_models: tuple[str, ...] = setting(
+        parse_globs,
+        "*image*,*flux*,*sdxl*,*stable-diffusion*,kokoro-*,*whisper*,*tts*,*audio*",
+        "model id globs probed only with free health checks (image, audio)",
+    )
+    embedding_models: tuple[str, ...] = setting(
+        parse_globs,
+        "bge-*,*-embed*,*embedding*,e5-*,gte-*,nomic-embed-*",
+        "model id globs probed with an embedding instead of a completion",
+    )
+    ca_bundle: str | None = setting(parse_ca_bundle, "", "PEM file of extra CAs or pinned host certificates")
+    unhealthy_threshold: int = setting(parse_positive_int, "2", "consecutive failures that take a host down")
+    healthy_threshold: int = setting(parse_positive_int, "2", "consecutive successes that bring a host back")
+    window: int = setting(parse_positive_int, "50", "probe results per host kept for scores and availability")
+    ranking_margin: float = setting(
+        parse_fraction, "0.2", "how much faster a challenger must be to take best"
+    )
+    ranking_min_samples: int = setting(
+        parse_positive_int, "3", "latency samples a challenger needs to take best"
+    )
+    ejection_time: float = setting(
+        parse_seconds,
+        "30",
+        "seconds a host that went down stays out of best once up (at most ejection_max_time)",
+    )
+    ejection_max_time: float = setting(
+        parse_seconds, "300", "cap of the ejection time, doubled per ejection in an hour"
+    )
+    retire_after: float = setting(
+        parse_non_negative, "600", "seconds a host missing from the list is kept before retiring"
+    )
+    raw_retention_days: float = setting(parse_days, "7", "days of raw probe results kept")
+    rollup_retention_days: float = setting(parse_days, "400", "days of hourly roll-ups kept")
+    log_level: str = setting(
+        parse_choice("debug", "info", "warning", "error"), "info", "debug, info, warning or error"
+    )
+    log_format: str = setting(
+        parse_choice("auto", "json", "console"), "auto", "json, console, or auto (console on a terminal)"
+    )
+    api_key: Secret | None = None  # not a setting: from LIBERTAI_API_KEY or the key file only
 
     @property
     def listen_url(self) -> str:
@@ -227,12 +167,39 @@ class Settings:
         return f"http://{shown}:{port}"
 
 
-assert [f.name for f in FIELDS] == [f.name for f in fields(Settings)][:-1], "FIELDS and Settings differ"
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+FIELDS: tuple[Field, ...] = tuple(
+    Field(f.name, f.metadata["parse"], f.metadata["default"], f.metadata["meaning"], f.metadata["flag_for"])
+    for f in fields(Settings)
+    if "parse" in f.metadata
+)
 _BY_NAME = {f.name: f for f in FIELDS}
 
 
-def env_name(name: str) -> str:
-    return ENV_PREFIX + name.upper()
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule across settings: `broken(values)` is True when the loaded values break it."""
+
+    names: tuple[str, ...]  # the settings it names, for the message's sources
+    broken: Callable[[Mapping[str, Any]], bool]
+    message: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        ("ejection_time", "ejection_max_time"),
+        lambda v: v["ejection_time"] > v["ejection_max_time"],
+        "ejection_time ({ejection_time:g} s) must not exceed ejection_max_time ({ejection_max_time:g} s)",
+    ),
+)
+
+
+def _derive(values: dict[str, Any]) -> None:
+    """Values that follow from others (not errors: documented in the settings' help)."""
+    values["down_probe_interval"] = min(values["down_probe_interval"], values["probe_interval"])
 
 
 def load_settings(
@@ -245,18 +212,18 @@ def load_settings(
     env = os.environ if environ is None else environ
     raw: dict[str, tuple[object, str]] = {f.name: (f.default, "default") for f in FIELDS}
 
-    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    path = config_file or env.get(CONFIG_ENV)
     if path:
         for name, value in _read_toml(path).items():
             if name not in _BY_NAME:
-                raise ConfigError(f"{path}: unknown setting {name!r}")
+                raise ConfigError(f"{path}: unknown setting {name!r}{_did_you_mean(name)}")
             raw[name] = (value, f"{path}: {name}")
     for f in FIELDS:
-        if env_name(f.name) in env:
-            raw[f.name] = (env[env_name(f.name)], env_name(f.name))
+        if f.env in env:
+            raw[f.name] = (env[f.env], f.env)
     for name, value in (overrides or {}).items():
         if value is not None:
-            raw[name] = (value, "--" + name.replace("_", "-"))
+            raw[name] = (value, _BY_NAME[name].flag)
 
     values: dict[str, Any] = {}
     for name, (value, source) in raw.items():
@@ -265,7 +232,11 @@ def load_settings(
         except (ValueError, TypeError) as exc:
             reason = str(exc) if str(exc) else type(exc).__name__
             raise ConfigError(f"{source}: {reason} (got {_shown(value)})") from None
-    values["down_probe_interval"] = min(values["down_probe_interval"], values["probe_interval"])
+    for rule in RULES:
+        if rule.broken(values):
+            sources = ", ".join(raw[n][1] for n in rule.names if raw[n][1] != "default")
+            raise ConfigError(rule.message.format(**values) + (f" (from {sources})" if sources else ""))
+    _derive(values)
     values["api_key"] = _read_key(env)
     return Settings(**values)
 
@@ -273,6 +244,11 @@ def load_settings(
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name.lower(), list(_BY_NAME), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _read_toml(path: str) -> dict[str, object]:
@@ -286,26 +262,58 @@ def _read_toml(path: str) -> dict[str, object]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     if "api_key" in data:
-        raise ConfigError(
-            f"{path}: do not put the key in the file; use {KEY_ENV} or {ENV_PREFIX}API_KEY_FILE"
-        )
+        raise ConfigError(f"{path}: do not put the key in the file; use {KEY_ENV} or {KEY_FILE_ENV}")
     return data
 
 
 def _read_key(env: Mapping[str, str]) -> Secret | None:
-    key_file = env.get(ENV_PREFIX + "API_KEY_FILE")
+    key_file = env.get(KEY_FILE_ENV)
     if key_file:
         try:
             value = Path(key_file).read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"{ENV_PREFIX}API_KEY_FILE: cannot read {key_file}: {exc.strerror}") from None
+            raise ConfigError(f"{KEY_FILE_ENV}: cannot read {key_file}: {exc.strerror}") from None
         if not value:
-            raise ConfigError(f"{ENV_PREFIX}API_KEY_FILE: {key_file} is empty")
+            raise ConfigError(f"{KEY_FILE_ENV}: {key_file} is empty")
         return Secret(value)
     value = env.get(KEY_ENV, "").strip()
     return Secret(value) if value else None
 
 
+def check_key(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a key too short to be real (the commands call this; library users choose their keys)."""
+    key = settings.api_key
+    if key is not None and len(key.reveal()) < MIN_KEY_CHARS:
+        env = os.environ if environ is None else environ
+        source = KEY_FILE_ENV if env.get(KEY_FILE_ENV) else KEY_ENV
+        raise ConfigError(
+            f"{source}: the API key is {len(key.reveal())} characters, too short to be a LibertAI key "
+            f"(at least {MIN_KEY_CHARS}); check for a typo or a placeholder"
+        )
+
+
+# Variables an orchestrator sets on its own for a service named libertai-monitor (Kubernetes'
+# service links, Docker's legacy links): not settings, and not worth a warning.
+_INJECTED = re.compile(r"(PORT|PORT_\d+_(TCP|UDP|SCTP)(_\w+)?|SERVICE_HOST|SERVICE_PORT(_\w+)?|NAME|ENV_\w+)")
+
+
+def unknown_env_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per `LIBERTAI_MONITOR_*` variable that names no setting (a typo is otherwise silent)."""
+    env = os.environ if environ is None else environ
+    known = {f.env for f in FIELDS} | {KEY_FILE_ENV, CONFIG_ENV}
+    lines = []
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or var in known:
+            continue
+        suffix = var[len(ENV_PREFIX) :]
+        if _INJECTED.fullmatch(suffix):
+            continue
+        close = difflib.get_close_matches(suffix.lower(), list(_BY_NAME), n=1, cutoff=0.6)
+        hint = f"did you mean {env_name(close[0])}?" if close else "no setting has that name"
+        lines.append(f"{var} is not a setting and is ignored: {hint}")
+    return lines
+
+
 def describe_settings() -> list[tuple[str, str, str, str]]:
-    """(name, environment variable, default, meaning) for every setting: the README table."""
-    return [(f.name, env_name(f.name), f.default, f.meaning) for f in FIELDS]
+    """(name, environment variable, default, meaning) for every setting."""
+    return [(f.name, f.env, f.default, f.meaning) for f in FIELDS]

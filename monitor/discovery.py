@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-from collections.abc import Collection
+import unicodedata
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from monitor.http import BodyTooLarge, classify_exception, read_bounded
+from monitor.logging import get_logger
 from monitor.probes import classify_status
 from monitor.results import Outcome, ProbeKind
 from monitor.secret import Secret
@@ -29,6 +30,7 @@ __all__ = [
     "THINKING_SUFFIX",
     "DiscoveryError",
     "DiscoveryResult",
+    "ListingWarnings",
     "alias_of",
     "check_gateway_key",
     "fetch_models",
@@ -38,7 +40,9 @@ __all__ = [
 MAX_LISTING_BYTES = 4 * 1024 * 1024
 THINKING_SUFFIX = "-thinking"
 MAX_MODEL_ID_CHARS = 200
-_BAD_ID_CHARS = re.compile(r"[\x00-\x20\x7f]")
+MAX_WARNINGS_SHOWN = 20
+
+log = get_logger("monitor.discovery")
 
 
 class DiscoveryError(ValueError):
@@ -66,15 +70,25 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _valid_id(model_id: str) -> bool:
+    """Printable Unicode only: no controls, format characters, separators (whitespace) or lone
+    surrogates (JSON's "\\ud800" decodes to one; it cannot be encoded, so it would break every
+    metrics scrape and every database batch it reached)."""
+    if len(model_id) > MAX_MODEL_ID_CHARS:
+        return False
+    return not any(unicodedata.category(ch)[0] in "CZ" for ch in model_id)
+
+
 def parse_models(payload: object, warnings: list[str] | None = None) -> dict[str, tuple[str, ...]]:
     """Validate and normalise the gateway's listing: model id -> normalised server URLs.
 
     A wrong overall shape raises `DiscoveryError`: not an object, an empty object (never wipe the
     list), an empty model id, an entry that is not an object, or `servers` missing or not a list of
     strings. Smaller problems are skipped and described in `warnings` (when given): a server URL
-    that does not normalise, a model id with whitespace or control characters or over 200
-    characters. URLs are normalised, duplicates merged, first-seen order kept. A model whose list
-    is empty (or became empty) is kept with no servers.
+    that does not normalise, a model id over 200 characters or holding anything but printable
+    Unicode (whitespace, control or format characters, lone surrogates). URLs are normalised,
+    duplicates merged, first-seen order kept. A model whose list is empty (or became empty) is kept
+    with no servers.
     """
     if not isinstance(payload, dict):
         raise DiscoveryError("listing is not a JSON object")
@@ -90,7 +104,7 @@ def parse_models(payload: object, warnings: list[str] | None = None) -> dict[str
         servers = entry.get("servers")
         if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
             raise DiscoveryError(f"model {_short(model_id)}: servers is not a list of strings")
-        if len(model_id) > MAX_MODEL_ID_CHARS or _BAD_ID_CHARS.search(model_id):
+        if not _valid_id(model_id):
             notes.append(f"model {_short(model_id)}: invalid model id skipped")
             continue
         urls: dict[str, None] = {}
@@ -103,6 +117,44 @@ def parse_models(payload: object, warnings: list[str] | None = None) -> dict[str
     if not models:
         raise DiscoveryError("listing has no valid model")
     return models
+
+
+def _parse_body(body: bytes) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    warnings: list[str] = []
+    return parse_models(json.loads(body), warnings), warnings
+
+
+class ListingWarnings:
+    """Logs what a listing had to skip, once per change: not on every poll, never dropped.
+
+    A gateway that keeps listing the same bad entry says so once; a new or a cleared problem is
+    logged again. The lines hold `repr`s of what was skipped, never its raw characters.
+    """
+
+    def __init__(self) -> None:
+        self._last: frozenset[str] = frozenset()
+
+    def note(self, warnings: Sequence[str]) -> bool:
+        """Log `warnings` if they differ from the last ones noted; True when something was logged."""
+        current = frozenset(warnings)
+        if current == self._last:
+            return False
+        new = sorted(current - self._last)
+        self._last = current
+        if not current:
+            log.info("the gateway's listing has nothing to skip any more")
+        else:
+            log.warning(
+                "discovery skipped entries of the gateway's listing",
+                skipped=len(current),
+                new=new[:MAX_WARNINGS_SHOWN],
+                more=max(0, len(new) - MAX_WARNINGS_SHOWN),
+            )
+        return True
+
+
+# Used when the caller gives none: one process polls one gateway.
+LISTING_WARNINGS = ListingWarnings()
 
 
 def alias_of(model_id: str, all_ids: Collection[str]) -> str:
@@ -128,15 +180,18 @@ async def fetch_models(
     gateway_url: str,
     timeout: float,  # noqa: ASYNC109 - the contract's signature; applied with asyncio.timeout
     max_bytes: int = MAX_LISTING_BYTES,
+    listing_warnings: ListingWarnings | None = None,
 ) -> DiscoveryResult:
     """GET `{gateway_url}/libertai/models` and validate it. Never raises (but CancelledError).
 
     No Authorization header (the listing is public), no redirects, at most `max_bytes` read, one
-    overall timeout covering connect and body.
+    overall timeout covering connect and body. The body is decoded and validated in a worker
+    thread: a listing of 100,000 servers takes seconds of Python, which on the event loop would
+    stall every probe and `/healthz`. What was skipped is logged through `listing_warnings`
+    (once per change).
     """
     fetched_at = time.time()
     t0 = time.perf_counter()
-    warnings: list[str] = []
     error: str
     try:
         async with (
@@ -146,12 +201,13 @@ async def fetch_models(
             status = response.status
             if status != 200:
                 error = f"HTTP {status}" + (": redirect not followed" if 300 <= status < 400 else "")
-            else:
-                body = await read_bounded(response, max_bytes)
-                models = parse_models(json.loads(body), warnings)
-                return DiscoveryResult(
-                    True, models, None, time.perf_counter() - t0, fetched_at, tuple(warnings)
-                )
+                return DiscoveryResult(False, None, error, time.perf_counter() - t0, fetched_at)
+            body = await read_bounded(response, max_bytes)
+        # The timeout bounds the network only: a thread cannot be cancelled, and a listing read in
+        # time is not thrown away for the time it takes to check it.
+        models, warnings = await asyncio.to_thread(_parse_body, body)
+        (listing_warnings or LISTING_WARNINGS).note(warnings)
+        return DiscoveryResult(True, models, None, time.perf_counter() - t0, fetched_at, tuple(warnings))
     except DiscoveryError as exc:
         error = f"invalid listing: {exc.reason}"
     except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
@@ -163,7 +219,7 @@ async def fetch_models(
     except Exception as exc:  # never raise; CancelledError is a BaseException and propagates
         outcome, detail = classify_exception(exc)
         error = f"{outcome.value}: {detail}"
-    return DiscoveryResult(False, None, error, time.perf_counter() - t0, fetched_at, tuple(warnings))
+    return DiscoveryResult(False, None, error, time.perf_counter() - t0, fetched_at)
 
 
 async def check_gateway_key(

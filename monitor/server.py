@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,9 +10,12 @@ from aiohttp import web
 
 from monitor.api import make_app
 from monitor.config import Settings
-from monitor.gcpace import pace_gc
 from monitor.service import Monitor
 from monitor.store import Store
+
+# How long a stop waits for a request in progress. aiohttp waits this twice (for the handler, then
+# for its cancellation), so a client that never reads its answers holds a stop for twice this.
+SHUTDOWN_GRACE_S = 1.0
 
 
 class StartupError(Exception):
@@ -53,33 +53,15 @@ async def open_store(settings: Settings) -> Store:
     return store
 
 
-def tune_process() -> None:
-    """Process settings for a long-running prober of thousands of hosts.
-
-    Open files: one kept-alive connection per host needs more descriptors than the usual soft
-    limit of 1,024. Garbage collection: the start-up objects (modules, restored windows) are moved
-    out of the collector's way (measured at 5,000 hosts, full collections of ~200 ms every few
-    seconds were the largest stalls of the event loop, and so of time-to-first-token readings,
-    before this); from then on `pace_gc` collects on the clock.
-    """
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ValueError, OSError):
-        pass  # not allowed here: the soft limit stays
-    gc.collect()
-    gc.freeze()
-
-
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[Running]:
     store = await open_store(settings)
     store.start_writer()
     monitor = Monitor(settings, store)
     await monitor.prepare()  # restored answers are ready before the port opens
-    tune_process()
-    runner = web.AppRunner(make_app(monitor), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        make_app(monitor), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+    )
     await runner.setup()
     host, port = settings.listen
     try:
@@ -91,13 +73,15 @@ async def serving(settings: Settings) -> AsyncIterator[Running]:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound_port = runner.addresses[0][1] if runner.addresses else port
     shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host
-    pacer = asyncio.create_task(pace_gc(), name="gc-pacer")
     try:
         await monitor.run()
         yield Running(monitor, f"http://{shown}:{bound_port}")
     finally:
-        pacer.cancel()
-        await asyncio.gather(pacer, return_exceptions=True)
+        # No new connections, then the results queued so far are written, and only then are the
+        # open connections given their short grace: a client that holds one without reading
+        # cannot delay the flush (nor, past twice SHUTDOWN_GRACE_S, the stop).
+        for site in list(runner.sites):
+            await site.stop()
         await monitor.stop()
-        await runner.cleanup()
         await store.close()
+        await runner.cleanup()

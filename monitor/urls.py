@@ -29,8 +29,10 @@ DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
 
 # One DNS label: letters, digits, hyphens (not at either end) and underscores, 1..63 characters.
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-# Characters never acceptable anywhere in a URL we store: controls, space, backslash, DEL.
-_BAD_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+# Characters never acceptable anywhere in a URL we store: controls (C0, DEL, C1), space, backslash,
+# and lone surrogates (JSON's "\ud800" decodes to one: not Unicode, so no database, metric family or
+# log encoder can write it).
+_BAD_CHARS = re.compile(r"[\x00-\x20\x7f-\x9f\\\ud800-\udfff]")
 
 
 def _normalise_host(raw_host: str, where: str) -> str:
@@ -103,7 +105,7 @@ def normalise_url(raw: str) -> str:
 
 # Discovery meets the same few thousand URLs every minute: parsing them again each time was most
 # of a poll's cost (tens of milliseconds on the event loop at 5,000 hosts).
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 17)
 def _normalise(raw: str) -> str:
     text = raw.strip()
     shown = text if len(text) <= 80 else text[:77] + "..."
@@ -111,7 +113,7 @@ def _normalise(raw: str) -> str:
     if not text:
         raise ValueError("empty URL")
     if _BAD_CHARS.search(text):
-        raise ValueError(f"{where}: contains whitespace, control characters or a backslash")
+        raise ValueError(f"{where}: contains whitespace, control characters, a backslash or invalid Unicode")
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
@@ -211,7 +213,7 @@ class AllowList:
         """True if `url` (any spelling; it is normalised first) matches a pattern. Never raises."""
         verdict = self._verdicts.get(url)
         if verdict is None:
-            if len(self._verdicts) >= 1 << 16:
+            if len(self._verdicts) >= 1 << 17:
                 self._verdicts.clear()
             verdict = self._verdicts[url] = self._admits(url)
         return verdict

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each benchmark in its own process
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = {"benchmark", "when", "machine", "versions", "parameters", "loadavg_before", "loadavg_after"}
 

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import FIELDS, ConfigError, describe_settings, load_settings
+from monitor.config import (
+    FIELDS,
+    MIN_KEY_CHARS,
+    ConfigError,
+    Settings,
+    check_key,
+    describe_settings,
+    load_settings,
+    unknown_env_warnings,
+)
+from monitor.settings_doc import readme_table, settings_help, settings_table
 
 
 def test_defaults_need_nothing() -> None:
@@ -131,3 +141,89 @@ def test_missing_config_file_exits_2() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "libertai-monitor: /no/such.toml: no such configuration file"
+
+
+def test_readme_settings_table_is_the_rendering_of_the_declarations() -> None:
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert readme_table(readme.read_text()) == settings_table(), (
+        "run: python -m monitor.settings_doc --write README.md"
+    )
+
+
+def test_every_setting_is_a_field_of_settings_with_its_default() -> None:
+    assert [f.name for f in FIELDS] == [n for n in Settings.__dataclass_fields__ if n != "api_key"]
+    assert load_settings(environ={}) == Settings()
+
+
+def test_ejection_time_above_its_cap_is_refused_in_one_line() -> None:
+    env = {"LIBERTAI_MONITOR_EJECTION_TIME": "500", "LIBERTAI_MONITOR_EJECTION_MAX_TIME": "300"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ=env)
+    message = str(err.value)
+    assert "ejection_time (500 s) must not exceed ejection_max_time (300 s)" in message
+    assert "LIBERTAI_MONITOR_EJECTION_TIME" in message and "\n" not in message
+
+
+def test_ejection_time_above_its_cap_exits_2_without_a_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "probe-once"],
+        env={"LIBERTAI_MONITOR_EJECTION_TIME": "500", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_retention_errors_speak_of_days() -> None:
+    with pytest.raises(ConfigError, match="positive number of days"):
+        load_settings(environ={"LIBERTAI_MONITOR_RAW_RETENTION_DAYS": "-3"})
+
+
+def test_a_ca_bundle_that_is_not_pem_is_refused(tmp_path: Path) -> None:
+    not_pem = tmp_path / "hostname"
+    not_pem.write_text("my-machine\n")
+    with pytest.raises(ConfigError, match="holds no PEM certificate") as err:
+        load_settings(environ={"LIBERTAI_MONITOR_CA_BUNDLE": str(not_pem)})
+    assert "LIBERTAI_MONITOR_CA_BUNDLE" in str(err.value)
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_setting() -> None:
+    lines = unknown_env_warnings(
+        {"LIBERTAI_MONITOR_PROBE_INTERVALL": "5", "LIBERTAI_MONITOR_PROBE_INTERVAL": "5"}
+    )
+    assert lines == [
+        "LIBERTAI_MONITOR_PROBE_INTERVALL is not a setting and is ignored: "
+        "did you mean LIBERTAI_MONITOR_PROBE_INTERVAL?"
+    ]
+
+
+def test_variables_an_orchestrator_injects_are_not_warned_about() -> None:
+    env = {
+        "LIBERTAI_MONITOR_PORT": "tcp://10.0.0.1:8787",
+        "LIBERTAI_MONITOR_PORT_8787_TCP_ADDR": "10.0.0.1",
+        "LIBERTAI_MONITOR_SERVICE_HOST": "10.0.0.1",
+        "LIBERTAI_MONITOR_API_KEY_FILE": "/run/secrets/key",
+        "LIBERTAI_MONITOR_CONFIG": "/etc/m.toml",
+    }
+    assert unknown_env_warnings(env) == []
+
+
+def test_a_key_too_short_to_be_real_is_refused_without_echoing_it() -> None:
+    settings = load_settings(environ={"LIBERTAI_API_KEY": "e"})
+    with pytest.raises(ConfigError, match="too short") as err:
+        check_key(settings, {"LIBERTAI_API_KEY": "e"})
+    assert "LIBERTAI_API_KEY" in str(err.value) and "'e'" not in str(err.value)
+
+
+def test_the_keys_of_the_simulator_tests_and_benchmarks_are_long_enough() -> None:
+    for key in ("bench-key", "sk-sim-test", "demo-key-not-a-secret", "sk-libertai-test-9f8e7d6c5b4a"):
+        assert len(key) >= MIN_KEY_CHARS
+        check_key(load_settings(environ={"LIBERTAI_API_KEY": key}))
+
+
+def test_run_help_lists_every_setting_with_its_variable_and_default() -> None:
+    text = settings_help()
+    for f in FIELDS:
+        assert f"{f.name}  {f.env}  [default: {f.default or 'none'}]" in text

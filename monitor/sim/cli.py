@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from monitor.gcpace import pace_gc
+from monitor.runtime import pace_gc
 from monitor.sim.network import SimHostInfo, SimNetwork
 from monitor.sim.presets import PRESETS, load_scenario
 

@@ -477,6 +477,7 @@ def data_dir(replay: Replay, name: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_the_image_installs_runs_and_passes_its_healthcheck(replay: Replay) -> None:
     """The image's CMD (`run`) against the simulated network, configured by environment only."""
     venv = replay.roots["/opt/venv"]
@@ -522,6 +523,7 @@ async def test_the_image_installs_runs_and_passes_its_healthcheck(replay: Replay
     assert (data / "libertai-monitor.db").stat().st_size > 0, "the history is on the volume"
 
 
+@pytest.mark.slow
 async def test_the_compose_demo_service_runs_from_the_image(replay: Replay) -> None:
     """docker-compose.yml's `demo` service: the image's ENTRYPOINT, the service's command and
     environment, no key and nothing else."""

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from monitor.server import serving
 from tests.deploy.dashboards import dashboard_expressions
 from tests.deploy.prom import (
@@ -22,6 +24,8 @@ from tests.deploy.prom import (
     tool,
 )
 from tests.service.support import eventually, network, settings_for
+
+pytestmark = pytest.mark.slow  # a live Prometheus process
 
 MODEL = "qwen3-coder-next"  # the demo preset serves it on qwen-a and qwen-b only
 MODEL_HOSTS = ("qwen-a", "qwen-b")

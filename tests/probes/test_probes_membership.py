@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from monitor.membership import Membership, MembershipChange, apply_listing
+import asyncio
+
+from monitor.membership import CHUNK_HOSTS, Membership, MembershipChange, apply_listing, apply_listing_async
 from monitor.urls import AllowList
 
 ALLOW = AllowList.parse("https://*.libertai.io")
@@ -101,3 +103,40 @@ def test_membership_is_immutable_and_input_unchanged() -> None:
         pass
     else:
         raise AssertionError("membership mapping is writable")
+
+
+def _big_listing(models: int, hosts: int) -> dict[str, list[str]]:
+    return {f"m{m}": [f"https://h{m}-{i}.libertai.io" for i in range(hosts)] for m in range(models)}
+
+
+async def test_the_async_diff_gives_the_same_membership_and_changes() -> None:
+    allow = AllowList.parse("https://*.libertai.io")
+    first = _big_listing(3, 3000)
+    second = {**_big_listing(2, 3000), "m9": ["https://new.libertai.io"]}
+    sync_m, sync_c = apply_listing(Membership(), first, allow, 1.0, 600)
+    async_m, async_c = await apply_listing_async(Membership(), first, allow, 1.0, 600)
+    assert (async_m, async_c) == (sync_m, sync_c)
+    assert await apply_listing_async(sync_m, second, allow, 2.0, 600) == apply_listing(
+        sync_m, second, allow, 2.0, 600
+    )
+
+
+async def test_a_big_listing_gives_the_event_loop_turns_while_it_is_applied() -> None:
+    allow = AllowList.parse("https://*.libertai.io")
+    listing = _big_listing(10, CHUNK_HOSTS)  # ten chunks
+    turns = 0
+    done = False
+
+    async def other_task() -> None:
+        nonlocal turns
+        while not done:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    before = turns
+    await apply_listing_async(Membership(), listing, allow, 1.0, 600)
+    done = True
+    await task
+    assert turns - before >= 9

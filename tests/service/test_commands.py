@@ -8,8 +8,12 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pytest
+
 from monitor.sim import SimNetwork, load_scenario
 from tests.service.support import env_for, network
+
+pytestmark = pytest.mark.slow  # each command in its own process
 
 NO_HEALTHY_HOST = """
 name = "one-dead-model"

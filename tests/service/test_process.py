@@ -17,6 +17,8 @@ import pytest
 
 from tests.service.support import KEY, env_for, eventually, get_json, network
 
+pytestmark = pytest.mark.slow  # the service as a child process
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -9,6 +9,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from monitor.sim import load_scenario
 from monitor.sim.cli import host_table
 from monitor.sim.network import SimHostInfo
@@ -23,6 +25,7 @@ def simulate(scenario: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow  # the simulator as a child process
 def test_simulate_prints_the_gateway_and_the_hosts_then_stops_on_sigint() -> None:
     proc = simulate("scale:hosts=3,ttft_ms=5")
     assert proc.stdout is not None
@@ -41,6 +44,7 @@ def test_simulate_prints_the_gateway_and_the_hosts_then_stops_on_sigint() -> Non
     assert proc.wait(timeout=10) == 0
 
 
+@pytest.mark.slow  # the simulator as a child process
 def test_simulate_stops_on_sigterm() -> None:
     proc = simulate("demo")
     assert proc.stdout is not None
@@ -51,6 +55,7 @@ def test_simulate_stops_on_sigterm() -> None:
     assert proc.wait(timeout=10) == 0
 
 
+@pytest.mark.slow  # the simulator as a child process
 def test_a_bad_scenario_is_one_line_on_stderr_and_exit_2() -> None:
     proc = simulate("no-such-scenario.toml")
     _, err = proc.communicate(timeout=20)

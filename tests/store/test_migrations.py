@@ -159,6 +159,7 @@ def test_migrations_dir_finds_the_source_tree() -> None:
     assert (path / "versions" / "__init__.py").is_file()
 
 
+@pytest.mark.slow
 def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path) -> None:
     # Lay the package out as `pip install .` does (migrations/ -> monitor/migrations/), then run
     # from an unrelated directory with only that layout on the path.

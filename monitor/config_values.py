@@ -1,0 +1,108 @@
+"""Parsers of setting values: text (from the environment or a flag) or a TOML value in, a typed and
+validated value out, or `ValueError` saying what was expected (the caller adds where it came from).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from monitor.urls import AllowList, normalise_url
+
+
+def _number(raw: object, ok: Callable[[float], bool], expected: str) -> float:
+    try:
+        value = float(raw) if not isinstance(raw, bool) else float("nan")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if value != value or value == float("inf") or not ok(value):
+        raise ValueError(f"expected {expected}")
+    return value
+
+
+def parse_seconds(raw: object) -> float:
+    return _number(raw, lambda v: v > 0, "a positive number of seconds")
+
+
+def parse_days(raw: object) -> float:
+    return _number(raw, lambda v: v > 0, "a positive number of days")
+
+
+def parse_non_negative(raw: object) -> float:
+    return _number(raw, lambda v: v >= 0, "a number of seconds >= 0")
+
+
+def parse_positive_int(raw: object) -> int:
+    value = _number(raw, lambda v: v >= 1 and v == int(v), "a whole number >= 1")
+    if isinstance(raw, str) and not raw.strip().isdigit():
+        raise ValueError("expected a whole number >= 1")
+    return int(value)
+
+
+def parse_fraction(raw: object) -> float:
+    return _number(raw, lambda v: 0 <= v < 1, "a number from 0 to below 1")
+
+
+def parse_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_globs(raw: object) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def parse_allow_list(raw: object) -> AllowList:
+    text = ",".join(str(i) for i in raw) if isinstance(raw, list) else str(raw)
+    return AllowList.parse(text)
+
+
+def parse_listen(raw: object) -> tuple[str, int]:
+    host, sep, port = str(raw).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8787")
+    return host.strip("[]"), int(port)
+
+
+def parse_url(raw: object) -> str:
+    return normalise_url(str(raw))
+
+
+def parse_database_url(raw: object) -> str:
+    text = str(raw).strip()
+    if "://" not in text:
+        raise ValueError("expected an SQLAlchemy URL such as sqlite+aiosqlite:///monitor.db")
+    return text
+
+
+def parse_choice(*allowed: str) -> Callable[[object], str]:
+    def parse(raw: object) -> str:
+        text = str(raw).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"expected {', '.join(allowed[:-1])} or {allowed[-1]}")
+        return text
+
+    return parse
+
+
+def parse_ca_bundle(raw: object) -> str | None:
+    text = str(raw).strip()
+    if not text:
+        return None
+    if not Path(text).is_file():
+        raise ValueError(f"no such file: {text}")
+    # Loaded here, not first when the HTTP session is made, so that a file that is not PEM
+    # certificates stops the command with one line instead of a traceback mid-start.
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=text)
+    except (OSError, ssl.SSLError, ValueError):
+        raise ValueError(f"{text} holds no PEM certificate") from None
+    return text
