@@ -48,7 +48,7 @@ from monitor.snapshot import (
     model_view,
     with_aliases,
 )
-from monitor.store import DiscoveryRecord, MembershipEvent, Store
+from monitor.store import DiscoveryRecord, MembershipRecord, Store
 
 log = get_logger("monitor.service")
 
@@ -304,7 +304,7 @@ class Monitor:
         if changes:
             self._log_changes(changes)
             if record and self.store is not None:
-                events = [MembershipEvent(c.at, c.model, c.host, c.event) for c in changes]
+                events = [MembershipRecord(c.at, c.model, c.host, c.event) for c in changes]
                 self._write(self._record_membership(events))
 
     def _write(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -312,7 +312,7 @@ class Monitor:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _record_membership(self, events: list[MembershipEvent]) -> None:
+    async def _record_membership(self, events: list[MembershipRecord]) -> None:
         assert self.store is not None
         try:
             await self.store.record_membership(events)

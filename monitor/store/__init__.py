@@ -3,7 +3,8 @@
 The schema exists only through the Alembic migrations (`monitor.store.migrate`).
 """
 
-from monitor.store.store import Store, StoreError
-from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipEvent, StoreStats
+from monitor.store.core import StoreError
+from monitor.store.store import Store
+from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats
 
-__all__ = ["DiscoveryRecord", "HistoryPoint", "MembershipEvent", "Store", "StoreError", "StoreStats"]
+__all__ = ["DiscoveryRecord", "HistoryPoint", "MembershipRecord", "Store", "StoreError", "StoreStats"]

@@ -21,10 +21,6 @@ WRITE_OPTION = "monitor_store_write"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
-def is_sqlite(url: str | URL) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def sqlite_path(url: str | URL) -> Path | None:
     """The file of a SQLite URL, or None for memory databases and URI forms."""
     u = make_url(url)

@@ -19,8 +19,14 @@ from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, WRITE_OPTION, create_e
 
 
 def migrations_dir() -> Path:
-    """The Alembic script directory: the installed `monitor.migrations` package if present, else
-    the source tree's `migrations/` beside `monitor/`."""
+    """The Alembic script directory beside the imported `monitor` package: `monitor/migrations`
+    when installed, else the source tree's `migrations/` beside `monitor/`. Looked up by path, not
+    by import, so that a source checkout never picks another checkout's scripts through an editable
+    install's import hook."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "migrations", package.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
     try:
         installed = Path(str(importlib.resources.files("monitor.migrations")))
     except ModuleNotFoundError:
@@ -28,10 +34,7 @@ def migrations_dir() -> Path:
     else:
         if (installed / "env.py").is_file():
             return installed
-    source = Path(__file__).resolve().parents[2] / "migrations"
-    if (source / "env.py").is_file():
-        return source
-    raise FileNotFoundError("Alembic scripts not found (neither monitor.migrations nor ./migrations)")
+    raise FileNotFoundError("Alembic scripts not found (neither monitor/migrations nor ./migrations)")
 
 
 def alembic_config(url: str | None = None) -> Config:

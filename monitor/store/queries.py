@@ -21,6 +21,7 @@ from monitor.store.schema import discovery_runs, probe_results, rollup_state, ro
 Pair = tuple[int, int]
 # (at ms, kind, outcome, ttft_ms, total_ms)
 RawRow = tuple[int, int, int, float | None, float | None]
+RawByPair = dict[Pair, list[RawRow]]
 # (model_id, host_id, at ms, kind, outcome, ttft_ms, total_ms)
 EvidenceRow = tuple[int, int, int, int, int, float | None, float | None]
 # (hour, probes, ok, ttft_ms_p50, ttft_ms_p95, latency_ms_p50)
@@ -208,9 +209,9 @@ def earliest_raw_ms(conn: Connection) -> int | None:
     return best
 
 
-def raw_for_rollup(conn: Connection, from_ms: int, until_ms: int) -> dict[Pair, list[RawRow]]:
+def raw_for_rollup(conn: Connection, from_ms: int, until_ms: int) -> RawByPair:
     """Raw rows of every (model, host) in [from_ms, until_ms)."""
-    out: dict[Pair, list[RawRow]] = {}
+    out: RawByPair = {}
     for m, h in distinct_pairs(conn, probe_results):
         rows = raw_rows(conn, m, h, from_ms, until_ms)
         if rows:

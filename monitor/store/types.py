@@ -22,7 +22,9 @@ class DiscoveryRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class MembershipEvent:
+class MembershipRecord:
+    """One membership change as stored (`monitor.membership.MembershipEvent` is only its name)."""
+
     at: float
     model: str
     host: str

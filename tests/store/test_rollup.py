@@ -174,11 +174,10 @@ async def _history_fixture(store: Store, make_result, base: int = H) -> float:
 async def test_history_mixes_hourly_rollups_and_raw_results(store: Store, make_result) -> None:
     now = await _history_fixture(store, make_result)
     points = await store.history("llama-3", None, since=H, until=now, step_s=3600)
-    # Rolled-up hours: 12 probes, 11 ok (the first timed out); ttft over 11 values 100h+1..100h+11.
+    # Rolled-up hours: 12 probes, 11 ok (the first timed out); ttft over 11 values 100h+1..100h+11,
+    # nearest-rank as in /v1/hosts: p50 is rank 6, p95 rank ceil(10.45) = 11 (an observed value).
     expected = [
-        HistoryPoint(
-            H + h * 3600, A, 12, 11, 11 / 12, 100.0 * (h + 1) + 6, round(100.0 * (h + 1) + 10.5), 1000.0
-        )
+        HistoryPoint(H + h * 3600, A, 12, 11, 11 / 12, 100.0 * (h + 1) + 6, 100.0 * (h + 1) + 11, 1000.0)
         for h in range(3)
     ]
     # Current hour from raw rows.
@@ -205,3 +204,19 @@ async def test_history_with_small_steps_uses_raw_results_where_they_exist(store:
 
 async def test_history_of_an_unknown_model_is_empty(store: Store) -> None:
     assert await store.history("nope", None, since=H, until=H + 3600, step_s=60) == []
+
+
+async def test_history_percentiles_are_nearest_rank_like_the_live_window(store: Store, make_result) -> None:
+    # /v1/hosts reports nearest-rank percentiles (observed values); /v1/history must agree.
+    from monitor.health import percentile as window_percentile
+
+    ttfts = [10.0, 20.0, 30.0, 40.0]
+    await _submit(
+        store, [make_result(H + i, kind=ProbeKind.COMPLETION, ttft_ms=t) for i, t in enumerate(ttfts)]
+    )
+    [point] = await store.history("llama-3", None, since=H, until=H + 60, step_s=60)
+    assert (point.ttft_ms_p50, point.ttft_ms_p95) == (20.0, 40.0)
+    assert (point.ttft_ms_p50, point.ttft_ms_p95) == (
+        window_percentile(ttfts, 50),
+        window_percentile(ttfts, 95),
+    )

@@ -225,7 +225,7 @@ async def test_full_disk_counts_errors_stays_alive_and_recovers(db_url: str, mak
     await _wait_for(lambda: store.stats.write_errors >= 2)
     assert store.stats.healthy is False
     assert "full" in (store.stats.last_error or "")
-    assert store._writer is not None and not store._writer.done()
+    assert store._writer._task is not None and not store._writer._task.done()
 
     event.remove(store.engine.sync_engine, "connect", disk_full)
     await store.engine.dispose()  # "space freed": new connections have no limit
