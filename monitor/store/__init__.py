@@ -3,8 +3,18 @@
 The schema exists only through the Alembic migrations (`monitor.store.migrate`).
 """
 
-from monitor.store.core import StoreError
+from monitor.store.errors import MissingDriverError, SchemaTooNewError, StoreError, UnsupportedDatabaseError
 from monitor.store.store import Store
 from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats
 
-__all__ = ["DiscoveryRecord", "HistoryPoint", "MembershipRecord", "Store", "StoreError", "StoreStats"]
+__all__ = [
+    "DiscoveryRecord",
+    "HistoryPoint",
+    "MembershipRecord",
+    "MissingDriverError",
+    "SchemaTooNewError",
+    "Store",
+    "StoreError",
+    "StoreStats",
+    "UnsupportedDatabaseError",
+]

@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from monitor.store import queries
 from monitor.store.aggregate import round_ms
 from monitor.store.engine import read_transaction, write_transaction
+from monitor.store.errors import StoreError
 from monitor.store.schema import hosts, models
+
+__all__ = ["Core", "StoreError", "describe", "is_transient", "ms"]
 
 log = logging.getLogger("monitor.store")
 
@@ -25,11 +28,6 @@ _NAME_CHUNK: Final = 500
 
 # Database failures worth retrying: everything the driver reports except bad data.
 _PERMANENT_DB_ERRORS: Final = (exc.IntegrityError, exc.DataError)
-
-
-class StoreError(Exception):
-    """A database operation failed. The message names the operation and the reason (the driver's
-    error, never SQL parameters or row contents)."""
 
 
 def describe(error: BaseException) -> str:

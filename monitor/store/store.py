@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from monitor.results import Evidence, ProbeResult
 from monitor.store import history as history_reads
 from monitor.store import maintenance, records, restore
-from monitor.store.core import Core, StoreError, describe
+from monitor.store.core import Core, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
+from monitor.store.errors import StoreError
 from monitor.store.migrate import upgrade_with_engine
 from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats
 from monitor.store.writer import ResultWriter
@@ -69,14 +70,15 @@ class Store:
     ) -> Store:
         """Make the engine (SQLite: pragmas on connect; the file's directory is created). Touches
         no table: call `upgrade()` to apply migrations."""
+        engine = create_engine(database_url, busy_timeout_ms=busy_timeout_ms)  # checks the URL first
         path = sqlite_path(database_url)
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
+                await engine.dispose()
                 # The caller reports it once, as the one line a user reads (see monitor/server.py).
                 raise StoreError(f"cannot create the directory {path.parent}: {describe(error)}") from None
-        engine = create_engine(database_url, busy_timeout_ms=busy_timeout_ms)
         return cls(
             engine,
             queue_size=queue_size,

@@ -9,7 +9,7 @@ from monitor.results import ProbeKind
 from monitor.store import DiscoveryRecord, MembershipRecord, Store
 from monitor.store.schema import best_hosts
 
-from .conftest import T0
+from .conftest import T0, MakeResult
 
 A, B, C, D = (f"https://{x}.libertai.io" for x in "abcd")
 
@@ -72,7 +72,7 @@ async def test_discovery_runs_are_recorded_with_a_bounded_error(store: Store) ->
     assert len(rows[1][5]) == 500
 
 
-async def test_reopened_database_keeps_everything(db_url: str, make_result) -> None:
+async def test_reopened_database_keeps_everything(db_url: str, make_result: MakeResult) -> None:
     first = await Store.open(db_url)
     await first.upgrade()
     first.start_writer()
