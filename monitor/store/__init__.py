@@ -5,7 +5,7 @@ The schema exists only through the Alembic migrations (`monitor.store.migrate`).
 
 from monitor.store.errors import MissingDriverError, SchemaTooNewError, StoreError, UnsupportedDatabaseError
 from monitor.store.store import Store
-from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats
+from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats, VantageInfo
 
 __all__ = [
     "DiscoveryRecord",
@@ -17,4 +17,5 @@ __all__ = [
     "StoreError",
     "StoreStats",
     "UnsupportedDatabaseError",
+    "VantageInfo",
 ]

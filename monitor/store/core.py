@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, TypeVar
 
@@ -16,7 +17,7 @@ from monitor.store import queries
 from monitor.store.aggregate import round_ms
 from monitor.store.engine import read_transaction, write_transaction
 from monitor.store.errors import StoreError
-from monitor.store.schema import hosts, models
+from monitor.store.schema import DEFAULT_VANTAGE, VANTAGE_MAX, hosts, models
 
 __all__ = ["Core", "StoreError", "describe", "is_transient", "ms"]
 
@@ -70,11 +71,25 @@ def finite_or_none(value: float | None) -> float | None:
     return round_ms(value)
 
 
-class Core:
-    """The engine plus what the writer, the short writes and the reads share."""
+VANTAGE_RE: Final = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{VANTAGE_MAX - 1}}}")
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+def check_vantage(name: str) -> str:
+    """`name` if it can name a vantage (1-64 letters, digits, '.', '_', '-'), else ValueError."""
+    if not isinstance(name, str) or VANTAGE_RE.fullmatch(name) is None:
+        raise ValueError(
+            f"invalid vantage name {name!r}: use 1-{VANTAGE_MAX} letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+class Core:
+    """The engine plus what the writer, the short writes and the reads share. Every write is
+    tagged with `vantage`; reads are of `vantage` unless told another."""
+
+    def __init__(self, engine: AsyncEngine, vantage: str = DEFAULT_VANTAGE) -> None:
         self.engine = engine
+        self.vantage = check_vantage(vantage)
         self.dialect = engine.dialect.name
         self.model_ids: dict[str, int] = {}
         self.host_ids: dict[str, int] = {}
@@ -112,6 +127,10 @@ class Core:
             rows = await conn.execute(select(table.c.id, col).where(col.in_(chunk)))
             found.update({name: int(id_) for id_, name in rows})
         return found
+
+    def vantage_of(self, vantage: str | None) -> str:
+        """The vantage a read is of: the given one (checked), else this store's own."""
+        return self.vantage if vantage is None else check_vantage(vantage)
 
     def commit_ids(self, new: tuple[dict[str, int], dict[str, int]]) -> None:
         self.model_ids.update(new[0])

@@ -23,7 +23,13 @@ HostData = dict[str, tuple[list[queries.RawRow], list[queries.RollupRow]]]
 
 
 async def history(
-    core: Core, model: str, host: str | None, since: float, until: float, step_s: int
+    core: Core,
+    model: str,
+    host: str | None,
+    since: float,
+    until: float,
+    step_s: int,
+    vantage: str | None = None,
 ) -> list[HistoryPoint]:
     """Buckets of `step_s` seconds (aligned on multiples of step_s since the epoch) in
     [since, until), one point per host with data, sorted by time then host.
@@ -33,6 +39,7 @@ async def history(
     gone, roll-ups fill in (at hourly resolution)."""
     if step_s <= 0:
         raise ValueError("step_s must be positive")
+    of = core.vantage_of(vantage)
     since_ms, until_ms = ms(since), ms(until)
     since_hour = int(since // HOUR) * HOUR
     until_hour = math.ceil(until / HOUR) * HOUR
@@ -43,27 +50,27 @@ async def history(
             return {}
         if host is None:
             host_ids = sorted(
-                {h for _, h in queries.distinct_pairs(conn, probe_results, model_id)}
-                | {h for _, h in queries.distinct_pairs(conn, rollups_hourly, model_id)}
+                {h for _, h in queries.distinct_pairs(conn, probe_results, of, model_id)}
+                | {h for _, h in queries.distinct_pairs(conn, rollups_hourly, of, model_id)}
             )
         else:
             hid = conn.execute(select(hosts.c.id).where(hosts.c.url == host)).scalar()
             host_ids = [] if hid is None else [hid]
-        mark = queries.rolled_until(conn)
+        mark = queries.rolled_until(conn, of)
         _, host_urls = names(conn)
         out: HostData = {}
         for hid in host_ids:
             rolled_end = min(mark, until_hour) if mark is not None else since_hour
             if step_s >= HOUR:
                 raw_from = max(since_ms, rolled_end * 1000)
-                raw = queries.raw_rows(conn, model_id, hid, raw_from, until_ms)
+                raw = queries.raw_rows(conn, of, model_id, hid, raw_from, until_ms)
             else:
-                raw = queries.raw_rows(conn, model_id, hid, since_ms, until_ms)
+                raw = queries.raw_rows(conn, of, model_id, hid, since_ms, until_ms)
                 if raw:
                     first_raw_hour = (raw[0][0] // 1000) // HOUR * HOUR
                     rolled_end = min(rolled_end, first_raw_hour)
             rolled = (
-                queries.rollup_rows(conn, model_id, hid, since_hour, rolled_end)
+                queries.rollup_rows(conn, of, model_id, hid, since_hour, rolled_end)
                 if rolled_end > since_hour
                 else []
             )

@@ -27,17 +27,31 @@ ROLLUP_CHUNK_HOURS: Final = 6
 RETENTION_PAIRS_PER_TX: Final = 100
 
 
+async def known_vantages(core: Core) -> list[str]:
+    """Every vantage that wrote results, and this store's own."""
+    listed = await core.read("listing vantages", queries.vantage_list)
+    return sorted({name for name, _ in listed} | {core.vantage})
+
+
 async def rollup(core: Core, now: float) -> int:
     """Aggregate every complete hour (ended at least ROLLUP_GRACE_S ago) not rolled up yet into one
-    row per (hour, model, host). Idempotent: an hour is rolled up once, and rolling it up again
-    (upsert) gives the same row. Returns the number of rows written."""
+    row per (vantage, hour, model, host), for every vantage (each has its own mark, so a vantage
+    whose monitor stopped is still rolled up). Idempotent: an hour is rolled up once, and rolling
+    it up again (upsert) gives the same row. Returns the number of rows written."""
+    written = 0
+    for vantage in await known_vantages(core):
+        written += await _rollup_vantage(core, vantage, now)
+    return written
+
+
+async def _rollup_vantage(core: Core, vantage: str, now: float) -> int:
     end_hour = int((now - ROLLUP_GRACE_S) // HOUR) * HOUR
 
     def start(conn: Connection) -> int | None:
-        mark = queries.rolled_until(conn)
+        mark = queries.rolled_until(conn, vantage)
         if mark is not None:
             return mark
-        earliest = queries.earliest_raw_ms(conn)
+        earliest = queries.earliest_raw_ms(conn, vantage)
         return None if earliest is None else (earliest // 1000) // HOUR * HOUR
 
     begin = await core.read("reading the roll-up mark", start)
@@ -48,16 +62,14 @@ async def rollup(core: Core, now: float) -> int:
         chunk_end = min(begin + ROLLUP_CHUNK_HOURS * HOUR, end_hour)
         lo, hi = begin, chunk_end
 
-        def read_chunk(
-            conn: Connection, lo: int = lo, hi: int = hi
-        ) -> dict[queries.Pair, list[queries.RawRow]]:
-            return queries.raw_for_rollup(conn, lo * 1000, hi * 1000)
+        def read_chunk(conn: Connection, lo: int = lo, hi: int = hi) -> queries.RawByPair:
+            return queries.raw_for_rollup(conn, vantage, lo * 1000, hi * 1000)
 
         raw = await core.read("reading probe results for roll-up", read_chunk)
-        rows = await asyncio.to_thread(rollup_rows, raw)
+        rows = await asyncio.to_thread(rollup_rows, vantage, raw)
 
         async def write(conn: AsyncConnection, rows: list[dict[str, Any]] = rows, hi: int = hi) -> None:
-            await conn.run_sync(queries.write_rollups, rows, hi)
+            await conn.run_sync(queries.write_rollups, vantage, rows, hi)
 
         await core.write("writing roll-ups", write)
         written += len(rows)
@@ -66,17 +78,26 @@ async def rollup(core: Core, now: float) -> int:
 
 
 async def apply_retention(core: Core, now: float, raw_days: float, rollup_days: float) -> int:
-    """Delete raw results older than `raw_days` (only those already rolled up), roll-ups and
-    discovery runs older than `rollup_days`. Returns the number of rows deleted. Membership events
-    and best hosts are kept (they are few)."""
+    """Delete, for every vantage, raw results older than `raw_days` (only those already rolled
+    up), roll-ups and discovery runs older than `rollup_days`. Returns the number of rows deleted.
+    Membership events and best hosts are kept (they are few)."""
+    deleted = 0
+    for vantage in await known_vantages(core):
+        deleted += await _retention_vantage(core, vantage, now, raw_days, rollup_days)
+    return deleted
+
+
+async def _retention_vantage(
+    core: Core, vantage: str, now: float, raw_days: float, rollup_days: float
+) -> int:
     raw_cut_ms = ms(now - raw_days * DAY)
     rollup_cut_hour = int((now - rollup_days * DAY) // HOUR) * HOUR
 
     def plan(conn: Connection) -> tuple[int | None, list[queries.Pair], list[queries.Pair]]:
         return (
-            queries.rolled_until(conn),
-            queries.distinct_pairs(conn, probe_results),
-            queries.distinct_pairs(conn, rollups_hourly),
+            queries.rolled_until(conn, vantage),
+            queries.distinct_pairs(conn, probe_results, vantage),
+            queries.distinct_pairs(conn, rollups_hourly, vantage),
         )
 
     mark, raw_pairs, rollup_pairs = await core.read("planning retention", plan)
@@ -87,15 +108,13 @@ async def apply_retention(core: Core, now: float, raw_days: float, rollup_days: 
     deleted = 0
     for i in range(0, len(raw_pairs), RETENTION_PAIRS_PER_TX):
         chunk = raw_pairs[i : i + RETENTION_PAIRS_PER_TX]
-        deleted += await core.write(
-            "applying retention", _runner(queries.delete_raw_before, chunk, raw_cut_ms)
-        )
+        step = _runner(queries.delete_raw_before, vantage, chunk, raw_cut_ms)
+        deleted += await core.write("applying retention", step)
     for i in range(0, len(rollup_pairs), RETENTION_PAIRS_PER_TX):
         chunk = rollup_pairs[i : i + RETENTION_PAIRS_PER_TX]
-        deleted += await core.write(
-            "applying retention", _runner(queries.delete_rollups_before, chunk, rollup_cut_hour)
-        )
-    step = _runner(queries.delete_discovery_before, rollup_cut_hour * 1000)
+        step = _runner(queries.delete_rollups_before, vantage, chunk, rollup_cut_hour)
+        deleted += await core.write("applying retention", step)
+    step = _runner(queries.delete_discovery_before, vantage, rollup_cut_hour * 1000)
     deleted += await core.write("applying retention", step)
     return deleted
 
@@ -109,8 +128,8 @@ def _runner(fn: Callable[..., int], *args: Any) -> Callable[[AsyncConnection], A
     return run
 
 
-def rollup_rows(raw: queries.RawByPair) -> list[dict[str, Any]]:
-    """One roll-up row per (model, host, hour) of raw rows (pure; run in a thread)."""
+def rollup_rows(vantage: str, raw: queries.RawByPair) -> list[dict[str, Any]]:
+    """One roll-up row per (model, host, hour) of one vantage's raw rows (pure; run in a thread)."""
     rows: list[dict[str, Any]] = []
     for (model_id, host_id), results in raw.items():
         by_hour: dict[int, list[Observation]] = defaultdict(list)
@@ -122,6 +141,7 @@ def rollup_rows(raw: queries.RawByPair) -> list[dict[str, Any]]:
                 continue
             rows.append(
                 {
+                    "vantage": vantage,
                     "model_id": model_id,
                     "host_id": host_id,
                     "hour": hour,

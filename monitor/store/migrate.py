@@ -65,10 +65,10 @@ async def upgrade_database(url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIME
         await engine.dispose()
 
 
-async def upgrade_with_engine(engine: AsyncEngine) -> None:
-    """Apply pending migrations in one write transaction (BEGIN IMMEDIATE on SQLite, so two
-    processes upgrading at once take turns)."""
+async def upgrade_with_engine(engine: AsyncEngine, revision: str = "head") -> None:
+    """Apply pending migrations (up to `revision`) in one write transaction (BEGIN IMMEDIATE on
+    SQLite, so two processes upgrading at once take turns)."""
     async with engine.connect() as conn:
         await conn.execution_options(**{WRITE_OPTION: True})
         async with conn.begin():
-            await conn.run_sync(run_upgrade)
+            await conn.run_sync(run_upgrade, revision)

@@ -25,6 +25,7 @@ async def record_discovery(core: Core, record: DiscoveryRecord) -> None:
                 models=record.models,
                 hosts=record.hosts,
                 error=error,
+                vantage=core.vantage,
             )
         )
 
@@ -45,7 +46,13 @@ async def record_membership(core: Core, events: Sequence[MembershipRecord]) -> N
         model_ids = core.model_ids | new[0]
         host_ids = core.host_ids | new[1]
         rows = [
-            {"at": ms(e.at), "model_id": model_ids[e.model], "host_id": host_ids[e.host], "event": e.event}
+            {
+                "at": ms(e.at),
+                "model_id": model_ids[e.model],
+                "host_id": host_ids[e.host],
+                "event": e.event,
+                "vantage": core.vantage,
+            }
             for e in events
         ]
         await conn.execute(membership_events.insert(), rows)
@@ -65,10 +72,10 @@ async def save_best(core: Core, model: str, host: str | None, at: float) -> None
         model_id = (core.model_ids | new[0])[model]
         host_id = None if host is None else (core.host_ids | new[1])[host]
         ins = queries.dialect_insert(core.dialect, best_hosts).values(
-            model_id=model_id, host_id=host_id, since=ms(at)
+            vantage=core.vantage, model_id=model_id, host_id=host_id, since=ms(at)
         )
         ins = ins.on_conflict_do_update(
-            index_elements=[best_hosts.c.model_id],
+            index_elements=[best_hosts.c.vantage, best_hosts.c.model_id],
             set_={"host_id": ins.excluded.host_id, "since": ins.excluded.since},
             where=best_hosts.c.host_id.is_distinct_from(ins.excluded.host_id),
         )

@@ -22,21 +22,25 @@ def names(conn: Connection) -> tuple[dict[int, str], dict[int, str]]:
     return model_names, host_urls
 
 
-async def load_best(core: Core) -> dict[str, str | None]:
+async def load_best(core: Core, vantage: str | None = None) -> dict[str, str | None]:
+    of = core.vantage_of(vantage)
+
     def run(conn: Connection) -> dict[str, str | None]:
         stmt = (
             select(models.c.name, hosts.c.url)
             .select_from(best_hosts)
             .join(models, models.c.id == best_hosts.c.model_id)
             .outerjoin(hosts, hosts.c.id == best_hosts.c.host_id)
+            .where(best_hosts.c.vantage == of)
         )
         return {name: url for name, url in conn.execute(stmt)}
 
     return await core.read("loading best hosts", run)
 
 
-async def load_members(core: Core) -> dict[str, set[str]]:
+async def load_members(core: Core, vantage: str | None = None) -> dict[str, set[str]]:
     """model -> hosts whose latest membership event is "joined" (models with none left out)."""
+    of = core.vantage_of(vantage)
 
     def run(conn: Connection) -> dict[str, set[str]]:
         e = membership_events.c
@@ -45,6 +49,7 @@ async def load_members(core: Core) -> dict[str, set[str]]:
             .select_from(membership_events)
             .join(models, models.c.id == e.model_id)
             .join(hosts, hosts.c.id == e.host_id)
+            .where(e.vantage == of)
             .order_by(e.at, e.id)
         )
         latest: dict[tuple[str, str], str] = {}
@@ -59,11 +64,14 @@ async def load_members(core: Core) -> dict[str, set[str]]:
     return await core.read("loading members", run)
 
 
-async def load_recent_results(core: Core, since: float, per_host_limit: int) -> list[ProbeResult]:
+async def load_recent_results(
+    core: Core, since: float, per_host_limit: int, vantage: str | None = None
+) -> list[ProbeResult]:
     since_ms = ms(since)
+    of = core.vantage_of(vantage)
 
     def run(conn: Connection) -> tuple[list[tuple[Any, ...]], dict[int, str], dict[int, str]]:
-        rows = queries.recent_results(conn, since_ms, per_host_limit, KIND_BY_CODE.keys())
+        rows = queries.recent_results(conn, of, since_ms, per_host_limit, KIND_BY_CODE.keys())
         return (rows, *names(conn))
 
     rows, model_names, host_urls = await core.read("loading recent results", run)
@@ -81,12 +89,13 @@ async def load_recent_results(core: Core, since: float, per_host_limit: int) -> 
 
 
 async def load_recent_evidence(
-    core: Core, since: float, per_host_limit: int
+    core: Core, since: float, per_host_limit: int, vantage: str | None = None
 ) -> list[tuple[tuple[str, str], Evidence]]:
     since_ms = ms(since)
+    of = core.vantage_of(vantage)
 
     def run(conn: Connection) -> tuple[list[queries.EvidenceRow], dict[int, str], dict[int, str]]:
-        rows = queries.recent_evidence(conn, since_ms, per_host_limit, KIND_BY_CODE.keys())
+        rows = queries.recent_evidence(conn, of, since_ms, per_host_limit, KIND_BY_CODE.keys())
         return (rows, *names(conn))
 
     rows, model_names, host_urls = await core.read("loading recent results", run)

@@ -5,6 +5,9 @@
 - `restore`: what a restart reads back; `history`: buckets for `/v1/history`;
 - `maintenance`: hourly roll-ups and retention.
 
+Vantages: a store belongs to one vantage (the monitor's location or name, `default` unless told)
+and tags every write with it; every read is of its own vantage unless given another's name.
+
 Failure policy: the service keeps serving from memory when the database fails. `submit` never
 blocks or raises; the writer retries transient failures and logs through the "monitor.store" logger
 without row contents; `stats.healthy` says whether the batches of results are being written. Other
@@ -19,12 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.results import Evidence, ProbeResult
 from monitor.store import history as history_reads
-from monitor.store import maintenance, records, restore
-from monitor.store.core import Core, describe
+from monitor.store import maintenance, queries, records, restore
+from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
 from monitor.store.errors import StoreError
 from monitor.store.migrate import upgrade_with_engine
-from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats
+from monitor.store.schema import DEFAULT_VANTAGE
+from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats, VantageInfo
 from monitor.store.writer import ResultWriter
 
 __all__ = ["Store", "StoreError"]
@@ -37,13 +41,14 @@ class Store:
         self,
         engine: AsyncEngine,
         *,
+        vantage: str = DEFAULT_VANTAGE,
         queue_size: int = 100_000,
         batch_size: int = 2000,
         flush_interval_s: float = 1.0,
         retry_initial_s: float = 1.0,
         retry_max_s: float = 30.0,
     ) -> None:
-        self._core = Core(engine)
+        self._core = Core(engine, vantage)
         self._writer = ResultWriter(
             self._core,
             queue_size=queue_size,
@@ -61,6 +66,7 @@ class Store:
         cls,
         database_url: str,
         *,
+        vantage: str = DEFAULT_VANTAGE,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         queue_size: int = 100_000,
         batch_size: int = 2000,
@@ -70,6 +76,7 @@ class Store:
     ) -> Store:
         """Make the engine (SQLite: pragmas on connect; the file's directory is created). Touches
         no table: call `upgrade()` to apply migrations."""
+        check_vantage(vantage)
         engine = create_engine(database_url, busy_timeout_ms=busy_timeout_ms)  # checks the URL first
         path = sqlite_path(database_url)
         if path is not None:
@@ -81,6 +88,7 @@ class Store:
                 raise StoreError(f"cannot create the directory {path.parent}: {describe(error)}") from None
         return cls(
             engine,
+            vantage=vantage,
             queue_size=queue_size,
             batch_size=batch_size,
             flush_interval_s=flush_interval_s,
@@ -91,6 +99,11 @@ class Store:
     @property
     def engine(self) -> AsyncEngine:
         return self._core.engine
+
+    @property
+    def vantage(self) -> str:
+        """The vantage this store writes as and reads by default."""
+        return self._core.vantage
 
     async def upgrade(self) -> None:
         """Apply pending migrations (alembic upgrade head) inside the running loop."""
@@ -157,41 +170,55 @@ class Store:
 
     # -- restore reads ----------------------------------------------------------------------
 
-    async def load_best(self) -> dict[str, str | None]:
-        return await restore.load_best(self._core)
+    async def load_best(self, vantage: str | None = None) -> dict[str, str | None]:
+        return await restore.load_best(self._core, vantage)
 
-    async def load_members(self) -> dict[str, set[str]]:
+    async def load_members(self, vantage: str | None = None) -> dict[str, set[str]]:
         """model -> hosts whose latest membership event is "joined" (models with none left out)."""
-        return await restore.load_members(self._core)
+        return await restore.load_members(self._core, vantage)
 
-    async def load_recent_results(self, since: float, per_host_limit: int = 200) -> list[ProbeResult]:
+    async def load_recent_results(
+        self, since: float, per_host_limit: int = 200, vantage: str | None = None
+    ) -> list[ProbeResult]:
         """Results at or after `since`, at most `per_host_limit` (the newest) per model, host and
         probe kind, oldest first. `detail` is not stored and comes back empty; durations come back
         at whole-millisecond resolution, times at millisecond resolution."""
-        return await restore.load_recent_results(self._core, since, per_host_limit)
+        return await restore.load_recent_results(self._core, since, per_host_limit, vantage)
 
     async def load_recent_evidence(
-        self, since: float, per_host_limit: int = 200
+        self, since: float, per_host_limit: int = 200, vantage: str | None = None
     ) -> list[tuple[tuple[str, str], Evidence]]:
         """The results of `load_recent_results`, in the same order, as ((model, host), evidence):
         only what the health state machine reads, without a `ProbeResult` per row (a restart reads
         one per kind and window slot of every host: 150,000 at 1,000 hosts)."""
-        return await restore.load_recent_evidence(self._core, since, per_host_limit)
+        return await restore.load_recent_evidence(self._core, since, per_host_limit, vantage)
+
+    async def vantages(self) -> list[VantageInfo]:
+        """Every vantage that wrote results, by name, with its newest result's time."""
+        listed = await self._core.read("listing vantages", queries.vantage_list)
+        return [VantageInfo(name, None if at is None else at / 1000) for name, at in listed]
 
     # -- history and maintenance ------------------------------------------------------------
 
     async def history(
-        self, model: str, host: str | None, since: float, until: float, step_s: int
+        self,
+        model: str,
+        host: str | None,
+        since: float,
+        until: float,
+        step_s: int,
+        vantage: str | None = None,
     ) -> list[HistoryPoint]:
         """Buckets of `step_s` seconds in [since, until), one point per host with data, sorted by
         time then host (see `monitor.store.history.history`)."""
-        return await history_reads.history(self._core, model, host, since, until, step_s)
+        return await history_reads.history(self._core, model, host, since, until, step_s, vantage)
 
     async def rollup(self, now: float) -> int:
-        """Roll up every complete hour not rolled up yet; returns the number of rows written."""
+        """Roll up every complete hour not rolled up yet, of every vantage; returns the number of
+        rows written."""
         return await maintenance.rollup(self._core, now)
 
     async def apply_retention(self, now: float, raw_days: float = 7, rollup_days: float = 400) -> int:
         """Delete raw results (rolled up) older than `raw_days`, roll-ups and discovery runs older
-        than `rollup_days`; returns the number of rows deleted."""
+        than `rollup_days`, of every vantage; returns the number of rows deleted."""
         return await maintenance.apply_retention(self._core, now, raw_days, rollup_days)

@@ -63,3 +63,11 @@ class StoreStats:
     queue_depth: int
     healthy: bool
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VantageInfo:
+    """A vantage that wrote results to the database, with its newest result's start (epoch s)."""
+
+    name: str
+    last_result_at: float | None

@@ -210,6 +210,7 @@ class ResultWriter:
             host_ids = core.host_ids | new_hosts if new_hosts else core.host_ids
             last_at: dict[tuple[int, int, int], int] = {}
             rows: list[dict[str, Any]] = []
+            vantage = core.vantage
             for r in batch:
                 mid = model_ids[r.model]
                 hid = host_ids[r.host]
@@ -225,6 +226,7 @@ class ResultWriter:
                     last_at[key] = at
                 rows.append(
                     {
+                        "vantage": vantage,
                         "model_id": mid,
                         "host_id": hid,
                         "at": at,
@@ -238,6 +240,7 @@ class ResultWriter:
                 )
             result = await conn.execute(self._ins_results, rows)
             written = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
+            await conn.execute(queries.touch_vantage(core.dialect, vantage, max(r["at"] for r in rows)))
         core.commit_ids((new_models, new_hosts))
         self._last_at.update(last_at)
         return written
