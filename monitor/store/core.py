@@ -31,26 +31,49 @@ _NAME_CHUNK: Final = 500
 _PERMANENT_DB_ERRORS: Final = (exc.IntegrityError, exc.DataError)
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error, the driver's error it wraps, and their causes."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [error]
+    while todo:
+        e = todo.pop(0)
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+    return seen
+
+
+def _bad_value(error: BaseException) -> ValueError | TypeError | None:
+    """The error that says a row's value cannot be sent to the database (not the database's
+    fault, so never worth a retry), if any in the chain."""
+    for e in _chain(error):
+        if isinstance(e, (ValueError, TypeError)):
+            return e
+    return None
+
+
 def describe(error: BaseException) -> str:
     """A short description of a failure, without SQL parameters or row contents."""
+    bad = _bad_value(error)
+    if isinstance(bad, (UnicodeEncodeError, UnicodeDecodeError)):
+        # The driver's message quotes the offending value: name the problem only.
+        return f"{type(bad).__name__}: a value cannot be encoded ({bad.reason})"[:300]
     if isinstance(error, exc.DBAPIError) and error.orig is not None:
         text = f"{type(error.orig).__name__}: {error.orig}"
     elif isinstance(error, exc.SQLAlchemyError):
         text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        text = text.splitlines()[0]
-    elif isinstance(error, (UnicodeEncodeError, UnicodeDecodeError)):
-        text = f"{type(error).__name__}: {error.reason}"  # str() would quote the offending text
     elif isinstance(error, OSError):
         text = f"{type(error).__name__}: {error.strerror or error}"
     elif str(error):
-        text = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        text = f"{type(error).__name__}: {error}"
     else:
         text = type(error).__name__
-    return text[:300]
+    return text.splitlines()[0][:300]
 
 
 def is_transient(error: BaseException) -> bool:
-    if isinstance(error, _PERMANENT_DB_ERRORS):
+    if isinstance(error, _PERMANENT_DB_ERRORS) or _bad_value(error) is not None:
         return False
     return isinstance(error, (exc.DBAPIError, exc.TimeoutError, exc.DisconnectionError, OSError))
 

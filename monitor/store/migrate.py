@@ -12,10 +12,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor import __version__
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, WRITE_OPTION, create_engine, sqlite_path
+from monitor.store.errors import SchemaTooNewError
 
 
 def migrations_dir() -> Path:
@@ -47,10 +51,25 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def run_upgrade(connection: Connection, revision: str = "head") -> None:
-    """Upgrade over a sync connection (call through `AsyncConnection.run_sync`)."""
+    """Upgrade over a sync connection (call through `AsyncConnection.run_sync`). Raises
+    SchemaTooNewError, before changing anything, when the database is at a revision these scripts
+    do not know (a newer version of the package upgraded it)."""
     config = alembic_config()
     config.attributes["connection"] = connection
+    check_known_revision(connection, ScriptDirectory.from_config(config))
     command.upgrade(config, revision)
+
+
+def check_known_revision(connection: Connection, scripts: ScriptDirectory) -> None:
+    known = {script.revision for script in scripts.walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_heads()
+    unknown = sorted(set(current) - known)
+    if unknown:
+        raise SchemaTooNewError(
+            f"the database is at schema revision {', '.join(unknown)}, which libertai-monitor "
+            f"{__version__} does not know (newest known: {scripts.get_current_head()}): a newer version "
+            "upgraded it; install that version or a later one again, or use another database"
+        )
 
 
 async def upgrade_database(url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
