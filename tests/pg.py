@@ -45,8 +45,9 @@ def _free_port() -> int:
 
 
 class PgServer:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
         self.bin_dir = bin_dir
+        self.durable = durable  # False: no fsync (tests); True: the server's defaults (measurements)
         self.root = Path(tempfile.mkdtemp(prefix="monitor-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -66,10 +67,9 @@ class PgServer:
         self._run(
             str(self.bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", SUPERUSER, "--no-sync"
         )
-        options = (
-            f"-k {self.root} -h 127.0.0.1 -p {self.port} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
+        options = f"-k {self.root} -h 127.0.0.1 -p {self.port}"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log = str(self.root / "server.log")
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
 

@@ -194,3 +194,34 @@ async def test_db_upgrade_of_a_newer_schema_exits_2_with_one_line(
     assert code == 2
     assert len(said) == 1
     assert "9999" in said[0] and "newer version" in said[0]
+
+
+async def test_postgres_connections_killed_by_the_server_cost_no_result(
+    db_url: str, backend: str, request: pytest.FixtureRequest, make_result: MakeResult
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only: the server ends the store's sessions")
+    server: PgServer = request.getfixturevalue("pg_server")
+    database = str(make_url(db_url).database)
+    store = await Store.open(db_url, retry_initial_s=0.02, retry_max_s=0.05)
+    await store.upgrade()
+    store.start_writer()
+    try:
+        for i in range(20):
+            store.submit(make_result(T0 + i))
+        await store.flush()
+        killed = server.sql(
+            "postgres",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()",
+        )
+        assert int(killed) >= 1  # the pooled connection was there, and is gone now
+        for i in range(20, 40):
+            store.submit(make_result(T0 + i))
+        async with asyncio.timeout(10):
+            await store.flush()
+        stats = store.stats
+        assert (stats.rows_written, stats.dropped, stats.healthy) == (40, 0, True)
+        assert len(await store.load_recent_results(0)) == 40
+    finally:
+        await store.close()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import String, Text
 
 from monitor.store import Store, StoreError
-from monitor.store.migrate import migrations_dir, upgrade_database
+from monitor.store.migrate import alembic_config, migrations_dir, upgrade_database
 from monitor.store.schema import metadata
 
 from .conftest import MakeResult, sqlite_only
@@ -190,7 +191,7 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     db = tmp_path / "installed.db"
     code = (
         "import asyncio, sqlite3\n"
-        "from monitor.store.migrate import migrations_dir, upgrade_database\n"
+        "from monitor.store.migrate import alembic_config, migrations_dir, upgrade_database\n"
         "print(migrations_dir())\n"
         f"asyncio.run(upgrade_database('sqlite+aiosqlite:///{db}'))\n"
         f"print(sqlite3.connect('{db}').execute('select version_num from alembic_version').fetchone()[0])\n"
@@ -203,3 +204,21 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     found, version = done.stdout.split()
     assert Path(found) == pkg / "migrations"
     assert version == "0002"
+
+
+async def test_the_vantage_revision_downgrades_and_upgrades_again(
+    store: Store, make_result: MakeResult
+) -> None:
+    store.submit(make_result())
+    await store.flush()
+
+    def downgrade(conn: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+
+    async with store.engine.begin() as conn:
+        await conn.run_sync(downgrade)
+        assert (await conn.execute(text("SELECT count(*) FROM probe_results"))).scalar() == 1
+    await store.upgrade()
+    assert len(await store.load_recent_results(0)) == 1
