@@ -288,3 +288,18 @@ async def test_sqlite_connections_get_the_pragmas(store: Store, backend: str) ->
             for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
         ]
     assert values == ["wal", 1, 1, 5000]
+
+
+async def test_a_result_written_again_after_a_restart_is_counted_dropped_not_stored_twice(
+    db_url: str, make_result: MakeResult
+) -> None:
+    seen = []
+    for _ in range(2):  # two runs of the monitor writing the same result (same key)
+        s = await Store.open(db_url)
+        await s.upgrade()
+        s.start_writer()
+        s.submit(make_result(T0))
+        await s.flush()
+        seen.append((s.stats.rows_written, s.stats.dropped, len(await s.load_recent_results(0))))
+        await s.close()
+    assert seen == [(1, 0, 1), (0, 1, 1)]
