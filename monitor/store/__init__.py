@@ -3,11 +3,14 @@
 The schema exists only through the Alembic migrations (`monitor.store.migrate`).
 """
 
+from monitor.store.core import check_vantage
 from monitor.store.errors import MissingDriverError, SchemaTooNewError, StoreError, UnsupportedDatabaseError
+from monitor.store.schema import DEFAULT_VANTAGE
 from monitor.store.store import Store
 from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats, VantageInfo
 
 __all__ = [
+    "DEFAULT_VANTAGE",
     "DiscoveryRecord",
     "HistoryPoint",
     "MembershipRecord",
@@ -18,4 +21,5 @@ __all__ = [
     "StoreStats",
     "UnsupportedDatabaseError",
     "VantageInfo",
+    "check_vantage",
 ]
