@@ -39,9 +39,9 @@ from monitor.config import load_settings
 from monitor.logging import configure_logging
 from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
-from monitor.store import MembershipEvent, Store, queries
+from monitor.store import MembershipRecord, Store, queries
 from monitor.store.engine import write_transaction
-from monitor.store.store import ROLLUP_GRACE_S
+from monitor.store.maintenance import ROLLUP_GRACE_S
 
 NAME = "storage"
 DAY = 86400
@@ -120,7 +120,7 @@ async def run_size(hosts_n: int, workdir: Path) -> dict[str, Any]:
     store = await Store.open(url)
     await store.upgrade()
     store.start_writer()
-    await store.record_membership([MembershipEvent(start - 60, m, h, "joined") for m, h in hosts])
+    await store.record_membership([MembershipRecord(start - 60, m, h, "joined") for m, h in hosts])
     for m in sorted({m for m, _ in hosts}):
         await store.save_best(m, next(h for mm, h in hosts if mm == m), start)
     results = day_of_results(hosts, start, rng)
@@ -139,16 +139,27 @@ async def run_size(hosts_n: int, workdir: Path) -> dict[str, Any]:
 
     # 29 earlier days of roll-ups: the rows of this day, shifted back, through the roll-up writer.
     def day_rows(conn: Any) -> list[dict[str, Any]]:
-        cols = ("model_id", "host_id", "hour", "probes", "ok", "ttft_ms_p50", "ttft_ms_p95", "latency_ms_p50")
+        cols = (
+            "vantage",
+            "model_id",
+            "host_id",
+            "hour",
+            "probes",
+            "ok",
+            "ttft_ms_p50",
+            "ttft_ms_p95",
+            "latency_ms_p50",
+        )
         q = "SELECT " + ", ".join(cols) + " FROM rollups_hourly"
         return [dict(zip(cols, row, strict=True)) for row in conn.exec_driver_sql(q)]
 
     async with write_transaction(store.engine) as conn:
         base = await conn.run_sync(day_rows)
-        mark = await conn.run_sync(queries.rolled_until)
+        mark = await conn.run_sync(queries.rolled_until, store.vantage)
+        assert mark is not None  # rolled up just above
         for d in range(1, 30):
             shifted = [{**r, "hour": r["hour"] - d * DAY} for r in base]
-            await conn.run_sync(queries.write_rollups, shifted, mark)
+            await conn.run_sync(queries.write_rollups, store.vantage, shifted, mark)
     t0 = time.perf_counter()
     deleted = await store.apply_retention(now, 7, 400)
     retention_s = time.perf_counter() - t0

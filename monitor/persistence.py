@@ -15,7 +15,7 @@ from monitor.best_hosts import BestChanged
 from monitor.logging import get_logger
 from monitor.membership import MembershipChange
 from monitor.ports import StateWriter
-from monitor.store import DiscoveryRecord, MembershipEvent, StoreError
+from monitor.store import DiscoveryRecord, MembershipRecord, StoreError
 
 log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
 
@@ -31,7 +31,7 @@ class Persistence:
 
     def members_changed(self, changes: Sequence[MembershipChange]) -> None:
         if changes:
-            events = [MembershipEvent(c.at, c.model, c.host, c.event) for c in changes]
+            events = [MembershipRecord(c.at, c.model, c.host, c.event) for c in changes]
             self._spawn(self._record_membership(events))
 
     async def discovery_ran(self, record: DiscoveryRecord) -> None:
@@ -50,7 +50,7 @@ class Persistence:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _record_membership(self, events: list[MembershipEvent]) -> None:
+    async def _record_membership(self, events: list[MembershipRecord]) -> None:
         try:
             await self._store.record_membership(events)
         except StoreError as exc:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from monitor.results import Evidence, ProbeResult
-from monitor.store import DiscoveryRecord, HistoryPoint, MembershipEvent, StoreStats
+from monitor.store import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats
 
 
 class ResultSink(Protocol):
@@ -20,7 +20,7 @@ class StateWriter(Protocol):
     """The service's own records; each raises `StoreError` when the write fails."""
 
     async def record_discovery(self, record: DiscoveryRecord) -> None: ...
-    async def record_membership(self, events: Sequence[MembershipEvent]) -> None: ...
+    async def record_membership(self, events: Sequence[MembershipRecord]) -> None: ...
     async def save_best(self, model: str, host: str | None, at: float) -> None: ...
 
 

@@ -3,7 +3,23 @@
 The schema exists only through the Alembic migrations (`monitor.store.migrate`).
 """
 
-from monitor.store.store import Store, StoreError
-from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipEvent, StoreStats
+from monitor.store.core import check_vantage
+from monitor.store.errors import MissingDriverError, SchemaTooNewError, StoreError, UnsupportedDatabaseError
+from monitor.store.schema import DEFAULT_VANTAGE
+from monitor.store.store import Store
+from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats, VantageInfo
 
-__all__ = ["DiscoveryRecord", "HistoryPoint", "MembershipEvent", "Store", "StoreError", "StoreStats"]
+__all__ = [
+    "DEFAULT_VANTAGE",
+    "DiscoveryRecord",
+    "HistoryPoint",
+    "MembershipRecord",
+    "MissingDriverError",
+    "SchemaTooNewError",
+    "Store",
+    "StoreError",
+    "StoreStats",
+    "UnsupportedDatabaseError",
+    "VantageInfo",
+    "check_vantage",
+]

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from monitor.percentile import percentile_of_sorted
 from monitor.store.codes import NEUTRAL_OUTCOME_CODES, OK_CODE, SERVING_KIND_CODES
 
-# (kind code, outcome code, ttft_ms, total_ms)
-RawRow = tuple[int, int, float | None, float | None]
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None for no values."""
-    n = len(sorted_values)
-    if n == 0:
-        return None
-    pos = (n - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, n - 1)
-    frac = pos - lo
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac
+# One probe as aggregation sees it: (kind code, outcome code, ttft_ms, total_ms).
+Observation = tuple[int, int, float | None, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +25,9 @@ class Agg:
         return self.ok / self.probes if self.probes else None
 
 
-def aggregate(rows: Iterable[RawRow]) -> Agg | None:
-    """Aggregate raw rows of one (model, host) and one bucket; None when no row counts."""
+def aggregate(rows: Iterable[Observation]) -> Agg | None:
+    """Aggregate raw rows of one (model, host) and one bucket; None when no row counts.
+    Percentiles are nearest-rank (`monitor.percentile`), as in `/v1/hosts`."""
     probes = ok = 0
     ttfts: list[float] = []
     serving_lat: list[float] = []
@@ -61,7 +50,13 @@ def aggregate(rows: Iterable[RawRow]) -> Agg | None:
         return None
     ttfts.sort()
     lat = sorted(serving_lat if has_serving else free_lat)
-    return Agg(probes, ok, percentile(ttfts, 0.5), percentile(ttfts, 0.95), percentile(lat, 0.5))
+    return Agg(
+        probes,
+        ok,
+        percentile_of_sorted(ttfts, 50),
+        percentile_of_sorted(ttfts, 95),
+        percentile_of_sorted(lat, 50),
+    )
 
 
 def _weighted(parts: Sequence[Agg], value: str) -> float | None:

@@ -1,7 +1,14 @@
-"""Engine creation: SQLite pragmas and `BEGIN IMMEDIATE` for writes; plain settings elsewhere."""
+"""Engine creation for the two supported databases.
+
+SQLite (`sqlite+aiosqlite://`): pragmas on every connection and `BEGIN IMMEDIATE` for writes.
+PostgreSQL (`postgresql+asyncpg://`, extra `postgres`): a pool whose connections are checked before
+use (`pool_pre_ping`), so a restarted server or a dropped connection costs no failed write.
+`sqlite://` and `postgresql://` (or `postgres://`) get the async driver without being told.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +17,10 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from monitor.store.errors import MissingDriverError, UnsupportedDatabaseError
 
 log = logging.getLogger("monitor.store")
 
@@ -20,9 +30,40 @@ WRITE_OPTION = "monitor_store_write"
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
+# backend -> (async driver, its module, the package extra that installs it)
+_DRIVERS = {
+    "sqlite": ("aiosqlite", "aiosqlite", None),
+    "postgresql": ("asyncpg", "asyncpg", "postgres"),
+}
 
-def is_sqlite(url: str | URL) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+
+def database_url(url: str | URL) -> URL:
+    """The URL with the supported async driver; raises UnsupportedDatabaseError for any other
+    database or driver, MissingDriverError (naming the extra to install) when the driver is absent."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise UnsupportedDatabaseError(
+            "the database URL cannot be parsed (expected sqlite+aiosqlite:///PATH or "
+            "postgresql+asyncpg://USER:PASSWORD@HOST/DATABASE)"
+        ) from None
+    backend = "postgresql" if u.get_backend_name() in {"postgresql", "postgres"} else u.get_backend_name()
+    if backend not in _DRIVERS:
+        raise UnsupportedDatabaseError(
+            f"unsupported database {u.get_backend_name()!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )
+    driver, module, extra = _DRIVERS[backend]
+    if "+" in u.drivername and u.get_driver_name() != driver:
+        raise UnsupportedDatabaseError(
+            f"unsupported driver {u.drivername!r}: use {backend}+{driver}:// (the store is asynchronous)"
+        )
+    u = u.set(drivername=f"{backend}+{driver}")
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        hint = f": pip install 'libertai-monitor[{extra}]'" if extra else ""
+        raise MissingDriverError(f"the {backend} driver {driver} is not installed{hint}") from None
+    return u
 
 
 def sqlite_path(url: str | URL) -> Path | None:
@@ -37,7 +78,7 @@ def sqlite_path(url: str | URL) -> Path | None:
 def create_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> AsyncEngine:
     """An async engine; on SQLite every connection gets WAL, synchronous=NORMAL, busy_timeout and
     foreign_keys=ON, and SQLAlchemy (not the driver) emits BEGIN."""
-    u = make_url(url)
+    u = database_url(url)
     if u.get_backend_name() != "sqlite":
         return create_async_engine(u, pool_pre_ping=True)
 

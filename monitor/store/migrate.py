@@ -12,15 +12,25 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor import __version__
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, WRITE_OPTION, create_engine, sqlite_path
+from monitor.store.errors import SchemaTooNewError
 
 
 def migrations_dir() -> Path:
-    """The Alembic script directory: the installed `monitor.migrations` package if present, else
-    the source tree's `migrations/` beside `monitor/`."""
+    """The Alembic script directory beside the imported `monitor` package: `monitor/migrations`
+    when installed, else the source tree's `migrations/` beside `monitor/`. Looked up by path, not
+    by import, so that a source checkout never picks another checkout's scripts through an editable
+    install's import hook."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "migrations", package.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
     try:
         installed = Path(str(importlib.resources.files("monitor.migrations")))
     except ModuleNotFoundError:
@@ -28,10 +38,7 @@ def migrations_dir() -> Path:
     else:
         if (installed / "env.py").is_file():
             return installed
-    source = Path(__file__).resolve().parents[2] / "migrations"
-    if (source / "env.py").is_file():
-        return source
-    raise FileNotFoundError("Alembic scripts not found (neither monitor.migrations nor ./migrations)")
+    raise FileNotFoundError("Alembic scripts not found (neither monitor/migrations nor ./migrations)")
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -44,10 +51,25 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def run_upgrade(connection: Connection, revision: str = "head") -> None:
-    """Upgrade over a sync connection (call through `AsyncConnection.run_sync`)."""
+    """Upgrade over a sync connection (call through `AsyncConnection.run_sync`). Raises
+    SchemaTooNewError, before changing anything, when the database is at a revision these scripts
+    do not know (a newer version of the package upgraded it)."""
     config = alembic_config()
     config.attributes["connection"] = connection
+    check_known_revision(connection, ScriptDirectory.from_config(config))
     command.upgrade(config, revision)
+
+
+def check_known_revision(connection: Connection, scripts: ScriptDirectory) -> None:
+    known = {script.revision for script in scripts.walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_heads()
+    unknown = sorted(set(current) - known)
+    if unknown:
+        raise SchemaTooNewError(
+            f"the database is at schema revision {', '.join(unknown)}, which libertai-monitor "
+            f"{__version__} does not know (newest known: {scripts.get_current_head()}): a newer version "
+            "upgraded it; install that version or a later one again, or use another database"
+        )
 
 
 async def upgrade_database(url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
@@ -62,10 +84,10 @@ async def upgrade_database(url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIME
         await engine.dispose()
 
 
-async def upgrade_with_engine(engine: AsyncEngine) -> None:
-    """Apply pending migrations in one write transaction (BEGIN IMMEDIATE on SQLite, so two
-    processes upgrading at once take turns)."""
+async def upgrade_with_engine(engine: AsyncEngine, revision: str = "head") -> None:
+    """Apply pending migrations (up to `revision`) in one write transaction (BEGIN IMMEDIATE on
+    SQLite, so two processes upgrading at once take turns)."""
     async with engine.connect() as conn:
         await conn.execution_options(**{WRITE_OPTION: True})
         async with conn.begin():
-            await conn.run_sync(run_upgrade)
+            await conn.run_sync(run_upgrade, revision)

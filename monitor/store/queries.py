@@ -1,7 +1,7 @@
 """Synchronous Core queries, run through `AsyncConnection.run_sync` (plain code issuing several
-statements, each a short hop to the driver). Every query walks a primary key per (model, host):
-the big tables have no other index, and `distinct_pairs` finds the pairs with index seeks (a loose
-index scan) instead of reading the table.
+statements, each a short hop to the driver). Every query is of one vantage and walks a primary key
+per (vantage, model, host): the big tables have no other index, and `distinct_pairs` finds the
+pairs with index seeks (a loose index scan) instead of reading the table.
 """
 
 from __future__ import annotations
@@ -10,17 +10,18 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, text, union_all
+from sqlalchemy import Table, bindparam, case, delete, func, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitor.store.schema import discovery_runs, probe_results, rollup_state, rollups_hourly
+from monitor.store.schema import discovery_runs, probe_results, rollup_state, rollups_hourly, vantages
 
 Pair = tuple[int, int]
 # (at ms, kind, outcome, ttft_ms, total_ms)
 RawRow = tuple[int, int, int, float | None, float | None]
+RawByPair = dict[Pair, list[RawRow]]
 # (model_id, host_id, at ms, kind, outcome, ttft_ms, total_ms)
 EvidenceRow = tuple[int, int, int, int, int, float | None, float | None]
 # (hour, probes, ok, ttft_ms_p50, ttft_ms_p95, latency_ms_p50)
@@ -47,16 +48,25 @@ def _pairs_sql(table: str, per_model: bool) -> str:
     # the table's primary key (same model, next host; else the next model's first host), so the
     # cost is a few index seeks per pair whatever the number of rows. Portable (SQLite, PostgreSQL).
     same_model = (
-        "(SELECT {col} FROM {t} WHERE model_id = pairs.m AND host_id > pairs.h "
+        "(SELECT {col} FROM {t} WHERE vantage = :vantage AND model_id = pairs.m AND host_id > pairs.h "
         "ORDER BY model_id, host_id LIMIT 1)"
     )
-    next_model = "(SELECT {col} FROM {t} WHERE model_id > pairs.m ORDER BY model_id, host_id LIMIT 1)"
+    next_model = (
+        "(SELECT {col} FROM {t} WHERE vantage = :vantage AND model_id > pairs.m "
+        "ORDER BY model_id, host_id LIMIT 1)"
+    )
     if per_model:
-        base = f"SELECT model_id, host_id FROM {table} WHERE model_id = :model ORDER BY host_id LIMIT 1"
+        base = (
+            f"SELECT model_id, host_id FROM {table} WHERE vantage = :vantage AND model_id = :model "
+            "ORDER BY host_id LIMIT 1"
+        )
         step_m = same_model.format(col="model_id", t=table)
         step_h = same_model.format(col="host_id", t=table)
     else:
-        base = f"SELECT model_id, host_id FROM {table} ORDER BY model_id, host_id LIMIT 1"
+        base = (
+            f"SELECT model_id, host_id FROM {table} WHERE vantage = :vantage "
+            "ORDER BY model_id, host_id LIMIT 1"
+        )
         step_m = f"coalesce({same_model}, {next_model})".format(col="model_id", t=table)
         step_h = f"coalesce({same_model}, {next_model})".format(col="host_id", t=table)
     return (
@@ -74,11 +84,13 @@ _PAIRS_SQL = {
 }
 
 
-def distinct_pairs(conn: Connection, table: Table, model_id: int | None = None) -> list[Pair]:
-    """The (model_id, host_id) pairs present in `table` (whose key starts with them), in key
-    order, optionally of one model only; one statement, index seeks only."""
+def distinct_pairs(conn: Connection, table: Table, vantage: str, model_id: int | None = None) -> list[Pair]:
+    """The (model_id, host_id) pairs of `vantage` present in `table` (whose key starts with them),
+    in key order, optionally of one model only; one statement, index seeks only."""
     stmt = _PAIRS_SQL[(table.name, model_id is not None)]
-    params = {} if model_id is None else {"model": model_id}
+    params: dict[str, Any] = {"vantage": vantage}
+    if model_id is not None:
+        params["model"] = model_id
     return [(int(m), int(h)) for m, h in conn.execute(stmt, params)]
 
 
@@ -87,26 +99,26 @@ _UNION_MEMBERS = 100
 
 
 def recent_results(
-    conn: Connection, since_ms: int, limit: int, kind_codes: Iterable[int]
+    conn: Connection, vantage: str, since_ms: int, limit: int, kind_codes: Iterable[int]
 ) -> list[tuple[Any, ...]]:
     """Up to `limit` newest rows per (model, host, kind) at or after `since_ms`, oldest first; rows
     with the same `at` in (model_id, host_id, kind) order.
     Rows: (model_id, host_id, at, kind, outcome, status, connect_ms, ttft_ms, total_ms)."""
     t = probe_results.c
     columns = (t.model_id, t.host_id, t.at, t.kind, t.outcome, t.status, t.connect_ms, t.ttft_ms, t.total_ms)
-    rows = _newest_per_triple(conn, columns, since_ms, limit, kind_codes)
+    rows = _newest_per_triple(conn, vantage, columns, since_ms, limit, kind_codes)
     rows.sort(key=_at_of)  # stable: the triple order of the statements breaks ties
     return rows
 
 
 def recent_evidence(
-    conn: Connection, since_ms: int, limit: int, kind_codes: Iterable[int]
+    conn: Connection, vantage: str, since_ms: int, limit: int, kind_codes: Iterable[int]
 ) -> list[EvidenceRow]:
     """The rows of `recent_results`, in the same order, with only what the health state machine
     reads."""
     t = probe_results.c
     columns = (t.model_id, t.host_id, t.at, t.kind, t.outcome, t.ttft_ms, t.total_ms)
-    rows: list[EvidenceRow] = _newest_per_triple(conn, columns, since_ms, limit, kind_codes)
+    rows: list[EvidenceRow] = _newest_per_triple(conn, vantage, columns, since_ms, limit, kind_codes)
     rows.sort(key=_at_of)  # stable: the triple order of the statements breaks ties
     return rows
 
@@ -116,6 +128,7 @@ _at_of = itemgetter(2)
 
 def _newest_per_triple(
     conn: Connection,
+    vantage: str,
     columns: Sequence[ColumnElement[Any]],
     since_ms: int,
     limit: int,
@@ -126,7 +139,7 @@ def _newest_per_triple(
     One statement per 100 (model, host, kind) triples, each member an index range read; the last
     batch is padded with a triple that matches nothing, so one statement serves every batch."""
     t = probe_results.c
-    triples = [(m, h, k) for m, h in distinct_pairs(conn, probe_results) for k in kind_codes]
+    triples = [(m, h, k) for m, h in distinct_pairs(conn, probe_results, vantage) for k in kind_codes]
     if not triples:
         return []
     size = min(_UNION_MEMBERS, len(triples))
@@ -135,6 +148,7 @@ def _newest_per_triple(
             select(
                 select(*columns)
                 .where(
+                    t.vantage == bindparam("vantage"),
                     t.model_id == bindparam(f"m{i}"),
                     t.host_id == bindparam(f"h{i}"),
                     t.kind == bindparam(f"k{i}"),
@@ -151,19 +165,22 @@ def _newest_per_triple(
     for start in range(0, len(triples), size):
         batch = triples[start : start + size]
         batch += [(-1, -1, -1)] * (size - len(batch))
-        params: dict[str, int] = {"since": since_ms}
+        params: dict[str, Any] = {"since": since_ms, "vantage": vantage}
         for i, (m, h, k) in enumerate(batch):
             params[f"m{i}"], params[f"h{i}"], params[f"k{i}"] = m, h, k
         out.extend(conn.execute(stmt, params).all())
     return out
 
 
-def raw_rows(conn: Connection, model_id: int, host_id: int, from_ms: int, until_ms: int) -> list[RawRow]:
+def raw_rows(
+    conn: Connection, vantage: str, model_id: int, host_id: int, from_ms: int, until_ms: int
+) -> list[RawRow]:
     """(at, kind, outcome, ttft_ms, total_ms) of one (model, host) in [from_ms, until_ms), by time."""
     t = probe_results.c
     stmt = (
         select(t.at, t.kind, t.outcome, t.ttft_ms, t.total_ms)
         .where(
+            t.vantage == vantage,
             t.model_id == model_id,
             t.host_id == host_id,
             t.at >= from_ms,
@@ -175,13 +192,14 @@ def raw_rows(conn: Connection, model_id: int, host_id: int, from_ms: int, until_
 
 
 def rollup_rows(
-    conn: Connection, model_id: int, host_id: int, from_hour: int, until_hour: int
+    conn: Connection, vantage: str, model_id: int, host_id: int, from_hour: int, until_hour: int
 ) -> list[RollupRow]:
     """(hour, probes, ok, ttft_ms_p50, ttft_ms_p95, latency_ms_p50) in [from_hour, until_hour)."""
     r = rollups_hourly.c
     stmt = (
         select(r.hour, r.probes, r.ok, r.ttft_ms_p50, r.ttft_ms_p95, r.latency_ms_p50)
         .where(
+            r.vantage == vantage,
             r.model_id == model_id,
             r.host_id == host_id,
             r.hour >= from_hour,
@@ -192,75 +210,110 @@ def rollup_rows(
     return [(int(hr), int(p), int(o), a, b, c) for hr, p, o, a, b, c in conn.execute(stmt)]
 
 
-def rolled_until(conn: Connection) -> int | None:
-    value = conn.execute(select(rollup_state.c.rolled_until).where(rollup_state.c.id == 1)).scalar()
+def rolled_until(conn: Connection, vantage: str) -> int | None:
+    value = conn.execute(
+        select(rollup_state.c.rolled_until).where(rollup_state.c.vantage == vantage)
+    ).scalar()
     return None if value is None else int(value)
 
 
-def earliest_raw_ms(conn: Connection) -> int | None:
+def earliest_raw_ms(conn: Connection, vantage: str) -> int | None:
     t = probe_results.c
-    stmt = select(func.min(t.at)).where(t.model_id == bindparam("m"), t.host_id == bindparam("h"))
+    stmt = select(func.min(t.at)).where(
+        t.vantage == bindparam("v"), t.model_id == bindparam("m"), t.host_id == bindparam("h")
+    )
     best: int | None = None
-    for m, h in distinct_pairs(conn, probe_results):
-        value = conn.execute(stmt, {"m": m, "h": h}).scalar()
+    for m, h in distinct_pairs(conn, probe_results, vantage):
+        value = conn.execute(stmt, {"v": vantage, "m": m, "h": h}).scalar()
         if value is not None and (best is None or value < best):
             best = int(value)
     return best
 
 
-def raw_for_rollup(conn: Connection, from_ms: int, until_ms: int) -> dict[Pair, list[RawRow]]:
-    """Raw rows of every (model, host) in [from_ms, until_ms)."""
-    out: dict[Pair, list[RawRow]] = {}
-    for m, h in distinct_pairs(conn, probe_results):
-        rows = raw_rows(conn, m, h, from_ms, until_ms)
+def raw_for_rollup(conn: Connection, vantage: str, from_ms: int, until_ms: int) -> RawByPair:
+    """Raw rows of every (model, host) of `vantage` in [from_ms, until_ms)."""
+    out: RawByPair = {}
+    for m, h in distinct_pairs(conn, probe_results, vantage):
+        rows = raw_rows(conn, vantage, m, h, from_ms, until_ms)
         if rows:
             out[(m, h)] = rows
     return out
 
 
-def write_rollups(conn: Connection, rows: Sequence[dict[str, Any]], until_hour: int) -> None:
-    """Upsert hourly rows and move the roll-up mark, in the caller's transaction."""
+def write_rollups(conn: Connection, vantage: str, rows: Sequence[dict[str, Any]], until_hour: int) -> None:
+    """Upsert hourly rows (each with its `vantage`) and move the vantage's roll-up mark, in the
+    caller's transaction."""
     dialect = conn.dialect.name
     if rows:
         ins = dialect_insert(dialect, rollups_hourly)
         ins = ins.on_conflict_do_update(
-            index_elements=[rollups_hourly.c.model_id, rollups_hourly.c.host_id, rollups_hourly.c.hour],
+            index_elements=[
+                rollups_hourly.c.vantage,
+                rollups_hourly.c.model_id,
+                rollups_hourly.c.host_id,
+                rollups_hourly.c.hour,
+            ],
             set_={
                 name: ins.excluded[name]
                 for name in ("probes", "ok", "ttft_ms_p50", "ttft_ms_p95", "latency_ms_p50")
             },
         )
         conn.execute(ins, list(rows))
-    state = dialect_insert(dialect, rollup_state).values(id=1, rolled_until=until_hour)
+    state = dialect_insert(dialect, rollup_state).values(vantage=vantage, rolled_until=until_hour)
     state = state.on_conflict_do_update(
-        index_elements=[rollup_state.c.id], set_={"rolled_until": state.excluded.rolled_until}
+        index_elements=[rollup_state.c.vantage], set_={"rolled_until": state.excluded.rolled_until}
     )
     conn.execute(state)
 
 
 def _delete_per_pair(
-    conn: Connection, table: Table, time_column: str, pairs: Sequence[Pair], cutoff: int
+    conn: Connection, table: Table, time_column: str, vantage: str, pairs: Sequence[Pair], cutoff: int
 ) -> int:
     """Delete rows older than `cutoff`, one (model, host) at a time, so each delete walks the
     primary key (model_id, host_id, time) rather than the whole table."""
     c = table.c
     stmt = delete(table).where(
-        c.model_id == bindparam("m"), c.host_id == bindparam("h"), c[time_column] < bindparam("cut")
+        c.vantage == bindparam("v"),
+        c.model_id == bindparam("m"),
+        c.host_id == bindparam("h"),
+        c[time_column] < bindparam("cut"),
     )
     deleted = 0
     for m, h in pairs:
-        deleted += max(conn.execute(stmt, {"m": m, "h": h, "cut": cutoff}).rowcount, 0)
+        deleted += max(conn.execute(stmt, {"v": vantage, "m": m, "h": h, "cut": cutoff}).rowcount, 0)
     return deleted
 
 
-def delete_raw_before(conn: Connection, pairs: Sequence[Pair], cutoff_ms: int) -> int:
-    return _delete_per_pair(conn, probe_results, "at", pairs, cutoff_ms)
+def delete_raw_before(conn: Connection, vantage: str, pairs: Sequence[Pair], cutoff_ms: int) -> int:
+    return _delete_per_pair(conn, probe_results, "at", vantage, pairs, cutoff_ms)
 
 
-def delete_rollups_before(conn: Connection, pairs: Sequence[Pair], cutoff_hour: int) -> int:
-    return _delete_per_pair(conn, rollups_hourly, "hour", pairs, cutoff_hour)
+def delete_rollups_before(conn: Connection, vantage: str, pairs: Sequence[Pair], cutoff_hour: int) -> int:
+    return _delete_per_pair(conn, rollups_hourly, "hour", vantage, pairs, cutoff_hour)
 
 
-def delete_discovery_before(conn: Connection, cutoff_ms: int) -> int:
-    result = conn.execute(delete(discovery_runs).where(discovery_runs.c.at < cutoff_ms))
+def delete_discovery_before(conn: Connection, vantage: str, cutoff_ms: int) -> int:
+    d = discovery_runs.c
+    result = conn.execute(delete(discovery_runs).where(d.vantage == vantage, d.at < cutoff_ms))
     return max(result.rowcount, 0)
+
+
+def touch_vantage(dialect_name: str, vantage: str, newest_ms: int) -> Any:
+    """The upsert that records `newest_ms` as the vantage's newest result unless it has a newer one."""
+    ins = dialect_insert(dialect_name, vantages).values(name=vantage, last_result_at=newest_ms)
+    current = vantages.c.last_result_at
+    return ins.on_conflict_do_update(
+        index_elements=[vantages.c.name],
+        set_={
+            "last_result_at": case(
+                (current > ins.excluded.last_result_at, current), else_=ins.excluded.last_result_at
+            )
+        },
+    )
+
+
+def vantage_list(conn: Connection) -> list[tuple[str, int | None]]:
+    """(name, newest result in epoch ms or None) of every vantage, by name."""
+    v = vantages.c
+    stmt = select(v.name, v.last_result_at).order_by(v.name)
+    return [(str(n), None if at is None else int(at)) for n, at in conn.execute(stmt)]

@@ -9,8 +9,9 @@ Size is a design constraint (400 days of 1,000 hosts must fit in < 1 GiB of SQLi
   (`monitor.store.codes`), durations are REAL milliseconds rounded to whole milliseconds (SQLite
   stores an integral REAL in 1-2 bytes instead of 8);
 - the two big tables are clustered on their primary key (`WITHOUT ROWID` on SQLite) so that the key
-  is the only index: (model_id, host_id, at, kind) serves restore, history, roll-up and retention
-  (all of which walk it per (model, host)); (model_id, host_id, hour) does the same for roll-ups.
+  is the only index: (vantage, model_id, host_id, at, kind) serves restore, history, roll-up and
+  retention (all of which walk it per vantage and (model, host)); (vantage, model_id, host_id,
+  hour) does the same for roll-ups.
 
 No column can hold an API key: the only text columns are model ids, host URLs, membership event
 names and the discovery error summary (written by our own code, secret-free). A test enforces this.
@@ -47,6 +48,14 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 MODEL_NAME_MAX = 255
 HOST_URL_MAX = 2048
 DISCOVERY_ERROR_MAX = 500
+VANTAGE_MAX = 64
+DEFAULT_VANTAGE = "default"
+
+
+def _vantage() -> Column[str]:
+    """The vantage (the monitor's location or name) a row belongs to; see migration 0002."""
+    return Column("vantage", String(VANTAGE_MAX), nullable=False, server_default=DEFAULT_VANTAGE)
+
 
 models = Table(
     "models",
@@ -70,6 +79,7 @@ membership_events = Table(
     Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
     Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
     Column("event", String(16), nullable=False),
+    _vantage(),
     CheckConstraint("event IN ('joined', 'left', 'retired')", name="event"),
 )
 
@@ -85,7 +95,8 @@ probe_results = Table(
     Column("connect_ms", Float, nullable=True),
     Column("ttft_ms", Float, nullable=True),
     Column("total_ms", Float, nullable=True),
-    PrimaryKeyConstraint("model_id", "host_id", "at", "kind"),
+    _vantage(),
+    PrimaryKeyConstraint("vantage", "model_id", "host_id", "at", "kind"),
     sqlite_with_rowid=False,
 )
 
@@ -100,16 +111,27 @@ rollups_hourly = Table(
     Column("ttft_ms_p50", Float, nullable=True),
     Column("ttft_ms_p95", Float, nullable=True),
     Column("latency_ms_p50", Float, nullable=True),
-    PrimaryKeyConstraint("model_id", "host_id", "hour"),
+    _vantage(),
+    PrimaryKeyConstraint("vantage", "model_id", "host_id", "hour"),
     sqlite_with_rowid=False,
 )
 
-# Everything before `rolled_until` (epoch seconds, an hour boundary) has been rolled up. One row.
+# Everything before `rolled_until` (epoch seconds, an hour boundary) has been rolled up. One row
+# per vantage.
 rollup_state = Table(
     "rollup_state",
     metadata,
-    Column("id", SmallInteger, primary_key=True, autoincrement=False),
     Column("rolled_until", BigInteger, nullable=False),
+    _vantage(),
+    PrimaryKeyConstraint("vantage"),
+)
+
+# The vantages that wrote results, with the newest result's time (epoch ms), kept by the writer.
+vantages = Table(
+    "vantages",
+    metadata,
+    Column("name", String(VANTAGE_MAX), primary_key=True),
+    Column("last_result_at", BigInteger, nullable=True),
 )
 
 discovery_runs = Table(
@@ -122,13 +144,16 @@ discovery_runs = Table(
     Column("models", Integer, nullable=False),
     Column("hosts", Integer, nullable=False),
     Column("error", String(DISCOVERY_ERROR_MAX), nullable=True),
+    _vantage(),
     Index(None, "at"),
 )
 
 best_hosts = Table(
     "best_hosts",
     metadata,
-    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True, autoincrement=False),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
     Column("host_id", Integer, ForeignKey("hosts.id"), nullable=True),
     Column("since", BigInteger, nullable=False),  # epoch ms
+    _vantage(),
+    PrimaryKeyConstraint("vantage", "model_id"),
 )

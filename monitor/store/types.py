@@ -22,7 +22,9 @@ class DiscoveryRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class MembershipEvent:
+class MembershipRecord:
+    """One membership change as stored (`monitor.membership.MembershipEvent` is only its name)."""
+
     at: float
     model: str
     host: str
@@ -61,3 +63,11 @@ class StoreStats:
     queue_depth: int
     healthy: bool
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VantageInfo:
+    """A vantage that wrote results to the database, with its newest result's start (epoch s)."""
+
+    name: str
+    last_result_at: float | None

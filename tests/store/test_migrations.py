@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -18,8 +19,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import String, Text
 
 from monitor.store import Store, StoreError
-from monitor.store.migrate import migrations_dir, upgrade_database
+from monitor.store.migrate import alembic_config, migrations_dir, upgrade_database
 from monitor.store.schema import metadata
+
+from .conftest import MakeResult, sqlite_only
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,6 +35,7 @@ TABLES = {
     "rollup_state",
     "discovery_runs",
     "best_hosts",
+    "vantages",
 }
 
 
@@ -48,19 +52,19 @@ async def test_upgrade_creates_schema_from_empty_database(db_url: str) -> None:
         async with store.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES | {"alembic_version"}
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0001"
+        assert version == "0002"
     finally:
         await store.close()
 
 
-async def test_upgrade_is_idempotent_and_keeps_data(store: Store, make_result) -> None:
+async def test_upgrade_is_idempotent_and_keeps_data(store: Store, make_result: MakeResult) -> None:
     store.submit(make_result())
     await store.flush()
     await store.upgrade()
     await store.upgrade()
     async with store.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]
     assert len(await store.load_recent_results(0)) == 1
 
 
@@ -73,7 +77,8 @@ async def test_migrated_schema_matches_the_models(store: Store) -> None:
         assert await conn.run_sync(diff) == []
 
 
-async def test_big_tables_are_clustered_without_rowid(store: Store) -> None:
+async def test_big_tables_are_clustered_without_rowid(store: Store, backend: str) -> None:
+    sqlite_only(backend, "WITHOUT ROWID is a SQLite table option")
     # compare_metadata does not see dialect options: check the SQLite DDL itself.
     async with store.engine.connect() as conn:
         rows = (await conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))).all()
@@ -114,14 +119,26 @@ async def test_upgrade_database_creates_the_parent_directory(tmp_path: Path) -> 
 async def test_no_column_can_hold_an_api_key(store: Store) -> None:
     # The API key must never reach the database. The only text columns allowed are names we
     # control: model ids, host URLs, membership event names, the discovery error summary (built by
-    # our own code, secret-free), and Alembic's own version number. Probe results keep no text at
-    # all (`ProbeResult.detail` is not stored). A new text column must be added here on purpose.
+    # our own code, secret-free), vantage names (from the operator's settings), and Alembic's own
+    # version number. Probe results keep no text but their vantage (`ProbeResult.detail` is not
+    # stored). A new text column must be added here on purpose.
     allowed = {
         ("models", "name"),
         ("hosts", "url"),
         ("membership_events", "event"),
         ("discovery_runs", "error"),
         ("alembic_version", "version_num"),
+        ("vantages", "name"),
+    } | {
+        (table, "vantage")
+        for table in (
+            "probe_results",
+            "rollups_hourly",
+            "rollup_state",
+            "best_hosts",
+            "membership_events",
+            "discovery_runs",
+        )
     }
 
     def text_columns(conn: Connection) -> set[tuple[str, str]]:
@@ -166,7 +183,7 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     site = tmp_path / "site"
     pkg = site / "monitor"
     pkg.mkdir(parents=True)
-    for name in ("__init__.py", "results.py"):
+    for name in ("__init__.py", "results.py", "percentile.py"):
         shutil.copy(REPO / "monitor" / name, pkg / name)
     shutil.copytree(REPO / "monitor" / "store", pkg / "store", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "migrations", pkg / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
@@ -175,7 +192,7 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     db = tmp_path / "installed.db"
     code = (
         "import asyncio, sqlite3\n"
-        "from monitor.store.migrate import migrations_dir, upgrade_database\n"
+        "from monitor.store.migrate import alembic_config, migrations_dir, upgrade_database\n"
         "print(migrations_dir())\n"
         f"asyncio.run(upgrade_database('sqlite+aiosqlite:///{db}'))\n"
         f"print(sqlite3.connect('{db}').execute('select version_num from alembic_version').fetchone()[0])\n"
@@ -187,4 +204,22 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     assert done.returncode == 0, done.stderr
     found, version = done.stdout.split()
     assert Path(found) == pkg / "migrations"
-    assert version == "0001"
+    assert version == "0002"
+
+
+async def test_the_vantage_revision_downgrades_and_upgrades_again(
+    store: Store, make_result: MakeResult
+) -> None:
+    store.submit(make_result())
+    await store.flush()
+
+    def downgrade(conn: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+
+    async with store.engine.begin() as conn:
+        await conn.run_sync(downgrade)
+        assert (await conn.execute(text("SELECT count(*) FROM probe_results"))).scalar() == 1
+    await store.upgrade()
+    assert len(await store.load_recent_results(0)) == 1

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import delete, insert, select, text
 
-from monitor.results import Outcome, ProbeKind
+from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import DiscoveryRecord, HistoryPoint, Store
 from monitor.store.schema import hosts, models, rollup_state, rollups_hourly
 
-from .conftest import T0
+from .conftest import T0, MakeResult
 
 H = int(T0)  # an hour boundary
 A, B = "https://a.libertai.io", "https://b.libertai.io"
 DAY = 86400
 
 
-def _hour_of_results(make_result, start: int, host: str = A) -> list:
+def _hour_of_results(make_result: MakeResult, start: int, host: str = A) -> list[ProbeResult]:
     """One hour of one (model, host): 101 ok completions with ttft 0..100 ms and total
     1000..1100 ms, 9 timed-out completions, 40 ok health probes (10 ms), 10 failed ones, and 5
     unsupported auth checks (which do not count)."""
@@ -41,13 +43,13 @@ def _hour_of_results(make_result, start: int, host: str = A) -> list:
     return out
 
 
-async def _submit(store: Store, results: list) -> None:
+async def _submit(store: Store, results: list[ProbeResult]) -> None:
     for r in results:
         store.submit(r)
     await store.flush()
 
 
-async def _rollups(store: Store) -> list[tuple]:
+async def _rollups(store: Store) -> list[tuple[Any, ...]]:
     async with store.engine.connect() as conn:
         stmt = (
             select(
@@ -65,7 +67,9 @@ async def _rollups(store: Store) -> list[tuple]:
         return [tuple(row) for row in await conn.execute(stmt)]
 
 
-async def test_rollup_computes_counts_and_percentiles_of_complete_hours(store: Store, make_result) -> None:
+async def test_rollup_computes_counts_and_percentiles_of_complete_hours(
+    store: Store, make_result: MakeResult
+) -> None:
     await _submit(store, _hour_of_results(make_result, H) + _hour_of_results(make_result, H + 3600, host=B))
     store.submit(make_result(H + 7200 + 5))  # the current hour: not complete
     await store.flush()
@@ -79,14 +83,14 @@ async def test_rollup_computes_counts_and_percentiles_of_complete_hours(store: S
 
 
 async def test_rollup_latency_comes_from_health_probes_when_a_model_has_no_completions(
-    store: Store, make_result
+    store: Store, make_result: MakeResult
 ) -> None:
     await _submit(store, [make_result(H + i, total_ms=float(10 + i)) for i in range(11)])
     await store.rollup(now=H + 3600 + 600)
     assert await _rollups(store) == [(A, H, 11, 11, None, None, 15.0)]
 
 
-async def test_rollup_is_idempotent(store: Store, make_result) -> None:
+async def test_rollup_is_idempotent(store: Store, make_result: MakeResult) -> None:
     await _submit(store, _hour_of_results(make_result, H))
     now = H + 3600 + 600
     assert await store.rollup(now) == 1
@@ -100,13 +104,17 @@ async def test_rollup_is_idempotent(store: Store, make_result) -> None:
     assert await _rollups(store) == before
 
 
-async def test_rollup_waits_for_the_grace_period_after_the_hour(store: Store, make_result) -> None:
+async def test_rollup_waits_for_the_grace_period_after_the_hour(
+    store: Store, make_result: MakeResult
+) -> None:
     await _submit(store, [make_result(H + 3599)])
     assert await store.rollup(now=H + 3600 + 30) == 0  # a probe of that hour may still be running
     assert await store.rollup(now=H + 3600 + 600) == 1
 
 
-async def test_retention_deletes_old_raw_rows_and_old_rollups_only(store: Store, make_result) -> None:
+async def test_retention_deletes_old_raw_rows_and_old_rollups_only(
+    store: Store, make_result: MakeResult
+) -> None:
     now = float(H + 500 * DAY + 1800)
     await _submit(
         store,
@@ -139,14 +147,16 @@ async def test_retention_deletes_old_raw_rows_and_old_rollups_only(store: Store,
     assert await store.apply_retention(now) == 0
 
 
-async def test_retention_keeps_raw_rows_that_are_not_rolled_up_yet(store: Store, make_result) -> None:
+async def test_retention_keeps_raw_rows_that_are_not_rolled_up_yet(
+    store: Store, make_result: MakeResult
+) -> None:
     now = float(H + 30 * DAY)
     await _submit(store, [make_result(now - 20 * DAY)])
     assert await store.apply_retention(now) == 0
     assert len(await store.load_recent_results(0)) == 1
 
 
-async def _history_fixture(store: Store, make_result, base: int = H) -> float:
+async def _history_fixture(store: Store, make_result: MakeResult, base: int = H) -> float:
     """Three complete hours from `base` (rolled up, raw deleted) and a partial current hour (raw
     only)."""
     results = []
@@ -171,14 +181,13 @@ async def _history_fixture(store: Store, make_result, base: int = H) -> float:
     return now
 
 
-async def test_history_mixes_hourly_rollups_and_raw_results(store: Store, make_result) -> None:
+async def test_history_mixes_hourly_rollups_and_raw_results(store: Store, make_result: MakeResult) -> None:
     now = await _history_fixture(store, make_result)
     points = await store.history("llama-3", None, since=H, until=now, step_s=3600)
-    # Rolled-up hours: 12 probes, 11 ok (the first timed out); ttft over 11 values 100h+1..100h+11.
+    # Rolled-up hours: 12 probes, 11 ok (the first timed out); ttft over 11 values 100h+1..100h+11,
+    # nearest-rank as in /v1/hosts: p50 is rank 6, p95 rank ceil(10.45) = 11 (an observed value).
     expected = [
-        HistoryPoint(
-            H + h * 3600, A, 12, 11, 11 / 12, 100.0 * (h + 1) + 6, round(100.0 * (h + 1) + 10.5), 1000.0
-        )
+        HistoryPoint(H + h * 3600, A, 12, 11, 11 / 12, 100.0 * (h + 1) + 6, 100.0 * (h + 1) + 11, 1000.0)
         for h in range(3)
     ]
     # Current hour from raw rows.
@@ -186,7 +195,7 @@ async def test_history_mixes_hourly_rollups_and_raw_results(store: Store, make_r
     assert points == expected
 
 
-async def test_history_merges_hours_into_wider_buckets(store: Store, make_result) -> None:
+async def test_history_merges_hours_into_wider_buckets(store: Store, make_result: MakeResult) -> None:
     base = (H // (3 * 3600) + 1) * 3 * 3600  # buckets are aligned on multiples of step_s
     now = await _history_fixture(store, make_result, base)
     points = await store.history("llama-3", A, since=base, until=now, step_s=3 * 3600)
@@ -195,7 +204,9 @@ async def test_history_merges_hours_into_wider_buckets(store: Store, make_result
     assert point.ttft_ms_p50 == pytest.approx(206.0)  # ok-weighted mean of the hourly medians
 
 
-async def test_history_with_small_steps_uses_raw_results_where_they_exist(store: Store, make_result) -> None:
+async def test_history_with_small_steps_uses_raw_results_where_they_exist(
+    store: Store, make_result: MakeResult
+) -> None:
     now = await _history_fixture(store, make_result)
     points = await store.history("llama-3", B, since=H, until=now, step_s=600)
     assert [(p.at, p.probes) for p in points] == [(H + 3 * 3600 + k * 600, 2) for k in range(3)]
@@ -205,3 +216,21 @@ async def test_history_with_small_steps_uses_raw_results_where_they_exist(store:
 
 async def test_history_of_an_unknown_model_is_empty(store: Store) -> None:
     assert await store.history("nope", None, since=H, until=H + 3600, step_s=60) == []
+
+
+async def test_history_percentiles_are_nearest_rank_like_the_live_window(
+    store: Store, make_result: MakeResult
+) -> None:
+    # /v1/hosts reports nearest-rank percentiles (observed values); /v1/history must agree.
+    from monitor.health import percentile as window_percentile
+
+    ttfts = [10.0, 20.0, 30.0, 40.0]
+    await _submit(
+        store, [make_result(H + i, kind=ProbeKind.COMPLETION, ttft_ms=t) for i, t in enumerate(ttfts)]
+    )
+    [point] = await store.history("llama-3", None, since=H, until=H + 60, step_s=60)
+    assert (point.ttft_ms_p50, point.ttft_ms_p95) == (20.0, 40.0)
+    assert (point.ttft_ms_p50, point.ttft_ms_p95) == (
+        window_percentile(ttfts, 50),
+        window_percentile(ttfts, 95),
+    )

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select, text
 
 from monitor.results import ProbeKind
-from monitor.store import DiscoveryRecord, MembershipEvent, Store
+from monitor.store import DiscoveryRecord, MembershipRecord, Store
 from monitor.store.schema import best_hosts
 
-from .conftest import T0
+from .conftest import T0, MakeResult
 
 A, B, C, D = (f"https://{x}.libertai.io" for x in "abcd")
 
@@ -37,25 +37,25 @@ async def test_save_best_moves_since_only_when_the_host_changes(store: Store) ->
 async def test_membership_events_fold_into_current_members(store: Store) -> None:
     await store.record_membership(
         [
-            MembershipEvent(T0, "llama-3", A, "joined"),
-            MembershipEvent(T0, "llama-3", B, "joined"),
-            MembershipEvent(T0 + 10, "llama-3", A, "left"),
-            MembershipEvent(T0, "llama-3", C, "joined"),
-            MembershipEvent(T0 + 10, "llama-3", C, "retired"),
-            MembershipEvent(T0, "bge-m3", D, "joined"),
-            MembershipEvent(T0, "gone-model", D, "joined"),
-            MembershipEvent(T0 + 5, "gone-model", D, "left"),
+            MembershipRecord(T0, "llama-3", A, "joined"),
+            MembershipRecord(T0, "llama-3", B, "joined"),
+            MembershipRecord(T0 + 10, "llama-3", A, "left"),
+            MembershipRecord(T0, "llama-3", C, "joined"),
+            MembershipRecord(T0 + 10, "llama-3", C, "retired"),
+            MembershipRecord(T0, "bge-m3", D, "joined"),
+            MembershipRecord(T0, "gone-model", D, "joined"),
+            MembershipRecord(T0 + 5, "gone-model", D, "left"),
         ]
     )
     # Recorded later but happened in between: order is by time, not by arrival.
-    await store.record_membership([MembershipEvent(T0 + 20, "llama-3", A, "joined")])
-    await store.record_membership([MembershipEvent(T0 + 15, "llama-3", B, "left")])
+    await store.record_membership([MembershipRecord(T0 + 20, "llama-3", A, "joined")])
+    await store.record_membership([MembershipRecord(T0 + 15, "llama-3", B, "left")])
     assert await store.load_members() == {"llama-3": {A}, "bge-m3": {D}}
 
 
 async def test_membership_rejects_unknown_event_names(store: Store) -> None:
     with pytest.raises(ValueError, match="unknown membership event"):
-        await store.record_membership([MembershipEvent(T0, "m", A, "exploded")])  # type: ignore[arg-type]
+        await store.record_membership([MembershipRecord(T0, "m", A, "exploded")])  # type: ignore[arg-type]
 
 
 async def test_discovery_runs_are_recorded_with_a_bounded_error(store: Store) -> None:
@@ -72,7 +72,7 @@ async def test_discovery_runs_are_recorded_with_a_bounded_error(store: Store) ->
     assert len(rows[1][5]) == 500
 
 
-async def test_reopened_database_keeps_everything(db_url: str, make_result) -> None:
+async def test_reopened_database_keeps_everything(db_url: str, make_result: MakeResult) -> None:
     first = await Store.open(db_url)
     await first.upgrade()
     first.start_writer()
@@ -81,7 +81,7 @@ async def test_reopened_database_keeps_everything(db_url: str, make_result) -> N
     ]
     for r in results:
         first.submit(r)
-    await first.record_membership([MembershipEvent(T0, "llama-3", A, "joined")])
+    await first.record_membership([MembershipRecord(T0, "llama-3", A, "joined")])
     await first.save_best("llama-3", A, T0)
     await first.record_discovery(DiscoveryRecord(T0, True, 0.1, 1, 1))
     await first.close()  # flushes

@@ -17,7 +17,7 @@ from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import Store
 from monitor.store.engine import sqlite_path
 
-from .conftest import T0
+from .conftest import T0, MakeResult, sqlite_only
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -34,7 +34,7 @@ def _stored(result: ProbeResult) -> ProbeResult:
     return dataclasses.replace(result, detail="")
 
 
-async def test_submit_and_flush_round_trip_every_field(store: Store, make_result) -> None:
+async def test_submit_and_flush_round_trip_every_field(store: Store, make_result: MakeResult) -> None:
     results = [
         make_result(T0 + 0.001, kind=ProbeKind.HEALTH, status=200, connect_ms=2.0, total_ms=15.0),
         make_result(
@@ -62,7 +62,7 @@ async def test_submit_and_flush_round_trip_every_field(store: Store, make_result
     assert await store.load_recent_results(T0) == [_stored(r) for r in results]
 
 
-async def test_none_fields_round_trip_as_none(store: Store, make_result) -> None:
+async def test_none_fields_round_trip_as_none(store: Store, make_result: MakeResult) -> None:
     result = make_result(
         T0,
         kind=ProbeKind.COMPLETION,
@@ -77,7 +77,9 @@ async def test_none_fields_round_trip_as_none(store: Store, make_result) -> None
     assert await store.load_recent_results(T0) == [result]
 
 
-async def test_times_keep_milliseconds_and_durations_whole_milliseconds(store: Store, make_result) -> None:
+async def test_times_keep_milliseconds_and_durations_whole_milliseconds(
+    store: Store, make_result: MakeResult
+) -> None:
     # Storage resolution (see monitor/store/schema.py): `at` in ms, durations rounded to 1 ms.
     store.submit(make_result(T0 + 0.0123456, connect_ms=12.4, total_ms=40.6, status=202))
     await store.flush()
@@ -86,7 +88,10 @@ async def test_times_keep_milliseconds_and_durations_whole_milliseconds(store: S
     assert (back.connect_ms, back.total_ms, back.status) == (12.0, 41.0, 202)
 
 
-async def test_detail_is_never_stored(store: Store, make_result, db_url: str) -> None:
+async def test_detail_is_never_stored(
+    store: Store, make_result: MakeResult, db_url: str, backend: str
+) -> None:
+    sqlite_only(backend, "reads the database's files")
     store.submit(make_result(detail="Bearer sk-not-a-real-key-0123456789"))
     await store.flush()
     await store.close()
@@ -96,7 +101,9 @@ async def test_detail_is_never_stored(store: Store, make_result, db_url: str) ->
     assert b"sk-not-a-real-key" not in blob
 
 
-async def test_two_probes_started_in_the_same_millisecond_are_both_kept(store: Store, make_result) -> None:
+async def test_two_probes_started_in_the_same_millisecond_are_both_kept(
+    store: Store, make_result: MakeResult
+) -> None:
     store.submit(make_result(T0, outcome=Outcome.CONNECT_ERROR))
     store.submit(make_result(T0, outcome=Outcome.OK))
     await store.flush()
@@ -106,7 +113,9 @@ async def test_two_probes_started_in_the_same_millisecond_are_both_kept(store: S
     assert store.stats.rows_written == 2
 
 
-async def test_per_host_limit_keeps_the_newest_per_model_host_and_kind(store: Store, make_result) -> None:
+async def test_per_host_limit_keeps_the_newest_per_model_host_and_kind(
+    store: Store, make_result: MakeResult
+) -> None:
     hosts = ["https://a.libertai.io", "https://b.libertai.io"]
     for host in hosts:
         for i in range(50):
@@ -124,7 +133,7 @@ async def test_per_host_limit_keeps_the_newest_per_model_host_and_kind(store: St
         assert completion == [T0 + i * 300 + 1 for i in range(10, 20)]
 
 
-async def test_load_recent_results_starts_at_since(store: Store, make_result) -> None:
+async def test_load_recent_results_starts_at_since(store: Store, make_result: MakeResult) -> None:
     for i in range(10):
         store.submit(make_result(T0 + i))
     await store.flush()
@@ -132,7 +141,7 @@ async def test_load_recent_results_starts_at_since(store: Store, make_result) ->
     assert [r.started_at for r in back] == [T0 + i for i in range(5, 10)]
 
 
-async def test_batched_writer_writes_20000_rows(store: Store, make_result) -> None:
+async def test_batched_writer_writes_20000_rows(store: Store, make_result: MakeResult) -> None:
     hosts = [f"https://h{i}.libertai.io" for i in range(100)]
     for i in range(20_000):
         store.submit(
@@ -147,7 +156,7 @@ async def test_batched_writer_writes_20000_rows(store: Store, make_result) -> No
     assert total == sum(float(i % 997) for i in range(20_000))
 
 
-async def test_full_queue_drops_and_counts_without_blocking(db_url: str, make_result) -> None:
+async def test_full_queue_drops_and_counts_without_blocking(db_url: str, make_result: MakeResult) -> None:
     store = await Store.open(db_url, queue_size=10)
     await store.upgrade()
     for i in range(15):
@@ -159,9 +168,9 @@ async def test_full_queue_drops_and_counts_without_blocking(db_url: str, make_re
     await store.close()
 
 
-async def test_unstorable_results_are_dropped_not_raised(store: Store, make_result) -> None:
+async def test_unstorable_results_are_dropped_not_raised(store: Store, make_result: MakeResult) -> None:
     store.submit(make_result(math.nan))
-    store.submit(make_result(T0, kind="smoke-signal"))  # type: ignore[arg-type]
+    store.submit(make_result(T0, kind="smoke-signal"))
     store.submit(make_result(T0, status=70_000))
     store.submit(make_result(T0 + 1, total_ms=math.inf))  # kept, non-finite duration -> None
     await store.flush()
@@ -171,8 +180,9 @@ async def test_unstorable_results_are_dropped_not_raised(store: Store, make_resu
 
 
 async def test_locked_database_counts_errors_stays_alive_and_recovers(
-    db_url: str, make_result, caplog: pytest.LogCaptureFixture
+    db_url: str, backend: str, make_result: MakeResult, caplog: pytest.LogCaptureFixture
 ) -> None:
+    sqlite_only(backend, "another process holds SQLite's write lock")
     caplog.set_level(logging.INFO, logger="monitor.store")
     store = await Store.open(db_url, busy_timeout_ms=20, retry_initial_s=0.02, retry_max_s=0.05)
     await store.upgrade()
@@ -206,7 +216,10 @@ async def test_locked_database_counts_errors_stays_alive_and_recovers(
     assert not any("secret-model-name" in m for m in messages)
 
 
-async def test_full_disk_counts_errors_stays_alive_and_recovers(db_url: str, make_result) -> None:
+async def test_full_disk_counts_errors_stays_alive_and_recovers(
+    db_url: str, backend: str, make_result: MakeResult
+) -> None:
+    sqlite_only(backend, "a full disk is simulated with PRAGMA max_page_count")
     store = await Store.open(db_url, retry_initial_s=0.02, retry_max_s=0.05)
     await store.upgrade()
     async with store.engine.connect() as conn:
@@ -225,7 +238,7 @@ async def test_full_disk_counts_errors_stays_alive_and_recovers(db_url: str, mak
     await _wait_for(lambda: store.stats.write_errors >= 2)
     assert store.stats.healthy is False
     assert "full" in (store.stats.last_error or "")
-    assert store._writer is not None and not store._writer.done()
+    assert store._writer._task is not None and not store._writer._task.done()
 
     event.remove(store.engine.sync_engine, "connect", disk_full)
     await store.engine.dispose()  # "space freed": new connections have no limit
@@ -236,8 +249,9 @@ async def test_full_disk_counts_errors_stays_alive_and_recovers(db_url: str, mak
 
 
 async def test_close_gives_up_after_its_grace_period_when_the_database_is_locked(
-    db_url: str, make_result
+    db_url: str, backend: str, make_result: MakeResult
 ) -> None:
+    sqlite_only(backend, "another process holds SQLite's write lock")
     store = await Store.open(db_url, busy_timeout_ms=20, retry_initial_s=0.02, retry_max_s=0.05)
     await store.upgrade()
     store.start_writer()
@@ -258,7 +272,7 @@ async def test_close_gives_up_after_its_grace_period_when_the_database_is_locked
     assert store.stats.dropped == 11
 
 
-async def test_open_creates_the_parent_directory(tmp_path: Path, make_result) -> None:
+async def test_open_creates_the_parent_directory(tmp_path: Path, make_result: MakeResult) -> None:
     path = tmp_path / "a" / "b" / "history.db"
     store = await Store.open(f"sqlite+aiosqlite:///{path}")
     await store.upgrade()
@@ -266,10 +280,26 @@ async def test_open_creates_the_parent_directory(tmp_path: Path, make_result) ->
     await store.close()
 
 
-async def test_sqlite_connections_get_the_pragmas(store: Store) -> None:
+async def test_sqlite_connections_get_the_pragmas(store: Store, backend: str) -> None:
+    sqlite_only(backend, "pragmas")
     async with store.engine.connect() as conn:
         values = [
             (await conn.execute(text(f"PRAGMA {name}"))).scalar()
             for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
         ]
     assert values == ["wal", 1, 1, 5000]
+
+
+async def test_a_result_written_again_after_a_restart_is_counted_dropped_not_stored_twice(
+    db_url: str, make_result: MakeResult
+) -> None:
+    seen = []
+    for _ in range(2):  # two runs of the monitor writing the same result (same key)
+        s = await Store.open(db_url)
+        await s.upgrade()
+        s.start_writer()
+        s.submit(make_result(T0))
+        await s.flush()
+        seen.append((s.stats.rows_written, s.stats.dropped, len(await s.load_recent_results(0))))
+        await s.close()
+    assert seen == [(1, 0, 1), (0, 1, 1)]

@@ -1,0 +1,246 @@
+"""The probe-result writer: a bounded queue, one task writing it in batches, retries.
+
+`submit` never blocks or raises. The writer retries transient failures (locked, disk full,
+unwritable, connection lost) with backoff while the queue keeps accepting (and drops, counted, when
+full). A batch the database rejects for its data is split until the rows it rejects are alone:
+those are dropped (counted, logged without their contents), every other row is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from monitor.results import ProbeResult
+from monitor.store import queries
+from monitor.store.codes import KIND_CODES, OUTCOME_CODES
+from monitor.store.core import Core, describe, finite_or_none, is_transient, ms
+from monitor.store.engine import write_transaction
+from monitor.store.schema import probe_results
+
+log = logging.getLogger("monitor.store")
+
+
+class ResultWriter:
+    """Queue and batching writer of probe results (see module doc)."""
+
+    def __init__(
+        self,
+        core: Core,
+        *,
+        queue_size: int,
+        batch_size: int,
+        flush_interval_s: float,
+        retry_initial_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self._core = core
+        self._queue: asyncio.Queue[ProbeResult] = asyncio.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        # Newest `at` written per (model_id, host_id, kind): two probes that start in the same
+        # millisecond get distinct keys (the second one moves 1 ms later).
+        self._last_at: dict[tuple[int, int, int], int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: list[ProbeResult] = []
+        self._submitted = 0
+        self._completed = 0
+        self._flush_waiters = 0
+        self._progress = asyncio.Condition()
+        self.closing = False
+        self.rows_written = 0
+        self.dropped = 0
+        self._ins_results = queries.insert_ignore(core.dialect, probe_results)
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize() + len(self._inflight)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="monitor.store.writer")
+
+    def submit(self, result: ProbeResult) -> None:
+        try:
+            if self.closing:
+                self.dropped += 1
+                return
+            if (
+                result.kind not in KIND_CODES
+                or result.outcome not in OUTCOME_CODES
+                or not math.isfinite(result.started_at)
+                or (result.status is not None and not 0 <= result.status <= 999)
+            ):
+                self.dropped += 1
+                return
+            self._queue.put_nowait(result)
+            self._submitted += 1
+        except asyncio.QueueFull:
+            self.dropped += 1
+        except Exception:
+            self.dropped += 1
+
+    async def flush(self) -> None:
+        target = self._submitted
+        if self._completed >= target:
+            return
+        task = self._task
+        if task is None or task.done():
+            raise RuntimeError("the store's writer is not running (call start_writer())")
+        self._flush_waiters += 1
+        try:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self._completed >= target or task.done())
+        finally:
+            self._flush_waiters -= 1
+        if self._completed < target:
+            raise RuntimeError("the store's writer stopped")
+
+    async def close(self, grace_s: float) -> None:
+        """Write what is queued (waiting at most `grace_s`), then stop; what is left is dropped."""
+        self.closing = True
+        if self._task is None and self._queue.qsize():
+            self.start()
+        if self._task is None:
+            return
+        try:
+            async with asyncio.timeout(grace_s):
+                await self.flush()
+        except (TimeoutError, RuntimeError):
+            log.warning("closing with %d probe results not written", self.depth)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        lost = self.depth
+        if lost:
+            self.dropped += lost
+            self._inflight = []
+            while not self._queue.empty():
+                self._queue.get_nowait()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                batch = await self._next_batch()
+                try:
+                    await self._write_batch(batch)
+                finally:
+                    self._completed += len(batch)
+                    self._inflight = []
+                    async with self._progress:
+                        self._progress.notify_all()
+        finally:
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def _next_batch(self) -> list[ProbeResult]:
+        """Up to `batch_size` results: the first one, then whatever arrives within the flush
+        interval (less when a flush is awaited or the store is closing)."""
+        first = await self._queue.get()
+        batch = [first]
+        self._inflight = batch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._flush_interval_s
+        while True:
+            while len(batch) < self._batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            if len(batch) >= self._batch_size or self._flush_waiters or self.closing:
+                return batch
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return batch
+            await asyncio.sleep(min(remaining, 0.05))
+
+    async def _write_batch(self, batch: list[ProbeResult]) -> None:
+        """Write `batch`: retry transient failures (the same rows, never ones already written);
+        split a rejected batch in halves until each rejected row is alone, and drop only those."""
+        pending: list[list[ProbeResult]] = [batch]
+        delay = self._retry_initial_s
+        try:
+            while pending:
+                part = pending[0]
+                try:
+                    written = await self._write_results(part)
+                except Exception as error:
+                    self._core.record_failure(error, batch=True)
+                    if is_transient(error):
+                        log.warning(
+                            "writing %d probe results failed (%s); retrying in %.1f s, %d queued",
+                            len(part),
+                            describe(error),
+                            delay,
+                            self.depth,
+                        )
+                        await self._core.recover_from(error)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, self._retry_max_s)
+                        continue
+                    pending.pop(0)
+                    if len(part) > 1:
+                        mid = len(part) // 2
+                        pending[:0] = [part[:mid], part[mid:]]
+                    else:
+                        self.dropped += 1
+                        log.error("dropped 1 probe result the database rejected: %s", describe(error))
+                    continue
+                pending.pop(0)
+                self._core.record_success(batch=True)
+                self.rows_written += written
+                self.dropped += len(part) - written
+        except asyncio.CancelledError:
+            self.dropped += sum(len(p) for p in pending)  # closing while the database fails
+            raise
+
+    async def _write_results(self, batch: Sequence[ProbeResult]) -> int:
+        core = self._core
+        async with write_transaction(core.engine) as conn:
+            new_models, new_hosts = await core.ensure_ids(
+                conn, {r.model for r in batch}, {r.host for r in batch}
+            )
+            model_ids = core.model_ids | new_models if new_models else core.model_ids
+            host_ids = core.host_ids | new_hosts if new_hosts else core.host_ids
+            last_at: dict[tuple[int, int, int], int] = {}
+            rows: list[dict[str, Any]] = []
+            vantage = core.vantage
+            for r in batch:
+                mid = model_ids[r.model]
+                hid = host_ids[r.host]
+                kind = KIND_CODES[r.kind]
+                at = ms(r.started_at)
+                key = (mid, hid, kind)
+                prev = last_at.get(key, self._last_at.get(key))
+                if prev is not None:
+                    if at == prev:
+                        at = prev + 1
+                    last_at[key] = max(prev, at)
+                else:
+                    last_at[key] = at
+                rows.append(
+                    {
+                        "vantage": vantage,
+                        "model_id": mid,
+                        "host_id": hid,
+                        "at": at,
+                        "kind": kind,
+                        "outcome": OUTCOME_CODES[r.outcome],
+                        "status": r.status,
+                        "connect_ms": finite_or_none(r.connect_ms),
+                        "ttft_ms": finite_or_none(r.ttft_ms),
+                        "total_ms": finite_or_none(r.total_ms),
+                    }
+                )
+            result = await conn.execute(self._ins_results, rows)
+            written = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
+            await conn.execute(queries.touch_vantage(core.dialect, vantage, max(r["at"] for r in rows)))
+        core.commit_ids((new_models, new_hosts))
+        self._last_at.update(last_at)
+        return written
