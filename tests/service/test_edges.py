@@ -21,7 +21,7 @@ from monitor.recorder import health_policy
 from monitor.restore import restore
 from monitor.results import Evidence, Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
-from monitor.store import DiscoveryRecord, HistoryPoint, MembershipEvent, StoreError, StoreStats
+from monitor.store import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreError, StoreStats
 from monitor.targets import Targets
 
 HOST = "http://127.0.0.1:1001"
@@ -45,7 +45,7 @@ class _BrokenStore:
     async def record_discovery(self, record: DiscoveryRecord) -> None:
         raise StoreError("recording a discovery run failed: disk I/O error")
 
-    async def record_membership(self, events: Sequence[MembershipEvent]) -> None:
+    async def record_membership(self, events: Sequence[MembershipRecord]) -> None:
         raise StoreError("recording membership failed: disk I/O error")
 
     async def save_best(self, model: str, host: str | None, at: float) -> None:
