@@ -226,6 +226,8 @@ class Election:
         except Exception as error:  # noqa: BLE001 - any failure means the lock may be gone
             await self._drop_connection(graceful=False)
             await self._set(Role.FOLLOWER, reason=f"lock connection lost ({type(error).__name__})")
+            # Let the followers, whose connections may be sound, try first.
+            await self._clock.sleep(self._retry_s * 2)
 
     async def _drop_connection(self, *, graceful: bool) -> None:
         conn, self._conn = self._conn, None
