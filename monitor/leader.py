@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -90,13 +90,13 @@ def describe_url(url: str | URL) -> str:
 
 
 async def _asyncpg_connect(dsn: str) -> LockConnection:
-    import asyncpg  # the `postgres` extra; only PostgreSQL URLs get here
+    import asyncpg  # type: ignore[import-untyped]  # the `postgres` extra; only PostgreSQL URLs get here
 
     conn: LockConnection = await asyncpg.connect(dsn, server_settings=KEEPALIVE_SETTINGS)
     return conn
 
 
-async def within(clock: Clock, seconds: float, coro: Coroutine[Any, Any, T]) -> T:
+async def within(clock: Clock, seconds: float, coro: Awaitable[T]) -> T:
     """`coro`'s result, or TimeoutError once `seconds` passed on `clock` (cancelling it).
     asyncio's own timeouts follow the loop's clock, which a FakeClock does not move."""
     work = asyncio.ensure_future(coro)
@@ -165,8 +165,16 @@ class Election:
 
     async def wait_for(self, role: Role) -> None:
         """Return once this process has `role` (at once if it has it already)."""
+        await self.wait_until(lambda: self._role is role)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once `predicate` holds, checked after every role change and every try."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self._role is role)
+            await self._changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     async def run(self) -> None:
         """Take part in the election until cancelled (then the lock is released: see `close`)."""
@@ -199,21 +207,24 @@ class Election:
         assert self._dsn is not None
         self.attempts += 1
         try:
-            if self._conn is None:
-                self._conn = await within(self._clock, self._check_timeout_s * 2, self._connect(self._dsn))
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = await within(
+                    self._clock, self._check_timeout_s * 2, self._connect(self._dsn)
+                )
             got = await within(
-                self._clock,
-                self._check_timeout_s,
-                self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key),
+                self._clock, self._check_timeout_s, conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key)
             )
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # noqa: BLE001 - any failure: still a follower, retry
+        except Exception as error:
             log.debug("leader lock unavailable", vantage=self.vantage, error=type(error).__name__)
             await self._drop_connection(graceful=False)
+            await self._notify()
             return
         if got is True:
             await self._set(Role.LEADER, reason="lock acquired")
+        await self._notify()
 
     async def _check(self) -> None:
         conn = self._conn
@@ -223,7 +234,7 @@ class Election:
             await within(self._clock, self._check_timeout_s, conn.fetchval("SELECT 1"))
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # noqa: BLE001 - any failure means the lock may be gone
+        except Exception as error:
             await self._drop_connection(graceful=False)
             await self._set(Role.FOLLOWER, reason=f"lock connection lost ({type(error).__name__})")
             # Let the followers, whose connections may be sound, try first.
@@ -237,7 +248,7 @@ class Election:
             try:
                 await within(self._clock, self._check_timeout_s, conn.close())
                 return
-            except Exception:  # noqa: BLE001 - fall through to terminate
+            except Exception:
                 pass
         conn.terminate()  # no round trip: the network may be gone
 
@@ -247,8 +258,7 @@ class Election:
         self._role = role
         self.changes += 1
         log.info("role changed", role=role.value, vantage=self.vantage, reason=reason, database=self._where)
-        async with self._changed:
-            self._changed.notify_all()
+        await self._notify()
         if self._on_change is not None:
             result = self._on_change(role)
             if inspect.isawaitable(result):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
@@ -65,7 +65,10 @@ class MembershipChange:
     event: str  # "joined" | "left" | "retired"
 
 
-def _vantage_filter(stmt: Select[Any], table: Table, vantage: str | None) -> Select[Any]:
+_S = TypeVar("_S", bound="Select[Any]")
+
+
+def _vantage_filter(stmt: _S, table: Table, vantage: str | None) -> _S:
     # The place where the vantage column (helper B's migration) narrows every tail read.
     if vantage is not None and "vantage" in table.c:
         return stmt.where(table.c["vantage"] == vantage)
@@ -154,7 +157,9 @@ class ResultTail:
             if kind is None or outcome is None:  # written by a newer version: skip, don't guess
                 continue
             out.append(
-                ProbeResult(self._names.models[m], self._names.hosts[h], kind, outcome, at / 1000, status, c, tt, tot)
+                ProbeResult(
+                    self._names.models[m], self._names.hosts[h], kind, outcome, at / 1000, status, c, tt, tot
+                )
             )
         return out
 
@@ -164,7 +169,12 @@ class MembershipTail:
     (their autoincrement id: the leader records them from one task, one transaction at a time)."""
 
     def __init__(
-        self, engine: AsyncEngine, after_id: int = 0, *, vantage: str | None = None, batch: int = DEFAULT_BATCH
+        self,
+        engine: AsyncEngine,
+        after_id: int = 0,
+        *,
+        vantage: str | None = None,
+        batch: int = DEFAULT_BATCH,
     ) -> None:
         self._core = Core(engine)
         self.after_id = after_id
@@ -176,7 +186,9 @@ class MembershipTail:
 
         def run(conn: Connection) -> int:
             e = membership_events.c
-            stmt = _vantage_filter(select(e.id).order_by(e.id.desc()).limit(1), membership_events, self.vantage)
+            stmt = _vantage_filter(
+                select(e.id).order_by(e.id.desc()).limit(1), membership_events, self.vantage
+            )
             return int(conn.execute(stmt).scalar() or 0)
 
         return await self._core.read("reading the latest membership event", run)
@@ -193,7 +205,10 @@ class MembershipTail:
                 .where(e.id > after)
             )
             stmt = _vantage_filter(stmt, membership_events, self.vantage).order_by(e.id).limit(self._batch)
-            return [MembershipChange(int(i), at / 1000, m, h, ev) for i, at, m, h, ev in conn.execute(stmt)]
+            return [
+                MembershipChange(int(row[0]), int(row[1]) / 1000, str(row[2]), str(row[3]), str(row[4]))
+                for row in conn.execute(stmt)
+            ]
 
         changes = await self._core.read("reading membership changes", run)
         if changes:
@@ -212,6 +227,9 @@ async def load_best(engine: AsyncEngine, vantage: str | None = None) -> dict[str
             .outerjoin(hosts, hosts.c.id == best_hosts.c.host_id)
         )
         stmt = _vantage_filter(stmt, best_hosts, vantage)
-        return {name: (url, since / 1000) for name, url, since in conn.execute(stmt)}
+        return {
+            str(row[0]): (None if row[1] is None else str(row[1]), int(row[2]) / 1000)
+            for row in conn.execute(stmt)
+        }
 
     return await Core(engine).read("reading best hosts", run)

@@ -49,11 +49,8 @@ async def takeover_once(url: str, *, retry_s: float = 1.0, vantage: str = "defau
         task = asyncio.create_task(survivor.run())
         first = survivor.attempts
 
-        async def tried() -> None:  # one full try as a follower, and the next one under way
-            while survivor.attempts < first + 2:
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(tried(), 30)
+        # one full try as a follower, and the next one under way
+        await asyncio.wait_for(survivor.wait_until(lambda: survivor.attempts >= first + 2), 30)
         if survivor.role is not Role.FOLLOWER:
             raise RuntimeError("the survivor led while the child held the lock")
         # Kill at a random point of the survivor's retry cycle, as a real crash would.

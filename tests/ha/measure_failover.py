@@ -1,6 +1,6 @@
 """Failover time over N SIGKILLs of the leader (a throw-away PostgreSQL server, tests/pg.py).
 
-    cd /work/wt/g && /work/main/.venv/bin/python -m tests.ha.measure_failover --kills 5 --retry-s 1.0
+cd /work/wt/g && /work/main/.venv/bin/python -m tests.ha.measure_failover --kills 5 --retry-s 1.0
 """
 
 from __future__ import annotations

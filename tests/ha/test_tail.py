@@ -61,6 +61,10 @@ async def test_results_before_the_starting_point_are_not_returned(store: Store) 
     assert [r.started_at for r in await tail.read()] == [T0 + 5]
 
 
+def key(r: ProbeResult) -> tuple[float, str]:
+    return (r.started_at, r.host)
+
+
 async def test_batches_together_return_every_result_once(store: Store) -> None:
     written = [result(T0 + i // 2, A if i % 2 else B) for i in range(23)]
     await write(store, *written)
@@ -68,7 +72,6 @@ async def test_batches_together_return_every_result_once(store: Store) -> None:
     first = await tail.read()
     assert len(first) == 5 and tail.more
     got = first + await drain(tail)
-    key = lambda r: (r.started_at, r.host)  # noqa: E731
     assert sorted(got, key=key) == sorted(written, key=key)
     assert len({key(r) for r in got}) == len(got)
 
