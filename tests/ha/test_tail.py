@@ -3,8 +3,13 @@ writes after the cursor comes back exactly once, whatever order the writes reach
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import MembershipRecord, Store
+from monitor.store.schema import probe_results
 from monitor.store.tail import MembershipTail, ResultTail, TailCursor, load_best
 
 T0 = 1_700_002_800.0
@@ -106,3 +111,22 @@ async def test_best_hosts_read_gives_the_leaders_choices(store: Store) -> None:
     await store.save_best("llama-3", A, T0)
     await store.save_best("mistral", None, T0 + 1)
     assert await load_best(store.engine) == {"llama-3": (A, T0), "mistral": (None, T0 + 1)}
+
+
+async def test_tail_of_one_vantage_leaves_out_the_others(db_url: str) -> None:
+    if "vantage" not in probe_results.c:
+        pytest.skip("the tables have no vantage column on this branch (helper B's migration 0002)")
+    stores: dict[str, Store] = {}
+    for name in ("eu", "us"):
+        options: dict[str, Any] = {"vantage": name, "retry_initial_s": 0.05, "retry_max_s": 0.2}
+        stores[name] = await Store.open(db_url, **options)
+    try:
+        await stores["eu"].upgrade()
+        for name, s in stores.items():
+            s.start_writer()
+            await write(s, result(T0 + 1, A if name == "eu" else B))
+        tail = ResultTail(stores["eu"].engine, TailCursor.starting_at(T0), vantage="eu")
+        assert [r.host for r in await tail.read()] == [A]
+    finally:
+        for s in stores.values():
+            await s.close(grace_s=2)
