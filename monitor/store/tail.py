@@ -6,12 +6,15 @@ a probe STARTED), and a result is written when it ends: a completion that starte
 probe is written after it. So the cursor is a time watermark with an overlap: every read asks for
 the results that started at or after `watermark - overlap`, and drops those it has already returned
 (it keeps the keys of the overlap window). Nothing is missed as long as a result reaches the
-database within `overlap_s` of a result that started after it (probe timeout + writer delay; the
-default, 5 minutes, is generous), and nothing is returned twice (the keys are the primary key).
+database within `overlap_s` of a result that started after it (at least the probe timeout plus the
+writer's flush interval; the default, 60 s, covers the default 10 s timeout with room), and
+nothing is returned twice (the keys are the primary key).
 
-Cost: each read re-reads the overlap window. With a large history on PostgreSQL this wants an index
-on (vantage, at) of probe_results (a migration; see the report). The cursor is opaque to callers so
-that a sequence column can replace the watermark without changing them.
+Cost: each read first counts the window's rows per second (one small GROUP BY) and re-reads only the
+seconds whose count differs from what it has returned. The `at >= ...` scan wants an index on
+(vantage, at) of probe_results once the history is large (a migration; not in this branch). The
+cursor is opaque to callers so that a sequence column can replace the watermark without changing
+them.
 
 Vantage: the tables have no `vantage` column yet on this branch; when they have one, reads keep the
 rows of the vantage asked for (`_vantage_filter`), otherwise the argument is ignored.
@@ -19,11 +22,12 @@ rows of the vantage asked for (`_vantage_filter`), otherwise the argument is ign
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
@@ -35,7 +39,7 @@ from monitor.store.schema import best_hosts, hosts, membership_events, models, p
 
 __all__ = ["MembershipChange", "MembershipTail", "ResultTail", "TailCursor", "load_best"]
 
-DEFAULT_OVERLAP_S: Final = 300.0
+DEFAULT_OVERLAP_S: Final = 60.0
 DEFAULT_BATCH: Final = 5000
 
 Key = tuple[int, int, int, int]  # (model_id, host_id, at ms, kind code): the results' primary key
@@ -114,28 +118,40 @@ class ResultTail:
         self._batch = batch
         self._names = _Names()
         self.more = False  # the last read stopped at `batch`: read again at once
+        self._counted: tuple[TailCursor | None, Counter[int]] = (None, Counter())
 
     async def read(self) -> list[ProbeResult]:
         """The next batch of new results (at most `batch`); advances the cursor."""
         cursor = self.cursor
-        # Every seen key starts at or after since_ms, so len(seen) + batch rows hold `batch` new ones.
-        limit = len(cursor.seen) + self._batch + 1
+        if self._counted[0] is not cursor:  # counted once per cursor, not on every idle poll
+            self._counted = (cursor, Counter(key[2] // 1000 for key in cursor.seen))
+        seen_per_second = self._counted[1]
 
         def run(conn: Connection) -> tuple[list[tuple[Any, ...]], bool]:
             r = probe_results.c
+            second = r.at // 1000
+            # First the number of rows per second of the window, to re-read only the seconds that
+            # gained rows since the last read instead of the whole window.
+            counts = select(second, func.count()).where(r.at >= cursor.since_ms).group_by(second)
+            counts = _vantage_filter(counts, probe_results, self.vantage)
+            changed = sorted(int(s) for s, n in conn.execute(counts) if n != seen_per_second.get(int(s), 0))
+            if not changed:
+                return [], False
+            # Every seen key of those seconds may come back: that many rows plus `batch` new ones.
+            limit = sum(seen_per_second.get(s, 0) for s in changed) + self._batch + 1
             stmt = select(
                 r.model_id, r.host_id, r.at, r.kind, r.outcome, r.status, r.connect_ms, r.ttft_ms, r.total_ms
-            ).where(r.at >= cursor.since_ms)
+            ).where(r.at >= cursor.since_ms, second.in_(changed))
             stmt = _vantage_filter(stmt, probe_results, self.vantage)
             stmt = stmt.order_by(r.at, r.model_id, r.host_id, r.kind).limit(limit)
             rows = [tuple(row) for row in conn.execute(stmt)]
             fresh = [row for row in rows if (row[0], row[1], row[2], row[3]) not in cursor.seen]
             fresh = fresh[: self._batch]
             self._names.fill(conn, {int(row[0]) for row in fresh}, {int(row[1]) for row in fresh})
-            return fresh, len(rows) == limit
+            return fresh, len(rows) == limit or len(fresh) == self._batch
 
-        fresh, full = await self._core.read("reading new results", run)
-        self.more = full
+        fresh, more = await self._core.read("reading new results", run)
+        self.more = more
         self.cursor = self._advance(cursor, fresh)
         return self._decode(fresh)
 

@@ -60,6 +60,15 @@ async def test_result_written_late_but_started_earlier_is_not_missed(store: Stor
     assert await tail.read() == [slow]
 
 
+async def test_result_written_late_in_a_second_already_read_is_not_missed(store: Store) -> None:
+    tail = ResultTail(store.engine, TailCursor.starting_at(T0))
+    await write(store, result(T0 + 1.2, A), result(T0 + 5, A))
+    assert len(await tail.read()) == 2
+    late = result(T0 + 1.7, B, ProbeKind.COMPLETION)  # same second as one already returned
+    await write(store, late)
+    assert await tail.read() == [late]
+
+
 async def test_results_before_the_starting_point_are_not_returned(store: Store) -> None:
     await write(store, result(T0 - 5), result(T0 + 5))
     tail = ResultTail(store.engine, TailCursor.starting_at(T0))
