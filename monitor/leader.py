@@ -196,7 +196,8 @@ class Election:
             await self._drop_connection(graceful=False)
 
     async def close(self) -> None:
-        """Release the lock (by ending its session) and become a follower."""
+        """Release the lock (by ending its session) and become a follower. Cancel `run()` first:
+        while it runs it would try for the lock again."""
         await self._drop_connection(graceful=True)
         if self._dsn is not None:
             await self._set(Role.FOLLOWER, reason="closed")
