@@ -261,6 +261,11 @@ class Election:
         log.info("role changed", role=role.value, vantage=self.vantage, reason=reason, database=self._where)
         await self._notify()
         if self._on_change is not None:
-            result = self._on_change(role)
-            if inspect.isawaitable(result):
-                await result
+            try:
+                result = self._on_change(role)
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the election must go on: a dead loop would never demote
+                log.error("role change handler failed", role=role.value, error=type(error).__name__)
