@@ -1,0 +1,43 @@
+"""Fixtures for the high-availability tests: a real PostgreSQL server (tests/pg.py, shared with the
+store tests' fixture; skipped with the reason without its binaries, failed in CI) and, for the tail
+reads, a store on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.store import Store
+from tests.pg import PgServer
+from tests.store.conftest import pg_server
+
+__all__ = ["pg_server"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: process-level tests (pytest -m 'not slow' skips them)")
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh empty PostgreSQL database (SQLAlchemy URL)."""
+    return pg_server.new_database()
+
+
+@pytest.fixture(params=("sqlite", "postgresql"))
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.new_database()
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(db_url, retry_initial_s=0.05, retry_max_s=0.2)
+    await s.upgrade()
+    s.start_writer()
+    yield s
+    await s.close(grace_s=2)
