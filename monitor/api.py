@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from monitor.httpcache import cache_headers
 from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.service import Monitor
@@ -215,7 +216,7 @@ async def json_errors(
 
 
 def make_app(monitor: Monitor) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[cache_headers(), json_errors])
     app[MONITOR_KEY] = monitor
     registry = make_registry(monitor)
     app[REGISTRY_KEY] = registry
