@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from monitor import __version__
+from monitor import __version__, bestcmd
 from monitor.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from monitor.logging import configure_logging, get_logger
 from monitor.results import HostState
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1, help="same seed, same behaviour")
     sim.add_argument("--key", action="append", default=[], help="accept only this key (repeatable)")
     sub.add_parser("probe-once", parents=[common], help="one discovery and one probe round, as a table")
+    bestcmd.add_parser(sub)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_sub.add_parser("upgrade", parents=[common], help="apply pending migrations")
@@ -87,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_simulate(args.scenario, args.port, args.seed, args.key)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "best":
+            return bestcmd.run(args)
         settings = _settings(args)
         configure_logging(settings.log_level, settings.log_format, settings.api_key)
         if args.command == "run":

@@ -24,9 +24,32 @@ Every response carries the host that answered in its `X-LibertAI-Host` header, a
 `response.extensions["libertai_attempts"]`.
 """
 
-from monitor.client.aio import AsyncFailoverTransport
-from monitor.client.core import HOST_HEADER, Attempt
-from monitor.client.options import DEFAULT_ALLOWED_HOSTS
-from monitor.client.sync import FailoverTransport
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.client.aio import AsyncFailoverTransport
+    from monitor.client.core import HOST_HEADER, Attempt
+    from monitor.client.options import DEFAULT_ALLOWED_HOSTS
+    from monitor.client.sync import FailoverTransport
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "HOST_HEADER", "AsyncFailoverTransport", "Attempt", "FailoverTransport"]
+
+# Imported on first use: `monitor.client.answers` (the `best` command) must not need httpx2, the
+# optional `client` extra.
+_HOMES = {
+    "AsyncFailoverTransport": "monitor.client.aio",
+    "FailoverTransport": "monitor.client.sync",
+    "Attempt": "monitor.client.core",
+    "HOST_HEADER": "monitor.client.core",
+    "DEFAULT_ALLOWED_HOSTS": "monitor.client.options",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'monitor.client' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
