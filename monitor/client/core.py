@@ -65,6 +65,7 @@ class FailoverCore:
         self._sticky: dict[str, str] = {}
         self._penalised: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._urls: dict[tuple[str, bytes], httpx2.URL] = {}
 
     def model_of(self, request: httpx2.Request, body: bytes) -> tuple[str, dict[str, Any]] | None:
         if request.method != "POST":
@@ -83,6 +84,17 @@ class FailoverCore:
                 sticky = self._sticky.get(named[0])
             hosts = order_hosts(answer, sticky, penalised, self.allowed.admits)
         return Attempts(self, request, body, named, answer, hosts)
+
+    def url(self, base: str, raw_path: bytes) -> httpx2.URL:
+        """The URL of `raw_path` on `base`, parsed once: parsing a URL is most of what building a
+        request costs, and a client sends to few hosts and fewer paths."""
+        key = (base, raw_path)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= 4096:
+                self._urls.clear()
+            url = self._urls[key] = httpx2.URL(base + raw_path.decode("ascii"))
+        return url
 
     # -- what the core learns ------------------------------------------------------------------
 
@@ -169,9 +181,11 @@ class Attempts:
             return self._copy(self._core.gateway_url, self._body, req.extensions)
         if self._host_body is None:
             assert self._named is not None and self._answer is not None
-            self._host_body = host_body(
-                self._named[1], self._answer.upstream_model, self._answer.request_fields
-            )
+            a = self._answer
+            if a.upstream_model == self._named[0] and a.request_fields_json == "{}":
+                self._host_body = self._body  # nothing to change: no new encoding
+            else:
+                self._host_body = host_body(self._named[1], a.upstream_model, a.request_fields)
         extensions = dict(req.extensions)
         timeout = extensions.get("timeout")
         if isinstance(timeout, dict):  # a dead host must not hold the request for the SDK's whole timeout
@@ -182,7 +196,7 @@ class Attempts:
 
     def _copy(self, base: str, body: bytes, extensions: dict[str, Any]) -> httpx2.Request:
         req = self._request
-        url = base + req.url.raw_path.decode("ascii")
+        url = self._core.url(base, req.url.raw_path)
         headers = [(k, v) for k, v in req.headers.raw if k.lower() not in _DROPPED_HEADERS]
         return httpx2.Request(req.method, url, headers=headers, content=body, extensions=extensions)
 
