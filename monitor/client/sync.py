@@ -78,7 +78,10 @@ class FailoverTransport(httpx2.BaseTransport):
             ready.wait(self.options.monitor_timeout)
         elif want is Want.BACKGROUND:
             assert fetch is not None
-            self._refresher.submit(self._fetch, fetch)
+            try:
+                self._refresher.submit(self._fetch, fetch)
+            except RuntimeError:  # closed: route on the answer we have
+                self._core.cache.failed(fetch)
 
     def _fetch(self, fetch: Fetch) -> None:
         cache = self._core.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx2
 import openai
@@ -12,6 +13,7 @@ import pytest
 
 from monitor.clock import FakeClock
 from monitor.sim import SimNetwork
+from monitor.sim.testing import scenario_of
 from tests.client.sdk import LOOPBACK, MESSAGES, chat, in_thread, wire
 from tests.client.support import KEY, RecordingHost, StubMonitor, answer, requests_to
 
@@ -212,3 +214,36 @@ async def test_each_attempt_is_logged_and_the_response_names_the_host(
     assert record.__dict__["elapsed_s"] >= 0
     assert KEY not in caplog.text
     assert [a.status for a in w.attempts] == [503, 200]
+
+
+async def test_a_host_that_just_failed_is_not_tried_first_again(
+    net: SimNetwork, monitor: StubMonitor
+) -> None:
+    net.set_host("h0", errors={"500": 1.0})
+    w = wire(monitor.url, net)
+    await chat(w, net.gateway_url, sync=False, stream=False)
+    w.attempts.clear()
+    assert await chat(w, net.gateway_url, sync=False, stream=False) == net.host_url("h1")
+    assert [a.host for a in w.attempts] == [net.host_url("h1")]
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["ca-bundle", "no-ca-bundle"])
+async def test_a_self_signed_host_is_reached_with_its_ca_bundle(
+    tmp_path: Path, recording_host: StartHost, pinned: bool
+) -> None:
+    async with SimNetwork(scenario_of({"tls": True}, {}), seed=1, keys=[KEY]) as tls_net:
+        stub = await StubMonitor().start()
+        try:
+            stub.answers["m"] = answer("m", tls_net.host_url("h0"), [tls_net.host_url("h1")])
+            ca = tmp_path / "ca.pem"
+            ca.write_bytes(tls_net.ca_pem)
+            options = {"ca_bundle": str(ca)} if pinned else {}
+            w = wire(stub.url, tls_net, allowed_hosts="http://127.0.0.1:*,https://127.0.0.1:*", **options)
+            answered = await chat(w, tls_net.gateway_url, sync=False, stream=False)
+        finally:
+            await stub.stop()
+    if pinned:
+        assert answered == tls_net.host_url("h0")
+    else:
+        assert answered == tls_net.host_url("h1")
+        assert w.attempts[0].reason.value == "tls_error"
