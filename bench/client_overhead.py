@@ -129,43 +129,64 @@ def in_process(n: int) -> dict[str, Any]:
     }
 
 
-def overhead(monitor: str, gateway: str, host: str, n: int) -> dict[str, Any]:
+def overhead(monitor: str, gateway: str, n: int) -> dict[str, Any]:
     t = FailoverTransport(monitor, gateway_url=gateway, allowed_hosts="http://127.0.0.1:*")
     via = openai.OpenAI(
         base_url=gateway + "/v1", api_key=API_KEY, max_retries=0, http_client=httpx2.Client(transport=t)
     )
-    direct = openai.OpenAI(base_url=host + "/v1", api_key=API_KEY, max_retries=0, http_client=httpx2.Client())
     direct_ms: list[float] = []
     via_ms: list[float] = []
-    hosts: dict[str, int] = {}
+    other_host = 0
 
-    def one(client: openai.OpenAI, out: list[float]) -> str:
+    def one(client: openai.OpenAI) -> tuple[str, float]:
         t0 = time.perf_counter()
         raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES, max_tokens=2)
         raw.parse()
-        out.append((time.perf_counter() - t0) * 1000)
-        return str(raw.headers.get(HOST_HEADER, ""))
+        return str(raw.headers.get(HOST_HEADER, "")), (time.perf_counter() - t0) * 1000
 
-    for _ in range(20):  # warm both: connections, the answer cache
-        one(direct, [])
-        one(via, [])
+    for _ in range(20):  # warm up: connections, the answer cache, the sticky host
+        host, _ = one(via)
+    # The direct client calls the host the transport sticks to, so both measure the same host.
+    direct = openai.OpenAI(base_url=host + "/v1", api_key=API_KEY, max_retries=0, http_client=httpx2.Client())
+    for _ in range(20):
+        one(direct)
     for i in range(n):
-        pair = [(direct, direct_ms), (via, via_ms)]
-        for client, out in pair if i % 2 == 0 else reversed(pair):
-            answered = one(client, out)
-            if client is via:
-                hosts[answered] = hosts.get(answered, 0) + 1
+        if i % 2 == 0:
+            d = one(direct)[1]
+            answered, v = one(via)
+        else:
+            answered, v = one(via)
+            d = one(direct)[1]
+        if answered != host:  # the transport moved: not a like-for-like pair
+            other_host += 1
+            continue
+        direct_ms.append(d)
+        via_ms.append(v)
     paired = [v - d for v, d in zip(via_ms, direct_ms, strict=True)]
     return {
         "requests_each": n,
+        "host": host,
+        "pairs_on_another_host_dropped": other_host,
         "direct_ms": summary(direct_ms),
         "via_transport_ms": summary(via_ms),
         "added_ms_p50": round((pct(via_ms, 50) or 0) - (pct(direct_ms, 50) or 0), 3),
         "added_ms_p99": round((pct(via_ms, 99) or 0) - (pct(direct_ms, 99) or 0), 3),
         "paired_difference_ms": summary(paired),
-        "answered_by": hosts,
-        "same_host_as_direct": hosts.get(host, 0) == n,
     }
+
+
+def _wait_stable_best(monitor: str, seconds: float = 3.0, timeout: float = 60.0) -> str:
+    """The best host once it has stayed the same for `seconds` (start-up picks churn at first)."""
+    deadline = time.monotonic() + timeout
+    best, since = _wait_best(monitor), time.monotonic()
+    while time.monotonic() < deadline:
+        now_best = _wait_best(monitor)
+        if now_best != best:
+            best, since = now_best, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return best
+        time.sleep(0.2)
+    return best
 
 
 async def failover(
@@ -258,11 +279,11 @@ def main() -> int:
     scenario = Path(tempfile.mkdtemp(prefix="libertai-bench-client-")) / "client.toml"
     scenario.write_text(SCENARIO)
     with Simulator(str(scenario)) as sim, MonitorProc(sim.gateway, MONITOR) as mon:
-        best = _wait_best(mon.url)
+        best = _wait_stable_best(mon.url)
         names = {h["normalized_url"]: h["name"] for h in sim.truth()["hosts"]}
         log(f"{NAME}: best host {best}; {n} requests each way")
-        result["overhead"] = overhead(mon.url, sim.gateway, best, n)
-        best = _wait_best(mon.url)
+        result["overhead"] = overhead(mon.url, sim.gateway, n)
+        best = _wait_stable_best(mon.url)
         log(f"{NAME}: {rate:g} requests/s for {seconds:g} s, killing {best}")
         result["failover"] = asyncio.run(failover(mon.url, sim.gateway, best, names, rate, seconds))
     result["in_process"] = in_process(n * 5)

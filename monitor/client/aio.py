@@ -95,11 +95,10 @@ class AsyncFailoverTransport(httpx2.AsyncBaseTransport):
                     if len(body) > MAX_ANSWER_BYTES:
                         break
                 cache.got(fetch, resp.status_code, resp.headers.get("etag"), body)
-        except Exception:  # the monitor is unreachable or broken: keep the last answer
+        except BaseException as exc:  # unreachable or broken (or cancelled): keep the last answer
             cache.failed(fetch)
-        except asyncio.CancelledError:
-            cache.failed(fetch)
-            raise
+            if not isinstance(exc, Exception):
+                raise
 
     async def refreshes_done(self) -> None:
         """Wait for the background refreshes started so far (for tests and orderly shutdowns)."""

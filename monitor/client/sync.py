@@ -93,8 +93,10 @@ class FailoverTransport(httpx2.BaseTransport):
                     if len(body) > MAX_ANSWER_BYTES:
                         break
                 cache.got(fetch, resp.status_code, resp.headers.get("etag"), body)
-        except Exception:  # the monitor is unreachable or broken: keep the last answer
+        except BaseException as exc:  # unreachable or broken: keep the last answer
             cache.failed(fetch)
+            if not isinstance(exc, Exception):
+                raise
 
     def refreshes_done(self) -> None:
         """Wait for the background refreshes started so far (for tests and orderly shutdowns)."""

@@ -247,3 +247,14 @@ async def test_a_self_signed_host_is_reached_with_its_ca_bundle(
     else:
         assert answered == tls_net.host_url("h1")
         assert w.attempts[0].reason.value == "tls_error"
+
+
+async def test_concurrent_first_requests_share_one_read_of_the_monitor(
+    net: SimNetwork, monitor: StubMonitor
+) -> None:
+    import asyncio
+
+    w = wire(monitor.url, net)
+    hosts = await asyncio.gather(*(chat(w, net.gateway_url, sync=False, stream=False) for _ in range(5)))
+    assert set(hosts) == {net.host_url("h0")}
+    assert monitor.hits == [("m", 200)]
