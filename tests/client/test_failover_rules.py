@@ -258,3 +258,20 @@ async def test_concurrent_first_requests_share_one_read_of_the_monitor(
     hosts = await asyncio.gather(*(chat(w, net.gateway_url, sync=False, stream=False) for _ in range(5)))
     assert set(hosts) == {net.host_url("h0")}
     assert monitor.hits == [("m", 200)]
+
+
+async def test_a_host_that_times_out_before_its_headers_is_passed_over(
+    net: SimNetwork, monitor: StubMonitor
+) -> None:
+    net.set_host("h0", fault="hang")
+    w = wire(monitor.url, net)
+    body = {"model": "m", "messages": MESSAGES}
+    async with httpx2.AsyncClient(transport=w.aio, timeout=0.5) as client:
+        resp = await client.post(
+            net.gateway_url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+        )
+    assert resp.status_code == 200 and resp.headers["X-LibertAI-Host"] == net.host_url("h1")
+    assert [(a.host, a.reason.value) for a in w.attempts] == [
+        (net.host_url("h0"), "timeout"),
+        (net.host_url("h1"), "ok"),
+    ]
