@@ -24,6 +24,7 @@ import asyncio
 import json
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,13 @@ MONITOR = {
 
 
 def _best(monitor: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{monitor}/v1/best/{MODEL}", timeout=10) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(f"{monitor}/v1/best/{MODEL}", timeout=10) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:  # 404: not discovered yet
+            raise
+        return {}
     return data
 
 
