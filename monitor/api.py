@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from monitor.httpcache import cache_headers
 from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.snapshot import iso
@@ -220,7 +221,7 @@ async def json_errors(
 
 
 def make_app(monitor: MonitorView) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[cache_headers(), json_errors])
     app[VIEW_KEY] = monitor
     registry = make_registry(monitor)
     app[REGISTRY_KEY] = registry
