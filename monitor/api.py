@@ -16,6 +16,7 @@ from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.service import Monitor
 from monitor.snapshot import iso
+from monitor.status.routes import add_status_routes
 
 log = get_logger("monitor.api")
 
@@ -227,4 +228,6 @@ def make_app(monitor: Monitor) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if monitor.settings.status_page:
+        add_status_routes(app, monitor, monitor.settings.status_title)
     return app

@@ -107,6 +107,13 @@ def _log_level(raw: object) -> str:
     return text
 
 
+def _title(raw: object) -> str:
+    text = " ".join(str(raw).split())
+    if not text or len(text) > 120:
+        raise ValueError("expected a title of 1 to 120 characters")
+    return text
+
+
 def _optional_path(raw: object) -> str | None:
     text = str(raw).strip()
     if not text:
@@ -185,6 +192,13 @@ FIELDS: tuple[Field, ...] = (
     Field("rollup_retention_days", _seconds, "400", "days of hourly roll-ups kept"),
     Field("log_level", _log_level, "info", "debug, info, warning or error"),
     Field("log_format", _log_format, "auto", "json, console, or auto (console on a terminal)"),
+    Field(
+        "status_page",
+        _bool,
+        "true",
+        "serve the status page (/, /status, /status/{model}, /badge/{model}.svg)",
+    ),
+    Field("status_title", _title, "LibertAI status", "title of the status page"),
 )
 
 
@@ -218,6 +232,8 @@ class Settings:
     rollup_retention_days: float
     log_level: str
     log_format: str
+    status_page: bool
+    status_title: str
     api_key: Secret | None = None
 
     @property

@@ -48,6 +48,7 @@ from monitor.snapshot import (
     model_view,
     with_aliases,
 )
+from monitor.status.incidents import IncidentLog
 from monitor.store import DiscoveryRecord, MembershipEvent, Store
 
 log = get_logger("monitor.service")
@@ -102,6 +103,7 @@ class Monitor:
         self.snapshot = Snapshot(generated_at=time.time(), models={})
         self.discovery = DiscoveryStatus()
         self.key_outcome: Outcome | None = None
+        self.incidents = IncidentLog()  # state and best-host changes, for the status page
         self.probe_counts: Counter[tuple[str, str, str, str]] = Counter()
         self.sched_stats = SchedulerStats()
         self.started_at = time.time()
@@ -488,6 +490,10 @@ class Monitor:
             "previous": before.state.value,
             "reason": after.reason.value,
         }
+        if after.state is not before.state:
+            self.incidents.state_changed(
+                time.time(), after.model, after.host, before.state, after.state, after.reason
+            )
         if after.state is HostState.DOWN:
             log.warning("host down", **fields)
         elif after.state is HostState.UP:
@@ -583,6 +589,8 @@ class Monitor:
             log.info("best host chosen", model=model, host=new)
         elif known and old != new:
             log.info("best host changed", model=model, previous=old, host=new)
+        if known and old != new:
+            self.incidents.best_changed(now, model, old, new)
         if self.store is not None and (old != new or not known):
             self._write(self._save_best(model, new, now))
 

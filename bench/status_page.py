@@ -1,0 +1,153 @@
+"""Render time and weight of the status page at 100 models x 5 hosts (issue 13: < 50 ms at p99,
+< 200 KB).
+
+A snapshot of `models` x `hosts` hosts (one host of three down, with a reason) and a full history
+(every hour of the last 24 hours and every day of the last 90 days filled in for every host) are
+built in memory; the overview page and one model's page are then rendered `--renders` times each
+from scratch (the service renders once per new snapshot, in a worker thread; every request after
+that is served from memory). Reported: render time per page (median, p90, p99, max), the gzip
+time on top, and the page's size plain and gzipped (what a browser downloads: every browser sends
+`Accept-Encoding: gzip`).
+
+Usage: python -m bench.status_page [--models 100] [--hosts 5] [--renders 200] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import time
+from typing import Any
+
+from bench.common import base_result, log, summary, write_result
+from monitor.results import HostState, Outcome
+from monitor.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
+from monitor.status.drawings import Drawings
+from monitor.status.history import Bucket, History, day_slots, hour_slots
+from monitor.status.incidents import IncidentLog
+from monitor.status.render import Cards, compressed, render_page
+
+READINESS = {"discovery": "ok", "api_key": "ok", "database": "ok"}
+
+
+def build(models: int, hosts: int, now: float, seed: int = 1) -> tuple[Snapshot, History, IncidentLog]:
+    rng = random.Random(seed)
+    views: dict[str, ModelView] = {}
+    hourly: dict[tuple[str, str], dict[float, Bucket]] = {}
+    daily: dict[tuple[str, str], dict[float, Bucket]] = {}
+    incidents = IncidentLog()
+    hours, days = hour_slots(now), day_slots(now)
+    for m in range(models):
+        model = f"model-{m:03d}-instruct"
+        host_views = []
+        for h in range(hosts):
+            url = f"https://crn-{m:03d}-{h}.node.libertai.io"
+            down = h == hosts - 1 and m % 3 == 0
+            ttft = rng.uniform(60, 900)
+            host_views.append(
+                HostView(
+                    model=model,
+                    url=url,
+                    state=HostState.DOWN if down else HostState.UP,
+                    reason=Outcome.KEY_REJECTED if down else Outcome.OK,
+                    availability=0.42 if down else 0.998,
+                    samples=50,
+                    ttft_ms_p50=None if down else ttft,
+                    ttft_ms_p95=None if down else ttft * 1.4,
+                    latency_ms_p50=ttft + 5,
+                    last_probe_at=now - rng.uniform(0, 30),
+                    last_ok_at=now - (3600 if down else rng.uniform(0, 30)),
+                    consecutive_failures=5 if down else 0,
+                    key_ok=not down,
+                    last_outcome=Outcome.KEY_REJECTED if down else Outcome.OK,
+                )
+            )
+            hourly[(model, url)] = {
+                s: Bucket(s, 130, 130 - rng.choice((0, 0, 0, 1, 5)), ttft * rng.uniform(0.9, 1.1), ttft * 1.5)
+                for s in hours
+            }
+            daily[(model, url)] = {
+                s: Bucket(s, 3100, 3100 - rng.choice((0, 0, 2, 30)), ttft * rng.uniform(0.9, 1.1), ttft * 1.5)
+                for s in days
+            }
+            if down:
+                incidents.state_changed(
+                    now - 3600, model, url, HostState.UP, HostState.DOWN, Outcome.KEY_REJECTED
+                )
+        best = host_views[0].url
+        fallbacks = tuple(v.url for v in host_views[1:] if v.state is HostState.UP)
+        healthy = sum(v.state is HostState.UP for v in host_views)
+        views[model] = ModelView(model, model, best, fallbacks, healthy, hosts, False, tuple(host_views))
+    discovery = DiscoveryStatus(last_attempt_at=now - 20, last_ok_at=now - 20, ok=True, runs_ok=100)
+    snapshot = Snapshot(generated_at=now, models=views, discovery=discovery, key_outcome=Outcome.OK)
+    return snapshot, History(hourly=hourly, daily=daily, loaded_at=now, version=1), incidents
+
+
+def measure(
+    snapshot: Snapshot, history: History, incidents: IncidentLog, renders: int, model: str | None, warm: bool
+) -> dict[str, Any]:
+    """Render `renders` times: `warm`, as after a new snapshot (the history's drawings reused);
+    cold, as after a new history read or a new hour (everything drawn again)."""
+    recent = incidents.recent(snapshot.generated_at)
+    render_ms: list[float] = []
+    gzip_ms: list[float] = []
+    body = gz = b""
+    drawings, cards = Drawings(), Cards()
+    if warm:
+        render_page("LibertAI status", snapshot, history, READINESS, recent, 15.0, model, drawings, cards)
+    for _ in range(renders):
+        if not warm:
+            drawings = Drawings()
+        cards = Cards()
+        t0 = time.perf_counter()
+        body = render_page(
+            "LibertAI status", snapshot, history, READINESS, recent, 15.0, model, drawings, cards
+        )
+        t1 = time.perf_counter()
+        gz = compressed(body)
+        t2 = time.perf_counter()
+        render_ms.append((t1 - t0) * 1000)
+        gzip_ms.append((t2 - t1) * 1000)
+    return {
+        "render_ms": summary(render_ms, 2),
+        "gzip_ms": summary(gzip_ms, 2),
+        "bytes": len(body),
+        "gzip_bytes": len(gz),
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=int, default=100)
+    p.add_argument("--hosts", type=int, default=5)
+    p.add_argument("--renders", type=int, default=200)
+    p.add_argument("--quick", action="store_true", help="10 models x 5 hosts, 10 renders: a smoke test")
+    a = p.parse_args()
+    if a.quick:
+        a.models, a.renders = 10, 10
+    result = base_result("status_page", a.quick, {"models": a.models, "hosts": a.hosts, "renders": a.renders})
+    now = time.time()
+    snapshot, history, incidents = build(a.models, a.hosts, now)
+    gc.collect()
+    first = next(iter(snapshot.models))
+    overview = measure(snapshot, history, incidents, a.renders, None, warm=True)
+    cold = measure(snapshot, history, incidents, max(a.renders // 4, 5), None, warm=False)
+    one = measure(snapshot, history, incidents, a.renders, first, warm=True)
+    one_cold = measure(snapshot, history, incidents, max(a.renders // 4, 5), first, warm=False)
+    result.update(overview=overview, overview_cold=cold, model_page=one, model_page_cold=one_cold)
+    result["figures"] = {
+        "render_p99_ms": overview["render_ms"]["p99"],
+        "render_cold_p99_ms": cold["render_ms"]["p99"],
+        "page_gzip_kib": round(overview["gzip_bytes"] / 1024, 1),
+        "page_kib": round(overview["bytes"] / 1024, 1),
+        "model_page_render_p99_ms": one["render_ms"]["p99"],
+        "model_page_gzip_kib": round(one["gzip_bytes"] / 1024, 1),
+    }
+    result["targets"] = {"render_p99_ms": 50, "page_gzip_kib": 200}
+    log(f"status_page: {result['figures']}")
+    return write_result("status_page", result)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
