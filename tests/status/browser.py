@@ -102,7 +102,7 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
-async def until(check: Callable[[], T], timeout: float = 30.0, every: float = 0.1) -> T:
+async def until(check: Callable[[], T | None], timeout: float = 30.0, every: float = 0.1) -> T:
     """Poll a blocking check (in a thread) until it returns something truthy; bounded, no fixed sleep."""
     deadline = time.monotonic() + timeout
     last: T | None = None
