@@ -30,6 +30,7 @@ class Incident:
 class IncidentLog:
     def __init__(self) -> None:
         self._items: deque[Incident] = deque(maxlen=MAX_KEPT)
+        self._served: set[str] = set()  # models that had a best host since the start
         self.version = 0
 
     def state_changed(
@@ -44,7 +45,12 @@ class IncidentLog:
             self._add(Incident(at, "up", model, host))
 
     def best_changed(self, at: float, model: str, previous: str | None, host: str | None) -> None:
-        if previous != host:
+        """The best host of a model changed. A model's first best host since the start is its
+        first choice, not a change (after a restart, the restored best is the previous one)."""
+        first = previous is None and model not in self._served
+        if host is not None:
+            self._served.add(model)
+        if previous != host and not first:
             self._add(Incident(at, "best", model, host, previous=previous))
 
     def _add(self, incident: Incident) -> None:

@@ -97,6 +97,11 @@ class Cards:
         return html
 
 
+def _drawn(drawing: ModelDrawing, h: HostView) -> Drawn | None:
+    # A host outside the allow-list is never probed: it has no history to draw.
+    return None if h.state is HostState.UNTRUSTED else drawing.hosts.get(h.url)
+
+
 def _statuses(v: ModelView) -> tuple[HostState, ...]:
     return tuple(h.state for h in v.hosts)
 
@@ -128,7 +133,7 @@ def render_page(
         drawing = drawings.model(history, now, base, urls, host_bars and show_hosts, chart)
         rows = Markup("")
         if show_hosts:
-            rows = Markup("").join(cards.row(h, base, v.best, drawing.hosts.get(h.url)) for h in v.hosts)
+            rows = Markup("").join(cards.row(h, base, v.best, _drawn(drawing, h)) for h in v.hosts)
         html.append(cards.card(v, v.probed_as in reasoning, drawing, rows, chart))
     if model is not None:
         base_id = models[model].probed_as

@@ -80,10 +80,13 @@ class StatusState:
     cards: Cards = field(default_factory=Cards)
     _pages: dict[tuple[object, ...], asyncio.Future[tuple[bytes, bytes]]] = field(default_factory=dict)
 
-    async def page(self, model: str | None, refresh: float) -> tuple[bytes, bytes]:
-        """(plain, gzipped) HTML, rendered once per state of its inputs, in a worker thread."""
+    async def page(self, model: str | None, refresh: float) -> tuple[bytes, bytes] | None:
+        """(plain, gzipped) HTML, rendered once per state of its inputs, in a worker thread; None
+        for a model the current snapshot does not know."""
         src = self.source
-        snap = src.snapshot
+        snap = src.snapshot  # one snapshot for the whole page, whatever is published meanwhile
+        if model is not None and model not in snap.models:
+            return None
         readiness = dict(src.readiness().checks)
         inc = src.incidents
         key = (
@@ -98,10 +101,9 @@ class StatusState:
         cached = self._pages.get(key)
         if cached is None:
             incidents = inc.recent(snap.generated_at)
-            history = self.history
             loop = asyncio.get_running_loop()
             cached = loop.run_in_executor(
-                None, _build, self.title, snap, history, readiness, incidents, refresh, model, self
+                None, _build, self.title, snap, self.history, readiness, incidents, refresh, model, self
             )
             if len(self._pages) >= _CACHE_SIZE:
                 self._pages.pop(next(iter(self._pages)))
@@ -160,20 +162,20 @@ def _html(request: web.Request, plain: bytes, gz: bytes, status: int = 200) -> w
 
 async def overview(request: web.Request) -> web.Response:
     state = request.app[STATUS_KEY]
-    plain, gz = await state.page(None, _refresh(request))
-    return _html(request, plain, gz)
+    page = await state.page(None, _refresh(request))
+    assert page is not None  # the overview always exists
+    return _html(request, *page)
 
 
 async def model_page(request: web.Request) -> web.Response:
     state = request.app[STATUS_KEY]
     model = request.match_info["model"]
-    if model not in state.source.snapshot.models:
-        body = render_missing(
-            state.title, state.source.snapshot, dict(state.source.readiness().checks), model
-        )
+    page = await state.page(model, _refresh(request))
+    if page is None:
+        snap, checks = state.source.snapshot, dict(state.source.readiness().checks)
+        body = render_missing(state.title, snap, checks, model)
         return _html(request, body, compressed(body), 404)
-    plain, gz = await state.page(model, _refresh(request))
-    return _html(request, plain, gz)
+    return _html(request, *page)
 
 
 async def badge(request: web.Request) -> web.Response:
@@ -204,6 +206,8 @@ async def load_history_forever(state: StatusState) -> None:
     """Re-read the history every `history_every_s`; a failure keeps the last good one, noted."""
     store = state.source.store
     if store is None:
+        if state.history.loaded_at is None:
+            state.history = replace(state.history, error="the service runs without a database")
         return
     reader = HistoryReader(store.engine)
     while True:
@@ -212,7 +216,9 @@ async def load_history_forever(state: StatusState) -> None:
         except Exception as exc:
             if state.history.error is None:
                 log.warning("could not read the status page's history", error=type(exc).__name__)
-            state.history = replace(state.history, error=f"database read failed ({type(exc).__name__})")
+            state.history = replace(
+                state.history, error=f"reading the database failed ({type(exc).__name__})"
+            )
         await asyncio.sleep(state.history_every_s)
 
 

@@ -246,9 +246,9 @@ def page_view(
     counts = f"{len(snapshot.models)} models, {snapshot.host_count} hosts"
     note = None
     if history.error:
-        note = f"History unavailable: {history.error}"
+        note = f"No history: {history.error}."
     elif history.loaded_at is None:
-        note = "History not loaded yet."
+        note = "History is being read."
     return PageView(
         title=title,
         generated=clock(now),

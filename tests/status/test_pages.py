@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import gzip
 import re
+import time
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from monitor.api import make_app
-from monitor.config import load_settings
-from monitor.results import HostState, Outcome
+from monitor.config import ConfigError, load_settings
+from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
 from monitor.status.history import Bucket, History, hour_start
 from tests.status.support import NOW, A, B, C, FakeSource, app_for, host, model, snapshot
@@ -241,3 +243,23 @@ async def test_status_page_can_be_turned_off(aiohttp_client: Any) -> None:
         resp = await client.get(path)
         assert resp.status == 404
         assert await resp.json() == {"detail": "Not Found"}
+
+
+async def test_service_records_a_host_going_down_as_an_incident(aiohttp_client: Any) -> None:
+    m = _monitor(LIBERTAI_API_KEY="k")
+    dead = "http://127.0.0.1:1003"
+    m._apply_listing({"hermes": [dead]}, NOW, record=False)
+    for i in range(3):
+        ok = i == 0
+        outcome = Outcome.OK if ok else Outcome.SERVER_ERROR
+        m.record(ProbeResult("hermes", dead, ProbeKind.COMPLETION, outcome, time.time() + i, 200, 1.0, 50.0))
+    m.publish(force=True)
+    client = await aiohttp_client(make_app(m))
+    text = _text(await _page(client))
+    assert f"hermes : {dead} went down: server error (5xx)" in text
+
+
+def test_a_blank_or_overlong_title_is_a_configuration_error() -> None:
+    for bad in ("", "   ", "x" * 121):
+        with pytest.raises(ConfigError, match="LIBERTAI_MONITOR_STATUS_TITLE"):
+            load_settings(environ={"LIBERTAI_MONITOR_STATUS_TITLE": bad})

@@ -66,6 +66,14 @@ def test_best_host_changes_are_incidents_newest_first() -> None:
     assert [(i.host, i.previous) for i in log.recent(30)] == [(None, "b"), ("b", "a")]
 
 
+def test_a_models_first_best_host_is_no_incident_but_a_recovery_is() -> None:
+    log = IncidentLog()
+    log.best_changed(10, "m", None, "a")
+    log.best_changed(20, "m", "a", None)
+    log.best_changed(30, "m", None, "b")
+    assert [(i.host, i.previous) for i in log.recent(40)] == [("b", None), (None, "a")]
+
+
 def test_incidents_older_than_seven_days_are_dropped() -> None:
     log = IncidentLog()
     log.best_changed(0, "m", "a", "b")
