@@ -9,6 +9,7 @@ costs a few cards, not a hundred.
 from __future__ import annotations
 
 import gzip
+import secrets
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -21,6 +22,7 @@ from monitor.results import HostState
 from monitor.snapshot import HostView, ModelView, Snapshot
 from monitor.status import svg
 from monitor.status.drawings import Drawings, Drawn, ModelDrawing
+from monitor.status.gzjoin import Piece, assemble, piece
 from monitor.status.history import History, hour_slots, model_series
 from monitor.status.incidents import Incident
 from monitor.status.view import (
@@ -37,6 +39,9 @@ from monitor.status.words import pct
 STATIC_PREFIX: Final = "/static/status"
 STATIC_FILES: Final = ("status.css", "status.js")
 _MAX_CARDS: Final = 20_000
+_BLOCK: Final = 8  # cards per compressed block
+# Where the cards go in the rendered page: a comment no text can forge (text has `<` escaped).
+_CARDS: Final = f"<!--cards-{secrets.token_hex(8)}-->"
 
 _ENV = Environment(
     loader=PackageLoader("monitor.status", "templates"),
@@ -63,12 +68,14 @@ def _context(
 
 class Cards:
     """Rendered model cards and host rows, each kept while its inputs are equal (views compare by
-    value: they are rebuilt on every full re-rank even when nothing changed). Shared by render
-    threads: entries are immutable, and two threads rendering the same one only waste work."""
+    value: they are rebuilt on every full re-rank even when nothing changed), cards with their
+    compressed bytes. Shared by render threads: entries are immutable, and two threads rendering
+    the same one only waste work."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cards: dict[tuple[str, bool], tuple[tuple[Any, ...], Markup]] = {}
+        self._cards: dict[tuple[str, bool], tuple[tuple[Any, ...], bytes]] = {}
+        self._blocks: dict[tuple[int, bool], tuple[tuple[bytes, ...], Piece]] = {}
         self._rows: dict[tuple[str, str], tuple[tuple[Any, ...], Markup]] = {}
 
     def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -86,15 +93,33 @@ class Cards:
         self._put(self._rows, (model, h.url), (inputs, html))
         return html
 
-    def card(self, v: ModelView, reasoning: bool, drawing: ModelDrawing, rows: Markup, chart: bool) -> Markup:
+    def card(
+        self, v: ModelView, reasoning: bool, drawing: ModelDrawing, rows: tuple[Markup, ...], chart: bool
+    ) -> bytes:
         inputs = (v.model, v.probed_as, v.best, v.healthy, v.known, _statuses(v), reasoning, drawing, rows)
         entry = self._cards.get((v.model, chart))
         if entry is not None and entry[0] == inputs:
             return entry[1]
         card = model_card(v, {v.model} if reasoning else set(), drawing, chart)
-        html = Markup(_MACROS.model_card(card, rows, ""))
+        html = str(_MACROS.model_card(card, Markup("").join(rows), "")).encode()
         self._put(self._cards, (v.model, chart), (inputs, html))
         return html
+
+    def blocks(self, cards: Sequence[bytes], chart: bool) -> list[Piece]:
+        """The cards compressed in blocks of `_BLOCK`: a block whose cards are all unchanged keeps
+        its compressed bytes (whole blocks compress almost as well as one stream; single cards
+        would not, at a 32 KiB window and ~15 KB a card)."""
+        out = []
+        for i in range(0, len(cards), _BLOCK):
+            group = tuple(cards[i : i + _BLOCK])
+            entry = self._blocks.get((i, chart))
+            if entry is not None and entry[0] == group:
+                out.append(entry[1])
+                continue
+            block = piece(b"".join(group))
+            self._put(self._blocks, (i, chart), (group, block))
+            out.append(block)
+        return out
 
 
 def _drawn(drawing: ModelDrawing, h: HostView) -> Drawn | None:
@@ -116,8 +141,10 @@ def render_page(
     model: str | None = None,
     drawings: Drawings | None = None,
     cards: Cards | None = None,
-) -> bytes:
-    """The overview, or one model's page (with that model's incidents only); `model` must be known."""
+) -> tuple[bytes, bytes]:
+    """The overview, or one model's page (with that model's incidents only), plain and gzipped;
+    `model` must be known. Cards and rows are kept in `cards` and history in `drawings` for the
+    next page."""
     drawings = drawings or Drawings()
     cards = cards or Cards()
     now = snapshot.generated_at
@@ -125,22 +152,22 @@ def render_page(
     reasoning = reasoning_bases(models)
     chart = model is not None
     host_bars = chart or show_host_bars(models)
-    html: list[Markup] = []
+    html: list[bytes] = []
     for v in models.values() if model is None else [models[model]]:
         base = v.probed_as
         show_hosts = chart or v.model == base
         urls = tuple(h.url for h in v.hosts)
         drawing = drawings.model(history, now, base, urls, host_bars and show_hosts, chart)
-        rows = Markup("")
-        if show_hosts:
-            rows = Markup("").join(cards.row(h, base, v.best, _drawn(drawing, h)) for h in v.hosts)
+        rows = tuple(cards.row(h, base, v.best, _drawn(drawing, h)) for h in v.hosts) if show_hosts else ()
         html.append(cards.card(v, v.probed_as in reasoning, drawing, rows, chart))
     if model is not None:
         base_id = models[model].probed_as
         incidents = [i for i in incidents if i.model == base_id]
-    page = page_view(title, snapshot, history, readiness, incidents, tuple(html), only=model)
+    # The page around the cards is rendered with a marker where they go, and split there.
+    page = page_view(title, snapshot, history, readiness, incidents, (Markup(_CARDS),), only=model)
     template = "overview.html" if model is None else "model.html"
-    return _ENV.get_template(template).render(_context(page, refresh, model=model)).encode()
+    head, _, tail = _ENV.get_template(template).render(_context(page, refresh, model=model)).partition(_CARDS)
+    return assemble([piece(head.encode(), 1), *cards.blocks(html, chart), piece(tail.encode(), 1)])
 
 
 def render_missing(title: str, snapshot: Snapshot, readiness: Mapping[str, str], model: str) -> bytes:
@@ -149,9 +176,7 @@ def render_missing(title: str, snapshot: Snapshot, readiness: Mapping[str, str],
 
 
 def compressed(body: bytes) -> bytes:
-    # Level 1: at 100 models a page is ~1.5 MB of repetitive SVG; level 1 takes it to ~150 KB in a
-    # third of level 6's time (which saves another 50 KB).
-    return gzip.compress(body, compresslevel=1, mtime=0)
+    return gzip.compress(body, compresslevel=6, mtime=0)
 
 
 def badge_for(snapshot: Snapshot, history: History, model: str) -> tuple[str, int]:

@@ -125,10 +125,9 @@ def _build(
     model: str | None,
     state: StatusState,
 ) -> tuple[bytes, bytes]:
-    body = render_page(
+    return render_page(
         title, snap, history, readiness, incidents, refresh, model, state.drawings, state.cards
     )
-    return body, compressed(body)
 
 
 STATUS_KEY: Final = web.AppKey("status", StatusState)

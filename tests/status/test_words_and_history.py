@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.results import HostState, Outcome
-from monitor.status.history import Bucket, model_bucket
+from monitor.status.history import Bucket, model_bucket, model_series
 from monitor.status.incidents import IncidentLog
 from monitor.status.words import pct, reason_words
 
@@ -86,3 +86,11 @@ def test_incidents_of_one_model_only() -> None:
     log.best_changed(1, "m", "a", "b")
     log.best_changed(2, "n", "a", "b")
     assert [i.model for i in log.recent(3, "n")] == ["n"]
+
+
+def test_a_models_series_reads_each_period_as_model_bucket_does() -> None:
+    a = {0.0: Bucket(0, 100, 50, 50.0, 60.0), 1.0: Bucket(1, 10, 10, 300.0, 400.0)}
+    b = {0.0: Bucket(0, 100, 99, 300.0, 400.0), 1.0: Bucket(1, 10, 10, 90.0, 120.0)}
+    history = {("m", "a"): a, ("m", "b"): b}
+    got = model_series(history, "m", ["a", "b", "c"], [0.0, 1.0, 2.0])
+    assert got == [model_bucket(0.0, [a[0.0], b[0.0]]), model_bucket(1.0, [a[1.0], b[1.0]]), None]
