@@ -169,6 +169,7 @@ class HistoryReader:
         self._engine = engine
         self._cut: DailyCut | None = None
         self._version = 0
+        self._epoch = 0
 
     async def read(self, now: float) -> History:
         loop = asyncio.get_running_loop()
@@ -187,6 +188,7 @@ class HistoryReader:
         if cut is None:
             days = await loop.run_in_executor(None, _daily, daily_rows, m, h)
             cut = self._cut = DailyCut(rolled, days, now)
+            self._epoch += 1
         daily = await loop.run_in_executor(None, combine_days, cut, hourly, now)
         self._version += 1
-        return History(hourly=hourly, daily=daily, loaded_at=now, version=self._version)
+        return History(hourly=hourly, daily=daily, loaded_at=now, version=self._version, epoch=self._epoch)

@@ -30,6 +30,10 @@ from monitor.status.history import (
 from monitor.status.words import day_label, hour_label, pct
 
 _MAX_ENTRIES: Final = 4096
+# Periods that a new read of the history may still change: the current and the previous hour (late
+# results), today and yesterday.
+LIVE_HOURS: Final = 2
+LIVE_DAYS: Final = 2
 _Key = tuple[str, tuple[str, ...], bool, bool]  # base model, its hosts, per-host drawings, chart
 
 
@@ -66,59 +70,124 @@ class _Slots:
         self.days = day_slots(now)
         self.hour_labels = [hour_label(h) for h in self.hours]
         self.day_labels = [day_label(d) for d in self.days]
+        self.stable_hours = len(self.hours) - LIVE_HOURS
+        self.stable_days = len(self.days) - LIVE_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class _Past:
+    """The settled periods of one series, drawn once per (hour, history epoch)."""
+
+    hourly: list[Bucket | None]
+    daily: list[Bucket | None]
+    rects24: str
+    rects90: str
+
+
+def _past(hourly: list[Bucket | None], daily: list[Bucket | None], slots: _Slots) -> _Past:
+    h, d = slots.stable_hours, slots.stable_days
+    return _Past(
+        hourly,
+        daily,
+        svg.bar_rects(hourly, slots.hour_labels[:h], 0, False),
+        svg.bar_rects(daily, slots.day_labels[:d], 0, True),
+    )
 
 
 def draw(
-    hourly: Sequence[Bucket | None], daily: Sequence[Bucket | None], slots: _Slots, name: str, chart: bool
+    past: _Past,
+    hourly: list[Bucket | None],
+    daily: list[Bucket | None],
+    slots: _Slots,
+    name: str,
+    chart: bool,
 ) -> Drawn:
+    """A series from its settled periods (drawn already) and its live ones (`hourly`, `daily`)."""
+    h, d = slots.stable_hours, slots.stable_days
+    rects24 = past.rects24 + svg.bar_rects(hourly, slots.hour_labels[h:], h, False)
+    rects90 = past.rects90 + svg.bar_rects(daily, slots.day_labels[d:], d, True)
+    all_hours, all_days = past.hourly + hourly, past.daily + daily
     return Drawn(
-        bars24=svg.uptime_bars(hourly, slots.hour_labels, f"{name}: last 24 hours by hour"),
-        bars90=svg.uptime_bars(daily, slots.day_labels, f"{name}: last 90 days by day"),
-        spark=svg.sparkline([None if b is None else b.ttft_ms_p50 for b in hourly], name),
-        uptime24=pct(_total(hourly)),
-        uptime90=pct(_total(daily)),
-        chart=svg.ttft_chart(daily[-CHART_DAYS:], slots.days[-CHART_DAYS:], name) if chart else None,
+        bars24=svg.bars_svg(rects24, len(slots.hours), f"{name}: last 24 hours by hour"),
+        bars90=svg.bars_svg(rects90, len(slots.days), f"{name}: last 90 days by day"),
+        spark=svg.sparkline([None if b is None else b.ttft_ms_p50 for b in all_hours], name),
+        uptime24=pct(_total(all_hours)),
+        uptime90=pct(_total(all_days)),
+        chart=svg.ttft_chart(all_days[-CHART_DAYS:], slots.days[-CHART_DAYS:], name) if chart else None,
     )
 
 
 class Drawings:
-    """Drawings of the current history, dropped as a whole when the history or the hour changes."""
+    """Drawings of the current history, dropped as a whole when the history or the hour changes.
+
+    Each read of the history changes only its last periods (the current hour, today): periods
+    before the last `LIVE_HOURS` hours and `LIVE_DAYS` days are drawn once per hour and history
+    epoch (a new read of the daily sums, every 10 minutes) and reused; only the live ones are
+    drawn again for every read."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._generation: tuple[int, float] | None = None
+        self._past_generation: tuple[int, bool, float] | None = None
         self._slots: _Slots | None = None
         self._cache: dict[_Key, ModelDrawing] = {}
+        self._pasts: dict[tuple[str, str | tuple[str, ...]], _Past] = {}
 
-    def _current(self, history: History, now: float) -> tuple[_Slots, dict[_Key, ModelDrawing]]:
-        generation = (history.version, hour_start(now))
+    def _current(
+        self, history: History, now: float
+    ) -> tuple[_Slots, dict[_Key, ModelDrawing], dict[tuple[str, str | tuple[str, ...]], _Past]]:
+        hour = hour_start(now)
+        generation = (history.version, hour)
+        past_generation = (history.epoch, history.loaded_at is None, hour)
         with self._lock:
             if generation != self._generation or self._slots is None:
                 self._generation = generation
                 self._slots = _Slots(now)
                 self._cache = {}
+            if past_generation != self._past_generation:
+                self._past_generation = past_generation
+                self._pasts = {}
             if len(self._cache) > _MAX_ENTRIES:
                 self._cache.clear()
-            return self._slots, self._cache
+            if len(self._pasts) > 4 * _MAX_ENTRIES:
+                self._pasts.clear()
+            return self._slots, self._cache, self._pasts
 
     def model(
         self, history: History, now: float, base: str, urls: tuple[str, ...], hosts: bool, chart: bool
     ) -> ModelDrawing:
         """The drawing of a model's history (its most available host per period), and of each
         of its hosts' when `hosts`; with the 30-day TTFT chart when `chart`."""
-        slots, cache = self._current(history, now)
+        slots, cache, pasts = self._current(history, now)
         key = (base, urls, hosts, chart)
         found = cache.get(key)
         if found is not None:
             return found
-        hourly = model_series(history.hourly, base, urls, slots.hours)
-        daily = model_series(history.daily, base, urls, slots.days)
+        h, d = slots.stable_hours, slots.stable_days
+        past = pasts.get((base, urls))  # the model-level series of these hosts
+        if past is None:
+            past = _past(
+                model_series(history.hourly, base, urls, slots.hours[:h]),
+                model_series(history.daily, base, urls, slots.days[:d]),
+                slots,
+            )
+            pasts[(base, urls)] = past
+        live_h = model_series(history.hourly, base, urls, slots.hours[h:])
+        live_d = model_series(history.daily, base, urls, slots.days[d:])
         per_host: dict[str, Drawn] = {}
         if hosts:
             for url in urls:
-                h = series(history.hourly.get((base, url)), slots.hours)
-                d = series(history.daily.get((base, url)), slots.days)
-                per_host[url] = draw(h, d, slots, url, False)
-        drawing = ModelDrawing(draw(hourly, daily, slots, base, chart), per_host)
+                hp = pasts.get((base, url))
+                if hp is None:
+                    hp = _past(
+                        series(history.hourly.get((base, url)), slots.hours[:h]),
+                        series(history.daily.get((base, url)), slots.days[:d]),
+                        slots,
+                    )
+                    pasts[(base, url)] = hp
+                hh = series(history.hourly.get((base, url)), slots.hours[h:])
+                hd = series(history.daily.get((base, url)), slots.days[d:])
+                per_host[url] = draw(hp, hh, hd, slots, url, False)
+        drawing = ModelDrawing(draw(past, live_h, live_d, slots, base, chart), per_host)
         cache[key] = drawing
         return drawing

@@ -41,7 +41,8 @@ class History:
     hourly: Mapping[Pair, Mapping[float, Bucket]] = field(default_factory=dict)
     daily: Mapping[Pair, Mapping[float, Bucket]] = field(default_factory=dict)
     loaded_at: float | None = None
-    version: int = 0
+    version: int = 0  # one per read
+    epoch: int = 0  # one per read of the daily sums: settled periods are the same within an epoch
     error: str | None = None
 
 

@@ -33,21 +33,32 @@ def level(availability: float | None) -> str:
 
 
 def uptime_bars(buckets: Sequence[Bucket | None], labels: Sequence[str], name: str) -> Markup:
-    """One bar per period, coloured by availability, with its figures as a tooltip (`<title>`).
+    """One bar per period, coloured by availability, with its figures as a tooltip (`<title>`)."""
+    return bars_svg(bar_rects(buckets, labels, 0, len(labels) > 30), len(labels), name)
 
-    Bars are sized by the stylesheet (`svg.bars rect`), and the labels are ours (dates), so only
-    `name` needs escaping: at ten thousand bars a page, every byte and call counts."""
-    n = len(labels)
+
+def bars_svg(rects: str, n: int, name: str) -> Markup:
+    """The `<svg>` around the rectangles of `n` periods (`bar_rects`)."""
     daily = n > 30
+    return Markup(
+        f'<svg class="bars{" d" if daily else ""}" viewBox="0 0 {n * (5 if daily else 10)} {_BAR_H}" '
+        f'preserveAspectRatio="none" role="img" aria-label="{escape(name)}">{rects}</svg>'
+    )
+
+
+def bar_rects(buckets: Sequence[Bucket | None], labels: Sequence[str], start: int, daily: bool) -> str:
+    """The bars of periods `start`, `start + 1`, ... (their labels and buckets given from there).
+
+    Bars are sized by the stylesheet (`svg.bars rect`), and the labels are ours (dates): nothing
+    here needs escaping, which matters at ten thousand bars a page."""
+    n = len(labels)
     step = 5 if daily else 10
-    parts = [
-        f'<svg class="bars{" d" if daily else ""}" viewBox="0 0 {n * step} {_BAR_H}" '
-        f'preserveAspectRatio="none" role="img" aria-label="{escape(name)}">'
-    ]
+    parts: list[str] = []
     add = parts.append
     i = 0
     while i < n:
         b = buckets[i]
+        x = (start + i) * step
         if b is None or not b.probes:
             # A run of periods without data is one bar: a new monitor's 90 days are mostly empty.
             j = i
@@ -55,19 +66,18 @@ def uptime_bars(buckets: Sequence[Bucket | None], labels: Sequence[str], name: s
                 j += 1
             span = labels[i] if i == j else f"{labels[i]} to {labels[j]}"
             if i == j:
-                add(f'<rect x="{i * step}" class="nd"><title>{span} · no data</title></rect>')
+                add(f'<rect x="{x}" class="nd"><title>{span} · no data</title></rect>')
             else:
-                w = (j - i + 1) * step - (step - (8 if step == 10 else 4))
-                add(f'<rect x="{i * step}" width="{w}" class="nd"><title>{span} · no data</title></rect>')
+                w = (j - i + 1) * step - (2 if step == 10 else 1)
+                add(f'<rect x="{x}" width="{w}" class="nd"><title>{span} · no data</title></rect>')
             i = j + 1
             continue
         a = b.ok / b.probes
         ttft = "" if b.ttft_ms_p50 is None else f" · TTFT p50 {b.ttft_ms_p50:,.0f} ms"
         figures = f"{labels[i]} · {pct(a)} · {b.probes:,} probes{ttft}"
-        add(f'<rect x="{i * step}" class="{level(a)}"><title>{figures}</title></rect>')
+        add(f'<rect x="{x}" class="{level(a)}"><title>{figures}</title></rect>')
         i += 1
-    add("</svg>")
-    return Markup("".join(parts))
+    return "".join(parts)
 
 
 def _path(values: Sequence[float | None], x_step: float, height: float, top: float) -> str:
