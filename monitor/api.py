@@ -15,6 +15,7 @@ from monitor.httpcache import cache_headers
 from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.snapshot import iso
+from monitor.status.routes import StatusSource, add_status_routes
 from monitor.store import StoreError
 from monitor.view import MonitorView
 
@@ -220,7 +221,10 @@ async def json_errors(
         return _error(500, "Internal error")
 
 
-def make_app(monitor: MonitorView) -> web.Application:
+def make_app(
+    monitor: MonitorView, status: StatusSource | None = None, status_title: str = ""
+) -> web.Application:
+    """The HTTP API; with a `status` source, the status page too."""
     app = web.Application(middlewares=[cache_headers(), json_errors])
     app[VIEW_KEY] = monitor
     registry = make_registry(monitor)
@@ -233,4 +237,6 @@ def make_app(monitor: MonitorView) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if status is not None:
+        add_status_routes(app, status, status_title)
     return app

@@ -229,6 +229,7 @@ async def _demo_async(args: argparse.Namespace) -> int:
                 "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
                 f"  simulated gateway   {net.gateway_url}/libertai/models",
                 f"  simulator truth     {net.gateway_url}/_sim/hosts",
+                f"  status page         {base}/",
                 f"  best host per model {base}/v1/best",
                 f"  every host          {base}/v1/hosts",
                 f"  models, best first  {base}/libertai/models",

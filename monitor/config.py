@@ -32,6 +32,7 @@ from monitor.config_values import (
     parse_non_negative,
     parse_positive_int,
     parse_seconds,
+    parse_title,
     parse_url,
 )
 from monitor.secret import Secret
@@ -158,6 +159,10 @@ class Settings:
     log_format: str = setting(
         parse_choice("auto", "json", "console"), "auto", "json, console, or auto (console on a terminal)"
     )
+    status_page: bool = setting(
+        parse_bool, "true", "serve the status page (/, /status, /status/{model}, /badge/{model}.svg)"
+    )
+    status_title: str = setting(parse_title, "LibertAI status", "title of the status page")
     api_key: Secret | None = None  # not a setting: from LIBERTAI_API_KEY or the key file only
 
     @property

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from monitor.results import Evidence, ProbeResult
 from monitor.store import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats
 
@@ -52,5 +54,14 @@ class HistoryReader(Protocol):
     ) -> list[HistoryPoint]: ...
 
 
-class ServiceStore(ResultSink, StateWriter, StateReader, Maintenance, StoreHealth, HistoryReader, Protocol):
+class EngineHolder(Protocol):
+    """The database itself, for read-only pages that query it directly (the status page)."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+
+class ServiceStore(
+    ResultSink, StateWriter, StateReader, Maintenance, StoreHealth, HistoryReader, EngineHolder, Protocol
+):
     """Everything the running service uses of `monitor.store.Store`."""

@@ -35,6 +35,7 @@ from monitor.restore import restore
 from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
 from monitor.secret import Secret
 from monitor.snapshot import DiscoveryStatus, Snapshot
+from monitor.status.incidents import IncidentLog
 from monitor.targets import HOST_WIDE, Target, Targets, probe_kinds
 from monitor.view import Counters
 
@@ -66,6 +67,10 @@ class Monitor:
             self.best_hosts.subscribe(self.persistence.best_changed)
         self.recorder = ProbeRecorder(self.fleet, self.health_policy, store)
         self.probe_counts = self.recorder.counts
+        # State and best-host changes of the last days, for the status page.
+        self.incidents = IncidentLog()
+        self.recorder.on_state_change(self.incidents.note_state)
+        self.best_hosts.subscribe(self.incidents.note_best)
         self.gateway = DiscoveryRun(
             settings, self.fleet, self.persistence, lambda: self.publisher.publish(force=True)
         )
