@@ -94,7 +94,7 @@ class HostApp:
             host.via_gateway[path] = host.via_gateway.get(path, 0) + 1
         b = host.behaviour
 
-        if is_down(b, t0 - self._state.started_at):
+        if is_down(b, self._state.elapsed()):
             if b.down_mode == "refuse":
                 # The listener is closed too; this only catches a kept-alive connection.
                 if transport is not None:

@@ -3,11 +3,11 @@ behaviour and what it has received (the ground truth a test asserts on)."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import deque
 from dataclasses import dataclass, field
 
+from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.sim.keys import Keyring, KeyStatus
 from monitor.sim.scenario import Behaviour, GatewaySpec, HostSpec, ModelSpec, Scenario
 
@@ -93,11 +93,14 @@ class SimState:
     hosts: dict[str, SimHost] = field(default_factory=dict)
     by_port: dict[int, SimHost] = field(default_factory=dict)
     by_model: dict[str, list[SimHost]] = field(default_factory=dict)  # in scenario order
-    started_at: float = 0.0  # loop time
+    # Down windows, flapping and listing churn run on this clock, so a test can move them with a
+    # `FakeClock` instead of sleeping (request timings stay on the event loop's real clock).
+    clock: Clock = SYSTEM_CLOCK
+    started_at: float = 0.0  # clock.monotonic() at start
 
     def elapsed(self) -> float:
         """Seconds since the network started: the clock of down windows, flapping and churn."""
-        return asyncio.get_running_loop().time() - self.started_at
+        return self.clock.monotonic() - self.started_at
 
     def add_host(self, host: SimHost) -> None:
         self.hosts[host.name] = host
