@@ -156,7 +156,7 @@ def _scored(h: HostHealth, basis: _Basis | None, policy: RankingPolicy) -> tuple
     half_life = policy.half_life_s
 
     def weight(at: float) -> float:
-        return 2.0 ** ((at - newest) / half_life)
+        return float(2.0 ** ((at - newest) / half_life))
 
     weighted = [(value, weight(at)) for at, value in timed]
     p50, p95 = weighted_percentile(weighted, 50), weighted_percentile(weighted, 95)

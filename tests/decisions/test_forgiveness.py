@@ -3,6 +3,8 @@ forgetting by time (an outage is forgiven, a flapping host is kept out by its ej
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from monitor.health import HealthPolicy, HostHealth, apply, new_host
@@ -89,7 +91,7 @@ def test_near_equal_hosts_at_start_up_change_best_at_most_once() -> None:
     hosts = [SimHost("https://a", 100.0), SimHost("https://b", 98.0)]
     seen = run(hosts, until=3600)
     bests = [b for _, b in seen if b is not None]
-    assert sum(1 for x, y in zip(bests, bests[1:], strict=False) if x != y) <= 1
+    assert sum(1 for x, y in itertools.pairwise(bests) if x != y) <= 1
 
 
 # --- keyed eligibility ---------------------------------------------------------------------------

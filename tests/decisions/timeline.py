@@ -51,13 +51,18 @@ class Defaults:
     confirm_delay: float = 2.0
 
 
+DEFAULT_HEALTH = HealthPolicy()
+DEFAULT_RANKING = RankingPolicy()
+DEFAULTS = Defaults()
+
+
 def run(
     hosts: list[SimHost],
     until: float,
     *,
-    health: HealthPolicy = HealthPolicy(),
-    ranking: RankingPolicy = RankingPolicy(),
-    timing: Defaults = Defaults(),
+    health: HealthPolicy = DEFAULT_HEALTH,
+    ranking: RankingPolicy = DEFAULT_RANKING,
+    timing: Defaults = DEFAULTS,
 ) -> list[tuple[float, str | None]]:
     """Best host at every whole second from 0 to `until` (first probes of each host spread over
     its first seconds, as the service's start-up ramp does)."""
