@@ -153,6 +153,13 @@ FIELDS: tuple[Field, ...] = (
         "300",
         "seconds between billed one-token completions (and embeddings, host auth checks)",
     ),
+    Field(
+        "throughput_interval",
+        _seconds,
+        "1800",
+        "seconds between billed throughput probes (a streamed completion of throughput_tokens tokens)",
+    ),
+    Field("throughput_tokens", _positive_int, "16", "output tokens of a throughput probe"),
     Field("probe_timeout", _seconds, "10", "seconds a probe may take, body included"),
     Field("confirm_delay", _non_negative, "2", "seconds before a failed probe is confirmed by a re-probe"),
     Field("jitter", _fraction, "0.1", "fraction of an interval added at random to each probe's slot"),
@@ -176,6 +183,12 @@ FIELDS: tuple[Field, ...] = (
     Field("window", _positive_int, "50", "probe results per host kept for scores and availability"),
     Field("ranking_margin", _fraction, "0.2", "how much faster a challenger must be to take best"),
     Field("ranking_min_samples", _positive_int, "3", "latency samples a challenger needs to take best"),
+    Field(
+        "ranking_half_life",
+        _seconds,
+        "1800",
+        "seconds after which a result weighs half as much in a host's score (latency, failure share)",
+    ),
     Field("ejection_time", _seconds, "30", "seconds a host that went down stays out of best once up"),
     Field("ejection_max_time", _seconds, "300", "cap of the ejection time, doubled per ejection in an hour"),
     Field(
@@ -198,6 +211,8 @@ class Settings:
     probe_interval: float
     down_probe_interval: float
     completion_interval: float
+    throughput_interval: float
+    throughput_tokens: int
     probe_timeout: float
     confirm_delay: float
     jitter: float
@@ -211,6 +226,7 @@ class Settings:
     window: int
     ranking_margin: float
     ranking_min_samples: int
+    ranking_half_life: float
     ejection_time: float
     ejection_max_time: float
     retire_after: float

@@ -49,6 +49,7 @@ from monitor.snapshot import (
     with_aliases,
 )
 from monitor.store import DiscoveryRecord, MembershipEvent, Store
+from monitor.upstream import is_reasoning
 
 log = get_logger("monitor.service")
 
@@ -90,7 +91,9 @@ class Monitor:
             ejection_max_s=settings.ejection_max_time,
         )
         self.ranking_policy = RankingPolicy(
-            margin=settings.ranking_margin, min_samples=settings.ranking_min_samples
+            margin=settings.ranking_margin,
+            min_samples=settings.ranking_min_samples,
+            half_life_s=settings.ranking_half_life,
         )
         self.membership = Membership()
         self.aliases: dict[str, str] = {}  # "-thinking" alias -> base id
@@ -438,7 +441,7 @@ class Monitor:
         model, host, kind = target
         if kind is ProbeKind.AUTH:
             return await self._prober.auth(host, self._any_model_of(host))
-        return await self._prober.probe(kind, host, model)
+        return await self._prober.probe(kind, host, model, reasoning=is_reasoning(model, self.aliases))
 
     async def _run_target(self, target: Target) -> None:
         if self.record(await self._probe(target)) and self._dispatcher is not None:
@@ -570,7 +573,9 @@ class Monitor:
     def _rank(self, model: str, now: float) -> None:
         hosts = [self.health[(model, h)] for h in self._hosts_of_model.get(model, ())]
         memo = self._score_memo.setdefault(model, {})
-        ranking = rank(model, hosts, self.best.get(model), now, self.ranking_policy, memo)
+        # Where billed probes run, a host is best only once its key was accepted (issue 11).
+        keyed = len(probe_kinds(model, self.settings)) > 1
+        ranking = rank(model, hosts, self.best.get(model), now, self.ranking_policy, memo, keyed=keyed)
         self.rankings[model] = ranking
         self._model_views[model] = model_view(model, ranking, self.views)
         if ranking.best != self.best.get(model, None) or model not in self.best:

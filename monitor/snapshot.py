@@ -11,13 +11,14 @@ import gzip
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from monitor.health import HostHealth, stats
 from monitor.ranking import ModelRanking
 from monitor.results import HostState, Outcome
+from monitor.upstream import upstream_request
 
 
 def iso(ts: float | None) -> str | None:
@@ -100,6 +101,15 @@ class ModelView:
     known: int
     panic: bool
     hosts: tuple[HostView, ...]  # every known host, best first
+    # What a client sends a host for this id (issue 11, see monitor.upstream); set by with_aliases.
+    upstream_model: str = ""
+    request_fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def upstream_json(self) -> dict[str, Any]:
+        return {
+            "upstream_model": self.upstream_model or self.probed_as,
+            "request_fields": self.request_fields,
+        }
 
     def best_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +117,7 @@ class ModelView:
             "fallbacks": list(self.fallbacks),
             "healthy_hosts": self.healthy,
             "known_hosts": self.known,
+            **self.upstream_json(),
         }
 
 
@@ -168,6 +179,7 @@ class Snapshot:
             "model": model,
             "host": view.best,
             "fallbacks": list(view.fallbacks),
+            **view.upstream_json(),
             "generated_at": iso(self.generated_at),
             "hosts": [h.as_json(model) for h in view.hosts],
         }
@@ -180,7 +192,7 @@ def _best_body(s: Snapshot) -> dict[str, Any]:
 def _hosts_body(s: Snapshot) -> dict[str, Any]:
     return {
         "generated_at": iso(s.generated_at),
-        "hosts": [h.as_json(m) for m, v in s.models.items() for h in v.hosts],
+        "hosts": [{**h.as_json(m), **v.upstream_json()} for m, v in s.models.items() for h in v.hosts],
     }
 
 
@@ -199,13 +211,29 @@ def model_view(model: str, ranking: ModelRanking, views: Mapping[tuple[str, str]
 
 
 def with_aliases(bases: Mapping[str, ModelView], aliases: Mapping[str, str]) -> dict[str, ModelView]:
-    """Every base view plus a view per alias that shares its base's hosts, sorted by id."""
-    out = dict(bases)
+    """Every base view plus a view per alias that shares its base's hosts, sorted by id; each with
+    what a client sends a host for its id (`monitor.upstream`)."""
+    out = {m: replace(v, **_upstream(m, aliases)) for m, v in bases.items()}
     for alias, base in aliases.items():
         if base in bases:
             v = bases[base]
-            out[alias] = ModelView(alias, base, v.best, v.fallbacks, v.healthy, v.known, v.panic, v.hosts)
+            out[alias] = ModelView(
+                alias,
+                base,
+                v.best,
+                v.fallbacks,
+                v.healthy,
+                v.known,
+                v.panic,
+                v.hosts,
+                **_upstream(alias, aliases),
+            )
     return dict(sorted(out.items()))
+
+
+def _upstream(model: str, aliases: Mapping[str, str]) -> dict[str, Any]:
+    upstream_model, fields = upstream_request(model, aliases)
+    return {"upstream_model": upstream_model, "request_fields": fields}
 
 
 def build_models(
