@@ -8,10 +8,12 @@ where every sample weighs 2 ** (-age / half_life_s) (age: how much older it is t
 sample), so recent results count most and old ones fade by time, not by how many came since: the
 percentiles are weighted nearest-rank (the first value, in sorted order, at which the cumulative
 weight reaches p% of the total; with equal weights, plain nearest-rank), and the failure share is the
-weight of failures over the weight of all samples. Failures before the host's last recovery
-(`HostHealth.recovered_at`, its last down -> up) are an outage: it was punished by going down and by
-the ejection (which doubles for a host that keeps failing), so they are left out of the share rather
-than punished again for as long as they stay in the window. The weights are relative to the newest
+weight of failures over the weight of all samples. Failures of a forgiven outage (before
+`HostHealth.forgiven_before`: the host came back after its only outage within the ejection memory)
+are left out of the share: that outage was punished by going down and by the ejection, and should
+not keep a fast host out of best for as long as its failures stay in the window. A host with
+several outages within the memory (it flaps) keeps them in its share, fading with the half-life, on
+top of its doubling ejection. The weights are relative to the newest
 sample, so a score changes only with the host's samples, never with the clock. The latency measured
 is, by preference, a
 completion's time to first token, else an embedding's total time, else the health probe's total
@@ -161,11 +163,11 @@ def _scored(h: HostHealth, basis: _Basis | None, policy: RankingPolicy) -> tuple
     weighted = [(value, weight(at)) for at, value in timed]
     p50, p95 = weighted_percentile(weighted, 50), weighted_percentile(weighted, 95)
     assert p50 is not None and p95 is not None
-    recovered = h.recovered_at
+    forgiven = h.forgiven_before
     total = failed = 0.0
     for at, ok in outcomes:
-        if not ok and recovered is not None and at <= recovered:
-            continue  # an outage: punished by the ejection, not again here
+        if not ok and forgiven is not None and at <= forgiven:
+            continue  # a forgiven outage: punished by the ejection, not again here
         w = weight(at)
         total += w
         if not ok:

@@ -134,8 +134,23 @@ def test_an_outage_is_not_counted_in_the_failure_share_after_recovery() -> None:
     h = up("https://a", 100, 100, 100)
     h = probed(h, *(result("https://a", H, Outcome.CONNECT_ERROR, at=t) for t in range(10, 130, 15)))
     h = probed(h, result("https://a", H, at=130), result("https://a", H, at=145))
-    assert h.recovered_at == 145
+    assert h.forgiven_before == 145
     assert score(h) == pytest.approx(100.0)
+
+
+def test_a_second_outage_within_the_memory_is_not_forgiven() -> None:
+    h = up("https://a", 100, 100, 100)
+    for start in (10.0, 600.0):
+        h = probed(
+            h,
+            result("https://a", H, Outcome.CONNECT_ERROR, at=start),
+            result("https://a", H, Outcome.CONNECT_ERROR, at=start + 2),
+            result("https://a", H, at=start + 60),
+            result("https://a", H, at=start + 90),
+        )
+    assert h.forgiven_before == 100.0  # the first recovery only
+    value = score(h)
+    assert value is not None and value > 100.0 + 2000.0 * 0.1
 
 
 def test_errors_of_a_host_that_stays_up_still_count() -> None:
@@ -170,8 +185,7 @@ def test_a_flapping_host_stays_out_longer_after_each_outage_in_an_hour() -> None
     starts = (1800.0, 2400.0, 3000.0)
     fast = SimHost("https://fast", 100.0, up=outages(*((s, s + 30.0) for s in starts)))
     seen = run(fleet(fast), until=3600)
-    backs = [first_best_after(seen[: int(s) + 500], "https://fast", s + 30.0) for s in starts]
-    assert all(b is not None for b in backs)
-    first, _, third = (b or 0.0 for b in backs)
-    assert third >= 120.0 - 30.0 - 2.0  # out for the doubled ejection, not just the outage
-    assert third > first
+    first, _, third = (first_best_after(seen[: int(s) + 500], "https://fast", s + 30.0) for s in starts)
+    assert first is not None and first <= RECOVERY_BOUND  # a single outage is forgiven
+    # The third is not: out for at least its doubled ejection (120 s from going down), if not longer.
+    assert third is None or third >= 120.0 - 30.0 - 2.0

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import aiohttp
 
-from monitor.sim.testing import AUTH, StartNet, chat_body, scenario_of, sse_data
+from monitor.bodies import completion_body
+from monitor.probes import Prober
+from monitor.secret import Secret
+from monitor.sim.testing import AUTH, KEY, StartNet, chat_body, scenario_of, sse_data
+from monitor.urls import AllowList
 
 
 async def test_a_host_answers_404_to_a_thinking_id(start_net: StartNet, http: aiohttp.ClientSession) -> None:
@@ -88,3 +92,30 @@ async def test_a_stream_spaces_its_tokens_by_the_configured_gap(
     gaps = host["itl_truth_ms"]
     # Tokens go out at absolute deadlines: one gap may be short after a late one, not their sum.
     assert len(gaps) == 5 and sum(gaps) >= 5 * 15 * 0.9
+
+
+async def test_the_completion_probe_measures_the_uncached_first_token(
+    start_net: StartNet, http: aiohttp.ClientSession
+) -> None:
+    net = await start_net(scenario_of({"ttft": 60, "cached_ttft": 1}))
+    prober = Prober(http, Secret(KEY), 5.0, allow=AllowList.parse("http://127.0.0.1:*"))
+    results = [await prober.completion(net.host_url("h0"), "m", reasoning=True) for _ in range(3)]
+    (host,) = net.ground_truth()["hosts"]
+    assert host["prompt_cache_hits"] == 0
+    assert all(r.ok and r.ttft_ms is not None and r.ttft_ms >= 60 for r in results)
+
+
+async def test_a_repeated_probe_prompt_would_have_been_answered_from_the_cache(
+    start_net: StartNet, http: aiohttp.ClientSession
+) -> None:
+    # What the nonce prevents: the same body three times hits the host's prompt cache twice.
+    net = await start_net(scenario_of({"ttft": 60, "cached_ttft": 1}))
+    for _ in range(3):
+        async with http.post(
+            f"{net.host_url('h0')}/v1/chat/completions",
+            data=completion_body("m"),
+            headers={**AUTH, "Content-Type": "application/json"},
+        ) as r:
+            await r.read()
+    (host,) = net.ground_truth()["hosts"]
+    assert host["prompt_cache_hits"] == 2
