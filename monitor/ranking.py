@@ -110,6 +110,7 @@ class ModelRanking:
     healthy: int
     known: int
     panic: bool
+    eligible: tuple[str, ...] = ()  # the hosts best was chosen among (best included)
 
 
 # Latency bases, best first: (kind, whether its latency is the time to first token).
@@ -275,6 +276,7 @@ def rank(
         healthy=len(up),
         known=len(hosts),
         panic=False,
+        eligible=tuple(h.host for h in contenders),
     )
 
 

@@ -49,6 +49,7 @@ from monitor.snapshot import (
     with_aliases,
 )
 from monitor.store import DiscoveryRecord, MembershipEvent, Store
+from monitor.throughput import ThroughputProbes, probe_throughput
 from monitor.upstream import is_reasoning
 
 log = get_logger("monitor.service")
@@ -122,6 +123,7 @@ class Monitor:
         self._models_of_host: dict[str, list[str]] = {}
         self._hosts_of_model: dict[str, list[str]] = {}
         self._score_memo: dict[str, ScoreMemo] = {}
+        self.throughput: ThroughputProbes | None = None  # made by prepare (needs the session)
 
     # ----------------------------------------------------------------- life cycle
     async def prepare(self) -> None:
@@ -134,6 +136,25 @@ class Monitor:
             keepalive_s=s.probe_interval * 2.5,
         )
         self._prober = Prober(self._session, _require_key(s), s.probe_timeout, allow=s.allowed_hosts)
+        session, key = self._session, _require_key(s)
+        # Throughput (issue 11): billed, so only of up hosts; not health evidence, only shown.
+        self.throughput = ThroughputProbes(
+            lambda model, host: probe_throughput(
+                session,
+                key,
+                host,
+                model,
+                tokens=s.throughput_tokens,
+                timeout_s=s.probe_timeout,
+                allow=s.allowed_hosts,
+                reasoning=is_reasoning(model, self.aliases),
+            ),
+            s.throughput_interval,
+            wanted=lambda k: (h := self.health.get(k)) is not None and h.state is HostState.UP,
+            on_result=lambda r: self._dirty.add((r.model, r.host)),
+            limit=max(1, s.max_concurrency // 4),
+            jitter=s.jitter,
+        )
         if self.store is not None:
             await self._restore()
         self.publish(force=True)
@@ -147,6 +168,8 @@ class Monitor:
         self._dispatcher.stats = self.sched_stats
         self._tasks.append(asyncio.create_task(self._dispatcher.run_forever(), name="probe-dispatcher"))
         self._tasks.append(asyncio.create_task(self._publisher(), name="snapshot-publisher"))
+        if self.throughput is not None:
+            self._tasks.append(asyncio.create_task(self.throughput.run_forever(), name="throughput-probes"))
         self._sync_members()  # targets for the members restored from history
         # The first discovery runs in the background: restored answers are served meanwhile.
         self._tasks.append(asyncio.create_task(self.discover(), name="first-discovery"))
@@ -162,6 +185,8 @@ class Monitor:
             self._jobs.shutdown(wait=False)
         if self._dispatcher is not None:
             await self._dispatcher.close()
+        if self.throughput is not None:
+            await self.throughput.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -352,9 +377,14 @@ class Monitor:
                 self.health[key] = new_host(key[0], key[1], trusted)
                 self._dirty.add(key)
         # Only now that every member has its entry: the first probes' ramp is sized by their number.
+        measured: list[tuple[str, str]] = []  # throughput targets: where completions are probed
         for key, trusted in wanted.items():
             kinds = probe_kinds(key[0], self.settings) if trusted else ()
             self._set_targets(key, kinds)
+            if ProbeKind.COMPLETION in kinds:
+                measured.append(key)
+        if self.throughput is not None and self._dispatcher is not None:
+            self.throughput.sync(measured)
         for model in list(self.best):
             if model not in self._models():
                 del self.best[model]
@@ -543,7 +573,8 @@ class Monitor:
                 for key in pending_views[-_VIEWS_PER_STEP:]:
                     h = self.health.get(key)
                     if h is not None:
-                        self.views[key] = host_view(h)
+                        measured = self.throughput.results.get(key) if self.throughput else None
+                        self.views[key] = host_view(h, measured)
                 del pending_views[-_VIEWS_PER_STEP:]
                 yield
             now = time.time()

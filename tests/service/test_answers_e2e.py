@@ -11,6 +11,8 @@ import aiohttp
 import httpx2
 import openai
 
+from monitor.sim import SimNetwork
+from monitor.sim.testing import scenario_of
 from tests.service.support import KEY, eventually, get_json, network, serving, settings_for
 
 MESSAGES: Any = [{"role": "user", "content": "Hi"}]
@@ -78,3 +80,37 @@ async def test_best_does_not_churn_between_hosts_at_start_up(tmp_path: Path) -> 
     # (hermes' flapping host may also leave best when it goes down: not counted as churn here.)
     steady = {m: b for m, b in bests.items() if not m.startswith("hermes")}
     assert steady and all(len(b) <= 2 for b in steady.values()), steady
+
+
+async def test_throughput_is_shown_and_ranks_hosts_on_request(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    # Same first-token time, very different decode speed.
+    scenario = scenario_of({"ttft": 20, "itl": 2, "tokens": 32}, {"ttft": 20, "itl": 60, "tokens": 32})
+    async with SimNetwork(scenario, keys=[KEY]) as net:
+        quick, slow = (h.url for h in net.hosts)
+        settings = settings_for(net, tmp_path, THROUGHPUT_INTERVAL="1", THROUGHPUT_TOKENS="8")
+        async with serving(settings) as svc:
+
+            async def rates() -> dict[str, float] | None:
+                hosts = (await get_json(http, svc.url + "/v1/hosts"))["hosts"]
+                got = {h["url"]: h["tokens_per_s"] for h in hosts if h["model"] == "m"}
+                return got if all(got.get(u) for u in (quick, slow)) else None
+
+            measured = await eventually(rates, timeout=30)
+            assert measured[quick] > 2 * measured[slow]
+            hosts = (await get_json(http, svc.url + "/v1/hosts"))["hosts"]
+            assert all(h["inter_token_ms_p50"] for h in hosts if h["url"] in (quick, slow))
+
+            async def best_by_throughput() -> bool:
+                body = await get_json(http, svc.url + "/v1/best?sort=throughput")
+                one = await get_json(http, svc.url + "/v1/best/m-thinking?sort=throughput")
+                return bool(body["models"]["m"]["host"] == quick and one["host"] == quick)
+
+            await eventually(best_by_throughput, timeout=30)
+            async with http.get(svc.url + "/v1/best?sort=fastest") as r:
+                assert r.status == 422
+            async with http.get(svc.url + "/metrics") as r:
+                text = await r.text()
+            assert "libertai_monitor_host_tokens_per_second{" in text
+            assert "libertai_monitor_host_inter_token_p50_seconds{" in text
