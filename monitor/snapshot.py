@@ -251,7 +251,6 @@ def with_aliases(bases: Mapping[str, ModelView], aliases: Mapping[str, str]) -> 
     out = {m: replace(v, **_upstream(m, aliases)) for m, v in bases.items()}
     for alias, base in aliases.items():
         if base in bases:
-            v = bases[base]
             out[alias] = replace(bases[base], model=alias, probed_as=base, **_upstream(alias, aliases))
     return dict(sorted(out.items()))
 
