@@ -254,16 +254,6 @@ _HOST_FAMILIES: tuple[_Gauge | _Labelled | _States, ...] = (
     ),
     _Gauge("host_consecutive_failures", "Failed probes in a row.", lambda h: float(h.consecutive_failures)),
     _Gauge(
-        "host_tokens_per_second",
-        "Output tokens per second of the last throughput probe, after its first token.",
-        lambda h: h.tokens_per_s,
-    ),
-    _Gauge(
-        "host_inter_token_p50_seconds",
-        "Median gap between output tokens in the last throughput probe.",
-        lambda h: _seconds(h.inter_token_ms_p50),
-    ),
-    _Gauge(
         "host_last_success_timestamp_seconds",
         "When a probe of the host last succeeded.",
         lambda h: h.last_ok_at,
