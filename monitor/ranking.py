@@ -66,6 +66,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import exp
 
 from monitor.health import HostHealth, is_eligible
 from monitor.results import HostState, Outcome, ProbeKind
@@ -120,6 +121,8 @@ _BASES: tuple[tuple[ProbeKind, bool], ...] = (
     (ProbeKind.HEALTH, False),
 )
 _Basis = tuple[ProbeKind, bool]
+_KINDS = tuple(ProbeKind)
+_LN2 = math.log(2.0)
 
 
 def _latencies(h: HostHealth, basis: _Basis) -> list[float]:
@@ -154,26 +157,24 @@ def _scored(h: HostHealth, basis: _Basis | None, policy: RankingPolicy) -> tuple
     timed = _latencies_at(h, basis) if basis is not None else []
     if not timed:
         return None, 0
-    outcomes = h.samples.outcomes_at()  # timed is not empty, so neither is the window
-    newest = max(at for at, _ in outcomes)
-    half_life = policy.half_life_s
-
-    def weight(at: float) -> float:
-        return float(2.0 ** ((at - newest) / half_life))
-
-    weighted = [(value, weight(at)) for at, value in timed]
+    window = h.samples
+    newest = max(window.latest(kind) or 0.0 for kind in _KINDS)
+    rate = -_LN2 / policy.half_life_s
+    weighted = [(value, exp((newest - at) * rate)) for at, value in timed]
     p50, p95 = weighted_percentile(weighted, 50), weighted_percentile(weighted, 95)
     assert p50 is not None and p95 is not None
-    forgiven = h.forgiven_before
-    total = failed = 0.0
-    for at, ok in outcomes:
-        if not ok and forgiven is not None and at <= forgiven:
-            continue  # a forgiven outage: punished by the ejection, not again here
-        w = weight(at)
-        total += w
-        if not ok:
-            failed += w
-    share = failed / total if total > 0 else 0.0
+    share = 0.0
+    if window.ok_count() < len(window):  # most hosts have no failure in their window
+        forgiven = h.forgiven_before
+        total = failed = 0.0
+        for at, ok in window.outcomes_at():
+            if not ok and forgiven is not None and at <= forgiven:
+                continue  # a forgiven outage: punished by the ejection, not again here
+            w = exp((newest - at) * rate)
+            total += w
+            if not ok:
+                failed += w
+        share = failed / total if total > 0 else 0.0
     return 0.5 * p50 + 0.5 * p95 + policy.failure_penalty_ms * share, len(timed)
 
 
