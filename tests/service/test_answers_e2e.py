@@ -32,6 +32,12 @@ async def test_every_demo_model_answer_works_with_the_openai_sdk_on_the_named_ho
             return all(best["models"].get(m, {}).get("host") for m in models)
 
         await eventually(every_model_has_a_best, timeout=30)
+        hosts = (await get_json(http, svc.url + "/v1/hosts"))["hosts"]
+        shown = {h["model"]: (h["upstream_model"], h["request_fields"]) for h in hosts}
+        thinking = next(m for m in models if m.endswith("-thinking"))
+        base = thinking.removesuffix("-thinking")
+        assert shown[thinking] == (base, {"chat_template_kwargs": {"enable_thinking": True}})
+        assert shown[base] == (base, {"chat_template_kwargs": {"enable_thinking": False}})
         ctx = ssl.create_default_context(cadata=net.ca_pem.decode())
         async with httpx2.AsyncClient(verify=ctx) as transport:
             for model in models:
