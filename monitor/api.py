@@ -79,9 +79,32 @@ def _cached(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     return handler
 
 
+_SORTS = ("ttft", "throughput")
+
+
+def _sort_suffix(request: web.Request) -> str | None:
+    """`?sort=ttft|throughput` (issue 11) as the snapshot answer's name suffix; None if invalid."""
+    sort = request.query.get("sort", "ttft")
+    if sort not in _SORTS:
+        return None
+    return "" if sort == "ttft" else "?sort=throughput"
+
+
+async def best_all(request: web.Request) -> web.Response:
+    suffix = _sort_suffix(request)
+    if suffix is None:
+        return _error(422, "sort must be ttft or throughput")
+    response = await _snapshot_answer(request, "best" + suffix)
+    assert response is not None
+    return response
+
+
 async def best_one(request: web.Request) -> web.Response:
     model = request.match_info["model"]
-    response = await _snapshot_answer(request, f"best/{model}")
+    suffix = _sort_suffix(request)
+    if suffix is None:
+        return _error(422, "sort must be ttft or throughput")
+    response = await _snapshot_answer(request, f"best/{model}{suffix}")
     return _error(404, f"Unknown model {model}") if response is None else response
 
 
@@ -229,7 +252,7 @@ def make_app(
     app[VIEW_KEY] = monitor
     registry = make_registry(monitor)
     app[REGISTRY_KEY] = registry
-    app.router.add_get("/v1/best", _cached("best"))
+    app.router.add_get("/v1/best", best_all)
     app.router.add_get("/v1/best/{model}", best_one)
     app.router.add_get("/v1/hosts", _cached("hosts"))
     app.router.add_get("/v1/history/{model}", history)

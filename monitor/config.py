@@ -109,6 +109,12 @@ class Settings:
         "300",
         "seconds between billed one-token completions (and embeddings, host auth checks)",
     )
+    throughput_interval: float = setting(
+        parse_seconds,
+        "1800",
+        "seconds between billed throughput probes (a streamed completion of throughput_tokens tokens)",
+    )
+    throughput_tokens: int = setting(parse_positive_int, "16", "output tokens of a throughput probe")
     probe_timeout: float = setting(parse_seconds, "10", "seconds a probe may take, body included")
     confirm_delay: float = setting(
         parse_non_negative, "2", "seconds before a failed probe is confirmed by a re-probe"
@@ -139,6 +145,11 @@ class Settings:
     )
     ranking_min_samples: int = setting(
         parse_positive_int, "3", "latency samples a challenger needs to take best"
+    )
+    ranking_half_life: float = setting(
+        parse_seconds,
+        "1800",
+        "seconds after which a result weighs half as much in a host's score (latency, failure share)",
     )
     ejection_time: float = setting(
         parse_seconds,

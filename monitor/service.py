@@ -32,11 +32,14 @@ from monitor.publisher import Publisher
 from monitor.readiness import Readiness, readiness
 from monitor.recorder import ProbeRecorder, health_policy
 from monitor.restore import restore
+from monitor.results import HostState
 from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
 from monitor.secret import Secret
 from monitor.snapshot import DiscoveryStatus, Snapshot
 from monitor.status.incidents import IncidentLog
-from monitor.targets import HOST_WIDE, Target, Targets, probe_kinds
+from monitor.targets import HOST_WIDE, Target, Targets, completion_keys, probe_kinds
+from monitor.throughput import Throughput, ThroughputProbes, probe_throughput
+from monitor.upstream import is_reasoning
 from monitor.view import Counters
 
 __all__ = ["HOST_WIDE", "Monitor", "Readiness", "Target", "probe_kinds"]
@@ -59,7 +62,9 @@ class Monitor:
         self.targets = Targets(settings, clock)
         self.fleet = Fleet(settings, self.targets)
         self.health = self.fleet.health  # the same dict, for readers of the whole fleet's health
-        self.best_hosts = BestHosts(ranking_policy(settings))
+        self.best_hosts = BestHosts(
+            ranking_policy(settings), keyed=lambda model: len(probe_kinds(model, settings)) > 1
+        )
         self.fleet.on_sync(self.best_hosts.retain)
         self.best_hosts.subscribe(log_best_change)
         self.persistence = Persistence(store) if store is not None else None
@@ -74,7 +79,19 @@ class Monitor:
         self.gateway = DiscoveryRun(
             settings, self.fleet, self.persistence, lambda: self.publisher.publish(force=True)
         )
-        self.publisher = Publisher(self.fleet, self.best_hosts, self.gateway, clock)
+        # Throughput: billed, so only of up hosts; shown and sortable, never health evidence.
+        self.throughput = ThroughputProbes(
+            self._measure_throughput,
+            settings.throughput_interval,
+            wanted=lambda key: (h := self.fleet.health.get(key)) is not None and h.state is HostState.UP,
+            on_result=lambda r: self.fleet.touch((r.model, r.host)),
+            limit=max(1, settings.max_concurrency // 4),
+            jitter=settings.jitter,
+            clock=clock,
+        )
+        self.publisher = Publisher(
+            self.fleet, self.best_hosts, self.gateway, clock, measured=self.throughput.results.get
+        )
         self.sched_stats = SchedulerStats()
         self.counters = Counters(
             probes=self.probe_counts,
@@ -129,6 +146,8 @@ class Monitor:
         self._dispatcher.stats = self.sched_stats
         self._tasks.append(asyncio.create_task(self._dispatcher.run_forever(), name="probe-dispatcher"))
         self._tasks.append(asyncio.create_task(self.publisher.run_forever(), name="snapshot-publisher"))
+        self._tasks.append(asyncio.create_task(self.throughput.run_forever(), name="throughput-probes"))
+        self.fleet.on_sync(lambda _models: self.throughput.sync(completion_keys(self.fleet.health, s)))
         self.fleet.start_probing(self._dispatcher)
         # The first discovery runs in the background: restored answers are served meanwhile.
         self._tasks.append(asyncio.create_task(self.gateway.run(), name="first-discovery"))
@@ -143,6 +162,7 @@ class Monitor:
             self._jobs.shutdown(wait=False)
         if self._dispatcher is not None:
             await self._dispatcher.close()
+        await self.throughput.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -152,6 +172,20 @@ class Monitor:
             await self.persistence.drain(_STOP_WRITES_S)
         if self._session is not None:
             await self._session.close()
+
+    async def _measure_throughput(self, model: str, host: str) -> Throughput:
+        assert self._session is not None, "prepare() first"
+        s = self.settings
+        return await probe_throughput(
+            self._session,
+            s.api_key or Secret(""),
+            host,
+            model,
+            tokens=s.throughput_tokens,
+            timeout_s=s.probe_timeout,
+            allow=s.allowed_hosts,
+            reasoning=is_reasoning(model, self.fleet.aliases),
+        )
 
     def readiness(self) -> Readiness:
         return readiness(
