@@ -118,6 +118,9 @@ async def test_best_command_prints_the_best_host_and_fallbacks(watched: tuple[Si
                     answer["fallbacks"],
                 )
             lines = [f"m: {answer['host']}"] + [f"  fallback  {u}" for u in answer["fallbacks"]]
+            if answer.get("request_fields"):  # "m" is a reasoning model here: its alias is listed
+                fields = json.dumps(answer["request_fields"])
+                lines.append(f"  send model {answer['upstream_model']!r} with {fields}")
             return code == 0 and text.splitlines() == lines
 
         await eventually(lambda: prints_the_answer(False), timeout=30)
