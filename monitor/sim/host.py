@@ -28,7 +28,7 @@ from monitor.sim.formats import (
     image_body,
 )
 from monitor.sim.keys import KeyStatus, presented_key
-from monitor.sim.scenario import Behaviour
+from monitor.sim.specs import Behaviour
 from monitor.sim.state import SimHost, SimState
 
 VIA_HEADER = "X-Sim-Via"

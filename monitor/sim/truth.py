@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from monitor.results import HostState, Outcome
 from monitor.sim.behaviour import is_down, is_listed, is_scheduled
-from monitor.sim.scenario import Behaviour, ModelSpec
+from monitor.sim.specs import Behaviour, ModelSpec
 from monitor.sim.state import SimHost, SimState
 
 # Best host is "determinable" only when it beats the runner-up by this factor (median TTFT):
