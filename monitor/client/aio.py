@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx2
 
-from monitor.client.answers import MAX_ANSWER_BYTES
 from monitor.client.cache import Fetch, Want
 from monitor.client.core import Attempts
 from monitor.client.options import Options
@@ -48,9 +47,7 @@ class AsyncFailoverTransport(httpx2.AsyncBaseTransport):
         self.options = Options(monitor_url, **options)
         self._core = self.options.core(asyncio.Event)
         self._inner = transport or httpx2.AsyncHTTPTransport(verify=self.options.ssl_context())
-        self._monitor = httpx2.AsyncClient(
-            timeout=self.options.monitor_timeout, verify=self.options.ssl_context(), trust_env=False
-        )
+        self._monitor = httpx2.AsyncClient(**self.options.monitor_client())
         self._refreshes: set[asyncio.Task[None]] = set()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -87,18 +84,12 @@ class AsyncFailoverTransport(httpx2.AsyncBaseTransport):
 
     async def _fetch(self, fetch: Fetch) -> None:
         cache = self._core.cache
-        try:
+        with cache.fetching(fetch) as download:
             async with self._monitor.stream("GET", fetch.url, headers=fetch.headers) as resp:
-                body = b""
                 async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_ANSWER_BYTES:
+                    if download.add(chunk):
                         break
-                cache.got(fetch, resp.status_code, resp.headers.get("etag"), body)
-        except BaseException as exc:  # unreachable or broken (or cancelled): keep the last answer
-            cache.failed(fetch)
-            if not isinstance(exc, Exception):
-                raise
+                cache.got(fetch, resp.status_code, resp.headers.get("etag"), download.body)
 
     async def refreshes_done(self) -> None:
         """Wait for the background refreshes started so far (for tests and orderly shutdowns)."""

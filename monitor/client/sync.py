@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx2
 
-from monitor.client.answers import MAX_ANSWER_BYTES
 from monitor.client.cache import Fetch, Want
 from monitor.client.core import Attempts
 from monitor.client.options import Options
@@ -46,9 +45,7 @@ class FailoverTransport(httpx2.BaseTransport):
         self.options = Options(monitor_url, **options)
         self._core = self.options.core(threading.Event)
         self._inner = transport or httpx2.HTTPTransport(verify=self.options.ssl_context())
-        self._monitor = httpx2.Client(
-            timeout=self.options.monitor_timeout, verify=self.options.ssl_context(), trust_env=False
-        )
+        self._monitor = httpx2.Client(**self.options.monitor_client())
         self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="libertai-monitor-refresh")
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -85,18 +82,14 @@ class FailoverTransport(httpx2.BaseTransport):
 
     def _fetch(self, fetch: Fetch) -> None:
         cache = self._core.cache
-        try:
-            with self._monitor.stream("GET", fetch.url, headers=fetch.headers) as resp:
-                body = b""
-                for chunk in resp.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_ANSWER_BYTES:
-                        break
-                cache.got(fetch, resp.status_code, resp.headers.get("etag"), body)
-        except BaseException as exc:  # unreachable or broken: keep the last answer
-            cache.failed(fetch)
-            if not isinstance(exc, Exception):
-                raise
+        with (
+            cache.fetching(fetch) as download,
+            self._monitor.stream("GET", fetch.url, headers=fetch.headers) as resp,
+        ):
+            for chunk in resp.iter_bytes():
+                if download.add(chunk):
+                    break
+            cache.got(fetch, resp.status_code, resp.headers.get("etag"), download.body)
 
     def refreshes_done(self) -> None:
         """Wait for the background refreshes started so far (for tests and orderly shutdowns)."""
