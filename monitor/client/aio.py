@@ -12,18 +12,13 @@ from typing import Any
 import httpx2
 
 from monitor.client.cache import Fetch, Want
-from monitor.client.core import Attempts
-from monitor.client.options import Options
+from monitor.client.transport import ReportingBase, TransportBase
 
 __all__ = ["AsyncFailoverTransport"]
 
 
-class _ReportingStream(httpx2.AsyncByteStream):
-    """The answer's body as given to the caller; a break is reported to the core, then raised."""
-
-    def __init__(self, inner: httpx2.AsyncByteStream, attempts: Attempts) -> None:
-        self._inner = inner
-        self._attempts = attempts
+class _ReportingStream(ReportingBase[httpx2.AsyncByteStream], httpx2.AsyncByteStream):
+    """The body of an async answer, reporting a break (see `ReportingBase`)."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -37,17 +32,17 @@ class _ReportingStream(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
-class AsyncFailoverTransport(httpx2.AsyncBaseTransport):
-    """Sends each request that names a model to the monitor's best host for it, failing over to
-    the next, then to the gateway. See `monitor.client` for the arguments."""
+class AsyncFailoverTransport(
+    TransportBase[httpx2.AsyncBaseTransport, httpx2.AsyncClient], httpx2.AsyncBaseTransport
+):
+    """The async failover transport (see `TransportBase`)."""
 
     def __init__(
         self, monitor_url: str, *, transport: httpx2.AsyncBaseTransport | None = None, **options: Any
     ) -> None:
-        self.options = Options(monitor_url, **options)
-        self._core = self.options.core(asyncio.Event)
-        self._inner = transport or httpx2.AsyncHTTPTransport(verify=self.options.ssl_context())
-        self._monitor = httpx2.AsyncClient(**self.options.monitor_client())
+        super().__init__(
+            monitor_url, transport, options, asyncio.Event, httpx2.AsyncHTTPTransport, httpx2.AsyncClient
+        )
         self._refreshes: set[asyncio.Task[None]] = set()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:

@@ -11,18 +11,13 @@ from typing import Any
 import httpx2
 
 from monitor.client.cache import Fetch, Want
-from monitor.client.core import Attempts
-from monitor.client.options import Options
+from monitor.client.transport import ReportingBase, TransportBase
 
 __all__ = ["FailoverTransport"]
 
 
-class _ReportingStream(httpx2.SyncByteStream):
-    """The answer's body as given to the caller; a break is reported to the core, then raised."""
-
-    def __init__(self, inner: httpx2.SyncByteStream, attempts: Attempts) -> None:
-        self._inner = inner
-        self._attempts = attempts
+class _ReportingStream(ReportingBase[httpx2.SyncByteStream], httpx2.SyncByteStream):
+    """The body of a sync answer, reporting a break (see `ReportingBase`)."""
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -35,17 +30,15 @@ class _ReportingStream(httpx2.SyncByteStream):
         self._inner.close()
 
 
-class FailoverTransport(httpx2.BaseTransport):
-    """Sends each request that names a model to the monitor's best host for it, failing over to
-    the next, then to the gateway. See `monitor.client` for the arguments."""
+class FailoverTransport(TransportBase[httpx2.BaseTransport, httpx2.Client], httpx2.BaseTransport):
+    """The sync failover transport (see `TransportBase`)."""
 
     def __init__(
         self, monitor_url: str, *, transport: httpx2.BaseTransport | None = None, **options: Any
     ) -> None:
-        self.options = Options(monitor_url, **options)
-        self._core = self.options.core(threading.Event)
-        self._inner = transport or httpx2.HTTPTransport(verify=self.options.ssl_context())
-        self._monitor = httpx2.Client(**self.options.monitor_client())
+        super().__init__(
+            monitor_url, transport, options, threading.Event, httpx2.HTTPTransport, httpx2.Client
+        )
         self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="libertai-monitor-refresh")
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
