@@ -14,37 +14,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from monitor.sim.specs import (
-    FAULTS,
-    GATEWAY_FAULTS,
-    Behaviour,
-    Dist,
-    Flap,
-    GatewayFault,
-    GatewaySpec,
-    HostSpec,
-    ModelSpec,
-    Scenario,
-    TimeWindow,
-)
+# The values, re-exported (`X as X`) for callers that import them from here.
+from monitor.sim.specs import FAULTS as FAULTS
+from monitor.sim.specs import GATEWAY_FAULTS as GATEWAY_FAULTS
+from monitor.sim.specs import Behaviour as Behaviour
+from monitor.sim.specs import Dist as Dist
+from monitor.sim.specs import Flap as Flap
+from monitor.sim.specs import GatewayFault
+from monitor.sim.specs import GatewaySpec as GatewaySpec
+from monitor.sim.specs import HostSpec as HostSpec
+from monitor.sim.specs import ModelSpec as ModelSpec
+from monitor.sim.specs import Scenario as Scenario
+from monitor.sim.specs import TimeWindow as TimeWindow
 
-__all__ = [
-    "FAULTS",
-    "GATEWAY_FAULTS",
-    "Behaviour",
-    "Dist",
-    "Flap",
-    "GatewaySpec",
-    "HostSpec",
-    "ModelSpec",
-    "Scenario",
-    "TimeWindow",
-    "apply_changes",
-    "gateway_changes",
-    "parse_dist",
-    "parse_scenario",
-    "parse_toml_file",
-]
+__all__ = ["apply_changes", "gateway_changes", "parse_dist", "parse_scenario", "parse_toml_file"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
