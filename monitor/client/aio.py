@@ -37,6 +37,8 @@ class AsyncFailoverTransport(
 ):
     """The async failover transport (see `TransportBase`)."""
 
+    _reporting = _ReportingStream
+
     def __init__(
         self, monitor_url: str, *, transport: httpx2.AsyncBaseTransport | None = None, **options: Any
     ) -> None:
@@ -55,12 +57,10 @@ class AsyncFailoverTransport(
             try:
                 response = await self._inner.handle_async_request(attempts.next_request())
             except httpx2.TransportError as exc:
-                if attempts.error(exc):
-                    continue
-                raise
-            if attempts.answered(response):
-                response.stream = _ReportingStream(response.stream, attempts)  # type: ignore[arg-type]
-                return response
+                attempts.failed(exc)
+                continue
+            if (answer := self._answer(response, attempts)) is not None:
+                return answer
             await response.aclose()
 
     async def _answer_for(self, model: str) -> None:

@@ -33,6 +33,8 @@ class _ReportingStream(ReportingBase[httpx2.SyncByteStream], httpx2.SyncByteStre
 class FailoverTransport(TransportBase[httpx2.BaseTransport, httpx2.Client], httpx2.BaseTransport):
     """The sync failover transport (see `TransportBase`)."""
 
+    _reporting = _ReportingStream
+
     def __init__(
         self, monitor_url: str, *, transport: httpx2.BaseTransport | None = None, **options: Any
     ) -> None:
@@ -51,12 +53,10 @@ class FailoverTransport(TransportBase[httpx2.BaseTransport, httpx2.Client], http
             try:
                 response = self._inner.handle_request(attempts.next_request())
             except httpx2.TransportError as exc:
-                if attempts.error(exc):
-                    continue
-                raise
-            if attempts.answered(response):
-                response.stream = _ReportingStream(response.stream, attempts)  # type: ignore[arg-type]
-                return response
+                attempts.failed(exc)
+                continue
+            if (answer := self._answer(response, attempts)) is not None:
+                return answer
             response.close()
 
     def _answer_for(self, model: str) -> None:

@@ -4,7 +4,9 @@ request's attempts. Only the sending and waiting differ, and stay in `sync` and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
+
+import httpx2
 
 from monitor.client.core import Attempts, FailoverCore
 from monitor.client.options import Options
@@ -41,3 +43,14 @@ class TransportBase(Generic[InnerT, ClientT]):
         self._core: FailoverCore = self.options.core(new_ready)
         self._inner: InnerT = transport or new_transport(verify=self.options.ssl_context())
         self._monitor: ClientT = new_client(**self.options.monitor_client())
+
+    # The subclass's body wrapper (sync or async iteration).
+    _reporting: ClassVar[type[ReportingBase[Any]]]
+
+    def _answer(self, response: httpx2.Response, attempts: Attempts) -> httpx2.Response | None:
+        """`response` for the caller, its body reporting a break; None: the caller closes it and the
+        next host is tried."""
+        if not attempts.answered(response):
+            return None
+        response.stream = self._reporting(response.stream, attempts)  # type: ignore[assignment]
+        return response
