@@ -104,41 +104,42 @@ class Membership:
 # (idle to loaded machine), so a listing of 100,000 servers never stalls probes or `/healthz` long.
 CHUNK_HOSTS = 500
 
+# The new membership and the changes that led to it.
+Diff = tuple[Membership, list[MembershipChange]]
+
 
 def apply_listing(
-    current: Membership,
-    listing: Mapping[str, Sequence[str]],
-    allow: AllowList,
-    now: float,
-    grace_s: float,
-) -> tuple[Membership, list[MembershipChange]]:
+    current: Membership, listing: Mapping[str, Sequence[str]], allow: AllowList, now: float, grace_s: float
+) -> Diff:
     """Diff a good listing (model -> normalised host URLs) into the membership (see module doc)."""
     steps = _apply(current, listing, allow, now, grace_s)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    while (diff := _advance(steps)) is None:
+        pass
+    return diff
 
 
 async def apply_listing_async(
-    current: Membership,
-    listing: Mapping[str, Sequence[str]],
-    allow: AllowList,
-    now: float,
-    grace_s: float,
-) -> tuple[Membership, list[MembershipChange]]:
+    current: Membership, listing: Mapping[str, Sequence[str]], allow: AllowList, now: float, grace_s: float
+) -> Diff:
     """`apply_listing`, giving the event loop a turn every `CHUNK_HOSTS` hosts.
 
     The same result; `current` is immutable, so nothing another task does meanwhile can change it.
     """
     steps = _apply(current, listing, allow, now, grace_s)
     while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        await asyncio.sleep(0)
+        diff = _advance(steps)
+        if diff is not None:
+            return diff
+        await asyncio.sleep(0)  # the loop's turn between two chunks
+
+
+def _advance(steps: Generator[None, None, Diff]) -> Diff | None:
+    """Run the diff to its next chunk boundary: its result once it is done, else None."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    return None
 
 
 def _apply(
@@ -147,7 +148,7 @@ def _apply(
     allow: AllowList,
     now: float,
     grace_s: float,
-) -> Generator[None, None, tuple[Membership, list[MembershipChange]]]:
+) -> Generator[None, None, Diff]:
     """The diff, yielding every `CHUNK_HOSTS` hosts (where the async caller lets the loop run)."""
     changes: list[MembershipChange] = []
     result: dict[str, dict[str, MemberInfo]] = {}

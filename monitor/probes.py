@@ -27,17 +27,17 @@ Streams: one JSON document per `data:` line (as OpenAI-compatible servers send);
 choice; an `{"error": ...}` event, a stream that ends (or is cut) without `[DONE]`, and a stream
 that produced a token but did not finish within the timeout are `stream_error`; an unparseable
 chunk, a non-SSE 200, or more than `max_body_bytes` of stream are `bad_response`.
+(The pure interpretation of statuses and bodies is in `monitor.probe_status` and
+`monitor.probe_answers`.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
-import re
 import time
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote
 
 import aiohttp
@@ -45,10 +45,14 @@ from yarl import URL
 
 from monitor.bodies import completion_body, embedding_body, new_nonce
 from monitor.http import BodyTooLarge, ConnectTiming, classify_exception, read_bounded
+from monitor.probe_answers import SseEvent, SseStream, interpret_sse_line, valid_embedding
+from monitor.probe_status import DETAIL_MAX_CHARS, classify_status, error_detail, sanitise_detail
 from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.secret import Secret
 from monitor.urls import AllowList
 
+# The pure helpers live in `monitor.probe_status` and `monitor.probe_answers`; re-exported here,
+# where callers have always imported them from.
 __all__ = [
     "DETAIL_MAX_CHARS",
     "Prober",
@@ -64,230 +68,6 @@ __all__ = [
 ]
 
 KIB: Final = 1024
-DETAIL_MAX_CHARS: Final = 120
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def classify_status(status: int, kind: ProbeKind) -> Outcome:
-    """Map an HTTP status to an outcome for one probe kind.
-
-    `OK` means only that the status is the expected one; the caller still validates the body.
-    """
-    if status == 200:
-        return Outcome.OK
-    if status == 202 and kind is ProbeKind.HEALTH:
-        return Outcome.NOT_LOADED
-    if status < 100 or status >= 600 or status < 400:
-        return Outcome.BAD_RESPONSE  # 1xx, other 2xx, 3xx (redirects are never followed), nonsense
-    if status >= 500:
-        return Outcome.SERVER_ERROR
-    if status in (401, 403):
-        # A health request carries no key, so its 401/403 cannot be about the key.
-        return Outcome.INVALID_REQUEST if kind is ProbeKind.HEALTH else Outcome.KEY_REJECTED
-    if status == 402:
-        return Outcome.PAYMENT_REQUIRED
-    if status == 404:
-        return Outcome.UNSUPPORTED if kind is ProbeKind.AUTH else Outcome.UNKNOWN_MODEL
-    if status == 405 and kind is ProbeKind.AUTH:
-        return Outcome.UNSUPPORTED
-    if status == 408:
-        return Outcome.TIMEOUT  # the server gave up waiting: a timeout, whoever noticed it
-    if status == 429:
-        return Outcome.RATE_LIMITED
-    return Outcome.INVALID_REQUEST  # 422 and every other 4xx
-
-
-_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
-_CREDENTIAL_FIELD = re.compile(r"(?i)\b(authorization|api[-_ ]?key|token)(\"?\s*[:=]\s*\"?)[^\s\",}]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_MIN_KEY_FRAGMENT: Final = 8
-
-
-def sanitise_detail(text: str, secret: str = "") -> str:
-    """Make server-provided text safe for `detail`: no key, no credential, one line, <= 120 chars.
-
-    Removes the key itself and any fragment of it of 8 or more characters, `Bearer ...` values and
-    `authorization=`/`api_key:`-style values; replaces control characters; truncates.
-    """
-    if secret:
-        if len(secret) <= _MIN_KEY_FRAGMENT:
-            text = text.replace(secret, "***")
-        else:
-            spans: list[tuple[int, int]] = []
-            for i in range(len(secret) - _MIN_KEY_FRAGMENT + 1):
-                fragment = secret[i : i + _MIN_KEY_FRAGMENT]
-                start = text.find(fragment)
-                while start >= 0:
-                    spans.append((start, start + _MIN_KEY_FRAGMENT))
-                    start = text.find(fragment, start + 1)
-            if spans:
-                spans.sort()
-                out, pos = [], 0
-                for start, end in spans:
-                    if end <= pos:
-                        continue
-                    if start > pos:
-                        out.append(text[pos:start])
-                        out.append("***")
-                    pos = max(pos, end)
-                out.append(text[pos:])
-                text = "".join(out)
-    text = _BEARER.sub("Bearer ***", text)
-    text = _CREDENTIAL_FIELD.sub(r"\1\2***", text)
-    text = _CONTROL.sub(" ", text).strip()
-    if len(text) > DETAIL_MAX_CHARS:
-        text = text[: DETAIL_MAX_CHARS - 3] + "..."
-    return text
-
-
-def _message_of(obj: Any) -> str | None:
-    """The human message of a JSON error body: FastAPI `detail` (string or list) or OpenAI `error`."""
-    if not isinstance(obj, dict):
-        return None
-    detail = obj.get("detail")
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-        msg = detail[0].get("msg")
-        if isinstance(msg, str):
-            return msg
-    error = obj.get("error")
-    if isinstance(error, str):
-        return error
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    return None
-
-
-def error_detail(status: int, body: bytes | None, secret: str = "") -> str:
-    """`HTTP 503`, or `HTTP 401: Invalid API key` when the body is JSON with a message in it.
-
-    Only a message field of a JSON body is ever quoted (sanitised, truncated); HTML or any other
-    body contributes nothing.
-    """
-    head = f"HTTP {status}"
-    if 300 <= status < 400:
-        return f"{head}: redirect not followed"
-    if not body:
-        return head
-    try:
-        message = _message_of(json.loads(body))
-    except (ValueError, UnicodeDecodeError):
-        return head
-    if not message:
-        return head
-    clean = sanitise_detail(message, secret)
-    return f"{head}: {clean}" if clean else head
-
-
-class SseEvent(enum.Enum):
-    """What one line of an OpenAI-style SSE stream is."""
-
-    IGNORE = "ignore"  # blank line, comment, or a non-data field (event:, id:, retry:)
-    CHUNK = "chunk"  # a JSON object without choices (a usage-only chunk)
-    TOKEN = "token"  # a JSON object with a non-empty choices list
-    DONE = "done"  # data: [DONE]
-    ERROR = "error"  # a JSON object with an "error" member
-    MALFORMED = "malformed"  # data that is not a JSON object, or choices of the wrong type
-
-
-def interpret_sse_line(line: bytes) -> tuple[SseEvent, str]:
-    """Classify one line (without its newline) of a chat completion stream.
-
-    Returns the event and, for ERROR and MALFORMED, a short unsanitised description.
-    """
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    if not line or line.startswith(b":"):
-        return SseEvent.IGNORE, ""
-    field, _, value = line.partition(b":")
-    if field != b"data":
-        return SseEvent.IGNORE, ""
-    if value.startswith(b" "):
-        value = value[1:]
-    if value == b"[DONE]":
-        return SseEvent.DONE, ""
-    try:
-        obj = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return SseEvent.MALFORMED, "unparseable stream chunk"
-    if not isinstance(obj, dict):
-        return SseEvent.MALFORMED, "stream chunk is not a JSON object"
-    if obj.get("error"):
-        return SseEvent.ERROR, _message_of(obj) or "error event"
-    choices = obj.get("choices")
-    if choices is None or choices == []:
-        return SseEvent.CHUNK, ""
-    if not isinstance(choices, list):
-        return SseEvent.MALFORMED, "stream chunk choices is not a list"
-    return SseEvent.TOKEN, ""
-
-
-class SseStream:
-    """Pure interpreter of a chat completion stream, fed one line at a time.
-
-    `feed(line)` returns True once the stream is decided (`outcome`, `detail` set); `end()` is
-    called at end of stream. `tokens` counts chunks with choices (the first one marks TTFT).
-    `secret` is removed from any error message quoted in `detail`.
-    """
-
-    __slots__ = ("detail", "outcome", "secret", "tokens", "ttft_ms")
-
-    def __init__(self, secret: str = "") -> None:
-        self.tokens = 0
-        self.ttft_ms: float | None = None  # set by the reader when the first token arrives
-        self.outcome: Outcome | None = None
-        self.detail = ""
-        self.secret = secret
-
-    def feed(self, line: bytes) -> bool:
-        event, text = interpret_sse_line(line)
-        if event is SseEvent.TOKEN:
-            self.tokens += 1
-            return False
-        if event is SseEvent.IGNORE or event is SseEvent.CHUNK:
-            return False
-        if event is SseEvent.DONE:
-            if self.tokens:
-                self.outcome = Outcome.OK
-            else:
-                self.outcome, self.detail = Outcome.BAD_RESPONSE, "stream finished without any choices"
-        elif event is SseEvent.ERROR:
-            clean = sanitise_detail(text, self.secret)
-            self.outcome = Outcome.STREAM_ERROR
-            self.detail = f"error event: {clean}" if clean else "error event"
-        else:
-            self.outcome, self.detail = Outcome.BAD_RESPONSE, text
-        return True
-
-    def end(self) -> None:
-        """The stream ended before it was decided."""
-        if self.outcome is None:
-            self.outcome, self.detail = Outcome.STREAM_ERROR, "stream ended without [DONE]"
-
-
-def valid_embedding(obj: object) -> bool:
-    """True if `obj` is an embeddings answer whose `data[0].embedding` is a non-empty number list."""
-    if not isinstance(obj, dict):
-        return False
-    data = obj.get("data")
-    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
-        return False
-    vector = data[0].get("embedding")
-    return (
-        isinstance(vector, list)
-        and bool(vector)
-        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in vector)
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The prober
-# ---------------------------------------------------------------------------------------------
 
 
 class Prober:

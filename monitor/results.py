@@ -67,3 +67,20 @@ class ProbeResult:
 # What health reads of a probe result, (started_at, kind, outcome, ttft_ms, total_ms): a restart
 # reads hundreds of thousands of them from the store without building a ProbeResult for each.
 Evidence = tuple[float, ProbeKind, Outcome, float | None, float | None]
+
+
+def error_status_outcome(status: int) -> Outcome:
+    """The outcome an inference host's error status (4xx, 5xx) stands for, as the failover client
+    and the simulator's ground truth name it. (The monitor's probes refine it per probe kind:
+    `monitor.probe_status.classify_status`.)"""
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status >= 500:
+        return Outcome.SERVER_ERROR
+    if status in (401, 403):
+        return Outcome.KEY_REJECTED
+    if status == 402:
+        return Outcome.PAYMENT_REQUIRED
+    if status == 404:
+        return Outcome.UNKNOWN_MODEL
+    return Outcome.INVALID_REQUEST

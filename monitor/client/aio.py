@@ -11,20 +11,14 @@ from typing import Any
 
 import httpx2
 
-from monitor.client.answers import MAX_ANSWER_BYTES
 from monitor.client.cache import Fetch, Want
-from monitor.client.core import Attempts
-from monitor.client.options import Options
+from monitor.client.transport import ReportingBase, TransportBase
 
 __all__ = ["AsyncFailoverTransport"]
 
 
-class _ReportingStream(httpx2.AsyncByteStream):
-    """The answer's body as given to the caller; a break is reported to the core, then raised."""
-
-    def __init__(self, inner: httpx2.AsyncByteStream, attempts: Attempts) -> None:
-        self._inner = inner
-        self._attempts = attempts
+class _ReportingStream(ReportingBase[httpx2.AsyncByteStream], httpx2.AsyncByteStream):
+    """The body of an async answer, reporting a break (see `ReportingBase`)."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -38,18 +32,18 @@ class _ReportingStream(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
-class AsyncFailoverTransport(httpx2.AsyncBaseTransport):
-    """Sends each request that names a model to the monitor's best host for it, failing over to
-    the next, then to the gateway. See `monitor.client` for the arguments."""
+class AsyncFailoverTransport(
+    TransportBase[httpx2.AsyncBaseTransport, httpx2.AsyncClient], httpx2.AsyncBaseTransport
+):
+    """The async failover transport (see `TransportBase`)."""
+
+    _reporting = _ReportingStream
 
     def __init__(
         self, monitor_url: str, *, transport: httpx2.AsyncBaseTransport | None = None, **options: Any
     ) -> None:
-        self.options = Options(monitor_url, **options)
-        self._core = self.options.core(asyncio.Event)
-        self._inner = transport or httpx2.AsyncHTTPTransport(verify=self.options.ssl_context())
-        self._monitor = httpx2.AsyncClient(
-            timeout=self.options.monitor_timeout, verify=self.options.ssl_context(), trust_env=False
+        super().__init__(
+            monitor_url, transport, options, asyncio.Event, httpx2.AsyncHTTPTransport, httpx2.AsyncClient
         )
         self._refreshes: set[asyncio.Task[None]] = set()
 
@@ -63,12 +57,10 @@ class AsyncFailoverTransport(httpx2.AsyncBaseTransport):
             try:
                 response = await self._inner.handle_async_request(attempts.next_request())
             except httpx2.TransportError as exc:
-                if attempts.error(exc):
-                    continue
-                raise
-            if attempts.answered(response):
-                response.stream = _ReportingStream(response.stream, attempts)  # type: ignore[arg-type]
-                return response
+                attempts.failed(exc)
+                continue
+            if (answer := self._answer(response, attempts)) is not None:
+                return answer
             await response.aclose()
 
     async def _answer_for(self, model: str) -> None:
@@ -87,18 +79,12 @@ class AsyncFailoverTransport(httpx2.AsyncBaseTransport):
 
     async def _fetch(self, fetch: Fetch) -> None:
         cache = self._core.cache
-        try:
+        with cache.fetching(fetch) as download:
             async with self._monitor.stream("GET", fetch.url, headers=fetch.headers) as resp:
-                body = b""
                 async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_ANSWER_BYTES:
+                    if download.add(chunk):
                         break
-                cache.got(fetch, resp.status_code, resp.headers.get("etag"), body)
-        except BaseException as exc:  # unreachable or broken (or cancelled): keep the last answer
-            cache.failed(fetch)
-            if not isinstance(exc, Exception):
-                raise
+                cache.got(fetch, resp.status_code, resp.headers.get("etag"), download.body)
 
     async def refreshes_done(self) -> None:
         """Wait for the background refreshes started so far (for tests and orderly shutdowns)."""

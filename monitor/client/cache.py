@@ -9,17 +9,18 @@ answer costs a 304. A failed fetch keeps the last answer; without one, requests 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from monitor.client.answers import Answer, parse_answer
+from monitor.client.answers import MAX_ANSWER_BYTES, Answer, parse_answer
 from monitor.clock import Clock
 
-__all__ = ["AnswerCache", "Fetch", "Want"]
+__all__ = ["AnswerCache", "Download", "Fetch", "Want"]
 
 
 class Ready(Protocol):
@@ -105,6 +106,18 @@ class AnswerCache:
         else:
             self.failed(fetch)
 
+    @contextlib.contextmanager
+    def fetching(self, fetch: Fetch) -> Iterator[Download]:
+        """Around one fetch by either transport: a failure (unreachable, broken) keeps the last
+        answer and is swallowed; a cancellation keeps it too, and propagates."""
+        download = Download()
+        try:
+            yield download
+        except BaseException as exc:
+            self.failed(fetch)
+            if not isinstance(exc, Exception):
+                raise
+
     def failed(self, fetch: Fetch) -> None:
         """The monitor could not be read: keep what we had."""
         self._settle(fetch)
@@ -118,3 +131,18 @@ class AnswerCache:
             first, entry.settled = not entry.settled, True
         if first:
             entry.ready.set()
+
+
+class Download:
+    """The body of one fetch as it arrives, read no further than one byte past `MAX_ANSWER_BYTES`
+    (which `parse_answer` then refuses)."""
+
+    __slots__ = ("body",)
+
+    def __init__(self) -> None:
+        self.body = b""
+
+    def add(self, chunk: bytes) -> bool:
+        """Take the next chunk; True once the body is too big to be worth reading on."""
+        self.body += chunk
+        return len(self.body) > MAX_ANSWER_BYTES

@@ -226,6 +226,11 @@ class Attempts:
         self._index += 1
         return passed_over
 
+    def failed(self, exc: Exception) -> None:
+        """`error`, raising `exc` again where no other host is left to try (the gateway failed)."""
+        if not self.error(exc):
+            raise exc
+
     def stream_broke(self) -> None:
         """The body of the answer already given to the caller broke: reported, never retried."""
         self._record(Outcome.STREAM_ERROR, None, passed_over=False)

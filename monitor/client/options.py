@@ -47,6 +47,10 @@ class Options:
         """System trust plus `ca_bundle` (CAs or pinned host certificates), as the service's."""
         return make_ssl_context(self.ca_bundle)
 
+    def monitor_client(self) -> dict[str, Any]:
+        """The settings of the HTTP client that asks the monitor (no proxy from the environment)."""
+        return {"timeout": self.monitor_timeout, "verify": self.ssl_context(), "trust_env": False}
+
     def core(self, new_ready: Callable[[], Any]) -> FailoverCore:
         return FailoverCore(
             monitor_url=normalise_url(self.monitor_url),

@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 
 from monitor.client.answers import Answer
-from monitor.results import Outcome
+from monitor.results import Outcome, error_status_outcome
 
 __all__ = ["error_reason", "host_body", "order_hosts", "read_model", "retry_reason", "status_reason"]
 
@@ -66,19 +66,9 @@ def host_body(data: Mapping[str, Any], upstream_model: str, fields: Mapping[str,
 def status_reason(status: int) -> Outcome:
     if status < 300:
         return Outcome.OK
-    if status in (401, 403):
-        return Outcome.KEY_REJECTED
-    if status == 402:
-        return Outcome.PAYMENT_REQUIRED
-    if status == 404:
-        return Outcome.UNKNOWN_MODEL
-    if status == 429:
-        return Outcome.RATE_LIMITED
-    if status >= 500:
-        return Outcome.SERVER_ERROR
     if status < 400:
         return Outcome.BAD_RESPONSE  # a redirect: an inference host has no reason to send one
-    return Outcome.INVALID_REQUEST
+    return error_status_outcome(status)
 
 
 # Passed over where no answer has begun: the next host may well serve it. 401/403 from a host is a

@@ -10,20 +10,14 @@ from typing import Any
 
 import httpx2
 
-from monitor.client.answers import MAX_ANSWER_BYTES
 from monitor.client.cache import Fetch, Want
-from monitor.client.core import Attempts
-from monitor.client.options import Options
+from monitor.client.transport import ReportingBase, TransportBase
 
 __all__ = ["FailoverTransport"]
 
 
-class _ReportingStream(httpx2.SyncByteStream):
-    """The answer's body as given to the caller; a break is reported to the core, then raised."""
-
-    def __init__(self, inner: httpx2.SyncByteStream, attempts: Attempts) -> None:
-        self._inner = inner
-        self._attempts = attempts
+class _ReportingStream(ReportingBase[httpx2.SyncByteStream], httpx2.SyncByteStream):
+    """The body of a sync answer, reporting a break (see `ReportingBase`)."""
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -36,18 +30,16 @@ class _ReportingStream(httpx2.SyncByteStream):
         self._inner.close()
 
 
-class FailoverTransport(httpx2.BaseTransport):
-    """Sends each request that names a model to the monitor's best host for it, failing over to
-    the next, then to the gateway. See `monitor.client` for the arguments."""
+class FailoverTransport(TransportBase[httpx2.BaseTransport, httpx2.Client], httpx2.BaseTransport):
+    """The sync failover transport (see `TransportBase`)."""
+
+    _reporting = _ReportingStream
 
     def __init__(
         self, monitor_url: str, *, transport: httpx2.BaseTransport | None = None, **options: Any
     ) -> None:
-        self.options = Options(monitor_url, **options)
-        self._core = self.options.core(threading.Event)
-        self._inner = transport or httpx2.HTTPTransport(verify=self.options.ssl_context())
-        self._monitor = httpx2.Client(
-            timeout=self.options.monitor_timeout, verify=self.options.ssl_context(), trust_env=False
+        super().__init__(
+            monitor_url, transport, options, threading.Event, httpx2.HTTPTransport, httpx2.Client
         )
         self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="libertai-monitor-refresh")
 
@@ -61,12 +53,10 @@ class FailoverTransport(httpx2.BaseTransport):
             try:
                 response = self._inner.handle_request(attempts.next_request())
             except httpx2.TransportError as exc:
-                if attempts.error(exc):
-                    continue
-                raise
-            if attempts.answered(response):
-                response.stream = _ReportingStream(response.stream, attempts)  # type: ignore[arg-type]
-                return response
+                attempts.failed(exc)
+                continue
+            if (answer := self._answer(response, attempts)) is not None:
+                return answer
             response.close()
 
     def _answer_for(self, model: str) -> None:
@@ -85,18 +75,14 @@ class FailoverTransport(httpx2.BaseTransport):
 
     def _fetch(self, fetch: Fetch) -> None:
         cache = self._core.cache
-        try:
-            with self._monitor.stream("GET", fetch.url, headers=fetch.headers) as resp:
-                body = b""
-                for chunk in resp.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_ANSWER_BYTES:
-                        break
-                cache.got(fetch, resp.status_code, resp.headers.get("etag"), body)
-        except BaseException as exc:  # unreachable or broken: keep the last answer
-            cache.failed(fetch)
-            if not isinstance(exc, Exception):
-                raise
+        with (
+            cache.fetching(fetch) as download,
+            self._monitor.stream("GET", fetch.url, headers=fetch.headers) as resp,
+        ):
+            for chunk in resp.iter_bytes():
+                if download.add(chunk):
+                    break
+            cache.got(fetch, resp.status_code, resp.headers.get("etag"), download.body)
 
     def refreshes_done(self) -> None:
         """Wait for the background refreshes started so far (for tests and orderly shutdowns)."""

@@ -3,7 +3,7 @@ and the benchmarks. See "The simulated network" in README.md."""
 
 from monitor.sim.network import SimHostInfo, SimNetwork
 from monitor.sim.presets import PRESETS, Preset, load_scenario
-from monitor.sim.scenario import Behaviour, Dist, Flap, GatewaySpec, HostSpec, ModelSpec, Scenario
+from monitor.sim.specs import Behaviour, Dist, Flap, GatewaySpec, HostSpec, ModelSpec, Scenario
 
 __all__ = [
     "PRESETS",

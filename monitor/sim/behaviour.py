@@ -10,7 +10,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from monitor.sim.scenario import Behaviour, Dist, Window
+from monitor.sim.specs import Behaviour, Dist, TimeWindow
 
 
 def host_rng(seed: int, host_name: str) -> random.Random:
@@ -28,7 +28,7 @@ def sample_ms(dist: Dist, rng: random.Random) -> float:
     return math.exp(rng.gauss(math.log(dist.ms), dist.spread))
 
 
-def _in_windows(windows: tuple[Window, ...], t: float) -> bool:
+def _in_windows(windows: tuple[TimeWindow, ...], t: float) -> bool:
     return any(start <= t < end for start, end in windows)
 
 

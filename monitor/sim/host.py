@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from monitor.sim.formats import (
     image_body,
 )
 from monitor.sim.keys import KeyStatus, presented_key
-from monitor.sim.scenario import Behaviour
+from monitor.sim.specs import Behaviour
 from monitor.sim.state import SimHost, SimState
 
 VIA_HEADER = "X-Sim-Via"
@@ -57,6 +58,18 @@ def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> 
 async def _forever() -> None:
     # Cancelled when the client goes away (the runner uses handler_cancellation) or at shutdown.
     await asyncio.Event().wait()
+
+
+@dataclass(frozen=True, slots=True)
+class _Generation:
+    """One text generation as planned, to be answered streamed or whole."""
+
+    host: SimHost
+    behaviour: Behaviour
+    t0: float
+    plan: Plan
+    fmt: StreamFormat
+    finish: str
 
 
 class HostApp:
@@ -209,20 +222,13 @@ class HostApp:
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         prompt_tokens = max(1, request.content_length or 0) // 4 or 1
         fmt = fmt_factory(model, prompt_tokens, include_usage)
+        g = _Generation(host, b, t0, plan, fmt, finish)
         if body.get("stream") is True:
-            return await self._stream(request, host, b, t0, plan, fmt, finish)
-        return await self._whole(request, host, b, t0, plan, fmt, finish)
+            return await self._stream(request, g)
+        return await self._whole(request, g)
 
-    async def _stream(
-        self,
-        request: web.Request,
-        host: SimHost,
-        b: Behaviour,
-        t0: float,
-        plan: Plan,
-        fmt: StreamFormat,
-        finish: str,
-    ) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, g: _Generation) -> web.StreamResponse:
+        host, b, t0, plan, fmt, finish = g.host, g.behaviour, g.t0, g.plan, g.fmt, g.finish
         loop = asyncio.get_running_loop()
         resp = web.StreamResponse(headers=_SSE_HEADERS)
         # Headers go out at once, as real hosts send them before the first token.
@@ -264,16 +270,8 @@ class HostApp:
         await resp.write_eof()
         return resp
 
-    async def _whole(
-        self,
-        request: web.Request,
-        host: SimHost,
-        b: Behaviour,
-        t0: float,
-        plan: Plan,
-        fmt: StreamFormat,
-        finish: str,
-    ) -> web.StreamResponse:
+    async def _whole(self, request: web.Request, g: _Generation) -> web.StreamResponse:
+        host, b, t0, plan, fmt, finish = g.host, g.behaviour, g.t0, g.plan, g.fmt, g.finish
         loop = asyncio.get_running_loop()
         await asyncio.sleep(t0 + plan.total_s - loop.time())
         if b.fault == "error_event":

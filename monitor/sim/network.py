@@ -29,7 +29,8 @@ from monitor.sim.behaviour import host_rng, is_down
 from monitor.sim.gateway import GatewayApp
 from monitor.sim.host import HostApp
 from monitor.sim.keys import Keyring
-from monitor.sim.scenario import Behaviour, Scenario, apply_changes, gateway_changes
+from monitor.sim.scenario import apply_changes, gateway_changes
+from monitor.sim.specs import Behaviour, Scenario
 from monitor.sim.state import GatewayState, SimHost, SimState
 from monitor.sim.truth import gateway_truth, ground_truth, host_truth
 

@@ -9,15 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monitor.sim.scenario import (
-    Behaviour,
-    Dist,
-    HostSpec,
-    ModelSpec,
-    Scenario,
-    parse_scenario,
-    parse_toml_file,
-)
+from monitor.sim.scenario import parse_scenario, parse_toml_file
+from monitor.sim.specs import Behaviour, Dist, HostSpec, ModelSpec, Scenario
 
 
 @dataclass(frozen=True, slots=True)

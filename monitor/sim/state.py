@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.sim.keys import Keyring, KeyStatus
-from monitor.sim.scenario import Behaviour, GatewaySpec, HostSpec, ModelSpec, Scenario
+from monitor.sim.specs import Behaviour, GatewaySpec, HostSpec, ModelSpec, Scenario
 
 TTFT_TRUTH_LEN = 100
 PROMPT_CACHE_LEN = 256  # prompts a host remembers (least recently used leave first)

@@ -8,7 +8,8 @@ from typing import Any
 import aiohttp
 
 from monitor.sim.network import SimNetwork
-from monitor.sim.scenario import Scenario, parse_scenario
+from monitor.sim.scenario import parse_scenario
+from monitor.sim.specs import Scenario
 
 # `await start_net(scenario, seed=..., keys=...)`: the shape of a fixture that starts networks.
 StartNet = Callable[..., Awaitable[SimNetwork]]

@@ -11,28 +11,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.results import HostState, Outcome
+from monitor.results import HostState, Outcome, error_status_outcome
 from monitor.sim.behaviour import is_down, is_listed, is_scheduled
-from monitor.sim.scenario import Behaviour, ModelSpec
+from monitor.sim.specs import Behaviour, ModelSpec
 from monitor.sim.state import SimHost, SimState
 
 # Best host is "determinable" only when it beats the runner-up by this factor (median TTFT):
 # the monitor keeps an incumbent unless a challenger is 20% better, and medians are noisy.
 BEST_MARGIN = 1.5
-
-
-def _status_outcome(status: int) -> Outcome:
-    if status == 429:
-        return Outcome.RATE_LIMITED
-    if status >= 500:
-        return Outcome.SERVER_ERROR
-    if status in (401, 403):
-        return Outcome.KEY_REJECTED
-    if status == 402:
-        return Outcome.PAYMENT_REQUIRED
-    if status == 404:
-        return Outcome.UNKNOWN_MODEL
-    return Outcome.INVALID_REQUEST
 
 
 def _verdict(up: bool, reason: Outcome, *also: Outcome) -> dict[str, Any]:
@@ -60,10 +46,10 @@ def expected_for(b: Behaviour, model: ModelSpec, t: float) -> dict[str, Any]:
         return _verdict(False, Outcome.KEY_REJECTED)
     if b.error_rate >= 0.5:
         worst = max(b.errors, key=lambda sr: sr[1])[0]
-        others = [_status_outcome(s) for s, _ in b.errors]
-        return _verdict(False, _status_outcome(worst), *others)
+        others = [error_status_outcome(s) for s, _ in b.errors]
+        return _verdict(False, error_status_outcome(worst), *others)
     if b.fault == "html":
-        reason = Outcome.BAD_RESPONSE if b.html_status < 400 else _status_outcome(b.html_status)
+        reason = Outcome.BAD_RESPONSE if b.html_status < 400 else error_status_outcome(b.html_status)
         return _verdict(False, reason, Outcome.BAD_RESPONSE)
     if b.fault == "bad_json":
         return _verdict(False, Outcome.BAD_RESPONSE, Outcome.STREAM_ERROR)
@@ -76,7 +62,7 @@ def expected_for(b: Behaviour, model: ModelSpec, t: float) -> dict[str, Any]:
         if b.fault == "endless":
             return _verdict(False, Outcome.TIMEOUT, Outcome.STREAM_ERROR, Outcome.BAD_RESPONSE)
     if b.errors:
-        return _verdict(True, Outcome.OK, *(_status_outcome(s) for s, _ in b.errors))
+        return _verdict(True, Outcome.OK, *(error_status_outcome(s) for s, _ in b.errors))
     return _verdict(True, Outcome.OK)
 
 

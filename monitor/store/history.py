@@ -22,64 +22,69 @@ HOUR = 3600
 HostData = dict[str, tuple[list[queries.RawRow], list[queries.RollupRow]]]
 
 
-async def history(
-    core: Core,
-    model: str,
-    host: str | None,
-    since: float,
-    until: float,
-    step_s: int,
-    vantage: str | None = None,
-) -> list[HistoryPoint]:
-    """Buckets of `step_s` seconds (aligned on multiples of step_s since the epoch) in
-    [since, until), one point per host with data, sorted by time then host.
+class HistoryReads:
+    """`Store.history` (`Store` inherits it and provides `_core`)."""
 
-    Hours already rolled up come from `rollups_hourly` when step_s >= 3600; the rest (the current
-    partial hour, or everything raw when step_s < 3600) from raw results. Where raw results are
-    gone, roll-ups fill in (at hourly resolution)."""
-    if step_s <= 0:
-        raise ValueError("step_s must be positive")
-    of = core.vantage_of(vantage)
-    since_ms, until_ms = ms(since), ms(until)
-    since_hour = int(since // HOUR) * HOUR
-    until_hour = math.ceil(until / HOUR) * HOUR
+    _core: Core
 
-    def run(conn: Connection) -> HostData:
-        model_id = conn.execute(select(models.c.id).where(models.c.name == model)).scalar()
-        if model_id is None:
-            return {}
-        if host is None:
-            host_ids = sorted(
-                {h for _, h in queries.distinct_pairs(conn, probe_results, of, model_id)}
-                | {h for _, h in queries.distinct_pairs(conn, rollups_hourly, of, model_id)}
-            )
-        else:
-            hid = conn.execute(select(hosts.c.id).where(hosts.c.url == host)).scalar()
-            host_ids = [] if hid is None else [hid]
-        mark = queries.rolled_until(conn, of)
-        _, host_urls = names(conn)
-        out: HostData = {}
-        for hid in host_ids:
-            rolled_end = min(mark, until_hour) if mark is not None else since_hour
-            if step_s >= HOUR:
-                raw_from = max(since_ms, rolled_end * 1000)
-                raw = queries.raw_rows(conn, of, model_id, hid, raw_from, until_ms)
+    async def history(
+        self,
+        model: str,
+        host: str | None,
+        since: float,
+        until: float,
+        step_s: int,
+        vantage: str | None = None,
+    ) -> list[HistoryPoint]:
+        """Buckets of `step_s` seconds (aligned on multiples of step_s since the epoch) in
+        [since, until), one point per host with data, sorted by time then host.
+
+        Hours already rolled up come from `rollups_hourly` when step_s >= 3600; the rest (the current
+        partial hour, or everything raw when step_s < 3600) from raw results. Where raw results are
+        gone, roll-ups fill in (at hourly resolution)."""
+        if step_s <= 0:
+            raise ValueError("step_s must be positive")
+        of = self._core.vantage_of(vantage)
+        since_ms, until_ms = ms(since), ms(until)
+        since_hour = int(since // HOUR) * HOUR
+        until_hour = math.ceil(until / HOUR) * HOUR
+
+        def run(conn: Connection) -> HostData:
+            model_id = conn.execute(select(models.c.id).where(models.c.name == model)).scalar()
+            if model_id is None:
+                return {}
+            if host is None:
+                host_ids = sorted(
+                    {h for _, h in queries.distinct_pairs(conn, probe_results, of, model_id)}
+                    | {h for _, h in queries.distinct_pairs(conn, rollups_hourly, of, model_id)}
+                )
             else:
-                raw = queries.raw_rows(conn, of, model_id, hid, since_ms, until_ms)
-                if raw:
-                    first_raw_hour = (raw[0][0] // 1000) // HOUR * HOUR
-                    rolled_end = min(rolled_end, first_raw_hour)
-            rolled = (
-                queries.rollup_rows(conn, of, model_id, hid, since_hour, rolled_end)
-                if rolled_end > since_hour
-                else []
-            )
-            if raw or rolled:
-                out[host_urls[hid]] = (raw, rolled)
-        return out
+                hid = conn.execute(select(hosts.c.id).where(hosts.c.url == host)).scalar()
+                host_ids = [] if hid is None else [hid]
+            mark = queries.rolled_until(conn, of)
+            _, host_urls = names(conn)
+            out: HostData = {}
+            for hid in host_ids:
+                rolled_end = min(mark, until_hour) if mark is not None else since_hour
+                if step_s >= HOUR:
+                    raw_from = max(since_ms, rolled_end * 1000)
+                    raw = queries.raw_rows(conn, of, model_id, hid, raw_from, until_ms)
+                else:
+                    raw = queries.raw_rows(conn, of, model_id, hid, since_ms, until_ms)
+                    if raw:
+                        first_raw_hour = (raw[0][0] // 1000) // HOUR * HOUR
+                        rolled_end = min(rolled_end, first_raw_hour)
+                rolled = (
+                    queries.rollup_rows(conn, of, model_id, hid, since_hour, rolled_end)
+                    if rolled_end > since_hour
+                    else []
+                )
+                if raw or rolled:
+                    out[host_urls[hid]] = (raw, rolled)
+            return out
 
-    data = await core.read("reading history", run)
-    return await asyncio.to_thread(history_points, data, step_s)
+        data = await self._core.read("reading history", run)
+        return await asyncio.to_thread(history_points, data, step_s)
 
 
 def history_points(data: HostData, step_s: int) -> list[HistoryPoint]:

@@ -21,20 +21,20 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.results import Evidence, ProbeResult
-from monitor.store import history as history_reads
 from monitor.store import maintenance, queries, records, restore
 from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
 from monitor.store.errors import StoreError
+from monitor.store.history import HistoryReads
 from monitor.store.migrate import upgrade_with_engine
 from monitor.store.schema import DEFAULT_VANTAGE
-from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats, VantageInfo
+from monitor.store.types import DiscoveryRecord, MembershipRecord, StoreStats, VantageInfo
 from monitor.store.writer import ResultWriter
 
 __all__ = ["Store", "StoreError"]
 
 
-class Store:
+class Store(HistoryReads):
     """History of probe results, discovery runs, membership and best hosts (see module doc)."""
 
     def __init__(
@@ -198,20 +198,7 @@ class Store:
         listed = await self._core.read("listing vantages", queries.vantage_list)
         return [VantageInfo(name, None if at is None else at / 1000) for name, at in listed]
 
-    # -- history and maintenance ------------------------------------------------------------
-
-    async def history(
-        self,
-        model: str,
-        host: str | None,
-        since: float,
-        until: float,
-        step_s: int,
-        vantage: str | None = None,
-    ) -> list[HistoryPoint]:
-        """Buckets of `step_s` seconds in [since, until), one point per host with data, sorted by
-        time then host (see `monitor.store.history.history`)."""
-        return await history_reads.history(self._core, model, host, since, until, step_s, vantage)
+    # -- maintenance (history reads are inherited from `HistoryReads`) --------------------------
 
     async def rollup(self, now: float) -> int:
         """Roll up every complete hour not rolled up yet, of every vantage; returns the number of

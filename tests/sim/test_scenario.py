@@ -10,7 +10,8 @@ import pytest
 
 from monitor.sim import PRESETS, Dist, Flap, load_scenario
 from monitor.sim.behaviour import host_rng, is_down, is_listed, pick_error, sample_ms
-from monitor.sim.scenario import Behaviour, apply_changes
+from monitor.sim.scenario import apply_changes
+from monitor.sim.specs import Behaviour
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
