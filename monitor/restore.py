@@ -18,7 +18,13 @@ RESTORE_HORIZON_S = 24 * 3600.0
 
 
 async def restore(
-    store: StateReader, fleet: Fleet, best: BestHosts, policy: HealthPolicy, now: float
+    store: StateReader,
+    fleet: Fleet,
+    best: BestHosts,
+    policy: HealthPolicy,
+    now: float,
+    *,
+    quiet: bool = False,
 ) -> None:
     """Rebuild the fleet's members and health and the best hosts from history. A store that
     cannot answer leaves everything empty (logged): the service starts fresh rather than not at all."""
@@ -49,7 +55,8 @@ async def restore(
         for key, replayed in replays.items():
             fleet.update(key, replay_evidence(fleet.health[key], replayed, policy))
         best.restore(saved_best, fleet.models())
-        log.info("state restored", models=len(members), results=len(results), best=len(best.best))
+        if not quiet:
+            log.info("state restored", models=len(members), results=len(results), best=len(best.best))
     finally:
         if collecting:
             gc.enable()

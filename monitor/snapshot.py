@@ -47,6 +47,16 @@ class HostView:
     consecutive_failures: int
     key_ok: bool | None
     last_outcome: Outcome
+    # Vantages that see this host down (this one included), sorted, of `vantages` with fresh data.
+    down_from: tuple[str, ...] = ()
+    vantages: int = 1
+
+    @property
+    def scope(self) -> str | None:
+        """ "all": down from every vantage; "regional": from some only; None: down from none."""
+        if not self.down_from:
+            return None
+        return "all" if len(self.down_from) >= self.vantages else "regional"
 
     def as_json(self, model: str | None = None) -> dict[str, Any]:
         return {
@@ -63,12 +73,28 @@ class HostView:
             "last_ok_at": iso(self.last_ok_at),
             "consecutive_failures": self.consecutive_failures,
             "key_ok": self.key_ok,
+            "down_from": list(self.down_from),
+            "scope": self.scope,
         }
 
 
-def host_view(h: HostHealth) -> HostView:
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """What the other vantages see: (model, host) -> the other vantages that see it down, and
+    how many vantages (this one included) have fresh results."""
+
+    local: str = "default"
+    down: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    vantages: int = 1
+
+
+def host_view(h: HostHealth, elsewhere: Elsewhere | None = None) -> HostView:
     s = stats(h)
     last = h.samples.last()
+    e = elsewhere or _ALONE
+    down = set(e.down.get((h.model, h.host), ()))
+    if h.state is HostState.DOWN:
+        down.add(e.local)
     return HostView(
         model=h.model,
         url=h.host,
@@ -84,7 +110,23 @@ def host_view(h: HostHealth) -> HostView:
         consecutive_failures=s.consecutive_failures,
         key_ok=h.key_ok,
         last_outcome=Outcome.NOT_PROBED if last is None else last[1],
+        down_from=tuple(sorted(down)),
+        vantages=max(e.vantages, len(down)),
     )
+
+
+_ALONE = Elsewhere()
+
+
+@dataclass(frozen=True, slots=True)
+class ServedBy:
+    """Which process answered: its vantage and its role ("leader" or "follower")."""
+
+    vantage: str
+    role: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"vantage": self.vantage, "role": self.role}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +168,8 @@ class Snapshot:
     models: Mapping[str, ModelView]
     discovery: DiscoveryStatus = DiscoveryStatus()
     key_outcome: Outcome | None = None  # the gateway's auth check of our key; None until asked
+    served_by: ServedBy | None = None  # None: a snapshot not made by a running service
+    vantage: str | None = None  # whose results the answers are built from
     _cache: dict[tuple[str, bool], bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -169,17 +213,32 @@ class Snapshot:
             "fallbacks": list(view.fallbacks),
             "generated_at": iso(self.generated_at),
             "hosts": [h.as_json(model) for h in view.hosts],
+            **({"vantage": self.vantage} if self.vantage is not None else {}),
         }
 
 
+def _who(s: Snapshot) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if s.vantage is not None:
+        out["vantage"] = s.vantage
+    if s.served_by is not None:
+        out["served_by"] = s.served_by.as_json()
+    return out
+
+
 def _best_body(s: Snapshot) -> dict[str, Any]:
-    return {"generated_at": iso(s.generated_at), "models": {m: v.best_json() for m, v in s.models.items()}}
+    return {
+        "generated_at": iso(s.generated_at),
+        "models": {m: v.best_json() for m, v in s.models.items()},
+        **_who(s),
+    }
 
 
 def _hosts_body(s: Snapshot) -> dict[str, Any]:
     return {
         "generated_at": iso(s.generated_at),
         "hosts": [h.as_json(m) for m, v in s.models.items() for h in v.hosts],
+        **({"vantage": s.vantage} if s.vantage is not None else {}),
     }
 
 
