@@ -108,14 +108,18 @@ class Follower:
     def running(self) -> bool:
         return self._task is not None
 
-    def start(self, mark: Mark) -> None:
-        """Follow from `mark` in the background until `stop`."""
-        if self._task is not None:
-            return
+    def open(self, mark: Mark) -> None:
+        """Read from `mark` on (`read_once`); `start` does this, then polls."""
         self._results = ResultTail(
             self._engine, TailCursor.starting_at(mark.at - OVERLAP_S), vantage=self._vantage
         )
         self._members = MembershipTail(self._engine, mark.membership_id, vantage=self._vantage)
+
+    def start(self, mark: Mark) -> None:
+        """Follow from `mark` in the background until `stop`."""
+        if self._task is not None:
+            return
+        self.open(mark)
         self._task = asyncio.create_task(self._run(), name="follower")
 
     async def stop(self, *, catch_up: bool = True) -> None:
