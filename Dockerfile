@@ -23,7 +23,7 @@ COPY migrations /src/migrations
 
 # With the `postgres` extra (asyncpg): the same image runs on SQLite or, for several replicas, on
 # PostgreSQL (docker-compose.yml's `ha` profile).
-RUN /opt/venv/bin/pip install --no-cache-dir "/src[postgres]"
+RUN /opt/venv/bin/pip install --no-cache-dir "/src/[postgres]"
 
 # -- runtime: the virtual environment on a clean slim Python, as an unprivileged user ----------------
 FROM python:3.11-slim
