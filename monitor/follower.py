@@ -115,12 +115,12 @@ class Follower:
         )
         self._members = MembershipTail(self._engine, mark.membership_id, vantage=self._vantage)
 
-    def start(self, mark: Mark) -> None:
-        """Follow from `mark` in the background until `stop`."""
+    def start(self, mark: Mark | None = None) -> None:
+        """Follow from `mark` (None: from now) in the background until `stop`. Returns at once:
+        a leader demoted because the database is out of reach must not wait on it here."""
         if self._task is not None:
             return
-        self.open(mark)
-        self._task = asyncio.create_task(self._run(), name="follower")
+        self._task = asyncio.create_task(self._run(mark, self._clock.time()), name="follower")
 
     async def stop(self, *, catch_up: bool = True) -> None:
         """Stop following; with `catch_up`, first read what the leader wrote up to now (a
@@ -136,13 +136,25 @@ class Follower:
             except StoreError as error:
                 log.warning("could not catch up with the leader's results", error=str(error))
 
-    async def _run(self) -> None:
+    async def _run(self, mark: Mark | None, at: float) -> None:
+        if mark is None:
+            try:
+                mark = await self.mark()
+            except StoreError:
+                # Every membership event from the first: applied again, they change nothing.
+                mark = Mark(0, at)
+        self.open(mark)
+        failing = False
         while True:
             try:
                 more = await self.read_once()
+                if failing:
+                    log.info("reading the leader's results again")
+                failing = False
             except StoreError as error:  # the database is away: keep serving what is known
-                log.warning("could not read the leader's results", error=str(error))
-                more = False
+                if not failing:  # once per outage, not once per poll
+                    log.warning("could not read the leader's results", error=str(error))
+                failing, more = True, False
             if not more:
                 await self._clock.sleep(self._poll_s)
 

@@ -74,7 +74,7 @@ class Roles:
         self.role = Role.FOLLOWER
         self._announce()
         if self._follower is not None and not self.closing:
-            self._follower.start(mark if mark is not None else await self._follower.mark())
+            self._follower.start(mark)
 
     async def on_change(self, role: Role) -> None:
         """The election's handler."""

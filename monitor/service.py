@@ -38,7 +38,7 @@ from monitor.roles import Roles
 from monitor.scheduler import SchedulerStats
 from monitor.secret import Secret
 from monitor.snapshot import DiscoveryStatus, Snapshot
-from monitor.store import VantageInfo
+from monitor.store import StoreError, VantageInfo
 from monitor.targets import HOST_WIDE, Target, Targets, probe_kinds
 from monitor.vantage_views import UnknownVantage, VantageViews
 from monitor.view import Counters
@@ -139,7 +139,10 @@ class Monitor:
         prober = Prober(self._session, s.api_key or Secret(""), s.probe_timeout, allow=s.allowed_hosts)
         self._probing = Probing(prober, self.fleet, self.recorder, self.targets, s.confirm_delay)
         if self.follower is not None:
-            self._mark = await self.follower.mark()  # before the restore: nothing falls between
+            try:
+                self._mark = await self.follower.mark()  # before the restore: nothing falls between
+            except StoreError:
+                self._mark = None  # the follower finds its own when the database answers
         if self.store is not None:
             await restore(self.store, self.fleet, self.best_hosts, self.health_policy, self.clock.time())
         self.publisher.publish(force=True)
