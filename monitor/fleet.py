@@ -36,8 +36,9 @@ class Changed:
 
 
 class Fleet:
-    def __init__(self, settings: Settings, targets: Targets) -> None:
+    def __init__(self, settings: Settings, targets: Targets, *, quiet: bool = False) -> None:
         self._settings = settings
+        self._quiet = quiet  # no log of membership changes (a fleet rebuilt for another vantage)
         self.targets = targets
         self.membership = Membership()
         self.aliases: dict[str, str] = {}  # "-thinking" alias -> base id
@@ -74,7 +75,7 @@ class Fleet:
         if changes or aliases != self.aliases or not self.health:
             self.aliases = aliases
             self._sync()
-        if changes:
+        if changes and not self._quiet:
             _log_changes(changes)
         return changes
 

@@ -34,6 +34,7 @@ log = get_logger("monitor.follower")
 POLL_S = 0.5  # the bound on a follower's lag is 2 s: the leader's flush (1 s) plus this
 OVERLAP_S = 60.0  # re-read at the start of a tail: results still being written by a leader
 _SAME_MS = 0.001  # the database keeps times to the millisecond
+_CATCH_UP_READS = 100  # batches read at most before leading (500,000 results: far more than a lag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,9 @@ class Follower:
         await asyncio.gather(task, return_exceptions=True)
         if catch_up:
             try:
-                await self.read_once()
+                for _ in range(_CATCH_UP_READS):
+                    if not await self.read_once():
+                        break
             except StoreError as error:
                 log.warning("could not catch up with the leader's results", error=str(error))
 

@@ -92,9 +92,12 @@ def host_view(h: HostHealth, elsewhere: Elsewhere | None = None) -> HostView:
     s = stats(h)
     last = h.samples.last()
     e = elsewhere or _ALONE
-    down = set(e.down.get((h.model, h.host), ()))
-    if h.state is HostState.DOWN:
-        down.add(e.local)
+    down_from: tuple[str, ...] = ()
+    if e.down or h.state is HostState.DOWN:  # most hosts are up everywhere: nothing to sort
+        down = set(e.down.get((h.model, h.host), ()))
+        if h.state is HostState.DOWN:
+            down.add(e.local)
+        down_from = tuple(sorted(down))
     return HostView(
         model=h.model,
         url=h.host,
@@ -110,8 +113,8 @@ def host_view(h: HostHealth, elsewhere: Elsewhere | None = None) -> HostView:
         consecutive_failures=s.consecutive_failures,
         key_ok=h.key_ok,
         last_outcome=Outcome.NOT_PROBED if last is None else last[1],
-        down_from=tuple(sorted(down)),
-        vantages=max(e.vantages, len(down)),
+        down_from=down_from,
+        vantages=max(e.vantages, len(down_from)),
     )
 
 

@@ -25,7 +25,7 @@ from monitor.health import HealthPolicy
 from monitor.logging import get_logger
 from monitor.ports import VantageReads
 from monitor.publisher import Publisher
-from monitor.restore import restore
+from monitor.restore import Saved, read_saved, rebuild
 from monitor.results import Evidence, HostState, Outcome
 from monitor.snapshot import DiscoveryStatus, Elsewhere, ServedBy, Snapshot
 from monitor.store import StoreError, VantageInfo, check_vantage
@@ -120,16 +120,25 @@ class VantageViews:
         return await asyncio.shield(pending)
 
     async def _build(self, vantage: str) -> Snapshot:
+        now = self._clock.time()
+        saved = await read_saved(_Of(self._store, vantage), self._policy, now)
+        # The replay and the ranking take a while at thousands of hosts: in a worker thread, on
+        # parts made for this build alone, so that probes and answers go on meanwhile.
+        loop = asyncio.get_running_loop()
+        snapshot = await loop.run_in_executor(None, self._render, vantage, saved, now)
+        self._built[vantage] = _Built(snapshot, self._clock.monotonic())
+        return snapshot
+
+    def _render(self, vantage: str, saved: Saved, now: float) -> Snapshot:
         settings = self._settings
-        fleet = Fleet(settings, Targets(settings, self._clock))  # never probes: no dispatcher
+        fleet = Fleet(settings, Targets(settings, self._clock), quiet=True)  # no dispatcher: no probe
         best = BestHosts(ranking_policy(settings))
-        await restore(_Of(self._store, vantage), fleet, best, self._policy, self._clock.time(), quiet=True)
+        rebuild(saved, fleet, best, self._policy, now)
         publisher = Publisher(fleet, best, _NoGateway(), self._clock)
         publisher.served_by = self._served_by()
         publisher.vantage = vantage
         publisher.set_elsewhere(Elsewhere(local=vantage))
         publisher.publish(force=True)
-        self._built[vantage] = _Built(publisher.snapshot, self._clock.monotonic())
         return publisher.snapshot
 
     async def elsewhere(self) -> Elsewhere:

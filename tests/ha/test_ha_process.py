@@ -83,11 +83,22 @@ async def test_the_follower_leads_within_10_s_of_a_sigkill_and_loses_no_result(
             await wait_role(http, a, "leader")
             b = start_monitor(net, tmp_path, "b", pg_url)
             await wait_role(http, b, "follower")
-            await eventually(lambda: _more(http, a, 1))
+            # Models whose right answer cannot move in the second of the kill (no flapping host).
+            truth = net.ground_truth()
+            moving = {m for h in truth["hosts"] if h["behaviour"].get("flap") for m in h["expected"]}
+            expected = {m: h for m, h in truth["expected_best"].items() if h and m not in moving}
+
+            async def follows() -> bool:
+                best = await best_of(http, b.url + "/v1/best") if b else {}
+                return all(best.get(m) == h for m, h in expected.items())
+
+            await eventually(follows, timeout=30)
             a.stop(signal.SIGKILL)
             killed, killed_wall = time.monotonic(), time.time()
             led = await wait_role(http, b, "leader", timeout=20)
             assert led - killed < 10.0
+            first = await best_of(http, b.url + "/v1/best")
+            assert {m: first.get(m) for m in expected} == expected, "its first answers are the last ones"
             round_ = await eventually(lambda: _targets(http, b))
             await eventually(lambda: _more(http, b, 3 * round_), timeout=60)
             probed = await probes_made(http, b)
