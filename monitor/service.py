@@ -89,16 +89,17 @@ class Monitor:
         self._tasks: list[asyncio.Task[None]] = []  # loops, cancelled at stop
         # Monitors sharing a PostgreSQL database elect a leader per vantage; any other store
         # (SQLite) or none: this process is the only one, and leads.
-        elected = store is not None and asyncpg_dsn(settings.database_url) is not None
+        vantage = settings.vantage if store is None else store.vantage
+        elected = store is not None and asyncpg_dsn(store.engine.url) is not None
         self.follower = (
-            Follower(store.engine, settings.vantage, self.fleet, self.recorder, self.best_hosts, clock)
+            Follower(store.engine, vantage, self.fleet, self.recorder, self.best_hosts, clock)
             if store is not None and elected
             else None
         )
         self._mark: Mark | None = None
         duties = Duties(settings, clock, self.fleet, self.gateway, store, self.sched_stats)
         self.roles = Roles(
-            settings.vantage,
+            vantage,
             duties,
             self.follower,
             self.persistence,
@@ -107,8 +108,8 @@ class Monitor:
             elected=elected,
         )
         self.election = (
-            Election(settings.database_url, settings.vantage, clock=clock, on_change=self.roles.on_change)
-            if elected
+            Election(store.engine.url, vantage, clock=clock, on_change=self.roles.on_change)
+            if store is not None and elected
             else None
         )
         self.vantages = (
@@ -182,12 +183,12 @@ class Monitor:
     async def vantage_list(self) -> list[VantageInfo]:
         """Every vantage with results in the database (this one always)."""
         if self.vantages is None:
-            return [VantageInfo(self.settings.vantage, None)]
+            return [VantageInfo(self.roles.vantage, None)]
         return await self.vantages.list()
 
     async def vantage_snapshot(self, vantage: str) -> Snapshot:
         """Another vantage's answers (LookupError: none; ValueError: not a name; StoreError)."""
-        if vantage == self.settings.vantage:
+        if vantage == self.roles.vantage:
             return self.snapshot
         if self.vantages is None:
             raise UnknownVantage(vantage)

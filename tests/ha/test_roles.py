@@ -3,6 +3,7 @@ leader that is demoted stops probing; another vantage's answers and the hosts it
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
 from monitor.store import MembershipChange, MembershipRecord, Store
 from monitor.store.schema import probe_results
+from tests.service.support import eventually
 
 M = "hermes"
 A, B = "http://127.0.0.1:1001", "http://127.0.0.1:1002"
@@ -243,3 +245,20 @@ async def test_readyz_and_metrics_say_the_role(
     assert ready["served_by"] == {"vantage": "default", "role": "leader"}
     metrics = await (await client.get("/metrics")).text()
     assert 'libertai_monitor_leader{vantage="default"} 1.0' in metrics
+
+
+async def test_a_monitor_on_postgresql_follows_until_it_holds_the_lock_then_leads(pg_url: str) -> None:
+    store = await Store.open(pg_url)
+    await store.upgrade()
+    store.start_writer()
+    m = Monitor(_settings(), store)  # the settings name SQLite: the store's database decides
+    try:
+        await m.prepare()
+        assert m.election is not None and m.roles.role is Role.FOLLOWER
+        await m.run()
+        await asyncio.wait_for(m.election.wait_for(Role.LEADER), 10)
+        await eventually(lambda: m.roles.role is Role.LEADER, timeout=10, every=0.01)  # its handler ran
+        assert m.snapshot.served_by is not None and m.snapshot.served_by.role == "leader"
+    finally:
+        await m.stop()
+        await store.close()
