@@ -11,9 +11,11 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from monitor.httpcache import cache_headers
 from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.snapshot import Snapshot, iso
+from monitor.status.routes import StatusSource, add_status_routes
 from monitor.store import StoreError
 from monitor.view import MonitorView, VantageSource
 
@@ -106,9 +108,32 @@ def _cached(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     return handler
 
 
+_SORTS = ("ttft", "throughput")
+
+
+def _sort_suffix(request: web.Request) -> str | None:
+    """`?sort=ttft|throughput` (issue 11) as the snapshot answer's name suffix; None if invalid."""
+    sort = request.query.get("sort", "ttft")
+    if sort not in _SORTS:
+        return None
+    return "" if sort == "ttft" else "?sort=throughput"
+
+
+async def best_all(request: web.Request) -> web.Response:
+    suffix = _sort_suffix(request)
+    if suffix is None:
+        return _error(422, "sort must be ttft or throughput")
+    response = await _snapshot_answer(request, "best" + suffix)
+    assert response is not None
+    return response
+
+
 async def best_one(request: web.Request) -> web.Response:
     model = request.match_info["model"]
-    response = await _snapshot_answer(request, f"best/{model}")
+    suffix = _sort_suffix(request)
+    if suffix is None:
+        return _error(422, "sort must be ttft or throughput")
+    response = await _snapshot_answer(request, f"best/{model}{suffix}")
     return _error(404, f"Unknown model {model}") if response is None else response
 
 
@@ -273,12 +298,15 @@ async def json_errors(
         return _error(500, "Internal error")
 
 
-def make_app(monitor: MonitorView) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+def make_app(
+    monitor: MonitorView, status: StatusSource | None = None, status_title: str = ""
+) -> web.Application:
+    """The HTTP API; with a `status` source, the status page too."""
+    app = web.Application(middlewares=[cache_headers(), json_errors])
     app[VIEW_KEY] = monitor
     registry = make_registry(monitor)
     app[REGISTRY_KEY] = registry
-    app.router.add_get("/v1/best", _cached("best"))
+    app.router.add_get("/v1/best", best_all)
     app.router.add_get("/v1/best/{model}", best_one)
     app.router.add_get("/v1/hosts", _cached("hosts"))
     app.router.add_get("/v1/history/{model}", history)
@@ -287,4 +315,6 @@ def make_app(monitor: MonitorView) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if status is not None:
+        add_status_routes(app, status, status_title)
     return app

@@ -30,12 +30,18 @@ class BestChanged:
 
 
 def ranking_policy(settings: Settings) -> RankingPolicy:
-    return RankingPolicy(margin=settings.ranking_margin, min_samples=settings.ranking_min_samples)
+    return RankingPolicy(
+        margin=settings.ranking_margin,
+        min_samples=settings.ranking_min_samples,
+        half_life_s=settings.ranking_half_life,
+    )
 
 
 class BestHosts:
-    def __init__(self, policy: RankingPolicy) -> None:
+    def __init__(self, policy: RankingPolicy, keyed: Callable[[str], bool] = lambda _: False) -> None:
         self._policy = policy
+        # Where billed probes run, a host is best only once its key was accepted (see ranking.rank).
+        self._keyed = keyed
         self.best: dict[str, str | None] = {}
         self._memo: dict[str, ScoreMemo] = {}
         self._subscribers: list[Callable[[BestChanged], None]] = []
@@ -59,7 +65,7 @@ class BestHosts:
         """Rank `model`'s hosts now; announces a change of its best host."""
         memo = self._memo.setdefault(model, {})
         previous = self.best.get(model)
-        ranking = rank(model, hosts, previous, now, self._policy, memo)
+        ranking = rank(model, hosts, previous, now, self._policy, memo, keyed=self._keyed(model))
         known = model in self.best
         if ranking.best != previous or not known:
             self.best[model] = ranking.best

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from monitor import __version__, runtime
+from monitor import __version__, bestcmd, runtime
 from monitor.config import (
     CONFIG_ENV,
     ENV_PREFIX,
@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "probe-once", parents=[_flags("probe-once")], help="one discovery and one probe round, as a table"
     )
+    bestcmd.add_parser(sub)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_sub.add_parser("upgrade", parents=[_flags("db")], help="apply pending migrations")
@@ -113,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_simulate(args.scenario, args.port, args.seed, args.key)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "best":
+            return bestcmd.run(args)
         settings = _settings(args)
         _start_logging(settings)
         if args.command == "run":
@@ -226,6 +229,7 @@ async def _demo_async(args: argparse.Namespace) -> int:
                 "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
                 f"  simulated gateway   {net.gateway_url}/libertai/models",
                 f"  simulator truth     {net.gateway_url}/_sim/hosts",
+                f"  status page         {base}/",
                 f"  best host per model {base}/v1/best",
                 f"  every host          {base}/v1/hosts",
                 f"  models, best first  {base}/libertai/models",

@@ -32,6 +32,7 @@ from monitor.config_values import (
     parse_non_negative,
     parse_positive_int,
     parse_seconds,
+    parse_title,
     parse_url,
     parse_vantage,
 )
@@ -115,6 +116,12 @@ class Settings:
         "300",
         "seconds between billed one-token completions (and embeddings, host auth checks)",
     )
+    throughput_interval: float = setting(
+        parse_seconds,
+        "1800",
+        "seconds between billed throughput probes (a streamed completion of throughput_tokens tokens)",
+    )
+    throughput_tokens: int = setting(parse_positive_int, "16", "output tokens of a throughput probe")
     probe_timeout: float = setting(parse_seconds, "10", "seconds a probe may take, body included")
     confirm_delay: float = setting(
         parse_non_negative, "2", "seconds before a failed probe is confirmed by a re-probe"
@@ -146,6 +153,11 @@ class Settings:
     ranking_min_samples: int = setting(
         parse_positive_int, "3", "latency samples a challenger needs to take best"
     )
+    ranking_half_life: float = setting(
+        parse_seconds,
+        "1800",
+        "seconds after which a result weighs half as much in a host's score (latency, failure share)",
+    )
     ejection_time: float = setting(
         parse_seconds,
         "30",
@@ -165,6 +177,10 @@ class Settings:
     log_format: str = setting(
         parse_choice("auto", "json", "console"), "auto", "json, console, or auto (console on a terminal)"
     )
+    status_page: bool = setting(
+        parse_bool, "true", "serve the status page (/, /status, /status/{model}, /badge/{model}.svg)"
+    )
+    status_title: str = setting(parse_title, "LibertAI status", "title of the status page")
     api_key: Secret | None = None  # not a setting: from LIBERTAI_API_KEY or the key file only
 
     @property

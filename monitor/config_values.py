@@ -56,6 +56,13 @@ def parse_bool(raw: object) -> bool:
     raise ValueError("expected true or false")
 
 
+def parse_title(raw: object) -> str:
+    text = " ".join(str(raw).split())
+    if not text or len(text) > 120:
+        raise ValueError("expected a title of 1 to 120 characters")
+    return text
+
+
 def parse_globs(raw: object) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     return tuple(str(item).strip() for item in items if str(item).strip())

@@ -1,5 +1,5 @@
-"""The leader's work: discovery, the probe dispatcher and the store's upkeep, started when this
-process leads and stopped, probes first, when it no longer does (or stops)."""
+"""The leader's work: discovery, the probe dispatcher, the throughput probes and the store's upkeep,
+started when this process leads and stopped, probes first, when it no longer does (or stops)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from monitor.maintenance import add_maintenance_jobs
 from monitor.ports import Maintenance
 from monitor.probing import Probing
 from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
-from monitor.targets import Target
+from monitor.targets import Target, completion_keys
+from monitor.throughput import ThroughputProbes
 
 
 class Duties:
@@ -25,6 +26,7 @@ class Duties:
         gateway: DiscoveryRun,
         store: Maintenance | None,
         stats: SchedulerStats,
+        throughput: ThroughputProbes,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -35,6 +37,12 @@ class Duties:
         self._dispatcher: ProbeDispatcher[Target] | None = None
         self._jobs = make_job_scheduler(stats)
         self._tasks: list[asyncio.Task[None]] = []
+        self._throughput = throughput
+        fleet.on_sync(self._sync_throughput)
+
+    def _sync_throughput(self, _models: set[str]) -> None:
+        if self.running:  # billed: a follower measures nothing
+            self._throughput.sync(completion_keys(self._fleet.health, self._settings))
 
     @property
     def running(self) -> bool:
@@ -50,7 +58,8 @@ class Duties:
         )
         dispatcher.stats = self._stats
         self._tasks.append(asyncio.create_task(dispatcher.run_forever(), name="probe-dispatcher"))
-        self._fleet.start_probing(dispatcher)
+        self._tasks.append(asyncio.create_task(self._throughput.run_forever(), name="throughput-probes"))
+        self._fleet.start_probing(dispatcher)  # its sync hands the throughput probes their targets
         # The first discovery runs in the background: restored answers are served meanwhile.
         self._tasks.append(asyncio.create_task(self._gateway.run(), name="first-discovery"))
         self._jobs = make_job_scheduler(self._stats)  # a stopped scheduler is not started again
@@ -67,6 +76,7 @@ class Duties:
         if dispatcher is not None:
             await dispatcher.close()
             self._fleet.stop_probing()
+            await self._throughput.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

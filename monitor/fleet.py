@@ -146,6 +146,10 @@ class Fleet:
         self.health[key] = h
         self._dirty.add(key)
 
+    def touch(self, key: Key) -> None:
+        """Render `key` again at the next snapshot (something shown of it changed, not its health)."""
+        self._dirty.add(key)
+
     def take_changed(self) -> Changed:
         """What changed since the last call (the snapshot builder takes it all at once)."""
         changed = Changed(self._dirty, self._dirty_models, self._dropped)

@@ -39,6 +39,10 @@ result's `started_at`; `ejected_until = now + min(ejection_base_s * 2**(n-1), ej
 included. `is_eligible` (may compete for best) needs state up and `now >= ejected_until`; a single
 outage is forgiven (its ejection time usually runs out while the host is down), a flapping host stays
 out longer each time. A host that goes down without having been up (unknown -> down) is not ejected.
+A host that comes back up (down -> up) with at most one ejection within the memory is forgiven:
+`forgiven_before` moves to that time, and the ranking leaves the failures before it out of its
+failure share (the outage was punished by going down and by the ejection). A second outage within
+the memory is not forgiven: its failures stay in the share, fading with the ranking's half-life.
 
 Times: a result's `started_at` is its time (sample time, ejection time); `last_probe_at` and
 `last_ok_at` never move backwards when results arrive out of order. Samples are kept in arrival
@@ -54,11 +58,11 @@ O(window + results); `stats` sorts at most `window` values.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
+from monitor.percentile import percentile
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.window import Evidence, Sample, Window
 
@@ -148,6 +152,10 @@ class HostHealth:
     consecutive_failures: int = 0  # current run of failures across all decisive results
     ejected_until: float = 0.0
     ejections: tuple[float, ...] = ()  # ejection times within memory, as of the last ejection
+    # Failures before this time belong to a forgiven outage: left out of the ranking's failure
+    # share (see `monitor.ranking`). Set when the host comes back up after its only ejection
+    # within `ejection_memory_s`; a host that went down again within that memory is not forgiven.
+    forgiven_before: float | None = None
 
 
 def new_host(model: str, host: str, trusted: bool) -> HostHealth:
@@ -187,7 +195,7 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
     memory, base_s, max_s = policy.ejection_memory_s, policy.ejection_base_s, policy.ejection_max_s
     last_probe_at, last_ok_at, key_ok = h.last_probe_at, h.last_ok_at, h.key_ok
     state, reason, ever_ok, run = h.state, h.reason, h.ever_ok, h.consecutive_failures
-    ejected_until, ejections = h.ejected_until, h.ejections
+    ejected_until, ejections, forgiven_before = h.ejected_until, h.ejections, h.forgiven_before
     liveness, serving = _fields(h.liveness), _fields(h.serving)
     kept: list[Evidence] = []
     for e in evidence:
@@ -229,6 +237,12 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
             ejections = (*(t for t in ejections if now - t < memory), now)
             doublings = min(len(ejections) - 1, _MAX_DOUBLINGS)
             ejected_until = now + min(base_s * 2**doublings, max_s)
+        elif (
+            previous is HostState.DOWN
+            and state is HostState.UP
+            and sum(1 for t in ejections if now - t < memory) <= 1
+        ):
+            forgiven_before = _later(forgiven_before, now)
         if ok:
             run = 0
             last_ok_at = _later(last_ok_at, now)
@@ -255,6 +269,7 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
         consecutive_failures=run,
         ejected_until=ejected_until,
         ejections=ejections,
+        forgiven_before=forgiven_before,
     )
 
 
@@ -308,15 +323,6 @@ class HostStats:
     ttft_ms_p95: float | None
     latency_ms_p50: float | None
     consecutive_failures: int
-
-
-def percentile(values: Iterable[float], p: float) -> float | None:
-    """Nearest-rank percentile (0 < p <= 100) of `values`; None when there are none."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def stats(h: HostHealth) -> HostStats:

@@ -268,6 +268,16 @@ _HOST_FAMILIES: tuple[_Gauge | _Labelled | _States, ...] = (
         "1 if the host accepts the key, 0 if it rejects it (absent: unknown).",
         lambda h: None if h.key_ok is None else 1.0 if h.key_ok else 0.0,
     ),
+    _Gauge(
+        "host_tokens_per_second",
+        "Output tokens per second of the last throughput probe, after its first token.",
+        lambda h: h.tokens_per_s,
+    ),
+    _Gauge(
+        "host_inter_token_p50_seconds",
+        "Median gap between output tokens in the last throughput probe.",
+        lambda h: _seconds(h.inter_token_ms_p50),
+    ),
 )
 
 

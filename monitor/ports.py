@@ -65,11 +65,15 @@ class VantageReads(Protocol):
     async def load_best(self, vantage: str | None = None) -> dict[str, str | None]: ...
 
 
-class SharedDatabase(Protocol):
-    """The database a follower reads its leader's writes from, and the vantage they are of."""
+class EngineHolder(Protocol):
+    """The database itself, for read-only pages that query it directly (the status page)."""
 
     @property
     def engine(self) -> AsyncEngine: ...
+
+
+class SharedDatabase(EngineHolder, Protocol):
+    """The database a follower reads its leader's writes from, and the vantage they are of."""
 
     @property
     def vantage(self) -> str: ...

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import functools
 import json
 import re
 import time
@@ -44,6 +43,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from monitor.bodies import completion_body, embedding_body, new_nonce
 from monitor.http import BodyTooLarge, ConnectTiming, classify_exception, read_bounded
 from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.secret import Secret
@@ -290,27 +290,6 @@ def valid_embedding(obj: object) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-# The bodies are the same for every probe of a model: encoded once, not on every probe.
-@functools.lru_cache(maxsize=1024)
-def completion_body(model: str) -> bytes:
-    """The billed probe: one token, streamed, with usage (bench/blackbox.py gives the exporter it too)."""
-    return json.dumps(
-        {
-            "model": model,
-            "messages": [{"role": "user", "content": "ping"}],
-            "max_tokens": 1,
-            "temperature": 0,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    ).encode()
-
-
-@functools.lru_cache(maxsize=1024)
-def embedding_body(model: str) -> bytes:
-    return json.dumps({"model": model, "input": "ping"}).encode()
-
-
 class Prober:
     """Runs probes through a shared session. Each method returns one `ProbeResult`, never raises
     (except `asyncio.CancelledError`, which is always propagated).
@@ -353,22 +332,23 @@ class Prober:
         """GET {host}/libertai/auth/check with the key: 200 ok, 401/403 key_rejected, 404/405 unsupported."""
         return await self._run(ProbeKind.AUTH, host, model)
 
-    async def completion(self, host: str, model: str) -> ProbeResult:
-        """A streaming one-token chat completion (billed); measures connect, TTFT and total time."""
-        return await self._run(ProbeKind.COMPLETION, host, model)
+    async def completion(self, host: str, model: str, *, reasoning: bool = False) -> ProbeResult:
+        """A streaming one-token chat completion (billed) of a fresh prompt; measures connect, TTFT
+        and total time. `reasoning`: the base id of a reasoning model, asked with thinking off."""
+        return await self._run(ProbeKind.COMPLETION, host, model, reasoning)
 
     async def embedding(self, host: str, model: str) -> ProbeResult:
         """POST {host}/v1/embeddings for "ping" (billed); checks data[0].embedding."""
         return await self._run(ProbeKind.EMBEDDING, host, model)
 
-    async def probe(self, kind: ProbeKind, host: str, model: str) -> ProbeResult:
-        """Run the probe of the given kind."""
-        return await self._run(kind, host, model)
+    async def probe(self, kind: ProbeKind, host: str, model: str, *, reasoning: bool = False) -> ProbeResult:
+        """Run the probe of the given kind (`reasoning`: see `completion`)."""
+        return await self._run(kind, host, model, reasoning)
 
     # -- internals ----------------------------------------------------------------------------
 
     def _request_args(
-        self, kind: ProbeKind, host: str, model: str
+        self, kind: ProbeKind, host: str, model: str, reasoning: bool = False
     ) -> tuple[str, URL, dict[str, str], bytes | None]:
         quoted = quote(model, safe="")
         if kind is ProbeKind.HEALTH:
@@ -379,10 +359,11 @@ class Prober:
         headers = {"Authorization": auth, "Content-Type": "application/json"}
         if kind is ProbeKind.COMPLETION:
             headers["Accept"] = "text/event-stream"
-            return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, completion_body(model)
+            body = completion_body(model, new_nonce(), reasoning=reasoning)
+            return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
         return "POST", URL(f"{host}/v1/embeddings", encoded=True), headers, embedding_body(model)
 
-    async def _run(self, kind: ProbeKind, host: str, model: str) -> ProbeResult:
+    async def _run(self, kind: ProbeKind, host: str, model: str, reasoning: bool = False) -> ProbeResult:
         started_at = time.time()
         if not self._allow.admits(host):
             return ProbeResult(model, host, kind, Outcome.NOT_PROBED, started_at, detail="host not admitted")
@@ -391,7 +372,7 @@ class Prober:
         stream: SseStream | None = None
         t0 = time.perf_counter()
         try:
-            method, url, headers, data = self._request_args(kind, host, model)
+            method, url, headers, data = self._request_args(kind, host, model, reasoning)
             async with (
                 asyncio.timeout(self._timeout),
                 self._session.request(

@@ -8,13 +8,16 @@ from monitor.fleet import Fleet
 from monitor.recorder import ProbeRecorder
 from monitor.results import ProbeKind, ProbeResult
 from monitor.targets import Target, Targets
+from monitor.upstream import is_reasoning
 
 
 class ProbeRunner(Protocol):
     """What is used of `monitor.probes.Prober` (which never raises but to cancel)."""
 
     async def auth(self, host: str, model: str) -> ProbeResult: ...
-    async def probe(self, kind: ProbeKind, host: str, model: str) -> ProbeResult: ...
+    async def probe(
+        self, kind: ProbeKind, host: str, model: str, *, reasoning: bool = False
+    ) -> ProbeResult: ...
 
 
 class Probing:
@@ -37,7 +40,8 @@ class Probing:
         if kind is ProbeKind.AUTH:
             # The host auth check is per host: any one of its models names the request.
             return await self._prober.auth(host, self._fleet.any_model_of(host))
-        return await self._prober.probe(kind, host, model)
+        # A reasoning model's base id is probed with thinking off, as the gateway sends it.
+        return await self._prober.probe(kind, host, model, reasoning=is_reasoning(model, self._fleet.aliases))
 
     async def probe_and_record(self, target: Target) -> bool:
         """True when the failure it found should be confirmed at once (see `ProbeRecorder.record`)."""

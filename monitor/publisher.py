@@ -8,7 +8,7 @@ millisecond, so the running service gives the event loop a turn between steps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Protocol
 
 from monitor.best_hosts import BestHosts
@@ -26,6 +26,7 @@ from monitor.snapshot import (
     model_view,
     with_aliases,
 )
+from monitor.throughput import Throughput
 
 PUBLISH_EVERY_S = 0.25
 PUBLISH_EVERY_LARGE_S = 1.0  # beyond LARGE_FLEET entries a rebuild is no longer free: less often
@@ -45,7 +46,15 @@ class GatewayState(Protocol):
 
 
 class Publisher:
-    def __init__(self, fleet: Fleet, best: BestHosts, gateway: GatewayState, clock: Clock) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        best: BestHosts,
+        gateway: GatewayState,
+        clock: Clock,
+        measured: Callable[[tuple[str, str]], Throughput | None] = lambda _: None,
+    ) -> None:
+        self._measured = measured  # the last throughput measurement of a (model, host)
         self._fleet = fleet
         self._best = best
         self._gateway = gateway
@@ -112,7 +121,7 @@ class Publisher:
                 for key in pending_views[-VIEWS_PER_STEP:]:
                     h = fleet.health.get(key)
                     if h is not None:
-                        self._views[key] = host_view(h, self._elsewhere)
+                        self._views[key] = host_view(h, self._measured(key), self._elsewhere)
                 del pending_views[-VIEWS_PER_STEP:]
                 yield
             now = self._clock.time()

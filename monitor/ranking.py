@@ -3,8 +3,19 @@
 Pure functions, no I/O.
 
 Score (lower is better), over the host's window:
-    0.5 * p50 + 0.5 * p95 of its ok latencies + failure_penalty_ms * (1 - availability)
-with nearest-rank percentiles (see `monitor.health`). The latency measured is, by preference, a
+    0.5 * p50 + 0.5 * p95 of its ok latencies + failure_penalty_ms * failure share
+where every sample weighs 2 ** (-age / half_life_s) (age: how much older it is than the host's newest
+sample), so recent results count most and old ones fade by time, not by how many came since: the
+percentiles are weighted nearest-rank (the first value, in sorted order, at which the cumulative
+weight reaches p% of the total; with equal weights, plain nearest-rank), and the failure share is the
+weight of failures over the weight of all samples. Failures of a forgiven outage (before
+`HostHealth.forgiven_before`: the host came back after its only outage within the ejection memory)
+are left out of the share: that outage was punished by going down and by the ejection, and should
+not keep a fast host out of best for as long as its failures stay in the window. A host with
+several outages within the memory (it flaps) keeps them in its share, fading with the half-life, on
+top of its doubling ejection. The weights are relative to the newest
+sample, so a score changes only with the host's samples, never with the clock. The latency measured
+is, by preference, a
 completion's time to first token, else an embedding's total time, else the health probe's total
 time (health-only models: images, audio). `rank` picks one such *basis* for the whole model (the
 first of those that any of its trusted hosts has measured) so that hosts are never compared on
@@ -25,10 +36,16 @@ does not depend on the input order):
 Best: the first eligible host. Hysteresis, because a client that switches hosts loses the server's
 KV cache: if `previous_best` is still eligible it stays best unless a challenger scores lower by
 more than `margin` (`challenger < best * (1 - margin)`) over at least `min_samples` ok samples with a
-latency of the basis; a best with no score yields to any scored challenger with enough samples, and
-a best that itself has fewer than `min_samples` such samples is not protected at all (it was a
-guess, say from health checks at start-up, not a measurement worth keeping). The kept best moves
-to the front of `ordered`. Without a previous best, or when it left the eligible hosts (down, or
+latency of the basis; a best with no score yields to any scored challenger with enough samples. A
+challenger with fewer than `min_samples` samples never takes best, whatever the incumbent's count:
+at start-up, while nobody has enough samples, the first choice stays unless it goes down, instead
+of best moving to whichever host is ahead on one or two samples. The kept best moves to the front
+of `ordered`.
+
+Keyed models (`keyed=True`: the model gets billed probes): an up host is eligible only once its key
+was accepted (`key_ok is True`, set by its first successful keyed probe), so a host that rejects
+the key is never best, not even before its first completion has run; until then it ranks after the
+ejected hosts (a fallback, never best). Without a previous best, or when it left the eligible hosts (down, or
 ejected), the best is the first eligible host at once, whatever its sample count.
 Ejection keeps a host out of best only while another up host exists: when every up host is in its
 ejection time, the best is chosen among them the same way rather than answering none while a host
@@ -46,13 +63,22 @@ just never used). Hosts are expected to be distinct by URL.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import exp
 
-from monitor.health import HostHealth, is_eligible, percentile
+from monitor.health import HostHealth, is_eligible
 from monitor.results import HostState, Outcome, ProbeKind
 
-__all__ = ["DEFAULT_RANKING_POLICY", "ModelRanking", "RankingPolicy", "rank", "score"]
+__all__ = [
+    "DEFAULT_RANKING_POLICY",
+    "ModelRanking",
+    "RankingPolicy",
+    "rank",
+    "score",
+    "weighted_percentile",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +86,7 @@ class RankingPolicy:
     margin: float = 0.2
     min_samples: int = 3
     failure_penalty_ms: float = 2000.0
+    half_life_s: float = 1800.0  # a sample's weight halves for every this much it is older
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.margin < 1.0:
@@ -68,6 +95,8 @@ class RankingPolicy:
             raise ValueError("min_samples must not be negative")
         if self.failure_penalty_ms < 0:
             raise ValueError("failure_penalty_ms must not be negative")
+        if not self.half_life_s > 0:
+            raise ValueError("half_life_s must be positive")
 
 
 DEFAULT_RANKING_POLICY = RankingPolicy()
@@ -82,6 +111,7 @@ class ModelRanking:
     healthy: int
     known: int
     panic: bool
+    eligible: tuple[str, ...] = ()  # the hosts best was chosen among (best included)
 
 
 # Latency bases, best first: (kind, whether its latency is the time to first token).
@@ -91,6 +121,8 @@ _BASES: tuple[tuple[ProbeKind, bool], ...] = (
     (ProbeKind.HEALTH, False),
 )
 _Basis = tuple[ProbeKind, bool]
+_KINDS = tuple(ProbeKind)
+_LN2 = math.log(2.0)
 
 
 def _latencies(h: HostHealth, basis: _Basis) -> list[float]:
@@ -98,15 +130,52 @@ def _latencies(h: HostHealth, basis: _Basis) -> list[float]:
     return h.samples.ok_ttfts(kind) if ttft else h.samples.ok_totals(kind)
 
 
+def _latencies_at(h: HostHealth, basis: _Basis) -> list[tuple[float, float]]:
+    kind, ttft = basis
+    return h.samples.ok_ttfts_at(kind) if ttft else h.samples.ok_totals_at(kind)
+
+
+def weighted_percentile(values: Sequence[tuple[float, float]], p: float) -> float | None:
+    """Weighted nearest-rank percentile (0 < p <= 100) of (value, weight) pairs: the first value,
+    in sorted order, at which the cumulative weight reaches p% of the total. Equal weights give
+    plain nearest-rank (`monitor.percentile.percentile`). None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    total = math.fsum(w for _, w in ordered)
+    wanted = p / 100.0 * total * (1.0 - 1e-12)  # rounding must not skip an exact rank
+    cumulative = 0.0
+    for value, weight in ordered:
+        cumulative += weight
+        if cumulative >= wanted:
+            return value
+    return ordered[-1][0]
+
+
 def _scored(h: HostHealth, basis: _Basis | None, policy: RankingPolicy) -> tuple[float | None, int]:
     """(score, number of latency samples it rests on)."""
-    values = _latencies(h, basis) if basis is not None else []
-    if not values:
+    timed = _latencies_at(h, basis) if basis is not None else []
+    if not timed:
         return None, 0
-    p50, p95 = percentile(values, 50), percentile(values, 95)
+    window = h.samples
+    newest = max(window.latest(kind) or 0.0 for kind in _KINDS)
+    rate = -_LN2 / policy.half_life_s
+    weighted = [(value, exp((newest - at) * rate)) for at, value in timed]
+    p50, p95 = weighted_percentile(weighted, 50), weighted_percentile(weighted, 95)
     assert p50 is not None and p95 is not None
-    availability = h.samples.ok_count() / len(h.samples)  # values is not empty, so neither is the window
-    return 0.5 * p50 + 0.5 * p95 + policy.failure_penalty_ms * (1.0 - availability), len(values)
+    share = 0.0
+    if window.ok_count() < len(window):  # most hosts have no failure in their window
+        forgiven = h.forgiven_before
+        total = failed = 0.0
+        for at, ok in window.outcomes_at():
+            if not ok and forgiven is not None and at <= forgiven:
+                continue  # a forgiven outage: punished by the ejection, not again here
+            w = exp((newest - at) * rate)
+            total += w
+            if not ok:
+                failed += w
+        share = failed / total if total > 0 else 0.0
+    return 0.5 * p50 + 0.5 * p95 + policy.failure_penalty_ms * share, len(timed)
 
 
 def score(h: HostHealth, policy: RankingPolicy = DEFAULT_RANKING_POLICY) -> float | None:
@@ -139,6 +208,8 @@ def rank(
     now: float,
     policy: RankingPolicy = DEFAULT_RANKING_POLICY,
     memo: ScoreMemo | None = None,
+    *,
+    keyed: bool = False,
 ) -> ModelRanking:
     """Rank the hosts of `model` at time `now`; `previous_best` is the last answer's best host.
 
@@ -146,6 +217,8 @@ def rank(
     health state it was computed from: a host whose state object did not change is not scored
     again. (A model with thousands of hosts is re-ranked several times a second while only a few
     of its hosts changed.) The answer is the same with or without it.
+
+    `keyed`: the model gets billed (keyed) probes, so a host needs an accepted key to be best.
     """
     trusted = [h for h in hosts if h.trusted]
     untrusted = sorted(h.host for h in hosts if not h.trusted)
@@ -183,22 +256,28 @@ def rank(
             panic=True,
         )
 
-    eligible = sorted((h for h in up if is_eligible(h, now)), key=by_score)
-    ejected = sorted((h for h in up if not is_eligible(h, now)), key=by_score)
-    best = _choose(eligible or ejected, previous_best, lambda h: scores[h.host], policy)
-    up_order = [best.host, *(h.host for h in eligible + ejected if h is not best)]
+    unproven = sorted((h for h in up if keyed and h.key_ok is not True), key=by_score)
+    keyed_ok = [h for h in up if not keyed or h.key_ok is True]
+    eligible = sorted((h for h in keyed_ok if is_eligible(h, now)), key=by_score)
+    ejected = sorted((h for h in keyed_ok if not is_eligible(h, now)), key=by_score)
+    contenders = eligible or ejected
+    best = _choose(contenders, previous_best, lambda h: scores[h.host], policy) if contenders else None
+    up_order = [h.host for h in eligible + ejected + unproven if h is not best]
+    if best is not None:
+        up_order.insert(0, best.host)
     rest = sorted(
         (h for h in trusted if h.state is not HostState.UP),
         key=lambda h: (_rest_group(h), *_recency_key(h), h.host),
     )
     return ModelRanking(
         model=model,
-        best=best.host,
-        fallbacks=tuple(up_order[1:]),
+        best=None if best is None else best.host,
+        fallbacks=tuple(up_order[1:] if best is not None else up_order),
         ordered=(*up_order, *(h.host for h in rest), *untrusted),
         healthy=len(up),
         known=len(hosts),
         panic=False,
+        eligible=tuple(h.host for h in contenders),
     )
 
 
@@ -212,11 +291,7 @@ def _choose(
     incumbent = next((h for h in contenders if h.host == previous_best), None)
     if incumbent is None:
         return contenders[0]
-    incumbent_score, incumbent_n = scored(incumbent)
-    if incumbent_n < policy.min_samples:
-        # Hysteresis protects a measured choice, not a guess: an incumbent chosen before it had
-        # enough samples of its own (say, on health checks alone) yields to the fastest host.
-        return contenders[0]
+    incumbent_score, _ = scored(incumbent)
     for h in contenders:
         if h is incumbent:
             continue
@@ -226,5 +301,5 @@ def _choose(
         if incumbent_score is not None and value >= incumbent_score * (1.0 - policy.margin):
             break  # sorted: no later challenger can beat the margin either
         if n >= policy.min_samples:
-            return h
+            return h  # an unproven challenger never takes best: it may be ahead on luck
     return incumbent

@@ -8,6 +8,7 @@ should be confirmed at once by another probe.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +21,7 @@ from monitor.results import HostState, ProbeKind, ProbeResult
 
 log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
 
+StateSubscriber = Callable[[HostHealth, HostHealth, float], None]  # (before, after, at)
 ProbeCounts = Counter[tuple[str, str, str, str]]  # (model, host, kind, outcome) -> probes
 
 
@@ -39,6 +41,11 @@ class ProbeRecorder:
         self._policy = policy
         self._sink = sink
         self.counts: ProbeCounts = Counter()
+        self._on_state: list[StateSubscriber] = []
+
+    def on_state_change(self, subscriber: StateSubscriber) -> None:
+        """Call `subscriber(before, after, at)` whenever a host's state changes."""
+        self._on_state.append(subscriber)
 
     def record(self, result: ProbeResult) -> bool:
         """Take in one probe result: store it and update health. True when the failure it reports
@@ -61,7 +68,7 @@ class ProbeRecorder:
         after = apply(before, result, self._policy)
         self._fleet.update(key, after)
         if after.state is not before.state or after.reason is not before.reason:
-            _log_state(before, after)
+            self._changed(before, after, result.started_at)
         return not result.ok and needs_confirmation(after, self._policy)
 
     def _fan_out_auth(self, result: ProbeResult) -> None:
@@ -73,7 +80,23 @@ class ProbeRecorder:
                 after = apply(h, replace(result, model=model), self._policy)
                 self._fleet.update((model, host), after)
                 if after.state is not h.state:
-                    _log_state(h, after)
+                    self._changed(h, after, result.started_at)
+
+    def _changed(self, before: HostHealth, after: HostHealth, at: float) -> None:
+        if after.state is before.state:
+            # Still down, failing in another way: not a new event (a host that alternates between
+            # two failures would otherwise log "host down" on every probe).
+            log.debug(
+                "host failure reason changed",
+                model=after.model,
+                host=after.host,
+                reason=after.reason.value,
+                previous_reason=before.reason.value,
+            )
+            return
+        _log_state(before, after)
+        for subscriber in self._on_state:
+            subscriber(before, after, at)
 
 
 def _log_state(before: HostHealth, after: HostHealth) -> None:

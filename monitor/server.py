@@ -53,6 +53,12 @@ async def open_store(settings: Settings) -> Store:
     return store
 
 
+def service_app(monitor: Monitor) -> web.Application:
+    """The service's HTTP application: the API, and the status page unless it is turned off."""
+    s = monitor.settings
+    return make_app(monitor, monitor if s.status_page else None, s.status_title)
+
+
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[Running]:
     store = await open_store(settings)
@@ -60,7 +66,7 @@ async def serving(settings: Settings) -> AsyncIterator[Running]:
     monitor = Monitor(settings, store)
     await monitor.prepare()  # restored answers are ready before the port opens
     runner = web.AppRunner(
-        make_app(monitor), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+        service_app(monitor), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
     )
     await runner.setup()
     host, port = settings.listen

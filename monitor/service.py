@@ -34,12 +34,16 @@ from monitor.publisher import Publisher
 from monitor.readiness import Readiness, readiness
 from monitor.recorder import ProbeRecorder, health_policy
 from monitor.restore import restore
+from monitor.results import HostState
 from monitor.roles import Roles
 from monitor.scheduler import SchedulerStats
 from monitor.secret import Secret
 from monitor.snapshot import DiscoveryStatus, Snapshot
+from monitor.status.incidents import IncidentLog
 from monitor.store import StoreError, VantageInfo
 from monitor.targets import HOST_WIDE, Target, Targets, probe_kinds
+from monitor.throughput import Throughput, ThroughputProbes, probe_throughput
+from monitor.upstream import is_reasoning
 from monitor.vantage_views import UnknownVantage, VantageViews
 from monitor.view import Counters
 
@@ -63,7 +67,9 @@ class Monitor:
         self.targets = Targets(settings, clock)
         self.fleet = Fleet(settings, self.targets)
         self.health = self.fleet.health  # the same dict, for readers of the whole fleet's health
-        self.best_hosts = BestHosts(ranking_policy(settings))
+        self.best_hosts = BestHosts(
+            ranking_policy(settings), keyed=lambda model: len(probe_kinds(model, settings)) > 1
+        )
         self.fleet.on_sync(self.best_hosts.retain)
         self.best_hosts.subscribe(log_best_change)
         self.persistence = Persistence(store) if store is not None else None
@@ -71,10 +77,26 @@ class Monitor:
             self.best_hosts.subscribe(self.persistence.best_changed)
         self.recorder = ProbeRecorder(self.fleet, self.health_policy, store)
         self.probe_counts = self.recorder.counts
+        # State and best-host changes of the last days, for the status page.
+        self.incidents = IncidentLog()
+        self.recorder.on_state_change(self.incidents.note_state)
+        self.best_hosts.subscribe(self.incidents.note_best)
         self.gateway = DiscoveryRun(
             settings, self.fleet, self.persistence, lambda: self.publisher.publish(force=True)
         )
-        self.publisher = Publisher(self.fleet, self.best_hosts, self.gateway, clock)
+        # Throughput: billed, so only of up hosts; shown and sortable, never health evidence.
+        self.throughput = ThroughputProbes(
+            self._measure_throughput,
+            settings.throughput_interval,
+            wanted=lambda key: (h := self.fleet.health.get(key)) is not None and h.state is HostState.UP,
+            on_result=lambda r: self.fleet.touch((r.model, r.host)),
+            limit=max(1, settings.max_concurrency // 4),
+            jitter=settings.jitter,
+            clock=clock,
+        )
+        self.publisher = Publisher(
+            self.fleet, self.best_hosts, self.gateway, clock, measured=self.throughput.results.get
+        )
         self.sched_stats = SchedulerStats()
         self.counters = Counters(
             probes=self.probe_counts,
@@ -97,7 +119,7 @@ class Monitor:
             else None
         )
         self._mark: Mark | None = None
-        duties = Duties(settings, clock, self.fleet, self.gateway, store, self.sched_stats)
+        duties = Duties(settings, clock, self.fleet, self.gateway, store, self.sched_stats, self.throughput)
         self.roles = Roles(
             vantage,
             duties,
@@ -193,6 +215,20 @@ class Monitor:
         if self.vantages is None:
             raise UnknownVantage(vantage)
         return await self.vantages.snapshot(vantage)
+
+    async def _measure_throughput(self, model: str, host: str) -> Throughput:
+        assert self._session is not None, "prepare() first"
+        s = self.settings
+        return await probe_throughput(
+            self._session,
+            s.api_key or Secret(""),
+            host,
+            model,
+            tokens=s.throughput_tokens,
+            timeout_s=s.probe_timeout,
+            allow=s.allowed_hosts,
+            reasoning=is_reasoning(model, self.fleet.aliases),
+        )
 
     def readiness(self) -> Readiness:
         return readiness(

@@ -10,13 +10,15 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from monitor.health import HostHealth, stats
 from monitor.ranking import ModelRanking
 from monitor.results import HostState, Outcome
+from monitor.throughput import Throughput, by_throughput
+from monitor.upstream import upstream_request
 
 
 def iso(ts: float | None) -> str | None:
@@ -47,6 +49,9 @@ class HostView:
     consecutive_failures: int
     key_ok: bool | None
     last_outcome: Outcome
+    # The last throughput probe's figures (issue 11, `monitor.throughput`); None before one.
+    tokens_per_s: float | None = None
+    inter_token_ms_p50: float | None = None
     # Vantages that see this host down (this one included), sorted, of `vantages` with fresh data.
     down_from: tuple[str, ...] = ()
     vantages: int = 1
@@ -73,6 +78,8 @@ class HostView:
             "last_ok_at": iso(self.last_ok_at),
             "consecutive_failures": self.consecutive_failures,
             "key_ok": self.key_ok,
+            "tokens_per_s": _ms(self.tokens_per_s),
+            "inter_token_ms_p50": _ms(self.inter_token_ms_p50),
             "down_from": list(self.down_from),
             "scope": self.scope,
         }
@@ -88,7 +95,9 @@ class Elsewhere:
     vantages: int = 1
 
 
-def host_view(h: HostHealth, elsewhere: Elsewhere | None = None) -> HostView:
+def host_view(
+    h: HostHealth, throughput: Throughput | None = None, elsewhere: Elsewhere | None = None
+) -> HostView:
     s = stats(h)
     last = h.samples.last()
     e = elsewhere or _ALONE
@@ -113,6 +122,8 @@ def host_view(h: HostHealth, elsewhere: Elsewhere | None = None) -> HostView:
         consecutive_failures=s.consecutive_failures,
         key_ok=h.key_ok,
         last_outcome=Outcome.NOT_PROBED if last is None else last[1],
+        tokens_per_s=None if throughput is None else throughput.tokens_per_s,
+        inter_token_ms_p50=None if throughput is None else throughput.inter_token_ms_p50,
         down_from=down_from,
         vantages=max(e.vantages, len(down_from)),
     )
@@ -144,6 +155,16 @@ class ModelView:
     known: int
     panic: bool
     hosts: tuple[HostView, ...]  # every known host, best first
+    # What a client sends a host for this id (issue 11, see monitor.upstream); set by with_aliases.
+    upstream_model: str = ""
+    request_fields: Mapping[str, Any] = field(default_factory=dict)
+    eligible: tuple[str, ...] = ()  # the hosts that may be best (`ModelRanking.eligible`)
+
+    def upstream_json(self) -> dict[str, Any]:
+        return {
+            "upstream_model": self.upstream_model or self.probed_as,
+            "request_fields": self.request_fields,
+        }
 
     def best_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +172,7 @@ class ModelView:
             "fallbacks": list(self.fallbacks),
             "healthy_hosts": self.healthy,
             "known_hosts": self.known,
+            **self.upstream_json(),
         }
 
 
@@ -199,21 +221,27 @@ class Snapshot:
                     return None
                 cached = gzip.compress(plain, compresslevel=6, mtime=0)
             else:
-                data = self.best_of(name[5:]) if name.startswith("best/") else _BODIES[name](self)
+                if name.startswith("best/"):
+                    model, _, sort = name[5:].partition(_BY_THROUGHPUT)
+                    data = self.best_of(model, throughput=sort == "throughput")
+                else:
+                    data = _BODIES[name](self)
                 if data is None:
                     return None
                 cached = json.dumps(data, separators=(",", ":")).encode()
             self._cache[key] = cached
         return cached
 
-    def best_of(self, model: str) -> dict[str, Any] | None:
+    def best_of(self, model: str, throughput: bool = False) -> dict[str, Any] | None:
         view = self.models.get(model)
         if view is None:
             return None
+        best, fallbacks = _by_throughput(view) if throughput else (view.best, view.fallbacks)
         return {
             "model": model,
-            "host": view.best,
-            "fallbacks": list(view.fallbacks),
+            "host": best,
+            "fallbacks": list(fallbacks),
+            **view.upstream_json(),
             "generated_at": iso(self.generated_at),
             "hosts": [h.as_json(model) for h in view.hosts],
             **({"vantage": self.vantage} if self.vantage is not None else {}),
@@ -237,10 +265,22 @@ def _best_body(s: Snapshot) -> dict[str, Any]:
     }
 
 
+def _by_throughput(v: ModelView) -> tuple[str | None, tuple[str, ...]]:
+    return by_throughput(v.best, v.fallbacks, v.eligible, {h.url: h.tokens_per_s for h in v.hosts})
+
+
+def _best_by_throughput_body(s: Snapshot) -> dict[str, Any]:
+    models = {}
+    for m, v in s.models.items():
+        best, fallbacks = _by_throughput(v)
+        models[m] = {**v.best_json(), "host": best, "fallbacks": list(fallbacks)}
+    return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}
+
+
 def _hosts_body(s: Snapshot) -> dict[str, Any]:
     return {
         "generated_at": iso(s.generated_at),
-        "hosts": [h.as_json(m) for m, v in s.models.items() for h in v.hosts],
+        "hosts": [{**h.as_json(m), **v.upstream_json()} for m, v in s.models.items() for h in v.hosts],
         **({"vantage": s.vantage} if s.vantage is not None else {}),
     }
 
@@ -249,21 +289,35 @@ def _models_body(s: Snapshot) -> dict[str, Any]:
     return {m: {"servers": [h.url for h in v.hosts]} for m, v in s.models.items()}
 
 
-_BODIES = {"best": _best_body, "hosts": _hosts_body, "models": _models_body}
+# `/v1/best?sort=throughput` is encoded as "best?sort=throughput", `/v1/best/M?sort=...` as "best/M?sort=...".
+_BY_THROUGHPUT = "?sort="
+_BODIES = {
+    "best": _best_body,
+    "best?sort=throughput": _best_by_throughput_body,
+    "hosts": _hosts_body,
+    "models": _models_body,
+}
 
 
 def model_view(model: str, ranking: ModelRanking, views: Mapping[tuple[str, str], HostView]) -> ModelView:
     """A base model id's view: its hosts in ranked order."""
     hosts = tuple(views[(model, url)] for url in ranking.ordered if (model, url) in views)
     r = ranking
-    return ModelView(model, model, r.best, r.fallbacks, r.healthy, r.known, r.panic, hosts)
+    return ModelView(
+        model, model, r.best, r.fallbacks, r.healthy, r.known, r.panic, hosts, eligible=r.eligible
+    )
 
 
 def with_aliases(bases: Mapping[str, ModelView], aliases: Mapping[str, str]) -> dict[str, ModelView]:
-    """Every base view plus a view per alias that shares its base's hosts, sorted by id."""
-    out = dict(bases)
+    """Every base view plus a view per alias that shares its base's hosts, sorted by id; each with
+    what a client sends a host for its id (`monitor.upstream`)."""
+    out = {m: replace(v, **_upstream(m, aliases)) for m, v in bases.items()}
     for alias, base in aliases.items():
         if base in bases:
-            v = bases[base]
-            out[alias] = ModelView(alias, base, v.best, v.fallbacks, v.healthy, v.known, v.panic, v.hosts)
+            out[alias] = replace(bases[base], model=alias, probed_as=base, **_upstream(alias, aliases))
     return dict(sorted(out.items()))
+
+
+def _upstream(model: str, aliases: Mapping[str, str]) -> dict[str, Any]:
+    upstream_model, fields = upstream_request(model, aliases)
+    return {"upstream_model": upstream_model, "request_fields": fields}

@@ -8,7 +8,7 @@ dispatcher's set of targets in step with the fleet while the service runs.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from monitor.clock import Clock
@@ -41,6 +41,17 @@ def probe_kinds(model: str, settings: Settings) -> tuple[ProbeKind, ...]:
     if any(fnmatch.fnmatchcase(model, g) for g in settings.embedding_models):
         return (ProbeKind.HEALTH, ProbeKind.EMBEDDING)
     return (ProbeKind.HEALTH, ProbeKind.COMPLETION)
+
+
+def completion_keys(
+    health: Mapping[tuple[str, str], HostHealth], settings: Settings
+) -> list[tuple[str, str]]:
+    """The (model, host) pairs that get billed completion probes: where throughput is measured."""
+    return [
+        key
+        for key, h in health.items()
+        if h.trusted and ProbeKind.COMPLETION in probe_kinds(key[0], settings)
+    ]
 
 
 def base_interval(kind: ProbeKind, settings: Settings) -> float:

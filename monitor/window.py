@@ -139,6 +139,26 @@ class Window:
         """Total times of the ok samples of `kinds` that measured one, oldest first."""
         return self._ok_values(_TOTAL, kinds)
 
+    def ok_ttfts_at(self, *kinds: ProbeKind) -> list[tuple[float, float]]:
+        """(time, time to first token) of the ok samples of `kinds` that measured one, oldest first."""
+        return self._ok_timed(_TTFT, kinds)
+
+    def ok_totals_at(self, *kinds: ProbeKind) -> list[tuple[float, float]]:
+        """(time, total time) of the ok samples of `kinds` that measured one, oldest first."""
+        return self._ok_timed(_TOTAL, kinds)
+
+    def outcomes_at(self) -> list[tuple[float, bool]]:
+        """(time, whether it was ok) of every sample, oldest first."""
+        oks = self._codes.translate(_OK)
+        return [(at, ok == 1) for at, ok in zip(self._column(_AT), oks, strict=True)]
+
+    def _ok_timed(self, column: int, kinds: tuple[ProbeKind, ...]) -> list[tuple[float, float]]:
+        wanted = self._codes.translate(_ok_of_kinds(kinds))
+        if 1 not in wanted:
+            return []
+        pairs = zip(compress(self._column(_AT), wanted), compress(self._column(column), wanted), strict=True)
+        return [(at, value) for at, value in pairs if not isnan(value)]
+
     def _ok_values(self, column: int, kinds: tuple[ProbeKind, ...]) -> list[float]:
         wanted = self._codes.translate(_ok_of_kinds(kinds))
         # Reading a column makes a float of every row: skip it when no row is wanted (a ranking

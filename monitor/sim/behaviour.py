@@ -81,8 +81,10 @@ class Plan:
         return self.ttft_s + sum(self.gaps_s)
 
 
-def plan_generation(b: Behaviour, rng: random.Random, max_tokens: int | None) -> Plan:
+def plan_generation(b: Behaviour, rng: random.Random, max_tokens: int | None, cached: bool = False) -> Plan:
+    """`cached`: the prompt is in the host's prompt cache (used only if it keeps one)."""
     n = b.tokens if max_tokens is None else max(1, min(b.tokens, max_tokens))
-    ttft = sample_ms(b.ttft, rng) / 1000.0
+    first = b.cached_ttft if cached and b.cached_ttft is not None else b.ttft
+    ttft = sample_ms(first, rng) / 1000.0
     gaps = tuple(sample_ms(b.itl, rng) / 1000.0 for _ in range(n - 1))
     return Plan(ttft, gaps)

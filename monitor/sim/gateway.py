@@ -135,7 +135,14 @@ class GatewayApp:
         if not servers:
             return _detail(404, f"Model {model} not found")
         listed = {h.listed_url: h for h in self._state.by_model.get(base, [])}
-        payload = dumps({**body, "model": base})
+        forwarded = {**body, "model": base}
+        spec = self._state.scenario.model(base)
+        if spec is not None and spec.reasoning:
+            # As LibertAI's gateway: the alias thinks, the base id of a reasoning model does not.
+            kwargs = body.get("chat_template_kwargs")
+            extra = dict(kwargs) if isinstance(kwargs, dict) else {}
+            forwarded["chat_template_kwargs"] = {**extra, "enable_thinking": model != base}
+        payload = dumps(forwarded)
         headers = {k: v for k in _HOP_HEADERS if (v := request.headers.get(k)) is not None}
         headers[VIA_HEADER] = "gateway"
         headers["Content-Type"] = "application/json"

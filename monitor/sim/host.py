@@ -9,6 +9,7 @@ and faults of the inference server itself.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -94,7 +95,7 @@ class HostApp:
             host.via_gateway[path] = host.via_gateway.get(path, 0) + 1
         b = host.behaviour
 
-        if is_down(b, t0 - self._state.started_at):
+        if is_down(b, self._state.elapsed()):
             if b.down_mode == "refuse":
                 # The listener is closed too; this only catches a kept-alive connection.
                 if transport is not None:
@@ -200,7 +201,9 @@ class HostApp:
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             return _detail(422, "max_tokens must be a positive integer")
-        plan = plan_generation(b, host.rng, max_tokens)
+        prompt = dumps([model, body.get("messages", body.get("prompt"))])
+        cached = host.seen_prompt(hashlib.blake2b(prompt, digest_size=16).hexdigest())
+        plan = plan_generation(b, host.rng, max_tokens, cached)
         finish = "length" if max_tokens is not None and plan.tokens >= max_tokens else "stop"
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -246,10 +249,14 @@ class HostApp:
                 await asyncio.sleep(deadline - loop.time())
                 await resp.write(fmt.token(i))
                 i += 1
+        sent = loop.time()
         for i in range(1, n):
             deadline += plan.gaps_s[i - 1]
             await asyncio.sleep(deadline - loop.time())
             await resp.write(fmt.token(i))
+            now = loop.time()
+            host.itl_truth_ms.append((now - sent) * 1000.0)
+            sent = now
         if b.fault == "error_event":
             await resp.write(fmt.error())
         elif b.fault != "cut":

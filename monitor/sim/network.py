@@ -24,6 +24,7 @@ import aiohttp
 import trustme
 from aiohttp import web
 
+from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.sim.behaviour import host_rng, is_down
 from monitor.sim.gateway import GatewayApp
 from monitor.sim.host import HostApp
@@ -119,6 +120,7 @@ class SimNetwork:
         port: int = 0,
         host: str = "127.0.0.1",
         keys: Sequence[str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.scenario = scenario
         self.seed = seed
@@ -132,6 +134,7 @@ class SimNetwork:
             seed=seed,
             keyring=Keyring.of(valid, scenario.blocked_keys),
             gateway=GatewayState(spec=scenario.gateway),
+            clock=clock,
         )
         for spec in scenario.hosts:
             models = {m: model for m in spec.models if (model := scenario.model(m)) is not None}
@@ -160,7 +163,7 @@ class SimNetwork:
     async def start(self) -> None:
         _raise_nofile_limit()
         loop = asyncio.get_running_loop()
-        self._state.started_at = loop.time()
+        self._state.started_at = self._state.clock.monotonic()
         try:
             await self._start_hosts()
             await self._start_gateway()

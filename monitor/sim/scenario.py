@@ -81,6 +81,9 @@ class Behaviour:
 
     ttft: Dist = Dist("fixed", 100.0)
     itl: Dist = Dist("fixed", 20.0)
+    # Time to first token of a prompt the host has answered before (its prompt cache, as llama.cpp
+    # and vLLM keep one); None: no cache, every prompt takes `ttft`.
+    cached_ttft: Dist | None = None
     tokens: int = 16
     # (status, probability) per completion/messages/embedding request; health is never affected.
     errors: tuple[tuple[int, float], ...] = ()
@@ -110,6 +113,7 @@ class Behaviour:
         return {
             "ttft": self.ttft.to_json(),
             "itl": self.itl.to_json(),
+            "cached_ttft": None if self.cached_ttft is None else self.cached_ttft.to_json(),
             "tokens": self.tokens,
             "errors": {str(status): rate for status, rate in self.errors},
             "retry_after": self.retry_after,
@@ -133,6 +137,8 @@ class Behaviour:
     def summary(self) -> str:
         """One short line for the host table."""
         parts = [f"ttft {_dist_text(self.ttft)}", f"itl {_dist_text(self.itl)}"]
+        if self.cached_ttft is not None:
+            parts.append(f"cached ttft {_dist_text(self.cached_ttft)}")
         if self.errors:
             parts.append("errors " + ",".join(f"{s}:{r:g}" for s, r in self.errors))
         if self.down:
@@ -337,7 +343,8 @@ def apply_changes(base: Behaviour, changes: Mapping[str, Any], where: str = "beh
     """A new Behaviour with `changes` (TOML-shaped values) applied; used by TOML and run-time control.
 
     `down` takes a bool or a list of [start, end] windows; `listed` a bool or a list of windows;
-    `ttft` / `itl` a number of milliseconds or a distribution table.
+    `ttft` / `itl` / `cached_ttft` a number of milliseconds or a distribution table (`cached_ttft`
+    also false, for no prompt cache).
     """
     _no_unknown(changes, _BEHAVIOUR_KEYS | {"down_windows", "listed_windows"}, where)
     out: dict[str, Any] = {}
@@ -345,6 +352,8 @@ def apply_changes(base: Behaviour, changes: Mapping[str, Any], where: str = "beh
         w = f"{where}.{key}"
         if key in ("ttft", "itl"):
             out[key] = parse_dist(value, w)
+        elif key == "cached_ttft":
+            out[key] = None if value is None or value is False else parse_dist(value, w)
         elif key in ("tokens", "fault_after_tokens"):
             out[key] = _int(value, w, minimum=1 if key == "tokens" else 0)
         elif key == "errors":

@@ -3,15 +3,16 @@ behaviour and what it has received (the ground truth a test asserts on)."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.sim.keys import Keyring, KeyStatus
 from monitor.sim.scenario import Behaviour, GatewaySpec, HostSpec, ModelSpec, Scenario
 
 TTFT_TRUTH_LEN = 100
+PROMPT_CACHE_LEN = 256  # prompts a host remembers (least recently used leave first)
 
 
 @dataclass(slots=True)
@@ -65,10 +66,26 @@ class SimHost:
     via_gateway: dict[str, int] = field(default_factory=dict)
     models_requested: dict[str, dict[str, int]] = field(default_factory=dict)
     ttft_truth_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_TRUTH_LEN))
+    # Prompts answered (a digest of model + messages/prompt), newest last: the prompt cache.
+    prompt_cache: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    cache_hits: int = 0
+    # Gaps between the tokens the host sent in its streams (ms), newest last: what a throughput
+    # measurement should recover.
+    itl_truth_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_TRUTH_LEN))
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def seen_prompt(self, digest: str) -> bool:
+        """Whether the prompt was answered before (then it is a cache hit); remembers it."""
+        hit = digest in self.prompt_cache
+        self.prompt_cache[digest] = None
+        self.prompt_cache.move_to_end(digest)
+        if len(self.prompt_cache) > PROMPT_CACHE_LEN:
+            self.prompt_cache.popitem(last=False)
+        self.cache_hits += hit
+        return hit
 
     def record_model(self, model: str, endpoint: str) -> None:
         per = self.models_requested.get(model)
@@ -93,11 +110,14 @@ class SimState:
     hosts: dict[str, SimHost] = field(default_factory=dict)
     by_port: dict[int, SimHost] = field(default_factory=dict)
     by_model: dict[str, list[SimHost]] = field(default_factory=dict)  # in scenario order
-    started_at: float = 0.0  # loop time
+    # Down windows, flapping and listing churn run on this clock, so a test can move them with a
+    # `FakeClock` instead of sleeping (request timings stay on the event loop's real clock).
+    clock: Clock = SYSTEM_CLOCK
+    started_at: float = 0.0  # clock.monotonic() at start
 
     def elapsed(self) -> float:
         """Seconds since the network started: the clock of down windows, flapping and churn."""
-        return asyncio.get_running_loop().time() - self.started_at
+        return self.clock.monotonic() - self.started_at
 
     def add_host(self, host: SimHost) -> None:
         self.hosts[host.name] = host

@@ -117,6 +117,8 @@ def host_truth(state: SimState, host: SimHost, t: float) -> dict[str, Any]:
         "saw_key": host.traffic.saw_key,
         "models_requested": {m: dict(sorted(p.items())) for m, p in sorted(host.models_requested.items())},
         "ttft_truth_ms": [round(x, 3) for x in host.ttft_truth_ms],
+        "itl_truth_ms": [round(x, 3) for x in host.itl_truth_ms],
+        "prompt_cache_hits": host.cache_hits,
         "expected": expected,
     }
 

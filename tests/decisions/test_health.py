@@ -574,6 +574,7 @@ def test_replay_evidence_takes_what_apply_reads_of_each_result() -> None:
     assert replay_evidence(fresh(), evidence, POLICY) == replay(fresh(), results, POLICY)
 
 
+@pytest.mark.slow  # a timing on the real clock: run apart from the fast suite
 def test_replay_restores_a_thousand_full_hosts_quickly() -> None:
     # A restart replays the last `window` results of each kind of every host: 150 per host here.
     kinds = [H, C, A] * 50
@@ -603,6 +604,7 @@ def test_policy_rejects_impossible_values(kwargs: dict[str, float]) -> None:
         HealthPolicy(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # a timing on the real clock: run apart from the fast suite
 def test_apply_keeps_up_with_ten_thousand_hosts() -> None:
     # ~350 results/s at 10,000 hosts: 20,000 results over full windows must take well under a second.
     h = feed(fresh(), *[(C, OK), (H, OK), (H, Outcome.TIMEOUT)] * 20)

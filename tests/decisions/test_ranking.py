@@ -82,7 +82,7 @@ def ranked(*hosts: HostHealth, previous: str | None = None, policy: RankingPolic
 
 def test_score_is_mean_of_median_and_p95_ttft_plus_failure_penalty() -> None:
     h = up("https://a", 100, 200, 300, 400)
-    h = probed(h, result("https://a", C, Outcome.SERVER_ERROR, at=1))
+    h = probed(h, result("https://a", C, Outcome.SERVER_ERROR, at=0))
     # 6 samples (1 health ok, 4 completions ok, 1 failed): availability 5/6.
     # p50 = 200, p95 = 400 (nearest rank).
     assert score(h) == pytest.approx(0.5 * 200 + 0.5 * 400 + 2000 * (1 - 5 / 6))
@@ -168,9 +168,9 @@ def test_challenger_beyond_the_margin_with_enough_samples_takes_best() -> None:
     assert r.ordered == ("https://b", "https://a")
 
 
-def test_incumbent_chosen_before_it_had_enough_samples_yields_to_a_faster_host() -> None:
-    # Chosen on its first sample (say, at start-up); a faster host appears: no hysteresis yet.
-    r = ranked(up("https://a", 600), up("https://b", 80), previous="https://a")
+def test_incumbent_chosen_before_it_had_enough_samples_yields_to_a_faster_host_with_enough() -> None:
+    # Chosen on its first sample (say, at start-up); a faster host proves itself: it takes best.
+    r = ranked(up("https://a", 600), up("https://b", 80, 80, 80), previous="https://a")
     assert r.best == "https://b"
 
 

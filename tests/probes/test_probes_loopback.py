@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -104,14 +105,34 @@ async def test_completion_ok_sends_one_token_stream_request(
     assert seen.method == "POST" and seen.path == "/ok/v1/chat/completions"
     assert seen.headers["Authorization"] == f"Bearer {api_key.reveal()}"
     body = json.loads(seen.body)
+    prompt = body["messages"][0]["content"]
+    assert re.fullmatch(r"[0-9a-f]{10} ping", prompt)  # a fresh nonce first (issue 11)
     assert body == {
         "model": MODEL,
-        "messages": [{"role": "user", "content": "ping"}],
+        "messages": [{"role": "user", "content": prompt}],
         "max_tokens": 1,
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+
+
+async def test_completion_probes_never_repeat_a_prompt(fake_hosts: Any, make_prober: MakeProber) -> None:
+    prober = make_prober()
+    for _ in range(3):
+        await prober.completion(fake_hosts.url("ok"), MODEL)
+    prompts = {json.loads(r.body)["messages"][0]["content"] for r in fake_hosts.requests_to("ok")}
+    assert len(prompts) == 3
+
+
+async def test_completion_probe_of_a_reasoning_model_turns_thinking_off(
+    fake_hosts: Any, make_prober: MakeProber
+) -> None:
+    await make_prober().completion(fake_hosts.url("ok"), MODEL, reasoning=True)
+    (seen,) = fake_hosts.requests_to("ok")
+    body = json.loads(seen.body)
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+    assert body["max_tokens"] == 1 and body["temperature"] == 0
 
 
 async def test_completion_ttft_measures_delay_before_first_chunk(

@@ -57,6 +57,9 @@ async def test_best_names_the_fastest_host_and_the_others_as_fallbacks(aiohttp_c
         "fallbacks": [SLOW],
         "healthy_hosts": 2,
         "known_hosts": 4,
+        # hermes is a reasoning model (hermes-thinking is listed): its base id runs with thinking off.
+        "upstream_model": "hermes",
+        "request_fields": {"chat_template_kwargs": {"enable_thinking": False}},
     }
 
 

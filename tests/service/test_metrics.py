@@ -165,6 +165,8 @@ def _awkward_monitor() -> MonitorView:
             last_ok_at=1732492800.123,
             key_ok=True,
             last_outcome=Outcome.OK,
+            tokens_per_s=42.5,
+            inter_token_ms_p50=23.5,
         ),
         _view(BASE, BARE),
         _view(
@@ -248,6 +250,16 @@ class _Reference(Collector):
             "1 if the host accepts the key, 0 if it rejects it (absent: unknown).",
             labels=labels,
         )
+        tps = GaugeMetricFamily(
+            p + "host_tokens_per_second",
+            "Output tokens per second of the last throughput probe, after its first token.",
+            labels=labels,
+        )
+        itl = GaugeMetricFamily(
+            p + "host_inter_token_p50_seconds",
+            "Median gap between output tokens in the last throughput probe.",
+            labels=labels,
+        )
         for model, view in self._m.snapshot.models.items():
             if view.probed_as != model:
                 continue
@@ -271,6 +283,10 @@ class _Reference(Collector):
                     last_ok.add_metric(values, h.last_ok_at)
                 if h.key_ok is not None:
                     key_ok.add_metric(values, 1.0 if h.key_ok else 0.0)
+                if h.tokens_per_s is not None:
+                    tps.add_metric(values, h.tokens_per_s)
+                if h.inter_token_ms_p50 is not None:
+                    itl.add_metric(values, h.inter_token_ms_p50 / 1000)
         yield from (
             up,
             state,
@@ -284,6 +300,8 @@ class _Reference(Collector):
             failures,
             last_ok,
             key_ok,
+            tps,
+            itl,
         )
 
     def _probes(self) -> Iterator[Metric]:

@@ -39,7 +39,7 @@ class _Prober:
     async def auth(self, host: str, model: str) -> ProbeResult:
         raise AssertionError("no key: no auth check")
 
-    async def probe(self, kind: ProbeKind, host: str, model: str) -> ProbeResult:
+    async def probe(self, kind: ProbeKind, host: str, model: str, *, reasoning: bool = False) -> ProbeResult:
         self.calls.append((host, self._clock.monotonic()))
         at = self._clock.time()
         if host == GOOD:

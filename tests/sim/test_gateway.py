@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
 import pytest
 
+from monitor.clock import FakeClock
 from monitor.sim import load_scenario
 from monitor.sim.testing import AUTH, StartNet, chat_body, scenario_of, sse_data
 
@@ -47,7 +47,8 @@ async def test_hosts_are_listed_as_the_scenario_says(
 async def test_host_churn_adds_and_removes_servers_over_time(
     start_net: StartNet, http: aiohttp.ClientSession
 ) -> None:
-    net = await start_net(scenario_of({"listed": [[0, 0.3]]}, {"listed": [[0.3, 1e9]]}))
+    clock = FakeClock()
+    net = await start_net(scenario_of({"listed": [[0, 30]]}, {"listed": [[30, 1e9]]}), clock=clock)
 
     async def servers() -> list[str]:
         async with http.get(f"{net.gateway_url}/libertai/models") as r:
@@ -55,7 +56,7 @@ async def test_host_churn_adds_and_removes_servers_over_time(
             return listing["m"]["servers"]
 
     assert await servers() == [net.host_url("h0")]
-    await asyncio.sleep(0.35)
+    await clock.advance(30)
     assert await servers() == [net.host_url("h1")]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from monitor.clock import FakeClock
 from monitor.results import Outcome
 from monitor.sim import load_scenario
 from monitor.sim.testing import AUTH, StartNet, chat_body, scenario_of
@@ -238,9 +239,10 @@ async def test_expected_follows_run_time_changes(start_net: StartNet) -> None:
 
 
 async def test_expected_follows_the_flapping_schedule(start_net: StartNet) -> None:
-    net = await start_net(scenario_of({"flap": {"period": 0.4, "down_for": 0.2, "offset": 0.2}}))
+    clock = FakeClock()
+    net = await start_net(scenario_of({"flap": {"period": 40, "down_for": 20, "offset": 20}}), clock=clock)
     assert by_name(net.ground_truth())["h0"]["expected"]["m"]["state"] == "up"
-    await asyncio.sleep(0.25)
+    await clock.advance(25)
     assert by_name(net.ground_truth())["h0"]["expected"]["m"]["state"] == "down"
 
 

@@ -7,6 +7,7 @@ import resource
 import time
 
 import aiohttp
+import pytest
 
 from monitor.sim import SimNetwork, load_scenario
 from monitor.sim.testing import AUTH, chat_body
@@ -45,6 +46,7 @@ async def test_hundreds_of_hosts_start_answer_and_stop_quickly(http: aiohttp.Cli
     assert started < 3.0 and stopped < 3.0
 
 
+@pytest.mark.slow  # a timing on the real clock: run apart from the fast suite
 async def test_concurrent_streams_keep_their_ttft() -> None:
     # 200 streams started 2 ms apart (500/s), so about 20 are open at any time.
     async with (

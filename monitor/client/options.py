@@ -1,0 +1,61 @@
+"""The settings both transports take, checked once at construction (bad ones raise ValueError)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.client.core import Attempt, FailoverCore
+from monitor.clock import SYSTEM_CLOCK, Clock
+from monitor.http import make_ssl_context
+from monitor.urls import AllowList, normalise_url
+
+__all__ = ["DEFAULT_ALLOWED_HOSTS", "Options"]
+
+DEFAULT_ALLOWED_HOSTS = "https://*.libertai.io"  # the service's own default
+
+
+@dataclass(frozen=True)
+class Options:
+    monitor_url: str
+    gateway_url: str | None = None
+    allowed_hosts: str | AllowList = DEFAULT_ALLOWED_HOSTS
+    ca_bundle: str | None = None
+    refresh: float = 5.0
+    monitor_timeout: float = 2.0
+    connect_timeout: float = 3.0
+    penalty: float = 30.0
+    on_attempt: Callable[[Attempt], None] | None = None
+    clock: Clock = SYSTEM_CLOCK
+
+    def __post_init__(self) -> None:
+        normalise_url(self.monitor_url)
+        if self.gateway_url is not None:
+            normalise_url(self.gateway_url)
+        for name in ("refresh", "monitor_timeout", "connect_timeout", "penalty"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+
+    def allow_list(self) -> AllowList:
+        if isinstance(self.allowed_hosts, AllowList):
+            return self.allowed_hosts
+        return AllowList.parse(self.allowed_hosts)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """System trust plus `ca_bundle` (CAs or pinned host certificates), as the service's."""
+        return make_ssl_context(self.ca_bundle)
+
+    def core(self, new_ready: Callable[[], Any]) -> FailoverCore:
+        return FailoverCore(
+            monitor_url=normalise_url(self.monitor_url),
+            gateway_url=self.gateway_url,
+            allowed_hosts=self.allow_list(),
+            refresh=self.refresh,
+            penalty=self.penalty,
+            connect_timeout=self.connect_timeout,
+            on_attempt=self.on_attempt,
+            clock=self.clock,
+            new_ready=new_ready,
+        )
