@@ -76,7 +76,7 @@ class FakeClock:
     def sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())
 
-    async def settle(self, turns: int = 20) -> None:
+    async def settle(self, turns: int = 100) -> None:
         """Let the loop run the ready tasks (no time passes)."""
         for _ in range(turns):
             await asyncio.sleep(0)

@@ -100,7 +100,7 @@ class Cards:
         entry = self._cards.get((v.model, chart))
         if entry is not None and entry[0] == inputs:
             return entry[1]
-        card = model_card(v, {v.model} if reasoning else set(), drawing, chart)
+        card = model_card(v, drawing, chart)
         html = str(_MACROS.model_card(card, Markup("").join(rows), "")).encode()
         self._put(self._cards, (v.model, chart), (inputs, html))
         return html

@@ -1,9 +1,7 @@
 """The page as values, built purely from a snapshot, history, readiness and incidents (no I/O).
 
-Fields that issue 11 adds to the snapshot's views (`upstream_model`, `request_fields` per model;
-`tokens_per_s`, `inter_token_ms_p50` per host) are read from the views' JSON answers, so this page
-shows them as soon as the answers carry them; until then `upstream_model` and `request_fields` are
-derived here by the gateway's rule (see DESIGN.md, reasoning models).
+What a client sends a host (`upstream_model`, `request_fields`) and the throughput figures come from
+the snapshot's views as the JSON answers give them, so the page and the answers never disagree.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from markupsafe import Markup
 
@@ -129,20 +127,9 @@ def overall_status(views: Iterable[ModelView]) -> str:
     return max(statuses, key=lambda s: _RANK[s])
 
 
-def request_fields_of(v: ModelView, reasoning: set[str], answer: Mapping[str, Any]) -> Any:
-    if "request_fields" in answer:
-        return answer["request_fields"]
-    if v.model != v.probed_as:
-        return {"chat_template_kwargs": {"enable_thinking": True}}
-    if v.model in reasoning:
-        return {"chat_template_kwargs": {"enable_thinking": False}}
-    return None
-
-
 def host_row(h: HostView, model: str, best: str | None, drawn: Drawn | None) -> HostRow:
     symbol, word = STATE_LABEL[h.state]
-    extra = h.as_json(model)  # issue 11's throughput fields, once the views carry them
-    itl = extra.get("inter_token_ms_p50")
+    itl = h.inter_token_ms_p50
     return HostRow(
         url=h.url,
         state=h.state.value,
@@ -152,7 +139,7 @@ def host_row(h: HostView, model: str, best: str | None, drawn: Drawn | None) -> 
         best=h.url == best,
         ttft_p50=ms(h.ttft_ms_p50),
         ttft_p95=ms(h.ttft_ms_p95),
-        tokens_per_s=rate(extra.get("tokens_per_s")),
+        tokens_per_s=rate(h.tokens_per_s),
         inter_token="" if itl is None else ms(itl),
         availability=pct(h.availability),
         last_ok=clock(h.last_ok_at),
@@ -163,12 +150,10 @@ def host_row(h: HostView, model: str, best: str | None, drawn: Drawn | None) -> 
     )
 
 
-def model_card(v: ModelView, reasoning: set[str], drawing: ModelDrawing, chart: bool = False) -> ModelCard:
+def model_card(v: ModelView, drawing: ModelDrawing, chart: bool = False) -> ModelCard:
     """A model's card without its host rows (rendered and kept one by one: see `host_row`)."""
     status = model_status(v)
     symbol, word = STATUS_LABEL[status]
-    answer = v.best_json()
-    fields = request_fields_of(v, reasoning, answer)
     base = v.probed_as
     alias = v.model != base
     d = drawing.model
@@ -181,8 +166,8 @@ def model_card(v: ModelView, reasoning: set[str], drawing: ModelDrawing, chart: 
         best=v.best,
         healthy=v.healthy,
         known=v.known,
-        upstream_model=str(answer.get("upstream_model", base)),
-        request_fields=None if fields is None else json.dumps(fields, separators=(", ", ": ")),
+        upstream_model=v.upstream_model or base,
+        request_fields=json.dumps(v.request_fields, separators=(", ", ": ")) if v.request_fields else None,
         uptime24=d.uptime24,
         uptime90=d.uptime90,
         bars24=d.bars24,

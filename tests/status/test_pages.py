@@ -16,6 +16,7 @@ from monitor.config import ConfigError, load_settings
 from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.server import service_app
 from monitor.service import Monitor
+from monitor.snapshot import with_aliases
 from monitor.status.history import Bucket, History, hour_start
 from tests.status.support import NOW, A, B, C, FakeSource, app_for, host, model, snapshot
 
@@ -30,9 +31,11 @@ def _fleet() -> FakeSource:
             host("hermes-3-8b-tee", B, HostState.DOWN, Outcome.KEY_REJECTED, ttft=None),
         ],
     )
-    alias = model("hermes-3-8b-tee-thinking", hermes.hosts, probed_as="hermes-3-8b-tee")
     gemma = model("gemma-3-27b", [host("gemma-3-27b", C, HostState.DOWN, Outcome.NOT_LOADED, ttft=None)])
-    return FakeSource(snapshot(hermes, alias, gemma))
+    views = with_aliases(
+        {m.model: m for m in (hermes, gemma)}, {"hermes-3-8b-tee-thinking": "hermes-3-8b-tee"}
+    )
+    return FakeSource(snapshot(*views.values()))
 
 
 async def _page(client: Client, path: str = "/") -> str:
