@@ -21,7 +21,9 @@ COPY pyproject.toml README.md /src/
 COPY monitor /src/monitor
 COPY migrations /src/migrations
 
-RUN /opt/venv/bin/pip install --no-cache-dir /src
+# With the `postgres` extra (asyncpg): the same image runs on SQLite or, for several replicas, on
+# PostgreSQL (docker-compose.yml's `ha` profile).
+RUN /opt/venv/bin/pip install --no-cache-dir "/src/[postgres]"
 
 # -- runtime: the virtual environment on a clean slim Python, as an unprivileged user ----------------
 FROM python:3.11-slim

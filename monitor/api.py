@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry
 from monitor.httpcache import cache_headers
 from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
-from monitor.snapshot import iso
+from monitor.snapshot import Snapshot, iso
 from monitor.status.routes import StatusSource, add_status_routes
 from monitor.store import StoreError
-from monitor.view import MonitorView
+from monitor.view import MonitorView, VantageSource
 
 log = get_logger("monitor.api")
 
@@ -57,10 +57,39 @@ _PLAIN = {"Content-Type": _JSON, "Vary": "Accept-Encoding"}
 _GZIPPED = {**_PLAIN, "Content-Encoding": "gzip"}
 
 
+class _Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+async def _snapshot_of(request: web.Request) -> Snapshot:
+    """The snapshot a request asks for: this vantage's, or `?vantage=NAME`'s (another vantage's
+    answers, built from its stored results). Raises `_Refused` with the error answer."""
+    view = request.app[VIEW_KEY]
+    snap = view.snapshot
+    vantage = request.query.get("vantage") if request.query_string else None
+    if vantage is None or vantage == snap.vantage:
+        return snap
+    if not isinstance(view, VantageSource):
+        raise _Refused(_error(404, f"Unknown vantage {vantage}"))
+    try:
+        return await view.vantage_snapshot(vantage)
+    except ValueError as exc:
+        raise _Refused(_error(422, str(exc))) from None
+    except LookupError:
+        raise _Refused(_error(404, f"Unknown vantage {vantage}")) from None
+    except StoreError as exc:
+        log.warning("vantage read failed", vantage=vantage, error=str(exc))
+        raise _Refused(_error(503, str(exc))) from None
+
+
 async def _snapshot_answer(request: web.Request, name: str) -> web.Response | None:
     """A whole-snapshot answer, gzipped when the client accepts it (Python's HTTP clients all
     do): built at most once per snapshot, in a worker thread, then served from memory."""
-    snap = request.app[VIEW_KEY].snapshot
+    try:
+        snap = await _snapshot_of(request)
+    except _Refused as refused:
+        return refused.response
     gzipped = _accepts_gzip(request)
     body = snap.encoded(name, gzipped)
     if body is None:
@@ -139,8 +168,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    r = request.app[VIEW_KEY].readiness()
+    view = request.app[VIEW_KEY]
+    r = view.readiness()
     body: dict[str, Any] = {"status": "ready" if r.ready else "not ready", "checks": dict(r.checks)}
+    served_by = view.snapshot.served_by
+    if served_by is not None:
+        body["served_by"] = served_by.as_json()
     if not r.ready:
         body["detail"] = "; ".join(f"{k}: {v}" for k, v in r.checks.items() if v != "ok")
     return _json(body, 200 if r.ready else 503)
@@ -228,6 +261,27 @@ async def history(request: web.Request) -> web.Response:
     )
 
 
+async def vantages(request: web.Request) -> web.Response:
+    view = request.app[VIEW_KEY]
+    local = view.snapshot.vantage
+    if not isinstance(view, VantageSource):
+        listed = [] if local is None else [{"name": local, "last_result_at": None, "local": True}]
+        return _json({"vantages": listed})
+    try:
+        infos = await view.vantage_list()
+    except StoreError as exc:
+        log.warning("vantage list failed", error=str(exc))
+        return _error(503, str(exc))
+    return _json(
+        {
+            "vantages": [
+                {"name": v.name, "last_result_at": iso(v.last_result_at), "local": v.name == local}
+                for v in infos
+            ]
+        }
+    )
+
+
 @web.middleware
 async def json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -256,6 +310,7 @@ def make_app(
     app.router.add_get("/v1/best/{model}", best_one)
     app.router.add_get("/v1/hosts", _cached("hosts"))
     app.router.add_get("/v1/history/{model}", history)
+    app.router.add_get("/v1/vantages", vantages)
     app.router.add_get("/libertai/models", _cached("models"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -34,6 +34,7 @@ from monitor.config_values import (
     parse_seconds,
     parse_title,
     parse_url,
+    parse_vantage,
 )
 from monitor.secret import Secret
 from monitor.urls import AllowList
@@ -93,6 +94,12 @@ class Settings:
         "sqlite+aiosqlite:///libertai-monitor.db",
         "history database (SQLAlchemy URL; SQLite file by default)",
         flag_for="run demo db",
+    )
+    vantage: str = setting(
+        parse_vantage,
+        "default",
+        "where this monitor probes from (monitors on one PostgreSQL database and vantage elect a leader)",
+        flag_for="run",
     )
     allowed_hosts: AllowList = setting(  # noqa: RUF009 - a field(), made fresh per Settings
         parse_allow_list,

@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Callable
 from pathlib import Path
 
+from monitor.store import check_vantage
 from monitor.urls import AllowList, normalise_url
 
 
@@ -88,6 +89,12 @@ def parse_database_url(raw: object) -> str:
     if "://" not in text:
         raise ValueError("expected an SQLAlchemy URL such as sqlite+aiosqlite:///monitor.db")
     return text
+
+
+def parse_vantage(raw: object) -> str:
+    """A vantage name (where this monitor probes from), as the store checks it."""
+    # The store's own rule, so that a name the settings accept is one the store accepts.
+    return check_vantage(str(raw).strip())
 
 
 def parse_choice(*allowed: str) -> Callable[[object], str]:

@@ -36,8 +36,9 @@ class Changed:
 
 
 class Fleet:
-    def __init__(self, settings: Settings, targets: Targets) -> None:
+    def __init__(self, settings: Settings, targets: Targets, *, quiet: bool = False) -> None:
         self._settings = settings
+        self._quiet = quiet  # no log of membership changes (a fleet rebuilt for another vantage)
         self.targets = targets
         self.membership = Membership()
         self.aliases: dict[str, str] = {}  # "-thinking" alias -> base id
@@ -53,8 +54,11 @@ class Fleet:
         """Call `listener(base model ids)` after every change of the members."""
         self._on_sync.append(listener)
 
-    def apply_listing(self, listing: Mapping[str, Iterable[str]], now: float) -> list[MembershipChange]:
-        """Apply a host list (model -> hosts); returns who joined, left or retired (logged here)."""
+    def apply_listing(
+        self, listing: Mapping[str, Iterable[str]], now: float, *, grace_s: float | None = None
+    ) -> list[MembershipChange]:
+        """Apply a host list (model -> hosts); returns who joined, left or retired (logged here).
+        A host missing from it retires after `grace_s` (default: the `retire_after` setting)."""
         # Aliases stay in the membership (so they are recorded and restored after a restart) but
         # get no health entries or probes of their own: their base id is probed once for both.
         self.membership, changes = apply_listing(
@@ -62,7 +66,7 @@ class Fleet:
             {m: list(hosts) for m, hosts in listing.items()},
             self._settings.allowed_hosts,
             now,
-            self._settings.retire_after,
+            self._settings.retire_after if grace_s is None else grace_s,
         )
         ids = list(self.membership.models)
         aliases = {m: base for m in ids if (base := alias_of(m, ids)) != m}
@@ -71,7 +75,7 @@ class Fleet:
         if changes or aliases != self.aliases or not self.health:
             self.aliases = aliases
             self._sync()
-        if changes:
+        if changes and not self._quiet:
             _log_changes(changes)
         return changes
 
@@ -79,6 +83,10 @@ class Fleet:
         """From now on every member's targets live in `targets` (the running dispatcher)."""
         self.targets.attach(targets)
         self._sync()  # targets for the members restored from history
+
+    def stop_probing(self) -> None:
+        """No more targets anywhere (the dispatcher was closed: this process stopped leading)."""
+        self.targets.detach()
 
     def _sync(self) -> None:
         """Create health entries and probe targets for members; drop those of retired hosts."""

@@ -24,17 +24,22 @@ class Persistence:
     def __init__(self, store: StateWriter) -> None:
         self._store = store
         self._writes: set[asyncio.Task[None]] = set()
+        # False while this process follows a leader: the leader's records are the only ones.
+        self.writing = True
 
     def best_changed(self, event: BestChanged) -> None:
         """Subscriber of `BestHosts`: save the new best host."""
-        self._spawn(self._save_best(event.model, event.host, event.at))
+        if self.writing:
+            self._spawn(self._save_best(event.model, event.host, event.at))
 
     def members_changed(self, changes: Sequence[MembershipChange]) -> None:
-        if changes:
+        if changes and self.writing:
             events = [MembershipRecord(c.at, c.model, c.host, c.event) for c in changes]
             self._spawn(self._record_membership(events))
 
     async def discovery_ran(self, record: DiscoveryRecord) -> None:
+        if not self.writing:
+            return
         try:
             await self._store.record_discovery(record)
         except StoreError as exc:

@@ -9,7 +9,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.results import Evidence, ProbeResult
-from monitor.store import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats
+from monitor.store import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats, VantageInfo
 
 
 class ResultSink(Protocol):
@@ -54,6 +54,17 @@ class HistoryReader(Protocol):
     ) -> list[HistoryPoint]: ...
 
 
+class VantageReads(Protocol):
+    """Reads of any vantage's records (another vantage's answers); each raises `StoreError`."""
+
+    async def vantages(self) -> list[VantageInfo]: ...
+    async def load_members(self, vantage: str | None = None) -> dict[str, set[str]]: ...
+    async def load_recent_evidence(
+        self, since: float, per_host_limit: int = 200, vantage: str | None = None
+    ) -> list[tuple[tuple[str, str], Evidence]]: ...
+    async def load_best(self, vantage: str | None = None) -> dict[str, str | None]: ...
+
+
 class EngineHolder(Protocol):
     """The database itself, for read-only pages that query it directly (the status page)."""
 
@@ -61,7 +72,22 @@ class EngineHolder(Protocol):
     def engine(self) -> AsyncEngine: ...
 
 
+class SharedDatabase(EngineHolder, Protocol):
+    """The database a follower reads its leader's writes from, and the vantage they are of."""
+
+    @property
+    def vantage(self) -> str: ...
+
+
 class ServiceStore(
-    ResultSink, StateWriter, StateReader, Maintenance, StoreHealth, HistoryReader, EngineHolder, Protocol
+    ResultSink,
+    StateWriter,
+    VantageReads,  # before StateReader: its reads take a vantage, and so satisfy StateReader's
+    StateReader,
+    SharedDatabase,
+    Maintenance,
+    StoreHealth,
+    HistoryReader,
+    Protocol,
 ):
     """Everything the running service uses of `monitor.store.Store`."""

@@ -17,8 +17,10 @@ from monitor.fleet import Fleet, Key
 from monitor.results import Outcome
 from monitor.snapshot import (
     DiscoveryStatus,
+    Elsewhere,
     HostView,
     ModelView,
+    ServedBy,
     Snapshot,
     host_view,
     model_view,
@@ -59,7 +61,19 @@ class Publisher:
         self._clock = clock
         self._views: dict[Key, HostView] = {}
         self._model_views: dict[str, ModelView] = {}  # base ids, as last ranked
+        self.served_by: ServedBy | None = None  # set by the service; shown in the answers
+        self.vantage: str | None = None
+        self._elsewhere = Elsewhere()
         self.snapshot = Snapshot(generated_at=clock.time(), models={})
+
+    def set_elsewhere(self, elsewhere: Elsewhere) -> None:
+        """What the other vantages see now: the hosts whose view it changes are rendered again."""
+        old, self._elsewhere = self._elsewhere, elsewhere
+        keys = set(old.down) ^ set(elsewhere.down)
+        keys |= {k for k in set(old.down) & set(elsewhere.down) if old.down[k] != elsewhere.down[k]}
+        if old.vantages != elsewhere.vantages or old.local != elsewhere.local:
+            keys |= set(self._views)  # every host's "scope" may change
+        self._fleet.give_back((k for k in keys if k in self._fleet.health), ())
 
     async def run_forever(self) -> None:
         """Coalesce changes: rebuild at most every 250 ms, and re-rank all every few seconds."""
@@ -107,7 +121,7 @@ class Publisher:
                 for key in pending_views[-VIEWS_PER_STEP:]:
                     h = fleet.health.get(key)
                     if h is not None:
-                        self._views[key] = host_view(h, self._measured(key))
+                        self._views[key] = host_view(h, self._measured(key), self._elsewhere)
                 del pending_views[-VIEWS_PER_STEP:]
                 yield
             now = self._clock.time()
@@ -129,6 +143,8 @@ class Publisher:
                 models=with_aliases(self._model_views, fleet.aliases),
                 discovery=self._gateway.status,
                 key_outcome=self._gateway.key_outcome,
+                served_by=self.served_by,
+                vantage=self.vantage,
             )
         finally:
             # Stopped early: what was not done yet is done by the next rebuild.

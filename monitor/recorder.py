@@ -53,6 +53,11 @@ class ProbeRecorder:
         self.counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
         if self._sink is not None:
             self._sink.submit(result)
+        return self.take_in(result)
+
+    def take_in(self, result: ProbeResult) -> bool:
+        """Update health with a result (this process's own or, as a follower, the leader's read
+        back from the database): neither counted nor stored. True as for `record`."""
         if result.kind is ProbeKind.AUTH:
             self._fan_out_auth(result)
             return False

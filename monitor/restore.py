@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from dataclasses import dataclass
 
 from monitor.best_hosts import BestHosts
 from monitor.fleet import Fleet, Key
@@ -17,6 +18,42 @@ log = get_logger("monitor.service")  # the service's parts log under one name, a
 RESTORE_HORIZON_S = 24 * 3600.0
 
 
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What a vantage's monitor left in the database: members, recent results, best hosts."""
+
+    members: dict[str, set[str]]
+    results: list[tuple[tuple[str, str], Evidence]]
+    best: dict[str, str | None]
+
+
+async def read_saved(store: StateReader, policy: HealthPolicy, now: float) -> Saved:
+    """Read what a restore needs (raises `StoreError`)."""
+    members = await store.load_members()
+    results = await store.load_recent_evidence(now - RESTORE_HORIZON_S, per_host_limit=policy.window)
+    return Saved(members, results, await store.load_best())
+
+
+def rebuild(saved: Saved, fleet: Fleet, best: BestHosts, policy: HealthPolicy, now: float) -> None:
+    """Members, health and best hosts from `saved` (no I/O: a worker thread may run it on parts
+    no other thread uses)."""
+    fleet.apply_listing({model: sorted(hosts) for model, hosts in saved.members.items()}, now)
+    # Each (model, host) replays its results in one go (the same as applying them in turn,
+    # but its window is built once). A host's auth check is stored once, under any one of
+    # its models, and counts for every model it serves, as the recorder does live.
+    replays: dict[Key, list[Evidence]] = {}
+    for key, evidence in saved.results:
+        if evidence[1] is ProbeKind.AUTH:
+            host = key[1]
+            for model in fleet.models_of(host):
+                replays.setdefault((model, host), []).append(evidence)
+        elif key in fleet.health:
+            replays.setdefault(key, []).append(evidence)
+    for key, replayed in replays.items():
+        fleet.update(key, replay_evidence(fleet.health[key], replayed, policy))
+    best.restore(saved.best, fleet.models())
+
+
 async def restore(
     store: StateReader, fleet: Fleet, best: BestHosts, policy: HealthPolicy, now: float
 ) -> None:
@@ -28,28 +65,12 @@ async def restore(
     gc.disable()
     try:
         try:
-            members = await store.load_members()
-            results = await store.load_recent_evidence(now - RESTORE_HORIZON_S, per_host_limit=policy.window)
-            saved_best = await store.load_best()
+            saved = await read_saved(store, policy, now)
         except StoreError as exc:
             log.error("could not restore state from the database", error=str(exc))
             return
-        fleet.apply_listing({model: sorted(hosts) for model, hosts in members.items()}, now)
-        # Each (model, host) replays its results in one go (the same as applying them in turn,
-        # but its window is built once). A host's auth check is stored once, under any one of
-        # its models, and counts for every model it serves, as the recorder does live.
-        replays: dict[Key, list[Evidence]] = {}
-        for key, evidence in results:
-            if evidence[1] is ProbeKind.AUTH:
-                host = key[1]
-                for model in fleet.models_of(host):
-                    replays.setdefault((model, host), []).append(evidence)
-            elif key in fleet.health:
-                replays.setdefault(key, []).append(evidence)
-        for key, replayed in replays.items():
-            fleet.update(key, replay_evidence(fleet.health[key], replayed, policy))
-        best.restore(saved_best, fleet.models())
-        log.info("state restored", models=len(members), results=len(results), best=len(best.best))
+        rebuild(saved, fleet, best, policy, now)
+        log.info("state restored", models=len(saved.members), results=len(saved.results), best=len(best.best))
     finally:
         if collecting:
             gc.enable()

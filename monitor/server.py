@@ -42,7 +42,7 @@ def _short(exc: BaseException) -> str:
 async def open_store(settings: Settings) -> Store:
     """Open the database and apply pending migrations."""
     try:
-        store = await Store.open(settings.database_url)
+        store = await Store.open(settings.database_url, vantage=settings.vantage)
     except Exception as exc:
         raise StartupError(f"database {safe_url(settings.database_url)}: {_short(exc)}") from None
     try:

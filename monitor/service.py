@@ -20,9 +20,11 @@ from monitor.best_hosts import BestHosts, log_best_change, ranking_policy
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.config import Settings
 from monitor.discovery_run import DiscoveryRun
+from monitor.duties import Duties
 from monitor.fleet import Fleet
+from monitor.follower import Follower, Mark
 from monitor.http import make_session
-from monitor.maintenance import add_maintenance_jobs
+from monitor.leader import Election, asyncpg_dsn
 from monitor.persistence import Persistence
 from monitor.ports import HistoryReader, ServiceStore
 from monitor.probe_once import probe_once
@@ -33,13 +35,16 @@ from monitor.readiness import Readiness, readiness
 from monitor.recorder import ProbeRecorder, health_policy
 from monitor.restore import restore
 from monitor.results import HostState
-from monitor.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
+from monitor.roles import Roles
+from monitor.scheduler import SchedulerStats
 from monitor.secret import Secret
 from monitor.snapshot import DiscoveryStatus, Snapshot
 from monitor.status.incidents import IncidentLog
-from monitor.targets import HOST_WIDE, Target, Targets, completion_keys, probe_kinds
+from monitor.store import StoreError, VantageInfo
+from monitor.targets import HOST_WIDE, Target, Targets, probe_kinds
 from monitor.throughput import Throughput, ThroughputProbes, probe_throughput
 from monitor.upstream import is_reasoning
+from monitor.vantage_views import UnknownVantage, VantageViews
 from monitor.view import Counters
 
 __all__ = ["HOST_WIDE", "Monitor", "Readiness", "Target", "probe_kinds"]
@@ -103,9 +108,37 @@ class Monitor:
         )
         self._session: aiohttp.ClientSession | None = None
         self._probing: Probing | None = None
-        self._dispatcher: ProbeDispatcher[Target] | None = None
-        self._jobs = make_job_scheduler(self.sched_stats)
         self._tasks: list[asyncio.Task[None]] = []  # loops, cancelled at stop
+        # Monitors sharing a PostgreSQL database elect a leader per vantage; any other store
+        # (SQLite) or none: this process is the only one, and leads.
+        vantage = settings.vantage if store is None else store.vantage
+        elected = store is not None and asyncpg_dsn(store.engine.url) is not None
+        self.follower = (
+            Follower(store.engine, vantage, self.fleet, self.recorder, self.best_hosts, clock)
+            if store is not None and elected
+            else None
+        )
+        self._mark: Mark | None = None
+        duties = Duties(settings, clock, self.fleet, self.gateway, store, self.sched_stats, self.throughput)
+        self.roles = Roles(
+            vantage,
+            duties,
+            self.follower,
+            self.persistence,
+            self.publisher,
+            self._prepared,
+            elected=elected,
+        )
+        self.election = (
+            Election(store.engine.url, vantage, clock=clock, on_change=self.roles.on_change)
+            if store is not None and elected
+            else None
+        )
+        self.vantages = (
+            None
+            if store is None
+            else VantageViews(store, settings, self.health_policy, clock, lambda: self.roles.served_by)
+        )
 
     @property
     def snapshot(self) -> Snapshot:
@@ -128,41 +161,37 @@ class Monitor:
         # Without a key only health probes are scheduled (see `probe_kinds`); an empty key is never sent.
         prober = Prober(self._session, s.api_key or Secret(""), s.probe_timeout, allow=s.allowed_hosts)
         self._probing = Probing(prober, self.fleet, self.recorder, self.targets, s.confirm_delay)
+        if self.follower is not None:
+            try:
+                self._mark = await self.follower.mark()  # before the restore: nothing falls between
+            except StoreError:
+                self._mark = None  # the follower finds its own when the database answers
         if self.store is not None:
             await restore(self.store, self.fleet, self.best_hosts, self.health_policy, self.clock.time())
         self.publisher.publish(force=True)
 
-    async def run(self) -> None:
-        """Start discovery, probing and the periodic jobs (after `prepare`)."""
+    def _prepared(self) -> Probing:
         assert self._probing is not None, "prepare() first"
-        s = self.settings
-        self._dispatcher = ProbeDispatcher(
-            self._probing.run,
-            self.fleet.interval_of,
-            limit=s.max_concurrency,
-            jitter=s.jitter,
-            clock=self.clock,
-        )
-        self._dispatcher.stats = self.sched_stats
-        self._tasks.append(asyncio.create_task(self._dispatcher.run_forever(), name="probe-dispatcher"))
+        return self._probing
+
+    async def run(self) -> None:
+        """Start the publisher, and discovery, probing and the periodic jobs when this process
+        leads (at once without an election); a follower follows until it leads."""
+        self._prepared()
         self._tasks.append(asyncio.create_task(self.publisher.run_forever(), name="snapshot-publisher"))
-        self._tasks.append(asyncio.create_task(self.throughput.run_forever(), name="throughput-probes"))
-        self.fleet.on_sync(lambda _models: self.throughput.sync(completion_keys(self.fleet.health, s)))
-        self.fleet.start_probing(self._dispatcher)
-        # The first discovery runs in the background: restored answers are served meanwhile.
-        self._tasks.append(asyncio.create_task(self.gateway.run(), name="first-discovery"))
-        add_interval_job(self._jobs, self.gateway.run, s.discovery_interval, "discovery")
-        if self.store is not None:
-            add_maintenance_jobs(self._jobs, self.store, s, self.clock)
-        self._jobs.start()
+        if self.vantages is not None:
+            refresh = self.vantages.run_forever(self.publisher)
+            self._tasks.append(asyncio.create_task(refresh, name="vantages"))
+        if self.election is None:
+            await self.roles.lead()
+            return
+        await self.roles.follow(self._mark)
+        self._tasks.append(asyncio.create_task(self.election.run(), name="election"))
 
     async def stop(self) -> None:
-        """Stop probing, publish the final state, and let pending database writes finish."""
-        if self._jobs.running:
-            self._jobs.shutdown(wait=False)
-        if self._dispatcher is not None:
-            await self._dispatcher.close()
-        await self.throughput.close()
+        """Stop probing (or following), leave the election, publish the final state, and let
+        pending database writes finish."""
+        await self.roles.close()  # probes first: the lock is released after the last one
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -172,6 +201,20 @@ class Monitor:
             await self.persistence.drain(_STOP_WRITES_S)
         if self._session is not None:
             await self._session.close()
+
+    async def vantage_list(self) -> list[VantageInfo]:
+        """Every vantage with results in the database (this one always)."""
+        if self.vantages is None:
+            return [VantageInfo(self.roles.vantage, None)]
+        return await self.vantages.list()
+
+    async def vantage_snapshot(self, vantage: str) -> Snapshot:
+        """Another vantage's answers (LookupError: none; ValueError: not a name; StoreError)."""
+        if vantage == self.roles.vantage:
+            return self.snapshot
+        if self.vantages is None:
+            raise UnknownVantage(vantage)
+        return await self.vantages.snapshot(vantage)
 
     async def _measure_throughput(self, model: str, host: str) -> Throughput:
         assert self._session is not None, "prepare() first"

@@ -29,6 +29,7 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snap = self._m.snapshot
         yield from _model_families(snap)
+        yield from _vantage_families(snap)
         yield from _discovery_families(snap, self._m.clock.time())
         yield from _service_families(self._m.counters)
 
@@ -46,17 +47,44 @@ def _model_families(snap: Snapshot) -> Iterator[Metric]:
     yield from (best, healthy, known)
 
 
+def _vantage_families(snap: Snapshot) -> Iterator[Metric]:
+    """The role of this process, and the hosts down from some vantage (a series per such host
+    only: a healthy fleet adds none)."""
+    if snap.served_by is not None:
+        leader = GaugeMetricFamily(
+            P + "leader",
+            "1 if this process leads its vantage (probes and writes), 0 if it follows the leader.",
+            labels=["vantage"],
+        )
+        leader.add_metric([snap.served_by.vantage], 1.0 if snap.served_by.role == "leader" else 0.0)
+        yield leader
+    down = GaugeMetricFamily(
+        P + "host_down_vantages",
+        "Vantages from which a host is down; scope is all (every vantage) or regional (some only).",
+        labels=["model", "host", "scope"],
+    )
+    for model, view in snap.models.items():
+        if view.probed_as != model:
+            continue  # an alias: its hosts are its base id's, already exported
+        for h in view.hosts:
+            if h.down_from:
+                down.add_metric([model, h.url, h.scope or ""], float(len(h.down_from)))
+    yield down
+
+
 def _discovery_families(snap: Snapshot, now: float) -> Iterator[Metric]:
     d = snap.discovery
     runs = CounterMetricFamily(P + "discovery_runs", "Polls of the gateway's model list.", labels=["result"])
     runs.add_metric(["ok"], float(d.runs_ok))
     runs.add_metric(["error"], float(d.runs_failed))
     yield runs
-    yield GaugeMetricFamily(
-        P + "discovery_success",
-        "1 if the latest poll of the gateway succeeded.",
-        value=1.0 if d.ok else 0.0,
-    )
+    if snap.served_by is None or snap.served_by.role == "leader" or d.ok is not None:
+        # A follower does not poll the gateway: no series that would say its polls fail.
+        yield GaugeMetricFamily(
+            P + "discovery_success",
+            "1 if the latest poll of the gateway succeeded.",
+            value=1.0 if d.ok else 0.0,
+        )
     if d.duration_s is not None:
         yield GaugeMetricFamily(
             P + "discovery_duration_seconds", "Duration of the latest poll.", value=d.duration_s

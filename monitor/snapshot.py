@@ -52,6 +52,16 @@ class HostView:
     # The last throughput probe's figures (issue 11, `monitor.throughput`); None before one.
     tokens_per_s: float | None = None
     inter_token_ms_p50: float | None = None
+    # Vantages that see this host down (this one included), sorted, of `vantages` with fresh data.
+    down_from: tuple[str, ...] = ()
+    vantages: int = 1
+
+    @property
+    def scope(self) -> str | None:
+        """ "all": down from every vantage; "regional": from some only; None: down from none."""
+        if not self.down_from:
+            return None
+        return "all" if len(self.down_from) >= self.vantages else "regional"
 
     def as_json(self, model: str | None = None) -> dict[str, Any]:
         return {
@@ -70,12 +80,33 @@ class HostView:
             "key_ok": self.key_ok,
             "tokens_per_s": _ms(self.tokens_per_s),
             "inter_token_ms_p50": _ms(self.inter_token_ms_p50),
+            "down_from": list(self.down_from),
+            "scope": self.scope,
         }
 
 
-def host_view(h: HostHealth, throughput: Throughput | None = None) -> HostView:
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """What the other vantages see: (model, host) -> the other vantages that see it down, and
+    how many vantages (this one included) have fresh results."""
+
+    local: str = "default"
+    down: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    vantages: int = 1
+
+
+def host_view(
+    h: HostHealth, throughput: Throughput | None = None, elsewhere: Elsewhere | None = None
+) -> HostView:
     s = stats(h)
     last = h.samples.last()
+    e = elsewhere or _ALONE
+    down_from: tuple[str, ...] = ()
+    if e.down or h.state is HostState.DOWN:  # most hosts are up everywhere: nothing to sort
+        down = set(e.down.get((h.model, h.host), ()))
+        if h.state is HostState.DOWN:
+            down.add(e.local)
+        down_from = tuple(sorted(down))
     return HostView(
         model=h.model,
         url=h.host,
@@ -93,7 +124,23 @@ def host_view(h: HostHealth, throughput: Throughput | None = None) -> HostView:
         last_outcome=Outcome.NOT_PROBED if last is None else last[1],
         tokens_per_s=None if throughput is None else throughput.tokens_per_s,
         inter_token_ms_p50=None if throughput is None else throughput.inter_token_ms_p50,
+        down_from=down_from,
+        vantages=max(e.vantages, len(down_from)),
     )
+
+
+_ALONE = Elsewhere()
+
+
+@dataclass(frozen=True, slots=True)
+class ServedBy:
+    """Which process answered: its vantage and its role ("leader" or "follower")."""
+
+    vantage: str
+    role: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"vantage": self.vantage, "role": self.role}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +193,8 @@ class Snapshot:
     models: Mapping[str, ModelView]
     discovery: DiscoveryStatus = DiscoveryStatus()
     key_outcome: Outcome | None = None  # the gateway's auth check of our key; None until asked
+    served_by: ServedBy | None = None  # None: a snapshot not made by a running service
+    vantage: str | None = None  # whose results the answers are built from
     _cache: dict[tuple[str, bool], bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -195,11 +244,25 @@ class Snapshot:
             **view.upstream_json(),
             "generated_at": iso(self.generated_at),
             "hosts": [h.as_json(model) for h in view.hosts],
+            **({"vantage": self.vantage} if self.vantage is not None else {}),
         }
 
 
+def _who(s: Snapshot) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if s.vantage is not None:
+        out["vantage"] = s.vantage
+    if s.served_by is not None:
+        out["served_by"] = s.served_by.as_json()
+    return out
+
+
 def _best_body(s: Snapshot) -> dict[str, Any]:
-    return {"generated_at": iso(s.generated_at), "models": {m: v.best_json() for m, v in s.models.items()}}
+    return {
+        "generated_at": iso(s.generated_at),
+        "models": {m: v.best_json() for m, v in s.models.items()},
+        **_who(s),
+    }
 
 
 def _by_throughput(v: ModelView) -> tuple[str | None, tuple[str, ...]]:
@@ -211,13 +274,14 @@ def _best_by_throughput_body(s: Snapshot) -> dict[str, Any]:
     for m, v in s.models.items():
         best, fallbacks = _by_throughput(v)
         models[m] = {**v.best_json(), "host": best, "fallbacks": list(fallbacks)}
-    return {"generated_at": iso(s.generated_at), "models": models}
+    return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}
 
 
 def _hosts_body(s: Snapshot) -> dict[str, Any]:
     return {
         "generated_at": iso(s.generated_at),
         "hosts": [{**h.as_json(m), **v.upstream_json()} for m, v in s.models.items() for h in v.hosts],
+        **({"vantage": s.vantage} if s.vantage is not None else {}),
     }
 
 

@@ -97,6 +97,11 @@ class Targets:
     def attach(self, targets: TargetSet) -> None:
         self._set = targets
 
+    def detach(self) -> None:
+        """No dispatcher any more (this process stopped probing): targets are kept nowhere."""
+        self._set = None
+        self._auth = set()
+
     def __len__(self) -> int:
         return len(self._set) if self._set is not None else 0
 

@@ -196,9 +196,10 @@ class ThroughputProbes:
         self._interval = interval
         self._wanted = wanted
         self._on_result = on_result
-        self._dispatcher: ProbeDispatcher[Key] = ProbeDispatcher(
+        self._make: Callable[[], ProbeDispatcher[Key]] = lambda: ProbeDispatcher(
             self._run, lambda _: interval, limit=limit, jitter=jitter, clock=clock
         )
+        self._dispatcher: ProbeDispatcher[Key] = self._make()
         self.results: dict[Key, Throughput] = {}
         self.failures = 0
         self._keys: set[Key] = set()
@@ -230,6 +231,13 @@ class ThroughputProbes:
 
     async def close(self) -> None:
         await self._dispatcher.close()
+
+    async def stop(self) -> None:
+        """Stop probing (those in flight are cancelled) until `sync` and `run_forever` again (a
+        monitor that no longer leads; the measurements made so far are kept)."""
+        await self._dispatcher.close()
+        self._dispatcher = self._make()
+        self._keys = set()
 
 
 def by_throughput(

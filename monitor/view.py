@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from monitor.clock import Clock
 from monitor.ports import HistoryReader
 from monitor.readiness import Readiness
 from monitor.scheduler import SchedulerStats
 from monitor.snapshot import Snapshot
-from monitor.store import StoreStats
+from monitor.store import StoreStats, VantageInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +50,18 @@ class MonitorView(Protocol):
         ...
 
     def readiness(self) -> Readiness: ...
+
+
+@runtime_checkable
+class VantageSource(Protocol):
+    """Vantages and their answers (the running service; a `MonitorView` without it answers for
+    its own snapshot only)."""
+
+    async def vantage_list(self) -> list[VantageInfo]:
+        """Every vantage with results, this one included; raises `StoreError`."""
+        ...
+
+    async def vantage_snapshot(self, vantage: str) -> Snapshot:
+        """`vantage`'s answers; raises ValueError (not a vantage name), LookupError (no such
+        vantage) or `StoreError`."""
+        ...

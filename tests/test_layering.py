@@ -13,7 +13,9 @@ MONITOR = Path(__file__).resolve().parent.parent / "monitor"
 PARTS = {
     "best_hosts",
     "discovery_run",
+    "duties",
     "fleet",
+    "follower",
     "maintenance",
     "persistence",
     "probe_once",
@@ -22,7 +24,9 @@ PARTS = {
     "readiness",
     "recorder",
     "restore",
+    "roles",
     "targets",
+    "vantage_views",
 }
 EDGES = {"api", "metrics", "service_metrics", "server", "cli"}
 READERS = {"api", "metrics", "service_metrics", "view"}  # what serves answers: reads, never runs

@@ -741,6 +741,30 @@ def test_compose_profiles_each_run_one_monitor_that_prometheus_scrapes() -> None
     assert env_of(demo)["LIBERTAI_MONITOR_DATABASE_URL"].startswith("sqlite+aiosqlite:////data/")
 
 
+def test_compose_ha_profile_runs_two_monitors_on_one_postgresql(dockerfile: list[Stage]) -> None:
+    services = compose()["services"]
+    running = selected(services, {"ha"})
+    monitors = {n: s for n, s in running.items() if s.get("build") == "."}
+    assert set(running) == {"postgres", *monitors} and len(monitors) == 2, set(running)
+    database = env_of(running["postgres"])
+    assert database["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD"), "no password written here"
+    urls = {env_of(m)["LIBERTAI_MONITOR_DATABASE_URL"] for m in monitors.values()}
+    vantages = {env_of(m)["LIBERTAI_MONITOR_VANTAGE"] for m in monitors.values()}
+    assert len(urls) == 1 and len(vantages) == 1, "one database and one vantage: one leader between them"
+    url = urls.pop()
+    assert url.startswith("postgresql+asyncpg://") and "@postgres:5432/" + database["POSTGRES_DB"] in url
+    assert "${POSTGRES_PASSWORD" in url
+    host_ports = [p.rsplit(":", 1)[0] for m in monitors.values() for p in m["ports"]]
+    assert len(set(host_ports)) == 2, "each replica on its own host port, for the load balancer"
+    for name, monitor in monitors.items():
+        assert set(monitor["depends_on"]) == {"postgres"}, name
+        assert env_of(monitor)["LIBERTAI_API_KEY"].startswith("${LIBERTAI_API_KEY"), name
+        assert monitor["read_only"] is True and monitor["cap_drop"] == ["ALL"], name
+    assert any(t == "/var/lib/postgresql/data" for _, t, _ in mounts(running["postgres"]))
+    installs = [r.args for stage in dockerfile for r in stage.all("RUN")]
+    assert any("pip install" in r and "[postgres]" in r for r in installs), "the image has asyncpg"
+
+
 def test_compose_ports_volumes_and_interpolation() -> None:
     doc = compose()
     assert set(doc) <= {"services", "volumes", "networks", "name"}
