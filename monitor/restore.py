@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 from monitor.best_hosts import BestHosts
+from monitor.discovery import DiscoveryError, parse_models
 from monitor.fleet import Fleet, Key
 from monitor.health import HealthPolicy, replay_evidence
 from monitor.logging import get_logger
@@ -34,7 +36,8 @@ async def restore(
         except StoreError as exc:
             log.error("could not restore state from the database", error=str(exc))
             return
-        fleet.apply_listing({model: sorted(hosts) for model, hosts in members.items()}, now)
+        listing = await asyncio.to_thread(_checked, members)
+        fleet.apply_listing(listing, now)
         # Each (model, host) replays its results in one go (the same as applying them in turn,
         # but its window is built once). A host's auth check is stored once, under any one of
         # its models, and counts for every model it serves, as the recorder does live.
@@ -53,3 +56,22 @@ async def restore(
     finally:
         if collecting:
             gc.enable()
+
+
+def _checked(members: dict[str, set[str]]) -> dict[str, tuple[str, ...]]:
+    """The members read back, through the checks a listing from the gateway gets: rows written
+    before discovery refused ids that are not printable (a lone surrogate, a control character)
+    would otherwise bring them back, to break every /metrics scrape and database batch again.
+    What is left out is logged (as `repr`s), once."""
+    if not members:
+        return {}
+    warnings: list[str] = []
+    try:
+        listed = {m: {"servers": sorted(hosts)} for m, hosts in members.items() if m.strip()}
+        listing = parse_models(listed, warnings)
+    except DiscoveryError as exc:  # nothing valid was left
+        warnings.append(exc.reason)
+        listing = {}
+    if warnings:
+        log.warning("restored members left out", skipped=len(warnings), reasons=warnings[:20])
+    return listing
