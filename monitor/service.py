@@ -72,7 +72,7 @@ class Monitor:
         self.recorder.on_state_change(self.incidents.note_state)
         self.best_hosts.subscribe(self.incidents.note_best)
         self.gateway = DiscoveryRun(
-            settings, self.fleet, self.persistence, lambda: self.publisher.publish(force=True)
+            settings, self.fleet, self.persistence, lambda: self.publisher.publish_in_steps(force=True)
         )
         self.publisher = Publisher(self.fleet, self.best_hosts, self.gateway, clock)
         self.sched_stats = SchedulerStats()
