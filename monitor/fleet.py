@@ -26,7 +26,7 @@ log = get_logger("monitor.service")  # the service's parts log under one name, a
 Key = tuple[str, str]  # (model, host)
 
 # Members handled between two turns of the event loop while walking the fleet: a few milliseconds.
-SYNC_STEP = 2000
+SYNC_STEP = 500
 
 
 @dataclass(frozen=True, slots=True)
