@@ -117,7 +117,8 @@ async def _main(servers: int, models: int, trusted: bool) -> None:
     runner, port = await serve(gateway.app())
     print(f"http://127.0.0.1:{port}", flush=True)
     try:
-        await asyncio.Event().wait()
+        # Until the parent closes our stdin (or dies): an orphaned gateway never lingers.
+        await asyncio.to_thread(sys.stdin.read)
     finally:
         await runner.cleanup()
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from monitor import runtime
 from monitor.config import load_settings
 from monitor.server import serving
+from monitor.service import Monitor
 
 TICK_S = 0.005
 
@@ -56,11 +57,20 @@ class Ticker:
 async def _gateway(servers: int, models: int, trusted: bool) -> tuple[asyncio.subprocess.Process, str]:
     args = [sys.executable, "-m", "tests.faults.hostile", str(servers), str(models)]
     proc = await asyncio.create_subprocess_exec(
-        *args, *(["--trusted"] if trusted else []), stdout=asyncio.subprocess.PIPE
+        *args,
+        *(["--trusted"] if trusted else []),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
     url = (await proc.stdout.readline()).decode().strip()
     return proc, url
+
+
+def _listed(monitor: Monitor, t0: float, seconds: float) -> bool:
+    """Every member in the snapshot (or out of time)."""
+    known = sum(v.known for v in monitor.snapshot.models.values())
+    return known >= len(monitor.fleet.health) * 0.99 or time.perf_counter() - t0 >= seconds
 
 
 async def _curl(url: str) -> str:
@@ -108,7 +118,7 @@ async def measure(servers: int, models: int, seconds: float, trusted: bool) -> N
             while len(monitor.fleet.health) < servers * 0.99 and time.perf_counter() - t0 < seconds:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
             print(f"  fleet in after {time.perf_counter() - t0:.1f} s: {len(monitor.fleet.health)} members")
-            while sum(v.known for v in monitor.snapshot.models.values()) < len(monitor.fleet.health) * 0.99:  # noqa: ASYNC110
+            while not _listed(monitor, t0, seconds):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
             print(f"  snapshot in after {time.perf_counter() - t0:.1f} s")
             ticker.phase("first discovery, membership, first snapshot")
