@@ -245,4 +245,13 @@ def make_job_scheduler(stats: SchedulerStats) -> AsyncIOScheduler:
 def add_interval_job(
     scheduler: AsyncIOScheduler, func: Callable[[], Awaitable[Any]], seconds: float, job_id: str
 ) -> None:
-    scheduler.add_job(func, IntervalTrigger(seconds=seconds), id=job_id, name=job_id, replace_existing=True)
+
+    async def job() -> None:
+        try:
+            await func()
+        except asyncio.CancelledError:
+            # The process is stopping with the run under way (a discovery of 100,000 servers takes
+            # seconds): abandoned, not failed. APScheduler would log it as an error with a traceback.
+            log.debug("job cancelled at stop", job=job_id)
+
+    scheduler.add_job(job, IntervalTrigger(seconds=seconds), id=job_id, name=job_id, replace_existing=True)

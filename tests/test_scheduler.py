@@ -14,7 +14,14 @@ from typing import TypeVar
 import pytest
 
 from monitor.clock import FakeClock
-from monitor.scheduler import START_PER_TURN, ProbeDispatcher, slot_offset
+from monitor.scheduler import (
+    START_PER_TURN,
+    ProbeDispatcher,
+    SchedulerStats,
+    add_interval_job,
+    make_job_scheduler,
+    slot_offset,
+)
 
 T = TypeVar("T", bound=Hashable)
 
@@ -226,3 +233,21 @@ async def test_many_targets_due_at_once_are_started_in_batches_between_turns_of_
     assert d.stats.dispatched == 10 * START_PER_TURN
     jumps = [b - a for a, b in itertools.pairwise(seen)]
     assert seen[0] == 0 and max(jumps) <= START_PER_TURN  # never thousands of starts in one turn of the loop
+
+
+async def test_a_periodic_job_cancelled_at_stop_ends_quietly() -> None:
+    started = asyncio.Event()
+
+    async def slow_run() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    scheduler = make_job_scheduler(SchedulerStats())
+    add_interval_job(scheduler, slow_run, 60, "discovery")
+    job = scheduler.get_job("discovery")
+    assert job is not None
+    task = asyncio.create_task(job.func())
+    await started.wait()
+    task.cancel()
+    await task  # no CancelledError reaches APScheduler, which would log it with a traceback
+    assert task.done() and not task.cancelled()
