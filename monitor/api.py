@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from monitor.httpcache import cache_headers
 from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.snapshot import Snapshot, iso
-from monitor.status.routes import StatusSource, add_status_routes
+from monitor.status.routes import MODEL_PATTERN, StatusSource, add_status_routes
 from monitor.store import StoreError
 from monitor.view import MonitorView, VantageSource
 
@@ -180,6 +181,16 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Times a history answer can name: from the epoch to the end of year 9999 (what `iso` can write,
+# and what the store's millisecond columns hold). Anything else is refused before it reaches them.
+_EARLIEST = 0.0
+_LATEST = 253402300799.0
+_MAX_STEP_S = 3650 * 86400  # ten years: a bucket wider than any history kept
+_TIME_HELP = "epoch seconds, ISO 8601 or a duration like 24h"
+
+
+class BadQuery(ValueError):
+    """A query value the answer cannot be built from; the message says which and why (422)."""
 
 
 def _duration(raw: str) -> float | None:
@@ -191,21 +202,59 @@ def _duration(raw: str) -> float | None:
         return None
 
 
-def _parse_time(raw: str, now: float) -> float:
-    """`since` as epoch seconds, an ISO 8601 time, or a duration back from now (`30m`, `24h`, `7d`)."""
+def _parse_time(name: str, raw: str, now: float) -> float:
+    """`since`/`until` as epoch seconds, an ISO 8601 time, or a duration back from now
+    (`30m`, `24h`, `7d`), within the years 1970 to 9999."""
+    value: float | None = None
     if raw and raw[-1] in _UNITS and (back := _duration(raw)) is not None:
-        return now - back
-    try:
-        return float(raw)
-    except ValueError:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        value = now - back
+    else:
+        try:
+            value = float(raw)
+        except ValueError:
+            try:
+                value = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+            except (ValueError, OverflowError, OSError):
+                value = None
+    if value is None:
+        raise BadQuery(f"{name} takes {_TIME_HELP}")
+    if not math.isfinite(value) or not _EARLIEST <= value <= _LATEST:
+        raise BadQuery(f"{name} must be a time between 1970 and 9999")
+    return value
 
 
 def _parse_step(raw: str) -> int:
     seconds = _duration(raw)
-    if seconds is None:
-        raise ValueError(f"not a step: {raw!r}")
+    if seconds is None or math.isnan(seconds):
+        raise BadQuery("step takes seconds or a duration like 5m or 1h")
+    if not 1 <= seconds <= _MAX_STEP_S:
+        raise BadQuery(f"step must be between 1 s and {_MAX_STEP_S} s")
     return int(seconds)
+
+
+def history_range(query: Mapping[str, str], now: float) -> tuple[float, float, int]:
+    """(since, until, step) of a history query, or `BadQuery` saying what is wrong. Every value
+    is finite and in range afterwards: the store and `iso` can take them as they are."""
+    since = _parse_time("since", query.get("since", "24h"), now)
+    until = _parse_time("until", query["until"], now) if "until" in query else now
+    step = _parse_step(query.get("step", "1h"))
+    if until <= since:
+        raise BadQuery("since must be before until")
+    if (until - since) / step > _MAX_HISTORY_POINTS:
+        raise BadQuery(f"too many points: at most {_MAX_HISTORY_POINTS} per host; raise step")
+    return since, until, step
+
+
+_MAX_HOST_CHARS = 2048
+
+
+def history_host(query: Mapping[str, str]) -> str | None:
+    """The `host` filter: a URL as /v1/hosts writes it, so printable and not endless (a NUL
+    byte, say, is refused here rather than by the database, which PostgreSQL does with an error)."""
+    host = query.get("host") or None
+    if host is not None and (len(host) > _MAX_HOST_CHARS or not host.isprintable()):
+        raise BadQuery("host must be a host URL as /v1/hosts lists it")
+    return host
 
 
 async def history(request: web.Request) -> web.Response:
@@ -217,21 +266,12 @@ async def history(request: web.Request) -> web.Response:
     reader = monitor.history
     if reader is None:
         return _error(503, "History needs a database")
-    now = monitor.clock.time()
     q = request.query
     try:
-        since = _parse_time(q.get("since", "24h"), now)
-        until = _parse_time(q["until"], now) if "until" in q else now
-        step = _parse_step(q.get("step", "1h"))
-    except (ValueError, OverflowError):
-        return _error(
-            422, "since/until take epoch seconds, ISO 8601 or a duration like 24h; step like 300 or 5m"
-        )
-    if step < 1 or until <= since:
-        return _error(422, "step must be >= 1 s and since before until")
-    if (until - since) / step > _MAX_HISTORY_POINTS:
-        return _error(422, f"too many points: at most {_MAX_HISTORY_POINTS} per host; raise step")
-    host = q.get("host") or None
+        since, until, step = history_range(q, monitor.clock.time())
+        host = history_host(q)
+    except BadQuery as exc:
+        return _error(422, str(exc))
     try:
         points = await reader.history(view.probed_as, host, since, until, step)
     except StoreError as exc:
@@ -307,9 +347,12 @@ def make_app(
     registry = make_registry(monitor)
     app[REGISTRY_KEY] = registry
     app.router.add_get("/v1/best", best_all)
-    app.router.add_get("/v1/best/{model}", best_one)
+    # `{model:.+}`, not aiohttp's default `[^{}/]+`: a model id may hold any printable character
+    # (`/`, `{`, `}`, `%`...; discovery refuses only what cannot be printed), and every id listed
+    # must be reachable, whether a client sends `/` as is or as `%2F`.
+    app.router.add_get(f"/v1/best/{MODEL_PATTERN}", best_one)
     app.router.add_get("/v1/hosts", _cached("hosts"))
-    app.router.add_get("/v1/history/{model}", history)
+    app.router.add_get(f"/v1/history/{MODEL_PATTERN}", history)
     app.router.add_get("/v1/vantages", vantages)
     app.router.add_get("/libertai/models", _cached("models"))
     app.router.add_get("/healthz", healthz)

@@ -63,9 +63,27 @@ class BestHosts:
 
     def rank(self, model: str, hosts: Sequence[HostHealth], now: float) -> ModelRanking:
         """Rank `model`'s hosts now; announces a change of its best host."""
-        memo = self._memo.setdefault(model, {})
-        previous = self.best.get(model)
-        ranking = rank(model, hosts, previous, now, self._policy, memo, keyed=self._keyed(model))
+        return self.settle(self.ranker(model, hosts, now)())
+
+    def ranker(self, model: str, hosts: Sequence[HostHealth], now: float) -> Ranker:
+        """The ranking of `model` as a call that touches nothing shared, so that it may run in a
+        worker thread (a model of 100,000 hosts takes seconds to rank): the hosts are immutable
+        states, and the model's score memo is lent to the call. Hand its result to `settle`."""
+        return Ranker(
+            model,
+            tuple(hosts),
+            self.best.get(model),
+            now,
+            self._policy,
+            self._memo.pop(model, {}),
+            self._keyed(model),
+        )
+
+    def settle(self, done: Ranked) -> ModelRanking:
+        """Take a ranking back (on the event loop): keep its memo, announce a new best host."""
+        ranking = done.ranking
+        self._memo[ranking.model] = done.memo
+        model, previous, now = ranking.model, done.previous, done.now
         known = model in self.best
         if ranking.best != previous or not known:
             self.best[model] = ranking.best
@@ -73,6 +91,33 @@ class BestHosts:
             for subscriber in self._subscribers:
                 subscriber(event)
         return ranking
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    ranking: ModelRanking
+    previous: str | None
+    now: float
+    memo: ScoreMemo
+
+
+@dataclass(frozen=True, slots=True)
+class Ranker:
+    """One model's ranking, ready to run anywhere (see `BestHosts.ranker`)."""
+
+    model: str
+    hosts: tuple[HostHealth, ...]
+    previous: str | None
+    now: float
+    policy: RankingPolicy
+    memo: ScoreMemo  # lent: only this call uses it until `settle` takes it back
+    keyed: bool  # a host may be best only once its key was accepted
+
+    def __call__(self) -> Ranked:
+        ranking = rank(
+            self.model, self.hosts, self.previous, self.now, self.policy, self.memo, keyed=self.keyed
+        )
+        return Ranked(ranking, self.previous, self.now, self.memo)
 
 
 def log_best_change(event: BestChanged) -> None:

@@ -8,7 +8,8 @@ and keeps the last good list through a gateway outage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import aiohttp
@@ -31,7 +32,7 @@ class DiscoveryRun:
         settings: Settings,
         fleet: Fleet,
         persistence: Persistence | None,
-        publish: Callable[[], None],
+        publish: Callable[[], Awaitable[None] | None],
     ) -> None:
         self._settings = settings
         self._fleet = fleet
@@ -65,7 +66,8 @@ class DiscoveryRun:
                 error=None,
                 runs_ok=d.runs_ok + 1,
             )
-            changes = self._fleet.apply_listing(result.models, result.fetched_at)
+            # In steps: a listing of 100,000 servers must not stall the loop (issue 10, item 6).
+            changes = await self._fleet.apply_listing_async(result.models, result.fetched_at)
             if self._persistence is not None:
                 self._persistence.members_changed(changes)
             self.discovered_once = True
@@ -82,7 +84,9 @@ class DiscoveryRun:
             )
         # Retirement is time-based: re-apply the last good list so that grace periods expire even
         # while the gateway is down, without ever treating the outage as hosts leaving.
-        self._publish()
+        published = self._publish()
+        if inspect.isawaitable(published):
+            await published  # the snapshot rebuilt in steps (`Publisher.publish_in_steps`)
         if self._persistence is not None:
             hosts = {h for hosts in self._fleet.membership.models.values() for h in hosts}
             await self._persistence.discovery_ran(

@@ -9,20 +9,24 @@ changed since the snapshot was last built.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.config import Settings
 from monitor.discovery import alias_of
 from monitor.health import HostHealth, new_host
 from monitor.logging import get_logger
-from monitor.membership import Membership, MembershipChange, apply_listing
+from monitor.membership import Membership, MembershipChange, apply_listing, apply_listing_async
 from monitor.targets import Target, Targets, TargetSet, interval_of, probe_kinds
 
 log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
 
 Key = tuple[str, str]  # (model, host)
+
+# Members handled between two turns of the event loop while walking the fleet: a few milliseconds.
+SYNC_STEP = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class Fleet:
         self._dirty_models: set[str] = set()
         self._dropped: set[Key] = set()
         self._on_sync: list[Callable[[set[str]], None]] = []
+        self._applying = asyncio.Lock()
 
     def on_sync(self, listener: Callable[[set[str]], None]) -> None:
         """Call `listener(base model ids)` after every change of the members."""
@@ -57,27 +62,49 @@ class Fleet:
     def apply_listing(
         self, listing: Mapping[str, Iterable[str]], now: float, *, grace_s: float | None = None
     ) -> list[MembershipChange]:
-        """Apply a host list (model -> hosts); returns who joined, left or retired (logged here).
-        A host missing from it retires after `grace_s` (default: the `retire_after` setting)."""
+        """Apply a host list (model -> hosts) at once; returns who joined, left or retired (logged
+        here). A host missing from it retires after `grace_s` (default: the `retire_after`
+        setting). For start-up, followers and tests: the leader uses `apply_listing_async`."""
+        grace = self._settings.retire_after if grace_s is None else grace_s
+        membership, changes = apply_listing(
+            self.membership, _lists(listing), self._settings.allowed_hosts, now, grace
+        )
+        for _ in self._adopt(membership, changes):
+            pass
+        return changes
+
+    async def apply_listing_async(
+        self, listing: Mapping[str, Iterable[str]], now: float
+    ) -> list[MembershipChange]:
+        """`apply_listing`, giving the event loop a turn every few milliseconds of work: a listing
+        of 100,000 servers takes seconds to diff and walk, which in one go would stall every probe
+        and `/healthz` (a Docker health check times out after 3 s). Applies run one at a time."""
+        async with self._applying:
+            membership, changes = await apply_listing_async(
+                self.membership,
+                _lists(listing),
+                self._settings.allowed_hosts,
+                now,
+                self._settings.retire_after,
+            )
+            for _ in self._adopt(membership, changes):
+                await asyncio.sleep(0)
+        return changes
+
+    def _adopt(self, membership: Membership, changes: list[MembershipChange]) -> Iterator[None]:
+        """Take a new membership and walk the members again if needed, in steps."""
+        self.membership = membership
         # Aliases stay in the membership (so they are recorded and restored after a restart) but
         # get no health entries or probes of their own: their base id is probed once for both.
-        self.membership, changes = apply_listing(
-            self.membership,
-            {m: list(hosts) for m, hosts in listing.items()},
-            self._settings.allowed_hosts,
-            now,
-            self._settings.retire_after if grace_s is None else grace_s,
-        )
-        ids = list(self.membership.models)
+        ids = list(membership.models)
         aliases = {m: base for m in ids if (base := alias_of(m, ids)) != m}
         # Nearly every poll returns the same list: only a change needs the hosts walked again
         # (at thousands of hosts that walk is a noticeable stall of the event loop).
         if changes or aliases != self.aliases or not self.health:
             self.aliases = aliases
-            self._sync()
+            yield from self._sync_steps()
         if changes and not self._quiet:
             _log_changes(changes)
-        return changes
 
     def start_probing(self, targets: TargetSet) -> None:
         """From now on every member's targets live in `targets` (the running dispatcher)."""
@@ -89,39 +116,60 @@ class Fleet:
         self.targets.detach()
 
     def _sync(self) -> None:
-        """Create health entries and probe targets for members; drop those of retired hosts."""
+        for _ in self._sync_steps():
+            pass
+
+    def _sync_steps(self) -> Iterator[None]:
+        """Create health entries and probe targets for members; drop those of retired hosts.
+
+        In steps of `SYNC_STEP` members (a few milliseconds each): between two steps probes keep
+        recording into the entries, the publisher keeps reading them. So entries are added
+        before the indexes name them, and the indexes are built aside and swapped in whole: a
+        reader finds either the old or the new ones, and tolerates an entry gone meanwhile."""
+        membership, aliases = self.membership, self.aliases
         wanted: dict[Key, bool] = {}
-        for model, hosts in self.membership.models.items():
-            if model in self.aliases:
+        for model, hosts in membership.models.items():
+            if model in aliases:
                 continue
             for host, info in hosts.items():
                 wanted[(model, host)] = info.trusted
-        for key in list(self.health):
+                if len(wanted) % SYNC_STEP == 0:
+                    yield
+        for n, key in enumerate(list(self.health), 1):
             if key not in wanted:
-                del self.health[key]
+                self.health.pop(key, None)
                 self._dropped.add(key)
                 self._dirty_models.add(key[0])
                 self.targets.set_kinds(key, (), None, len(self.health))
-        for key, trusted in wanted.items():
+            if n % SYNC_STEP == 0:
+                yield
+        for n, (key, trusted) in enumerate(wanted.items(), 1):
             current = self.health.get(key)
             if current is None or current.trusted != trusted:
                 self.health[key] = new_host(key[0], key[1], trusted)
                 self._dirty.add(key)
+            if n % SYNC_STEP == 0:
+                yield
         # Only now that every member has its entry: the first probes' ramp is sized by their number.
-        n = len(self.health)
-        for key, trusted in wanted.items():
+        count = len(self.health)
+        for n, (key, trusted) in enumerate(wanted.items(), 1):
             kinds = probe_kinds(key[0], self._settings) if trusted else ()
-            self.targets.set_kinds(key, kinds, self.health.get(key), n)
+            self.targets.set_kinds(key, kinds, self.health.get(key), count)
+            if n % SYNC_STEP == 0:
+                yield
         models = self.models()
         for listener in self._on_sync:
             listener(models)
         # Indexes so that the probe path never walks every host.
-        self._models_of_host = {}
-        self._hosts_of_model = {}
-        for model, host in self.health:
-            self._models_of_host.setdefault(host, []).append(model)
-            self._hosts_of_model.setdefault(model, []).append(host)
-        self.targets.set_auth_hosts({h for (_, h), t in wanted.items() if t}, n)
+        models_of_host: dict[str, list[str]] = {}
+        hosts_of_model: dict[str, list[str]] = {}
+        for n, (model, host) in enumerate(wanted, 1):
+            models_of_host.setdefault(host, []).append(model)
+            hosts_of_model.setdefault(model, []).append(host)
+            if n % SYNC_STEP == 0:
+                yield
+        self._models_of_host, self._hosts_of_model = models_of_host, hosts_of_model
+        self.targets.set_auth_hosts({h for (_, h), t in wanted.items() if t}, count)
 
     def models(self) -> set[str]:
         """Base model ids: the ones that are probed and ranked."""
@@ -166,6 +214,10 @@ class Fleet:
         return bool(self._dirty or self._dirty_models or self._dropped)
 
 
+def _lists(listing: Mapping[str, Iterable[str]]) -> dict[str, Sequence[str]]:
+    return {m: hosts if isinstance(hosts, (list, tuple)) else list(hosts) for m, hosts in listing.items()}
+
+
 def _log_changes(changes: list[MembershipChange]) -> None:
     by_event: Counter[str] = Counter(c.event for c in changes)
     log.info(
@@ -173,5 +225,6 @@ def _log_changes(changes: list[MembershipChange]) -> None:
         joined=by_event.get("joined", 0),
         left=by_event.get("left", 0),
         retired=by_event.get("retired", 0),
-        hosts=sorted({f"{c.model} {c.host} {c.event}" for c in changes})[:50],
+        # The first 50 only: a listing of 100,000 new servers is not one log line of them all.
+        hosts=sorted({f"{c.model} {c.host} {c.event}" for c in changes[:50]}),
     )

@@ -16,6 +16,8 @@ last, so that an OpenMetrics body ends with their one `# EOF`.
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from monitor.logging import get_logger
 from monitor.results import HostState
 from monitor.service_metrics import MonitorCollector
 from monitor.snapshot import HostView
@@ -44,6 +47,8 @@ __all__ = [
     "next_chunk",
     "render",
 ]
+
+log = get_logger("monitor.metrics")
 
 P = "libertai_monitor_"
 _HOST = ["model", "host"]
@@ -80,16 +85,77 @@ def next_chunk(chunks: Iterator[bytes]) -> bytes | None:
 
 def _text(monitor: MonitorView, exposition: Exposition, registry: Collector) -> Iterator[str]:
     snap = monitor.snapshot
+    refused = _Refused()
     hosts = [
         (h, _escape(model), _escape(h.url))
         for model, view in snap.models.items()
         if view.probed_as == model  # a `-thinking` alias: its hosts are its base id's, already exported
         for h in view.hosts
+        if refused.encodable(model, h.url)
     ]
     for family in _HOST_FAMILIES:
         yield from family.lines(hosts, exposition)
-    yield from _probe_lines(monitor, exposition)
-    yield exposition.encoder(registry).decode()
+    yield from _probe_lines(monitor, exposition, refused)
+    yield exposition.encoder(_Encodable(registry, refused)).decode()
+    refused.report()
+
+
+class _Refused:
+    """Label values that cannot be encoded (a lone surrogate, say), met in one scrape: their series
+    are left out, counted in `libertai_monitor_metrics_unencodable_labels`, and logged once per
+    change. Discovery refuses such ids where they enter; this is the defence behind it, so that
+    one bad value can never turn every scrape into an error."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def encodable(self, *values: str) -> bool:
+        ok = True
+        for value in values:
+            if not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    self.values.add(value)
+                    ok = False
+        return ok
+
+    def report(self) -> None:
+        global _last_refused
+        shown = frozenset(ascii(v)[:80] for v in self.values)
+        with _refused_lock:
+            if shown == _last_refused:
+                return
+            _last_refused = shown
+        if shown:
+            log.warning("metrics: series left out, a label cannot be encoded", labels=sorted(shown)[:20])
+
+
+_refused_lock = threading.Lock()  # scrapes render in worker threads
+_last_refused: frozenset[str] = frozenset()
+
+
+class _Encodable(Collector):
+    """`inner`'s families without the samples whose label values cannot be encoded, then (only
+    when some were left out) the gauge counting those values."""
+
+    def __init__(self, inner: Collector, refused: _Refused) -> None:
+        self._inner = inner
+        self._refused = refused
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._inner.collect():
+            kept = [s for s in family.samples if self._refused.encodable(*s.labels.values())]
+            if len(kept) != len(family.samples):
+                family = copy.copy(family)
+                family.samples = kept
+            yield family
+        if self._refused.values:
+            yield GaugeMetricFamily(
+                P + "metrics_unencodable_labels",
+                "Label values that cannot be encoded as UTF-8, whose series this scrape left out.",
+                value=float(len(self._refused.values)),
+            )
 
 
 def _chunks(pieces: Iterable[str], size: int) -> Iterator[bytes]:
@@ -281,7 +347,7 @@ _HOST_FAMILIES: tuple[_Gauge | _Labelled | _States, ...] = (
 )
 
 
-def _probe_lines(monitor: MonitorView, exposition: Exposition) -> Iterator[str]:
+def _probe_lines(monitor: MonitorView, exposition: Exposition, refused: _Refused) -> Iterator[str]:
     labels = ("model", "host", "kind", "outcome")
     family = CounterMetricFamily(P + "probes", "Probes by model, host, kind and outcome.", labels=labels)
     family.add_metric([_hole(n) for n in labels], 0.0)
@@ -289,6 +355,8 @@ def _probe_lines(monitor: MonitorView, exposition: Exposition) -> Iterator[str]:
     yield t.header
     # A copy in one step: rendering runs in a worker thread while the loop keeps counting.
     for (model, host, kind, outcome), n in dict(monitor.counters.probes).items():
+        if not refused.encodable(model, host, kind, outcome):
+            continue
         yield t.line.format(
             model=_escape(model or "*"),
             host=_escape(host),

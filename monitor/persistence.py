@@ -17,7 +17,9 @@ from monitor.membership import MembershipChange
 from monitor.ports import StateWriter
 from monitor.store import DiscoveryRecord, MembershipRecord, StoreError
 
-log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+log = get_logger("monitor.service")
+
+MEMBERSHIP_BATCH = 1000  # the service's parts log under one name, as before the split
 
 
 class Persistence:
@@ -34,8 +36,7 @@ class Persistence:
 
     def members_changed(self, changes: Sequence[MembershipChange]) -> None:
         if changes and self.writing:
-            events = [MembershipRecord(c.at, c.model, c.host, c.event) for c in changes]
-            self._spawn(self._record_membership(events))
+            self._spawn(self._record_membership(changes))
 
     async def discovery_ran(self, record: DiscoveryRecord) -> None:
         if not self.writing:
@@ -55,11 +56,21 @@ class Persistence:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _record_membership(self, events: list[MembershipRecord]) -> None:
-        try:
-            await self._store.record_membership(events)
-        except StoreError as exc:
-            log.warning("could not record membership changes", error=str(exc))
+    async def _record_membership(self, changes: Sequence[MembershipChange]) -> None:
+        # In batches, one after the other: a listing of 100,000 new servers in one insert holds
+        # the event loop for seconds (the rows are built and bound on it) and the database for
+        # longer, so every other write waits and may time out ("database is locked").
+        failed: list[str] = []
+        for i in range(0, len(changes), MEMBERSHIP_BATCH):
+            batch = changes[i : i + MEMBERSHIP_BATCH]
+            try:
+                await self._store.record_membership(
+                    [MembershipRecord(c.at, c.model, c.host, c.event) for c in batch]
+                )
+            except StoreError as exc:
+                failed.append(str(exc))
+        if failed:
+            log.warning("could not record membership changes", error=failed[0], batches_failed=len(failed))
 
     async def _save_best(self, model: str, host: str | None, at: float) -> None:
         try:

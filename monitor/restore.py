@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from dataclasses import dataclass
 
 from monitor.best_hosts import BestHosts
+from monitor.discovery import DiscoveryError, parse_models
 from monitor.fleet import Fleet, Key
 from monitor.health import HealthPolicy, replay_evidence
 from monitor.logging import get_logger
@@ -29,7 +31,8 @@ class Saved:
 
 async def read_saved(store: StateReader, policy: HealthPolicy, now: float) -> Saved:
     """Read what a restore needs (raises `StoreError`)."""
-    members = await store.load_members()
+    listed = await asyncio.to_thread(_checked, await store.load_members())
+    members = {model: set(hosts) for model, hosts in listed.items()}
     results = await store.load_recent_evidence(now - RESTORE_HORIZON_S, per_host_limit=policy.window)
     return Saved(members, results, await store.load_best())
 
@@ -74,3 +77,22 @@ async def restore(
     finally:
         if collecting:
             gc.enable()
+
+
+def _checked(members: dict[str, set[str]]) -> dict[str, tuple[str, ...]]:
+    """The members read back, through the checks a listing from the gateway gets: rows written
+    before discovery refused ids that are not printable (a lone surrogate, a control character)
+    would otherwise bring them back, to break every /metrics scrape and database batch again.
+    What is left out is logged (as `repr`s), once."""
+    if not members:
+        return {}
+    warnings: list[str] = []
+    try:
+        listed = {m: {"servers": sorted(hosts)} for m, hosts in members.items() if m.strip()}
+        listing = parse_models(listed, warnings)
+    except DiscoveryError as exc:  # nothing valid was left
+        warnings.append(exc.reason)
+        listing = {}
+    if warnings:
+        log.warning("restored members left out", skipped=len(warnings), reasons=warnings[:20])
+    return listing

@@ -60,6 +60,10 @@ def slot_offset(key: Hashable, interval: float) -> float:
     return (digest / 2**32) * interval
 
 
+# Probes started between two turns of the event loop when many are due at once.
+START_PER_TURN = 200
+
+
 class ProbeDispatcher(Generic[T]):
     """Runs `run(target)` for each scheduled target at its slot, at most `limit` at once.
 
@@ -136,7 +140,16 @@ class ProbeDispatcher(Generic[T]):
     async def run_forever(self) -> None:
         while not self._closed:
             now = self._clock.monotonic()
+            started = 0
             while self._heap and self._heap[0][0] <= now:
+                if started >= START_PER_TURN:
+                    # Far behind (say 100,000 targets just listed): the loop gets a turn between
+                    # batches, or starting them all would stall it for seconds (issue 10, item 6).
+                    started = 0
+                    await asyncio.sleep(0)
+                    if self._closed:
+                        break
+                    continue
                 due, _, target, gen = heapq.heappop(self._heap)
                 if target not in self._slot or (gen != -1 and gen != self._gen[target]):
                     continue
@@ -151,6 +164,7 @@ class ProbeDispatcher(Generic[T]):
                     continue
                 self._note_lag(now - due)
                 self._start(target)
+                started += 1
             self.stats.queued = len(self._heap)
             timeout = (self._heap[0][0] - self._clock.monotonic()) if self._heap else 3600.0
             if timeout > 0:
@@ -231,4 +245,13 @@ def make_job_scheduler(stats: SchedulerStats) -> AsyncIOScheduler:
 def add_interval_job(
     scheduler: AsyncIOScheduler, func: Callable[[], Awaitable[Any]], seconds: float, job_id: str
 ) -> None:
-    scheduler.add_job(func, IntervalTrigger(seconds=seconds), id=job_id, name=job_id, replace_existing=True)
+
+    async def job() -> None:
+        try:
+            await func()
+        except asyncio.CancelledError:
+            # The process is stopping with the run under way (a discovery of 100,000 servers takes
+            # seconds): abandoned, not failed. APScheduler would log it as an error with a traceback.
+            log.debug("job cancelled at stop", job=job_id)
+
+    scheduler.add_job(job, IntervalTrigger(seconds=seconds), id=job_id, name=job_id, replace_existing=True)

@@ -82,7 +82,7 @@ class Monitor:
         self.recorder.on_state_change(self.incidents.note_state)
         self.best_hosts.subscribe(self.incidents.note_best)
         self.gateway = DiscoveryRun(
-            settings, self.fleet, self.persistence, lambda: self.publisher.publish(force=True)
+            settings, self.fleet, self.persistence, lambda: self.publisher.publish_in_steps(force=True)
         )
         # Throughput: billed, so only of up hosts; shown and sortable, never health evidence.
         self.throughput = ThroughputProbes(

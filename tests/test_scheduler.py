@@ -6,6 +6,7 @@ counts and timings are exact, whatever the load of the machine."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -13,7 +14,14 @@ from typing import TypeVar
 import pytest
 
 from monitor.clock import FakeClock
-from monitor.scheduler import ProbeDispatcher, slot_offset
+from monitor.scheduler import (
+    START_PER_TURN,
+    ProbeDispatcher,
+    SchedulerStats,
+    add_interval_job,
+    make_job_scheduler,
+    slot_offset,
+)
 
 T = TypeVar("T", bound=Hashable)
 
@@ -200,3 +208,46 @@ async def test_every_dispatch_is_counted_and_on_time() -> None:
         await clock.advance(3.0)
         assert d.stats.dispatched == sum(_slots_until(i, 1.0, 3.0) for i in range(20))
         assert d.stats.max_lag_seconds == 0.0 and d.stats.in_flight == 0
+
+
+async def test_many_targets_due_at_once_are_started_in_batches_between_turns_of_the_loop() -> None:
+    clock = FakeClock()
+    seen: list[int] = []
+
+    async def run(t: str) -> None:
+        pass
+
+    async with _running(clock, run, 10.0, limit=5000) as d:
+
+        async def spin() -> None:
+            while True:
+                seen.append(d.stats.dispatched)
+                await asyncio.sleep(0)
+
+        spinner = asyncio.create_task(spin())
+        await asyncio.sleep(0)  # the spinner is turning before anything is due
+        for i in range(10 * START_PER_TURN):
+            d.add(f"t{i}", first_within=0.0)  # every one due now
+        await clock.advance(0.001)
+        spinner.cancel()
+    assert d.stats.dispatched == 10 * START_PER_TURN
+    jumps = [b - a for a, b in itertools.pairwise(seen)]
+    assert seen[0] == 0 and max(jumps) <= START_PER_TURN  # never thousands of starts in one turn of the loop
+
+
+async def test_a_periodic_job_cancelled_at_stop_ends_quietly() -> None:
+    started = asyncio.Event()
+
+    async def slow_run() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    scheduler = make_job_scheduler(SchedulerStats())
+    add_interval_job(scheduler, slow_run, 60, "discovery")
+    job = scheduler.get_job("discovery")
+    assert job is not None
+    task = asyncio.create_task(job.func())
+    await started.wait()
+    task.cancel()
+    await task  # no CancelledError reaches APScheduler, which would log it with a traceback
+    assert task.done() and not task.cancelled()

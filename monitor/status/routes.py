@@ -39,6 +39,9 @@ log = get_logger("monitor.status")
 HISTORY_EVERY_S: Final = 30.0
 DEFAULT_REFRESH_S: Final = 15.0
 _CACHE_SIZE: Final = 32
+# A route's model id: anything to the end of the path (aiohttp's default stops at `/`, `{`, `}`,
+# and a listed model id may hold any of them).
+MODEL_PATTERN: Final = "{model:.+}"
 
 _SECURITY = {
     # Defence in depth behind the escaping: no inline script can run even if some text slipped through.
@@ -231,8 +234,8 @@ def add_status_routes(
     files = {name: (pkg / name).read_bytes() for name in STATIC_FILES}
     app.router.add_get("/", overview)
     app.router.add_get("/status", overview)
-    app.router.add_get("/status/{model}", model_page)
-    app.router.add_get("/badge/{model}.svg", badge)
+    app.router.add_get(f"/status/{MODEL_PATTERN}", model_page)
+    app.router.add_get(f"/badge/{MODEL_PATTERN}.svg", badge)
     app.router.add_get(STATIC_PREFIX + "/" + __version__ + "/{name}", _static_handler(files))
 
     async def loader(_app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,98 @@
+"""A huge listing is applied, walked and ranked in steps: the event loop keeps turning (issue 10,
+item 6). No timings: the tests count the turns other tasks got and where ranking ran."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from monitor import ranking
+from monitor.clock import FakeClock
+from monitor.config import load_settings
+from monitor.fleet import SYNC_STEP
+from monitor.publisher import OFF_LOOP_HOSTS
+from monitor.service import Monitor
+
+SERVERS = 3 * SYNC_STEP
+
+
+def _monitor() -> Monitor:
+    settings = load_settings(
+        environ={
+            "LIBERTAI_MONITOR_ALLOWED_HOSTS": "http://127.0.0.1:*",
+            "LIBERTAI_API_KEY": "sk-test-0123456789",
+        }
+    )
+    return Monitor(settings, clock=FakeClock())
+
+
+def _listing(servers: int, models: int = 2) -> dict[str, list[str]]:
+    per = servers // models
+    return {f"m{m}": [f"http://127.0.{m}.{i // 250}:{1025 + i}" for i in range(per)] for m in range(models)}
+
+
+class _Turns:
+    """Counts the turns of the loop another task gets while something runs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _spin(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            self.count += 1
+
+    def __enter__(self) -> _Turns:
+        self._task = asyncio.get_running_loop().create_task(self._spin())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def test_applying_a_huge_listing_lets_other_tasks_run_throughout() -> None:
+    m = _monitor()
+    with _Turns() as turns:
+        changes = await m.fleet.apply_listing_async(_listing(SERVERS), m.clock.time())
+    assert len(changes) == SERVERS and len(m.fleet.health) == SERVERS
+    assert turns.count >= SERVERS // SYNC_STEP  # at least one turn per walk step
+
+
+async def test_the_stepped_apply_ends_as_the_one_shot_apply() -> None:
+    stepped, at_once = _monitor(), _monitor()
+    await stepped.fleet.apply_listing_async(_listing(SERVERS), 1.0)
+    at_once.fleet.apply_listing(_listing(SERVERS), 1.0)
+    assert stepped.fleet.membership == at_once.fleet.membership
+    assert stepped.fleet.health.keys() == at_once.fleet.health.keys()
+    assert stepped.fleet.hosts_of("m1") == at_once.fleet.hosts_of("m1")
+
+
+async def test_a_large_model_is_ranked_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+    real = ranking.rank
+
+    def spied(*args: Any, **kwargs: Any) -> ranking.ModelRanking:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("monitor.best_hosts.rank", spied)
+    m = _monitor()
+    await m.fleet.apply_listing_async(_listing(2 * OFF_LOOP_HOSTS, models=1), m.clock.time())
+    await m.publisher.publish_in_steps(force=True)
+    assert threads and threading.get_ident() not in threads
+    assert m.snapshot.models["m0"].known == 2 * OFF_LOOP_HOSTS
+
+
+async def test_a_snapshot_built_in_steps_equals_one_built_at_once() -> None:
+    stepped, at_once = _monitor(), _monitor()
+    for m in (stepped, at_once):
+        m.fleet.apply_listing(_listing(2 * OFF_LOOP_HOSTS, models=2), 1.0)
+    await stepped.publisher.publish_in_steps(force=True)
+    at_once.publisher.publish(force=True)
+    assert stepped.snapshot.encode("hosts") == at_once.snapshot.encode("hosts")
+    assert stepped.snapshot.encode("best") == at_once.snapshot.encode("best")
