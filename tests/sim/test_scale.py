@@ -15,11 +15,11 @@ from monitor.sim.testing import AUTH, chat_body
 N = 200
 
 
-async def test_hundreds_of_hosts_start_answer_and_stop_quickly(http: aiohttp.ClientSession) -> None:
-    t0 = time.perf_counter()
+async def test_hundreds_of_hosts_start_answer_and_stop(http: aiohttp.ClientSession) -> None:
+    # How fast they start and stop is measured by bench/sim_delay.py, not asserted here: a timing
+    # bound fails at random on a busy machine.
     net = SimNetwork(load_scenario("scale", hosts=N, models=20, ttft_ms=20), seed=1)
     await net.start()
-    started = time.perf_counter() - t0
     try:
         async with http.get(f"{net.gateway_url}/libertai/models") as r:
             listing = await r.json()
@@ -40,10 +40,11 @@ async def test_hundreds_of_hosts_start_answer_and_stop_quickly(http: aiohttp.Cli
             for h in truth["hosts"]
         )
     finally:
-        t1 = time.perf_counter()
         await net.stop()
-        stopped = time.perf_counter() - t1
-    assert started < 3.0 and stopped < 3.0
+    host = net.hosts[0]
+    with pytest.raises(aiohttp.ClientConnectionError):  # stopped: nothing answers any more
+        async with http.get(f"{host.direct_url}/health/{host.models[0]}"):
+            pass
 
 
 @pytest.mark.slow  # a timing on the real clock: run apart from the fast suite
