@@ -25,6 +25,7 @@ from monitor.fleet import Fleet
 from monitor.follower import Follower, Mark
 from monitor.http import make_session
 from monitor.leader import Election, asyncpg_dsn
+from monitor.logging import get_logger
 from monitor.persistence import Persistence
 from monitor.ports import HistoryReader, ServiceStore
 from monitor.probe_once import probe_once
@@ -50,6 +51,10 @@ from monitor.view import Counters
 __all__ = ["HOST_WIDE", "Monitor", "Readiness", "Target", "probe_kinds"]
 
 _STOP_WRITES_S = 10.0  # how long stop waits for pending database writes
+# How long stop spends on the final snapshot: a full rebuild takes seconds at 100,000 hosts, which
+# with the flush would outlast an orchestrator's stop grace (Docker's is 10 s).
+_STOP_PUBLISH_S = 2.0
+log = get_logger("monitor.service")
 
 
 class Monitor:
@@ -196,11 +201,24 @@ class Monitor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        self.publisher.publish(force=True)
+        await self._final_publish()
         if self.persistence is not None:
             await self.persistence.drain(_STOP_WRITES_S)
         if self._session is not None:
             await self._session.close()
+
+    async def _final_publish(self) -> None:
+        """The last results into the snapshot (and a changed best host into the store), in steps
+        and for at most `_STOP_PUBLISH_S` on the clock; past that it is left undone, not waited for."""
+        publish = asyncio.ensure_future(self.publisher.publish_in_steps(force=True))
+        bound = asyncio.ensure_future(self.clock.sleep(_STOP_PUBLISH_S))
+        await asyncio.wait((publish, bound), return_when=asyncio.FIRST_COMPLETED)
+        finished = publish.done()
+        publish.cancel()
+        bound.cancel()
+        await asyncio.gather(publish, bound, return_exceptions=True)
+        if not finished:
+            log.warning("final snapshot left undone at stop", seconds=_STOP_PUBLISH_S)
 
     async def vantage_list(self) -> list[VantageInfo]:
         """Every vantage with results in the database (this one always)."""

@@ -132,6 +132,8 @@ async def measure(servers: int, models: int, seconds: float, trusted: bool) -> N
             gc.collect()  # what the runtime's pacer does every 10 minutes, on the loop
             print(f"  a full garbage collection now takes {(time.perf_counter() - c0) * 1000:.0f} ms")
             ticker.worst = 0.0
+            s0 = time.perf_counter()
+        print(f"  stop took {time.perf_counter() - s0:.1f} s")
         ticker.phase("stop")
         ticker.running = False
         await tick
