@@ -78,6 +78,34 @@ async def test_cyclic_garbage_is_freed_while_pacing() -> None:
     assert freed
 
 
+async def test_what_survives_a_full_collection_is_left_out_of_the_next_ones() -> None:
+    clock = FakeClock()
+    pacer = asyncio.create_task(pace_gc(PACE, clock))
+    await clock.settle()
+    before = gc.get_freeze_count()
+    await clock.advance(10)  # the first full collection
+    frozen = gc.get_freeze_count()
+    await _stop(pacer)
+    assert before == 0 and frozen > 0
+    assert gc.get_freeze_count() == 0  # the process is left as it was
+
+
+async def test_cyclic_garbage_that_outlived_a_full_collection_is_freed_by_the_thaw() -> None:
+    clock = FakeClock()
+    pacer = asyncio.create_task(pace_gc(PACE, clock))
+    await clock.settle()
+    node = _Node()
+    gone = weakref.ref(node)
+    await clock.advance(10)  # alive at the first full collection: frozen
+    del node
+    await clock.advance(10 * (PACE.thaw_every - 2))
+    kept = gone() is not None
+    await clock.advance(10)  # the thaw
+    freed = gone() is None
+    await _stop(pacer)
+    assert kept and freed
+
+
 async def test_collection_stays_off_after_pacing_if_it_was_off_before() -> None:
     gc.disable()
     try:

@@ -251,3 +251,32 @@ async def test_a_periodic_job_cancelled_at_stop_ends_quietly() -> None:
     task.cancel()
     await task  # no CancelledError reaches APScheduler, which would log it with a traceback
     assert task.done() and not task.cancelled()
+
+
+def _probe_tasks() -> int:
+    """Probe tasks alive now (each runs the dispatcher's `_guarded`), whatever they wait on."""
+    code = ProbeDispatcher._guarded.__code__
+    return sum(1 for t in asyncio.all_tasks() if getattr(t.get_coro(), "cr_code", None) is code)
+
+
+async def test_due_targets_wait_in_the_heap_not_as_tasks_and_start_in_slot_order() -> None:
+    clock = FakeClock()
+    started: list[str] = []
+    most_tasks = 0
+
+    async def run(t: str) -> None:
+        nonlocal most_tasks
+        started.append(t)
+        most_tasks = max(most_tasks, _probe_tasks())
+        await clock.sleep(0.001)
+
+    targets = [f"t{i}" for i in range(1000)]
+    async with _running(clock, run, 60.0, limit=2) as d:
+        for t in targets:
+            d.add(t, first_within=1.0)  # slots spread over the first second
+        await clock.advance(1.0)  # every one is due now, all but a few still waiting
+        assert _probe_tasks() <= 2 and d.stats.queued >= 900
+        slots = {t: slot_offset(t, 1.0) for t in targets}
+        await clock.advance(2.0)  # 1,000 probes of 1 ms each, two at a time
+    assert most_tasks <= 2
+    assert started == sorted(targets, key=slots.__getitem__)

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from monitor import runtime
 from monitor.config import load_settings
@@ -52,6 +53,26 @@ class Ticker:
     def phase(self, name: str) -> None:
         print(f"  {name}: worst loop stall {self.worst * 1000:.0f} ms", flush=True)
         self.worst = 0.0
+
+
+class GcTimes:
+    """The longest garbage collection of each generation (the pacer's and any other)."""
+
+    def __init__(self) -> None:
+        self.worst = [0.0, 0.0, 0.0]
+        self._t0 = 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            g = info["generation"]
+            self.worst[g] = max(self.worst[g], time.perf_counter() - self._t0)
+
+    def report(self) -> None:
+        print("  longest collection per generation: " + ", ".join(f"{w * 1000:.0f} ms" for w in self.worst))
+        self.worst = [0.0, 0.0, 0.0]
 
 
 async def _gateway(servers: int, models: int, trusted: bool) -> tuple[asyncio.subprocess.Process, str]:
@@ -90,9 +111,28 @@ async def _curl(url: str) -> str:
     return out.decode()
 
 
+def _time_stop_steps(monitor: Monitor) -> None:
+    """Print how long each step of the monitor's stop takes."""
+    steps: list[tuple[Any, str]] = [(monitor, "stop"), (monitor.roles, "close"), (monitor, "_final_publish")]
+    if monitor.persistence is not None:
+        steps.append((monitor.persistence, "drain"))
+    for owner, name in steps:
+        step = getattr(owner, name)
+
+        async def timed(*args: Any, _step: Any = step, _name: str = name) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await _step(*args)
+            finally:
+                print(f"    {_name} took {time.perf_counter() - t0:.1f} s", flush=True)
+
+        setattr(owner, name, timed)
+
+
 async def measure(servers: int, models: int, seconds: float, trusted: bool) -> None:
     gateway, url = await _gateway(servers, models, trusted)
     ticker = Ticker()
+    collections = GcTimes()
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
             environ={
@@ -122,16 +162,27 @@ async def measure(servers: int, models: int, seconds: float, trusted: bool) -> N
                 await asyncio.sleep(0.1)
             print(f"  snapshot in after {time.perf_counter() - t0:.1f} s")
             ticker.phase("first discovery, membership, first snapshot")
+            collections.report()
             for path in ("/metrics", "/v1/hosts", "/v1/best", "/healthz"):
                 print(f"  GET {path}: {await _curl(running.url + path)}")
             ticker.phase("reading /metrics, /v1/hosts, /v1/best")
             while time.perf_counter() - t0 < seconds:  # noqa: ASYNC110
                 await asyncio.sleep(1)
             ticker.phase(f"running until {seconds:.0f} s (discovery every 10 s, ranking, probes)")
+            collections.report()
             c0 = time.perf_counter()
             gc.collect()  # what the runtime's pacer does every 10 minutes, on the loop
             print(f"  a full garbage collection now takes {(time.perf_counter() - c0) * 1000:.0f} ms")
+            gc.freeze()  # what would keep the state that survived it out of the next ones
+            await asyncio.sleep(5)
+            c0 = time.perf_counter()
+            gc.collect()
+            print(f"  5 s after freezing its survivors, one takes {(time.perf_counter() - c0) * 1000:.0f} ms")
+            gc.unfreeze()
+            _time_stop_steps(monitor)
             ticker.worst = 0.0
+            s0 = time.perf_counter()
+        print(f"  stop took {time.perf_counter() - s0:.1f} s")
         ticker.phase("stop")
         ticker.running = False
         await tick
