@@ -16,6 +16,7 @@ from monitor.store import Store
 # How long a stop waits for a request in progress. aiohttp waits this twice (for the handler, then
 # for its cancellation), so a client that never reads its answers holds a stop for twice this.
 SHUTDOWN_GRACE_S = 1.0
+STORE_FLUSH_GRACE_S = 5.0
 
 
 class StartupError(Exception):
@@ -88,6 +89,8 @@ async def serving(settings: Settings) -> AsyncIterator[Running]:
         # cannot delay the flush (nor, past twice SHUTDOWN_GRACE_S, the stop).
         for site in list(runner.sites):
             await site.stop()
-        await monitor.stop()
-        await store.close()
+        await monitor.stop()  # at most about 3 s (see Monitor.stop)
+        # A healthy database takes the queue in well under a second; a failing one is given 5 s,
+        # so that the whole stop stays inside Docker's 10 s grace.
+        await store.close(grace_s=STORE_FLUSH_GRACE_S)
         await runner.cleanup()
