@@ -106,7 +106,7 @@ async def test_fetch_models_hang_is_timeout_error(gateway: Gateway, session: Any
     t0 = time.perf_counter()
     result = await fetch_models(session, gateway.url, timeout=0.3)
     assert not result.ok and result.error == "timeout after 0.3 s"
-    assert time.perf_counter() - t0 < 1.3
+    assert time.perf_counter() - t0 < 0.3 + 3.0  # ended by its timeout (generous: a busy machine adds)
 
 
 async def test_fetch_models_body_over_bound_is_error(gateway: Gateway, session: Any) -> None:

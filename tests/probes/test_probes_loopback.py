@@ -198,10 +198,9 @@ async def test_cut_stream_is_stream_error(fake_hosts: Any, make_prober: MakeProb
 
 
 async def test_endless_fast_stream_stops_at_byte_bound(fake_hosts: Any, make_prober: MakeProber) -> None:
-    t0 = time.perf_counter()
     r = await make_prober(timeout=5.0, max_body_bytes=16 * 1024).completion(fake_hosts.url("endless"), MODEL)
+    # Ended by the byte bound, not by the 5 s timeout (whose outcome would be a timeout).
     assert r.outcome is Outcome.BAD_RESPONSE and r.detail == "stream exceeds 16384 bytes"
-    assert time.perf_counter() - t0 < 2.0
 
 
 async def test_endless_trickling_stream_ends_within_timeout(fake_hosts: Any, make_prober: MakeProber) -> None:
@@ -209,7 +208,7 @@ async def test_endless_trickling_stream_ends_within_timeout(fake_hosts: Any, mak
     r = await make_prober(timeout=0.5).completion(fake_hosts.url("trickle"), MODEL)
     elapsed = time.perf_counter() - t0
     assert r.outcome is Outcome.STREAM_ERROR and r.detail == "stream unfinished at timeout"
-    assert 0.5 <= elapsed < 1.5 and r.ttft_ms is not None
+    assert 0.5 <= elapsed < 0.5 + 3.0 and r.ttft_ms is not None  # generous: a busy machine adds
 
 
 @pytest.mark.parametrize("kind", list(ProbeKind))
