@@ -4,16 +4,11 @@ reads, a store on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from monitor.store import Store
 from tests.pg import PgServer
-from tests.store.conftest import pg_server
-
-__all__ = ["pg_server"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,12 +27,3 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
     server: PgServer = request.getfixturevalue("pg_server")
     return server.new_database()
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    s = await Store.open(db_url, retry_initial_s=0.05, retry_max_s=0.2)
-    await s.upgrade()
-    s.start_writer()
-    yield s
-    await s.close(grace_s=2)

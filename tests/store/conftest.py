@@ -4,42 +4,20 @@ server (see tests/pg.py; skipped with the reason without its binaries, failed in
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.results import Outcome, ProbeKind, ProbeResult
-from monitor.store import Store
-from tests.pg import PgServer, find_bin_dir, unavailable
+from tests.pg import PgServer
 
 T0 = 1_700_002_800.0  # an hour boundary (epoch seconds)
 
 MakeResult = Callable[..., ProbeResult]
 
 BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    if importlib.util.find_spec("asyncpg") is None:
-        unavailable("the asyncpg driver is not installed (pip install 'libertai-monitor[postgres]')")
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        unavailable("no PostgreSQL server binaries (install Debian's `postgresql` package)")
-        raise AssertionError("unreachable")
-    server = PgServer(bin_dir)
-    try:
-        server.start()
-    except (RuntimeError, OSError) as error:
-        server.stop()
-        unavailable(f"the test server did not start: {error}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -59,15 +37,6 @@ def sqlite_only(backend: str, why: str) -> None:
     """Skip a test of a SQLite mechanism (file, pragma, lock) on the other backends."""
     if backend != "sqlite":
         pytest.skip(f"SQLite only: {why}")
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    s = await Store.open(db_url, retry_initial_s=0.05, retry_max_s=0.2)
-    await s.upgrade()
-    s.start_writer()
-    yield s
-    await s.close(grace_s=2)
 
 
 @pytest.fixture
