@@ -169,7 +169,8 @@ class Fleet:
             if n % SYNC_STEP == 0:
                 yield
         self._models_of_host, self._hosts_of_model = models_of_host, hosts_of_model
-        yield from self.targets.set_auth_hosts_steps({h for (_, h), t in wanted.items() if t}, count, SYNC_STEP)
+        trusted_hosts = {h for (_, h), t in wanted.items() if t}
+        yield from self.targets.set_auth_hosts_steps(trusted_hosts, count, SYNC_STEP)
 
     def models(self) -> set[str]:
         """Base model ids: the ones that are probed and ranked."""
