@@ -4,11 +4,12 @@ started when this process leads and stopped, probes first, when it no longer doe
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.discovery_run import DiscoveryRun
-from monitor.fleet import Fleet
+from monitor.fleet import SYNC_STEP, Fleet
 from monitor.maintenance import add_maintenance_jobs
 from monitor.ports import Maintenance
 from monitor.probing import Probing
@@ -40,9 +41,16 @@ class Duties:
         self._throughput = throughput
         fleet.on_sync(self._sync_throughput)
 
-    def _sync_throughput(self, _models: set[str]) -> None:
-        if self.running:  # billed: a follower measures nothing
-            self._throughput.sync(completion_keys(self._fleet.health, self._settings))
+    def _sync_throughput(self, _models: set[str]) -> Iterator[None]:
+        """In steps that the fleet's walk interleaves with turns of the loop (100,000 hosts)."""
+        if not self.running:  # billed: a follower measures nothing
+            return
+        items = list(self._fleet.health.items())
+        keys: list[tuple[str, str]] = []
+        for i in range(0, len(items), SYNC_STEP):
+            keys += completion_keys(dict(items[i : i + SYNC_STEP]), self._settings)
+            yield
+        yield from self._throughput.sync_steps(keys, SYNC_STEP)
 
     @property
     def running(self) -> bool:

@@ -52,11 +52,12 @@ class Fleet:
         self._dirty: set[Key] = set()
         self._dirty_models: set[str] = set()
         self._dropped: set[Key] = set()
-        self._on_sync: list[Callable[[set[str]], None]] = []
+        self._on_sync: list[Callable[[set[str]], Iterator[None] | None]] = []
         self._applying = asyncio.Lock()
 
-    def on_sync(self, listener: Callable[[set[str]], None]) -> None:
-        """Call `listener(base model ids)` after every change of the members."""
+    def on_sync(self, listener: Callable[[set[str]], Iterator[None] | None]) -> None:
+        """Call `listener(base model ids)` after every change of the members; a listener that
+        returns an iterator is run in its steps (the loop gets a turn at each one)."""
         self._on_sync.append(listener)
 
     def apply_listing(
@@ -159,7 +160,9 @@ class Fleet:
                 yield
         models = self.models()
         for listener in self._on_sync:
-            listener(models)
+            steps = listener(models)
+            if steps is not None:  # a listener with much to do does it in steps too
+                yield from steps
         # Indexes so that the probe path never walks every host.
         models_of_host: dict[str, list[str]] = {}
         hosts_of_model: dict[str, list[str]] = {}
@@ -169,7 +172,8 @@ class Fleet:
             if n % SYNC_STEP == 0:
                 yield
         self._models_of_host, self._hosts_of_model = models_of_host, hosts_of_model
-        self.targets.set_auth_hosts({h for (_, h), t in wanted.items() if t}, count)
+        trusted_hosts = {h for (_, h), t in wanted.items() if t}
+        yield from self.targets.set_auth_hosts_steps(trusted_hosts, count, SYNC_STEP)
 
     def models(self) -> set[str]:
         """Base model ids: the ones that are probed and ranked."""

@@ -8,7 +8,7 @@ dispatcher's set of targets in step with the fleet while the service runs.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 from monitor.clock import Clock
@@ -134,16 +134,24 @@ class Targets:
 
     def set_auth_hosts(self, hosts: set[str], count: int) -> None:
         """One auth check per trusted host (none without a key)."""
+        for _ in self.set_auth_hosts_steps(hosts, count):
+            pass
+
+    def set_auth_hosts_steps(self, hosts: set[str], count: int, step: int = 500) -> Iterator[None]:
+        """`set_auth_hosts`, yielding every `step` hosts: at 100,000 trusted hosts adding their
+        checks takes most of a second, which the fleet's walk spreads over turns of the loop."""
         d = self._set
         if d is None:
             return
         if self._settings.api_key is None:
             hosts = set()  # without a key there is nothing to check
-        for host in hosts:
-            d.add(
-                (HOST_WIDE, host, ProbeKind.AUTH),
-                first_within=first_within(ProbeKind.AUTH, count, self._settings),
-            )
-        for target in [t for t in self._auth if t[1] not in hosts]:
+        ramp = first_within(ProbeKind.AUTH, count, self._settings)
+        for n, host in enumerate(hosts, 1):
+            d.add((HOST_WIDE, host, ProbeKind.AUTH), first_within=ramp)
+            if n % step == 0:
+                yield
+        for n, target in enumerate([t for t in self._auth if t[1] not in hosts], 1):
             d.remove(target)
+            if n % step == 0:
+                yield
         self._auth = {(HOST_WIDE, h, ProbeKind.AUTH) for h in hosts}

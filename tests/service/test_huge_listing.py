@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +15,10 @@ from monitor.clock import FakeClock
 from monitor.config import load_settings
 from monitor.fleet import SYNC_STEP
 from monitor.publisher import OFF_LOOP_HOSTS
+from monitor.results import ProbeKind
+from monitor.scheduler import ProbeDispatcher
 from monitor.service import Monitor
+from monitor.targets import HOST_WIDE, Target
 
 SERVERS = 3 * SYNC_STEP
 
@@ -96,3 +100,52 @@ async def test_a_snapshot_built_in_steps_equals_one_built_at_once() -> None:
     at_once.publisher.publish(force=True)
     assert stepped.snapshot.encode("hosts") == at_once.snapshot.encode("hosts")
     assert stepped.snapshot.encode("best") == at_once.snapshot.encode("best")
+
+
+def _probing(m: Monitor) -> ProbeDispatcher[Target]:
+    """A dispatcher the fleet keeps its targets in (never run: nothing is probed)."""
+
+    async def run(_target: Target) -> None:
+        return None
+
+    dispatcher: ProbeDispatcher[Target] = ProbeDispatcher(
+        run, m.fleet.interval_of, limit=1, jitter=0.0, clock=m.clock
+    )
+    m.fleet.start_probing(dispatcher)
+    return dispatcher
+
+
+async def test_auth_checks_of_many_trusted_hosts_are_added_between_turns_of_the_loop() -> None:
+    m = _monitor()
+    dispatcher = _probing(m)
+    listing = {
+        f"m{m}": [f"http://127.0.0.1:{1025 + m * SERVERS + i}" for i in range(SERVERS)] for m in range(2)
+    }
+    checks = [(HOST_WIDE, h, ProbeKind.AUTH) for hosts in listing.values() for h in hosts]
+    seen: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(0)
+            seen.append(sum(c in dispatcher for c in checks))
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    await m.fleet.apply_listing_async(listing, m.clock.time())
+    watcher.cancel()
+    assert all(c in dispatcher for c in checks)
+    assert any(0 < n < len(checks) for n in seen)  # another task ran while they were being added
+
+
+async def test_a_sync_listener_that_returns_steps_lets_the_loop_run_between_them() -> None:
+    m = _monitor()
+    at_steps: list[int] = []
+
+    def listener(_models: set[str]) -> Iterator[None]:
+        for _ in range(3):
+            at_steps.append(turns.count)
+            yield
+
+    m.fleet.on_sync(listener)
+    with _Turns() as turns:
+        await m.fleet.apply_listing_async(_listing(SERVERS), m.clock.time())
+    assert len(at_steps) == 3 and at_steps[0] < at_steps[1] < at_steps[2]
