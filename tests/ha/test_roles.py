@@ -67,14 +67,19 @@ def test_membership_follows_joined_and_retired_and_keeps_a_host_that_left() -> N
     assert listing_after({M: {A, B}}, [MembershipChange(4, 2.0, M, A, "retired")]) == {M: {B}}
 
 
+async def _leader_listed_a_and_b(store: Store, now: float) -> None:
+    """What a leader records when its discovery found hosts A and B of model M."""
+    await store.record_membership(
+        [MembershipRecord(now - 5, M, A, "joined"), MembershipRecord(now - 5, M, B, "joined")]
+    )
+
+
 async def test_a_follower_takes_in_each_of_the_leaders_results_once_and_writes_nothing(
     store: Store, follower_of: tuple[Monitor, Follower]
 ) -> None:
     m, follower = follower_of
     now = m.clock.time()
-    await store.record_membership(
-        [MembershipRecord(now - 5, M, A, "joined"), MembershipRecord(now - 5, M, B, "joined")]
-    )
+    await _leader_listed_a_and_b(store, now)
     for i in range(3):
         store.submit(_result(now - 3 + i))
     await store.flush()
@@ -97,9 +102,7 @@ async def test_a_follower_drops_a_retired_host_and_adopts_the_leaders_best(
 ) -> None:
     m, follower = follower_of
     now = m.clock.time()
-    await store.record_membership(
-        [MembershipRecord(now - 5, M, A, "joined"), MembershipRecord(now - 5, M, B, "joined")]
-    )
+    await _leader_listed_a_and_b(store, now)
     follower.open(Mark(0, now))
     await follower.read_once()
     await store.record_membership([MembershipRecord(now - 1, M, B, "retired")])
