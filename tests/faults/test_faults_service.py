@@ -216,16 +216,10 @@ async def test_foreign_spellings_of_a_host_never_get_the_key(
 async def test_foreign_hosts_of_the_simulator_never_see_the_key(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    async with network("chaos") as net:
-        svc = Service(env_for(net, tmp_path), tmp_path / "service.log")
-        svc.start()
-        try:
-            await svc.wait_ready(http)
-            await eventually(lambda: sum(h["saw_key"] for h in net.ground_truth()["hosts"]) >= 3, timeout=30)
-            await asyncio.sleep(2)
-            hosts = {h["name"]: h for h in net.ground_truth()["hosts"]}
-        finally:
-            assert svc.stop() == 0
+    async with network("chaos") as net, _service(env_for(net, tmp_path), tmp_path, http):
+        await eventually(lambda: sum(h["saw_key"] for h in net.ground_truth()["hosts"]) >= 3, timeout=30)
+        await asyncio.sleep(2)
+        hosts = {h["name"]: h for h in net.ground_truth()["hosts"]}
     assert hosts["localhost"]["saw_key"] is False  # outside the allow-list
     assert hosts["sink"]["saw_key"] is False  # reached only by following a redirect
 
@@ -257,16 +251,10 @@ def _send_raw(url: str, payload: bytes) -> bytes:
 async def test_malformed_requests_get_an_answer_and_leave_no_traceback(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    async with network("demo") as net:
-        svc = Service(env_for(net, tmp_path), tmp_path / "service.log")
-        svc.start()
-        try:
-            await svc.wait_ready(http)
-            for payload in MALFORMED:
-                answer = await asyncio.to_thread(_send_raw, svc.url, payload)
-                assert not answer or answer.startswith(b"HTTP/1."), answer[:100]
-            assert await _status(http, svc.url + "/healthz") == 200
-            assert await _status(http, svc.url + "/metrics") == 200
-        finally:
-            assert svc.stop() == 0
+    async with network("demo") as net, _service(env_for(net, tmp_path), tmp_path, http) as svc:
+        for payload in MALFORMED:
+            answer = await asyncio.to_thread(_send_raw, svc.url, payload)
+            assert not answer or answer.startswith(b"HTTP/1."), answer[:100]
+        assert await _status(http, svc.url + "/healthz") == 200
+        assert await _status(http, svc.url + "/metrics") == 200
     _no_traceback(svc)
