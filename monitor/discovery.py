@@ -23,6 +23,7 @@ from monitor.logging import get_logger
 from monitor.probes import classify_status
 from monitor.results import Outcome, ProbeKind
 from monitor.secret import Secret
+from monitor.upstream import THINKING_SUFFIX
 from monitor.urls import normalise_url
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 MAX_LISTING_BYTES = 4 * 1024 * 1024
-THINKING_SUFFIX = "-thinking"
 MAX_MODEL_ID_CHARS = 200
 MAX_WARNINGS_SHOWN = 20
 

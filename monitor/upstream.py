@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["THINKING_OFF", "THINKING_ON", "is_reasoning", "upstream_request"]
+__all__ = ["THINKING_OFF", "THINKING_ON", "THINKING_SUFFIX", "is_reasoning", "upstream_request"]
+
+THINKING_SUFFIX: Final = "-thinking"  # the gateway lists a reasoning model X also as X-thinking
 
 THINKING_ON: Final[Mapping[str, Any]] = {"chat_template_kwargs": {"enable_thinking": True}}
 THINKING_OFF: Final[Mapping[str, Any]] = {"chat_template_kwargs": {"enable_thinking": False}}
@@ -24,7 +26,8 @@ _NONE: Final[Mapping[str, Any]] = {}
 
 def is_reasoning(model: str, aliases: Mapping[str, str]) -> bool:
     """Whether `model` is the base id of a reasoning model (its `-thinking` alias is listed)."""
-    return model in aliases.values()
+    # Asked on every probe: a lookup of the alias, not a walk of every alias.
+    return aliases.get(model + THINKING_SUFFIX) == model
 
 
 def upstream_request(model: str, aliases: Mapping[str, str]) -> tuple[str, Mapping[str, Any]]:
