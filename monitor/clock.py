@@ -81,6 +81,11 @@ class FakeClock:
         for _ in range(turns):
             await asyncio.sleep(0)
 
+    def spend(self, seconds: float) -> None:
+        """Time passes inside a step (work that holds the loop): no sleeper wakes until the
+        next `advance`, as none could while the step ran."""
+        self._now += seconds
+
     async def advance(self, seconds: float, *, step: float | None = None) -> None:
         """Move time forward by `seconds`, waking sleepers in deadline order on the way."""
         target = self._now + seconds

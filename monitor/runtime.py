@@ -7,24 +7,22 @@ from a library or a test, changes none of this.
   asyncio's. The benchmarks showed uvloop closes most of the p99 gap to blackbox_exporter.
 - Open files: one kept-alive connection per host needs more descriptors than the usual soft limit
   of 1,024, so the soft limit is raised to the hard one.
-- Garbage collection paced by the clock instead of by allocations. CPython starts a young
-  collection when allocations outnumber deallocations by a threshold. A monitor's state churns
-  without growing: each probe replaces a host's health value with a new one and the old one is
-  freed at once, so the count barely moves while the young generation fills with the replacements.
-  At 5,000 hosts (with the threshold raised to 50,000) a collection came every 30-60 s and walked
-  100,000-200,000 young objects: a 60-150 ms stall of the event loop, added to the time to first
-  token of every probe in flight. On the clock, the young generation is collected four times a
-  second (a millisecond or two: that quarter second's churn), the middle one every other time
-  (about 5 ms), and everything every ten minutes. Automatic collection is off meanwhile and comes
-  back when the pacer stops. Measured with bench/accuracy.py at 5,000 hosts: TTFT error p99 from
-  76-205 ms to 10-17 ms. `settle()`, once the service has started, moves the start-up objects
-  (modules, restored windows) out of the collector's way for good (full collections of ~200 ms
-  every few seconds were the largest stalls at 5,000 hosts before this).
-- The survivors of each full collection are frozen (`gc.freeze`): all alive at that instant, so the
-  next full collections walk only what came since. At 100,000 probed hosts a full collection took
-  760 ms, and 180 ms once its survivors were frozen (tests/faults/measure_service_stall.py). A
-  frozen object that later dies in a reference cycle is only freed by a thaw: every `thaw_every`-th
-  full collection unfreezes first and walks everything (hourly by default, not every 10 minutes).
+- Garbage collection in small pieces, and the full collection on the clock. CPython's young
+  collections are bounded here: one starts whenever `young_objects` (2,000) more container objects
+  are alive than at the last one, and the pacer adds one every quarter second, because a monitor's
+  state churns without growing (each probe replaces a host's health value and the old one is freed
+  at once, so the count barely moves while the young generation fills with replacements). Each
+  young collection then walks a few thousand objects: well under a millisecond. CPython's own
+  full collections are switched off (its third threshold set out of reach), since they come
+  whenever the long-lived objects have grown by a quarter and walk all of them: at 100,000 probed
+  hosts over a second each. The full collection comes on the clock instead, every ten minutes.
+  History: a young threshold of 50,000 let collections walk 100,000-200,000 churned objects at
+  5,000 hosts (60-150 ms stalls, added to the time to first token of every probe in flight); young
+  collections only on the clock, every quarter second, were a millisecond or two at 5,000 hosts
+  but 60-125 ms at 100,000 probed hosts, where a quarter second's failed probes leave about 150,000
+  objects of cyclic garbage (exceptions, tracebacks and their frames). `settle()`, once the
+  service has started, moves the start-up objects (modules, restored windows) out of the
+  collector's way for good.
 """
 
 from __future__ import annotations
@@ -44,19 +42,27 @@ __all__ = ["GcPace", "loop_factory", "loop_name", "pace_gc", "raise_open_file_li
 T = TypeVar("T")
 
 
+# CPython's third threshold, out of reach: it never starts a full collection of its own.
+NO_AUTOMATIC_FULL = 2**30
+
+
 @dataclass(frozen=True, slots=True)
 class GcPace:
-    young_s: float = 0.25  # generation 0
-    middle_every: int = 2  # every n-th collection also takes generation 1
+    young_objects: int = 2_000  # an automatic young collection once this many more objects live
+    young_s: float = 0.25  # and one on the clock (generation 0), whatever the count
+    middle_every: int = 2  # every n-th collection on the clock also takes generation 1
     full_s: float = 600.0  # generation 2: the cyclic garbage that outlived the others
     thaw_every: int = 6  # every n-th full collection also walks what earlier ones froze
 
 
 async def pace_gc(pace: GcPace = GcPace(), clock: Clock = SYSTEM_CLOCK) -> None:
-    """Run until cancelled: collect on the clock, with automatic collection off meanwhile."""
+    """Run until cancelled: small young collections, automatic and on the clock, and the full
+    ones only on the clock. The collector's settings are put back when it stops."""
     was_enabled = gc.isenabled()
+    was_threshold = gc.get_threshold()
     was_frozen = gc.get_freeze_count() > 0  # `settle` froze the start-up objects: they stay so
-    gc.disable()
+    gc.set_threshold(pace.young_objects, 10, NO_AUTOMATIC_FULL)
+    gc.enable()
     try:
         n = fulls = 0
         last_full = clock.monotonic()
@@ -75,8 +81,9 @@ async def pace_gc(pace: GcPace = GcPace(), clock: Clock = SYSTEM_CLOCK) -> None:
     finally:
         if not was_frozen:
             gc.unfreeze()
-        if was_enabled:
-            gc.enable()
+        gc.set_threshold(*was_threshold)
+        if not was_enabled:
+            gc.disable()
 
 
 def raise_open_file_limit() -> tuple[int, int]:

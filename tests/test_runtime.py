@@ -11,7 +11,7 @@ import weakref
 import pytest
 
 from monitor.clock import FakeClock
-from monitor.runtime import GcPace, loop_factory, loop_name, pace_gc, run
+from monitor.runtime import NO_AUTOMATIC_FULL, GcPace, loop_factory, loop_name, pace_gc, run
 
 PACE = GcPace(young_s=1.0, middle_every=3, full_s=10.0)
 
@@ -30,14 +30,28 @@ async def _stop(pacer: asyncio.Task[None]) -> None:
     await asyncio.gather(pacer, return_exceptions=True)
 
 
-async def test_automatic_collection_is_off_while_pacing_and_back_after() -> None:
-    assert gc.isenabled()
+async def test_while_pacing_young_collections_are_automatic_and_full_ones_never_are() -> None:
     clock = FakeClock()
     pacer = asyncio.create_task(pace_gc(PACE, clock))
     await clock.settle()
-    assert not gc.isenabled()
+    before = _collections()
+    kept = [[i] for i in range(300_000)]  # long-lived growth that would start full collections
+    after = _collections()
     await _stop(pacer)
-    assert gc.isenabled()
+    assert len(kept) == 300_000
+    assert after[0] - before[0] >= 100  # young ones, of about PACE.young_objects each
+    assert after[2] == before[2]  # no full one: those come only on the clock
+
+
+async def test_pacing_puts_the_collector_settings_back_when_it_stops() -> None:
+    settings = (gc.isenabled(), gc.get_threshold())
+    clock = FakeClock()
+    pacer = asyncio.create_task(pace_gc(PACE, clock))
+    await clock.settle()
+    pacing = (gc.isenabled(), gc.get_threshold())
+    await _stop(pacer)
+    assert pacing == (True, (PACE.young_objects, 10, NO_AUTOMATIC_FULL))
+    assert (gc.isenabled(), gc.get_threshold()) == settings
 
 
 async def test_every_generation_is_collected_on_its_schedule() -> None:
@@ -132,13 +146,15 @@ def test_without_uvloop_the_loop_is_asyncio_s() -> None:
     assert loop_factory(prefer_uvloop=False) is None
 
 
-def test_run_restores_automatic_collection_when_it_returns() -> None:
-    async def pacing() -> bool:
-        await asyncio.sleep(0)
-        return gc.isenabled()
+def test_run_restores_the_collector_settings_when_it_returns() -> None:
+    threshold = gc.get_threshold()
 
-    assert run(pacing(), prefer_uvloop=False) is False
-    assert gc.isenabled()
+    async def pacing() -> tuple[int, int, int]:
+        await asyncio.sleep(0)
+        return gc.get_threshold()
+
+    assert run(pacing(), prefer_uvloop=False)[2] == NO_AUTOMATIC_FULL
+    assert gc.get_threshold() == threshold and gc.isenabled()
 
 
 def test_importing_the_package_changes_no_process_state() -> None:

@@ -15,11 +15,14 @@ import pytest
 
 from monitor.clock import FakeClock
 from monitor.scheduler import (
+    MIN_START_PER_TURN,
     START_PER_TURN,
+    TURN_BUDGET_S,
     ProbeDispatcher,
     SchedulerStats,
     add_interval_job,
     make_job_scheduler,
+    next_start_per_turn,
     slot_offset,
 )
 
@@ -233,6 +236,55 @@ async def test_many_targets_due_at_once_are_started_in_batches_between_turns_of_
     assert d.stats.dispatched == 10 * START_PER_TURN
     jumps = [b - a for a, b in itertools.pairwise(seen)]
     assert seen[0] == 0 and max(jumps) <= START_PER_TURN  # never thousands of starts in one turn of the loop
+
+
+def test_a_turn_over_budget_halves_the_next_batch_of_starts() -> None:
+    assert next_start_per_turn(100, TURN_BUDGET_S * 2) == 50
+    assert next_start_per_turn(MIN_START_PER_TURN, 10.0) == MIN_START_PER_TURN  # never stops
+
+
+def test_short_turns_grow_the_batch_of_starts_up_to_its_cap() -> None:
+    assert next_start_per_turn(40, 0.0) == 50
+    assert next_start_per_turn(START_PER_TURN, 0.0) == START_PER_TURN
+
+
+async def _starts_per_turn(cost_s: float, targets: int) -> list[int]:
+    """Probes that each hold the loop `cost_s` (on the fake clock), all due at once: how many
+    were started in each turn of the loop."""
+    clock = FakeClock()
+    seen: list[int] = []
+
+    async def run(t: str) -> None:
+        clock.spend(cost_s)
+
+    async with _running(clock, run, 1000.0, limit=targets) as d:
+
+        async def spin() -> None:
+            while True:
+                seen.append(d.stats.dispatched)
+                await asyncio.sleep(0)
+
+        spinner = asyncio.create_task(spin())
+        await asyncio.sleep(0)
+        for i in range(targets):
+            d.add(f"t{i}", first_within=0.0)
+        while d.stats.dispatched < targets:
+            await clock.advance(0.001)
+        spinner.cancel()
+    return [b - a for a, b in itertools.pairwise(seen) if b > a]
+
+
+async def test_dear_probes_are_started_a_few_at_a_time_so_no_turn_of_the_loop_runs_long() -> None:
+    cost = 0.005  # each probe holds the loop 5 ms: 200 in one turn would stall it a second
+    batches = await _starts_per_turn(cost, 2000)
+    assert max(batches) * cost <= 2 * TURN_BUDGET_S
+    later = batches[5:]  # after a few turns: under the budget on average (a sawtooth around it)
+    assert sum(later) / len(later) * cost <= TURN_BUDGET_S
+
+
+async def test_cheap_probes_are_started_up_to_the_full_batch_per_turn() -> None:
+    batches = await _starts_per_turn(0.0, 4000)
+    assert max(batches) == START_PER_TURN
 
 
 async def test_a_periodic_job_cancelled_at_stop_ends_quietly() -> None:

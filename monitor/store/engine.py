@@ -8,15 +8,18 @@ use (`pool_pre_ping`), so a restarted server or a dropped connection costs no fa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -105,10 +108,27 @@ def create_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT
     return engine
 
 
+# SQLite has one writer at a time. Without this lock the process's own writers (the result writer,
+# membership records, best hosts, discovery runs) took the lock from each other in BEGIN IMMEDIATE,
+# each waiting in its driver thread up to busy_timeout: on a busy event loop a transaction spans
+# many turns of it, and the others failed with "database is locked" (seen at 100,000 probed hosts).
+# Queued here instead, they wait on the loop, without a deadline; busy_timeout is left for other
+# processes (a `probe-once` beside the service, say).
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _one_writer(engine: AsyncEngine) -> asyncio.Lock | None:
+    if engine.dialect.name != "sqlite":
+        return None  # PostgreSQL takes row locks: concurrent writers are fine
+    return _SQLITE_WRITERS.setdefault(engine.sync_engine, asyncio.Lock())
+
+
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A short write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
-    async with engine.connect() as conn:
+    """A short write transaction (BEGIN IMMEDIATE on SQLite, one at a time in this process),
+    committed on success."""
+    lock = _one_writer(engine)
+    async with lock if lock is not None else contextlib.nullcontext(), engine.connect() as conn:
         await conn.execution_options(**{WRITE_OPTION: True})
         async with conn.begin():
             yield conn

@@ -28,6 +28,7 @@ from typing import Any
 
 from monitor import runtime
 from monitor.config import load_settings
+from monitor.logging import configure_logging
 from monitor.server import serving
 from monitor.service import Monitor
 
@@ -141,10 +142,11 @@ async def measure(servers: int, models: int, seconds: float, trusted: bool) -> N
                 "LIBERTAI_MONITOR_DATABASE_URL": f"sqlite+aiosqlite:///{Path(tmp) / 'monitor.db'}",
                 "LIBERTAI_MONITOR_LISTEN": "127.0.0.1:0",
                 "LIBERTAI_MONITOR_DISCOVERY_INTERVAL": "10",
-                "LIBERTAI_MONITOR_LOG_LEVEL": "warning",
+                "LIBERTAI_MONITOR_LOG_FORMAT": "json",
                 "LIBERTAI_API_KEY": "sk-measure-0123456789abcdef",
             }
         )
+        configure_logging(settings.log_level, settings.log_format, settings.api_key)  # as `run` does
         if "--debug" in sys.argv:  # name the callbacks that stall (plain asyncio: uvloop has no debug)
             loop = asyncio.get_running_loop()
             loop.set_debug(True)
@@ -194,8 +196,10 @@ async def measure(servers: int, models: int, seconds: float, trusted: bool) -> N
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    if "--why" in sys.argv:
+        from tests.faults import _why  # noqa: F401
     runtime.run(
-        prefer_uvloop="--debug" not in sys.argv,
+        prefer_uvloop="--debug" not in sys.argv and "--why" not in sys.argv,
         main=measure(
             int(args[0]) if args else 100_000,
             int(args[1]) if len(args) > 1 else 10,

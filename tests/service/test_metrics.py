@@ -3,9 +3,10 @@ time, off the event loop, exactly as prometheus_client rendered it before."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import itertools
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from prometheus_client.registry import Collector
 from monitor import api
 from monitor.api import make_app
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.metrics import CHUNK_CHARS, MonitorCollector, negotiate, render
+from monitor.metrics import CHUNK_CHARS, PIECES_PER_CHUNK, MonitorCollector, negotiate, render
 from monitor.ports import HistoryReader
 from monitor.readiness import Readiness
 from monitor.results import HostState, Outcome
@@ -392,21 +393,41 @@ def test_a_large_exposition_is_rendered_in_bounded_chunks() -> None:
     assert max(sizes) < CHUNK_CHARS + 1024  # a chunk ends at the first line past the size
 
 
-async def test_every_chunk_is_rendered_off_the_event_loop(
+async def test_the_loop_turns_between_every_chunk_of_a_scrape(
     aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    threads: list[int] = []
+    turns = 0
+    seen: list[int] = []
+
+    async def turning() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
 
     def spied(*args: Any) -> Iterator[bytes]:
         for chunk in render(*args):
-            threads.append(threading.get_ident())
+            seen.append(turns)
             yield chunk
 
     monkeypatch.setattr(api, "render", spied)
     client = await aiohttp_client(make_app(_crowded_monitor(2000)))
+    ticker = asyncio.create_task(turning())
     resp = await client.get("/metrics")
-    assert resp.status == 200 and len(await resp.read()) > 2 * CHUNK_CHARS
-    assert len(threads) > 2 and threading.get_ident() not in threads
+    body = await resp.read()
+    ticker.cancel()
+    assert resp.status == 200 and len(body) > 2 * CHUNK_CHARS
+    assert len(seen) > 2 and all(b > a for a, b in itertools.pairwise(seen))
+
+
+def test_hosts_whose_series_are_all_left_out_still_render_in_bounded_steps() -> None:
+    views = tuple(_view(BASE, f"http://bad-\ud800-{i}", samples=1) for i in range(5 * PIECES_PER_CHUNK))
+    monitor = _View(
+        Snapshot(time.time(), {BASE: ModelView(BASE, BASE, None, (), 0, len(views), False, views)})
+    )
+    chunks = list(render(monitor, negotiate(OPENMETRICS), MonitorCollector(monitor)))
+    assert len(chunks) >= 5  # not one step over every host
+    assert "bad-" not in b"".join(chunks).decode()
 
 
 async def test_scrape_is_gzip_compressed_when_the_client_accepts_gzip(aiohttp_client: Any) -> None:

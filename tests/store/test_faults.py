@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.cli import main
 from monitor.store import DiscoveryRecord, SchemaTooNewError, Store
+from monitor.store.engine import write_transaction
 from tests.pg import PgServer
 
 from .conftest import T0, MakeResult
@@ -223,5 +224,30 @@ async def test_postgres_connections_killed_by_the_server_cost_no_result(
         stats = store.stats
         assert (stats.rows_written, stats.dropped, stats.healthy) == (40, 0, True)
         assert len(await store.load_recent_results(0)) == 40
+    finally:
+        await store.close()
+
+
+async def test_writers_of_one_process_queue_for_the_database_instead_of_failing(db_url: str) -> None:
+    """A write transaction that spans many turns of a busy event loop: another write of the same
+    process waits for it, rather than giving up with "database is locked" (SQLite, no busy wait)."""
+    store = await Store.open(db_url, busy_timeout_ms=0)
+    try:
+        await store.upgrade()
+        release = asyncio.Event()
+
+        async def long_write() -> None:
+            async with write_transaction(store.engine) as conn:
+                await conn.execute(text("SELECT 1"))
+                await release.wait()
+
+        holder = asyncio.create_task(long_write())
+        await asyncio.sleep(0.05)  # the holder is inside its transaction
+        second = asyncio.create_task(store.save_best("m", "https://a.example", T0))
+        await asyncio.wait({second}, timeout=0.5)  # without the queue it has failed by now
+        release.set()
+        await holder
+        await second  # did not raise
+        assert await store.load_best() == {"m": "https://a.example"}
     finally:
         await store.close()
