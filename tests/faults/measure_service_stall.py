@@ -1,6 +1,6 @@
 """The worst event-loop stall of the WHOLE service while a gateway lists a huge number of servers.
 
-    python -m tests.faults.measure_service_stall [SERVERS] [MODELS] [SECONDS] [--trusted] [--debug]
+    python -m tests.faults.measure_service_stall [SERVERS] [MODELS] [SECONDS] [--trusted] [--debug] [--why]
 
 Starts the hostile gateway (`tests.faults.hostile`) in another process, listing SERVERS servers
 (default 100,000) over MODELS models (default 10; 1 puts them all in one model), then runs the
@@ -12,7 +12,9 @@ measures the longest gap between its turns of the loop, printed per phase and in
 Untrusted servers (default) are listed, stored and ranked but never probed; with `--trusted` they
 are all probed too (each one's probe is refused at once: they all go down). Not a test: it prints
 figures, which depend on how busy the machine is. `--debug` names every callback over 100 ms
-(asyncio's debug mode, on the standard loop; slower).
+(asyncio's debug mode, on the standard loop; slower); `--why` names what ran in every turn of the
+loop over 100 ms, however many callbacks made it long (`tests/faults/_why.py`, standard loop).
+Logging is configured as `run` does it (JSON lines on stdout: redirect them).
 """
 
 from __future__ import annotations
