@@ -7,13 +7,13 @@ subscribers (the log, the store) when a model's best host changed: it does not l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.config import Settings
 from monitor.health import HostHealth
 from monitor.logging import get_logger
-from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank
+from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank, rank_in_steps
 
 log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
 
@@ -66,9 +66,10 @@ class BestHosts:
         return self.settle(self.ranker(model, hosts, now)())
 
     def ranker(self, model: str, hosts: Sequence[HostHealth], now: float) -> Ranker:
-        """The ranking of `model` as a call that touches nothing shared, so that it may run in a
-        worker thread (a model of 100,000 hosts takes seconds to rank): the hosts are immutable
-        states, and the model's score memo is lent to the call. Hand its result to `settle`."""
+        """The ranking of `model` as a call (or steps) that touches nothing shared, so that other
+        work may run between its steps (a model of 100,000 hosts takes a few hundred milliseconds
+        to rank): the hosts are immutable states, and the model's score memo is lent to the call.
+        Hand its result to `settle`."""
         return Ranker(
             model,
             tuple(hosts),
@@ -115,6 +116,13 @@ class Ranker:
 
     def __call__(self) -> Ranked:
         ranking = rank(
+            self.model, self.hosts, self.previous, self.now, self.policy, self.memo, keyed=self.keyed
+        )
+        return Ranked(ranking, self.previous, self.now, self.memo)
+
+    def in_steps(self) -> Generator[None, None, Ranked]:
+        """The same, in steps of a few milliseconds (see `ranking.rank_in_steps`)."""
+        ranking = yield from rank_in_steps(
             self.model, self.hosts, self.previous, self.now, self.policy, self.memo, keyed=self.keyed
         )
         return Ranked(ranking, self.previous, self.now, self.memo)

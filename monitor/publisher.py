@@ -8,11 +8,10 @@ millisecond, so the running service gives the event loop a turn between steps.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator
 from typing import Protocol
 
-from monitor.best_hosts import BestHosts, Ranked, Ranker
+from monitor.best_hosts import BestHosts
 from monitor.clock import Clock
 from monitor.fleet import Fleet, Key
 from monitor.results import Outcome
@@ -34,8 +33,6 @@ PUBLISH_EVERY_LARGE_S = 1.0  # beyond LARGE_FLEET entries a rebuild is no longer
 LARGE_FLEET = 2000
 FULL_EVERY_S = 2.0  # every model re-ranked: ejection times expire with the clock, not with a probe
 VIEWS_PER_STEP = 100  # host views per publishing step: about a millisecond
-# A model of this many hosts is ranked in a worker thread (about 20 us a host: 10 ms on the loop).
-OFF_LOOP_HOSTS = 500
 
 
 class GatewayState(Protocol):
@@ -93,46 +90,31 @@ class Publisher:
 
     def publish(self, *, force: bool = False) -> None:
         """Rebuild the snapshot at once (start-up, shutdown, one-shot runs)."""
-        steps = self._steps(force)
-        result: _Result | None = None
-        while True:
-            try:
-                step = steps.send(result)
-            except StopIteration:
-                return
-            result = None if step is None else step()
+        for _ in self._steps(force):
+            pass
 
     async def publish_in_steps(self, *, force: bool = False) -> None:
-        """Rebuild the snapshot, giving the event loop a turn after every step of about a
-        millisecond, and ranking a large model in a worker thread. At thousands of hosts a
-        rebuild takes tens of milliseconds (at 100,000, seconds); done in one go, it would delay
-        every probe answer that arrived meanwhile and add that delay to its measured time to
-        first token, and `/healthz` with it. One rebuild at a time."""
+        """Rebuild the snapshot, giving the event loop a turn after every step of a few
+        milliseconds. At thousands of hosts a rebuild takes tens of milliseconds (at 100,000,
+        seconds); done in one go, it would delay every probe answer that arrived meanwhile and
+        add that delay to its measured time to first token, and `/healthz` with it. Not in a
+        worker thread either: there it fought the loop for the GIL, and each probe's socket call
+        waited for the thread to hand it back (turns of 100-400 ms at 100,000 probed hosts).
+        One rebuild at a time."""
         async with self._building:
             steps = self._steps(force)
-            result: _Result | None = None
             try:
-                while True:
-                    try:
-                        step = steps.send(result)
-                    except StopIteration:
-                        return
-                    if step is None:
-                        result = None
-                        await asyncio.sleep(0)
-                    else:
-                        result = await asyncio.to_thread(step)
+                for _ in steps:
+                    await asyncio.sleep(0)
             finally:
                 steps.close()  # cancelled midway: hand the unfinished work back (see _steps)
 
-    def _steps(self, force: bool) -> Generator[_Work | None, _Result | None, None]:
+    def _steps(self, force: bool) -> Generator[None, None, None]:
         """The rebuild as steps: views of the hosts probed since the last one (a slice at a
-        time), then each changed model ranked on its own, then the snapshot swapped in whole.
-        Results recorded between steps mark their hosts changed again for the next rebuild.
-
-        A step is None (the caller lets the loop run) or a call to make, whose result is sent
-        back: the ranking of a model of `OFF_LOOP_HOSTS` hosts or more, which reads only
-        immutable states and the views (changed by no one else while a rebuild runs)."""
+        time), then each changed model ranked on its own (in steps too), then the snapshot
+        swapped in whole. Results recorded between steps mark their hosts changed again for the
+        next rebuild; the ranking reads only immutable states, and the views, which no one else
+        changes while a rebuild runs."""
         fleet = self._fleet
         if not (fleet.has_changes or force):
             return
@@ -157,13 +139,8 @@ class Publisher:
                     # An entry may be gone while the fleet walks its members in steps: skipped.
                     entries = (fleet.health.get((model, host)) for host in fleet.hosts_of(model))
                     hosts = [h for h in entries if h is not None]
-                    work = functools.partial(_rank, self._best.ranker(model, hosts, now), self._views)
-                    if len(hosts) < OFF_LOOP_HOSTS:
-                        done, view = work()
-                    else:
-                        result = yield work
-                        assert result is not None
-                        done, view = result
+                    done = yield from self._best.ranker(model, hosts, now).in_steps()
+                    view = model_view(model, done.ranking, self._views)
                     if model in fleet.models():  # not retired meanwhile
                         self._best.settle(done)
                         self._model_views[model] = view
@@ -184,13 +161,3 @@ class Publisher:
         finally:
             # Stopped early: what was not done yet is done by the next rebuild.
             fleet.give_back(pending_views, pending_models)
-
-
-_Result = tuple[Ranked, ModelView]
-_Work = Callable[[], _Result]
-
-
-def _rank(ranker: Ranker, views: Mapping[Key, HostView]) -> _Result:
-    """A model ranked and its view built: pure, safe in a worker thread."""
-    done = ranker()
-    return done, model_view(ranker.model, done.ranking, views)

@@ -64,7 +64,7 @@ just never used). Hosts are expected to be distinct by URL.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from math import exp
 
@@ -220,21 +220,57 @@ def rank(
 
     `keyed`: the model gets billed (keyed) probes, so a host needs an accepted key to be best.
     """
+    steps = rank_in_steps(model, hosts, previous_best, now, policy, memo, keyed=keyed)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            ranking: ModelRanking = done.value
+            return ranking
+
+
+# Hosts looked at between two steps of `rank_in_steps`: a few milliseconds of work.
+HOSTS_PER_STEP = 1000
+
+
+def rank_in_steps(
+    model: str,
+    hosts: Sequence[HostHealth],
+    previous_best: str | None,
+    now: float,
+    policy: RankingPolicy = DEFAULT_RANKING_POLICY,
+    memo: ScoreMemo | None = None,
+    *,
+    keyed: bool = False,
+) -> Generator[None, None, ModelRanking]:
+    """`rank` as a generator: it yields after every `HOSTS_PER_STEP` hosts it looks at, so that
+    the caller can let the event loop run between steps (a model of 100,000 hosts takes a few
+    hundred milliseconds to rank), and returns the ranking. Nothing it reads may change meanwhile
+    but `memo`, which is lent to it (the hosts are immutable states)."""
     trusted = [h for h in hosts if h.trusted]
     untrusted = sorted(h.host for h in hosts if not h.trusted)
-    basis = next((b for b in _BASES if any(_latencies(h, b) for h in trusted)), None)
-    if memo is None:
-        scores = {h.host: _scored(h, basis, policy) for h in trusted}
-    else:
-        scores = {}
-        for h in trusted:
-            hit = memo.get(h.host)
-            if hit is not None and hit[0] is h and hit[1] == basis:
-                scores[h.host] = hit[2]
-            else:
-                value = _scored(h, basis, policy)
+    basis: _Basis | None = None
+    for b in _BASES:
+        for i in range(0, len(trusted), HOSTS_PER_STEP):
+            if any(_latencies(h, b) for h in trusted[i : i + HOSTS_PER_STEP]):
+                basis = b
+                break
+            yield
+        if basis is not None:
+            break
+    scores: dict[str, tuple[float | None, int]] = {}
+    for i, h in enumerate(trusted):
+        hit = None if memo is None else memo.get(h.host)
+        if hit is not None and hit[0] is h and hit[1] == basis:
+            scores[h.host] = hit[2]
+        else:
+            value = _scored(h, basis, policy)
+            if memo is not None:
                 memo[h.host] = (h, basis, value)
-                scores[h.host] = value
+            scores[h.host] = value
+        if i % HOSTS_PER_STEP == HOSTS_PER_STEP - 1:
+            yield
+    if memo is not None:
         for gone in memo.keys() - scores.keys():
             del memo[gone]
 
@@ -242,6 +278,7 @@ def rank(
         value = scores[h.host][0]
         return (value is None, value if value is not None else 0.0, h.host)
 
+    yield
     up = [h for h in trusted if h.state is HostState.UP]
     if not up:
         order = sorted(trusted, key=lambda h: (*_recency_key(h), _rest_group(h), h.host))
@@ -265,6 +302,7 @@ def rank(
     up_order = [h.host for h in eligible + ejected + unproven if h is not best]
     if best is not None:
         up_order.insert(0, best.host)
+    yield
     rest = sorted(
         (h for h in trusted if h.state is not HostState.UP),
         key=lambda h: (_rest_group(h), *_recency_key(h), h.host),

@@ -4,17 +4,12 @@ item 6). No timings: the tests count the turns other tasks got and where ranking
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from typing import Any
-
-import pytest
 
 from monitor import ranking
 from monitor.clock import FakeClock
 from monitor.config import load_settings
 from monitor.fleet import SYNC_STEP
-from monitor.publisher import OFF_LOOP_HOSTS
 from monitor.results import ProbeKind
 from monitor.scheduler import ProbeDispatcher
 from monitor.service import Monitor
@@ -76,26 +71,32 @@ async def test_the_stepped_apply_ends_as_the_one_shot_apply() -> None:
     assert stepped.fleet.hosts_of("m1") == at_once.fleet.hosts_of("m1")
 
 
-async def test_a_large_model_is_ranked_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    threads: list[int] = []
-    real = ranking.rank
-
-    def spied(*args: Any, **kwargs: Any) -> ranking.ModelRanking:
-        threads.append(threading.get_ident())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr("monitor.best_hosts.rank", spied)
+async def test_a_large_model_is_ranked_in_steps_between_turns_of_the_loop() -> None:
     m = _monitor()
-    await m.fleet.apply_listing_async(_listing(2 * OFF_LOOP_HOSTS, models=1), m.clock.time())
-    await m.publisher.publish_in_steps(force=True)
-    assert threads and threading.get_ident() not in threads
-    assert m.snapshot.models["m0"].known == 2 * OFF_LOOP_HOSTS
+    hosts = 5 * ranking.HOSTS_PER_STEP
+    await m.fleet.apply_listing_async(_listing(hosts, models=1), m.clock.time())
+    await m.publisher.publish_in_steps(force=True)  # the host views: built in steps of their own
+    turns = 0
+
+    async def turning() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(turning())
+    await asyncio.sleep(0)
+    before = turns
+    await m.publisher.publish_in_steps(force=True)  # nothing changed: only the ranking runs
+    ticker.cancel()
+    assert turns - before >= 5  # a turn at least every HOSTS_PER_STEP hosts
+    assert m.snapshot.models["m0"].known == hosts
 
 
 async def test_a_snapshot_built_in_steps_equals_one_built_at_once() -> None:
     stepped, at_once = _monitor(), _monitor()
     for m in (stepped, at_once):
-        m.fleet.apply_listing(_listing(2 * OFF_LOOP_HOSTS, models=2), 1.0)
+        m.fleet.apply_listing(_listing(2 * ranking.HOSTS_PER_STEP, models=2), 1.0)
     await stepped.publisher.publish_in_steps(force=True)
     at_once.publisher.publish(force=True)
     assert stepped.snapshot.encode("hosts") == at_once.snapshot.encode("hosts")
