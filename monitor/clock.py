@@ -99,5 +99,5 @@ class FakeClock:
             self._now = max(self._now, deadline)
             fut.set_result(None)
             await self.settle()
-        self._now = target
+        self._now = max(self._now, target)  # steps may have spent more meanwhile
         await self.settle()

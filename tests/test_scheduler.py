@@ -15,6 +15,7 @@ import pytest
 
 from monitor.clock import FakeClock
 from monitor.scheduler import (
+    MIN_IN_FLIGHT,
     MIN_START_PER_TURN,
     START_PER_TURN,
     TURN_BUDGET_S,
@@ -22,6 +23,7 @@ from monitor.scheduler import (
     SchedulerStats,
     add_interval_job,
     make_job_scheduler,
+    next_in_flight_cap,
     next_start_per_turn,
     slot_offset,
 )
@@ -285,6 +287,49 @@ async def test_dear_probes_are_started_a_few_at_a_time_so_no_turn_of_the_loop_ru
 async def test_cheap_probes_are_started_up_to_the_full_batch_per_turn() -> None:
     batches = await _starts_per_turn(0.0, 4000)
     assert max(batches) == START_PER_TURN
+
+
+def test_a_sampled_turn_over_budget_halves_the_probes_allowed_in_flight() -> None:
+    assert next_in_flight_cap(256, TURN_BUDGET_S * 2, 256) == 128
+    assert next_in_flight_cap(MIN_IN_FLIGHT, 10.0, 256) == MIN_IN_FLIGHT
+    assert next_in_flight_cap(4, 10.0, 4) == 4  # never above the setting
+
+
+def test_short_turns_give_back_the_concurrency_setting() -> None:
+    assert next_in_flight_cap(64, 0.0, 256) == 72
+    assert next_in_flight_cap(256, 0.0, 256) == 256
+
+
+async def _in_flight_with_turns_of(turn_s: float) -> int:
+    """Probes that never end, 1,000 due at once, max_concurrency 256, on a loop each of whose turns
+    holds it `turn_s` (other work) for a second before and two after: how many are in flight."""
+    clock = FakeClock()
+    never = asyncio.Event()
+
+    async def run(t: str) -> None:
+        await never.wait()
+
+    async def other_work() -> None:
+        while True:
+            clock.spend(turn_s)
+            await asyncio.sleep(0)
+
+    async with _running(clock, run, 1000.0, limit=256) as d:
+        hog = asyncio.create_task(other_work())
+        for _ in range(20):  # the dispatcher times some turns first
+            await clock.advance(0.05)
+        for i in range(1000):
+            d.add(f"t{i}", first_within=0.0)
+        for _ in range(40):
+            await clock.advance(0.05)
+        in_flight = d.stats.in_flight
+        hog.cancel()
+    return in_flight
+
+
+async def test_a_loop_whose_turns_run_long_gets_fewer_probes_in_flight() -> None:
+    assert await _in_flight_with_turns_of(0.0) == 256
+    assert await _in_flight_with_turns_of(0.1) <= 64
 
 
 async def test_a_periodic_job_cancelled_at_stop_ends_quietly() -> None:
