@@ -411,6 +411,7 @@ async def test_the_loop_turns_between_every_chunk_of_a_scrape(
             yield chunk
 
     monkeypatch.setattr(api, "render", spied)
+    monkeypatch.setattr(api, "METRICS_SLICE_S", 0.0)  # a turn after every chunk, however fast
     client = await aiohttp_client(make_app(_crowded_monitor(2000)))
     ticker = asyncio.create_task(turning())
     resp = await client.get("/metrics")
