@@ -120,7 +120,10 @@ _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakK
 def _one_writer(engine: AsyncEngine) -> asyncio.Lock | None:
     if engine.dialect.name != "sqlite":
         return None  # PostgreSQL takes row locks: concurrent writers are fine
-    return _SQLITE_WRITERS.setdefault(engine.sync_engine, asyncio.Lock())
+    lock = _SQLITE_WRITERS.get(engine.sync_engine)
+    if lock is None:  # not setdefault: that would make a Lock on every write only to drop it
+        lock = _SQLITE_WRITERS[engine.sync_engine] = asyncio.Lock()
+    return lock
 
 
 @asynccontextmanager
