@@ -13,7 +13,7 @@ from sqlalchemy import Table, exc, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.store import queries
+from monitor.store import bulk, queries
 from monitor.store.aggregate import round_ms
 from monitor.store.engine import read_transaction, write_transaction
 from monitor.store.errors import StoreError
@@ -143,6 +143,13 @@ class Core:
     ) -> dict[str, int]:
         missing = sorted({n for n in names if n not in cache})
         found: dict[str, int] = {}
+        if not missing:
+            return found
+        if self.dialect == "sqlite":  # one step each, whatever the number (see monitor.store.bulk)
+            names = bulk.json_rows(missing)
+            await conn.execute(bulk.names_insert(table, column), {"names": names})
+            rows = await conn.execute(bulk.names_select(table, column), {"names": names})
+            return {name: int(id_) for id_, name in rows}
         col = table.c[column]
         for i in range(0, len(missing), _NAME_CHUNK):
             chunk = missing[i : i + _NAME_CHUNK]

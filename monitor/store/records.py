@@ -6,11 +6,14 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from monitor.store import queries
+from monitor.store import bulk, queries
 from monitor.store.codes import MEMBERSHIP_EVENTS
 from monitor.store.core import Core, ms
 from monitor.store.schema import DISCOVERY_ERROR_MAX, best_hosts, discovery_runs, membership_events
 from monitor.store.types import DiscoveryRecord, MembershipRecord
+
+_MEMBERSHIP_COLUMNS = ("at", "model_id", "host_id", "event")
+_INSERT_MEMBERSHIP_JSON = bulk.insert_json_rows(membership_events, _MEMBERSHIP_COLUMNS, constants=["vantage"])
 
 
 async def record_discovery(core: Core, record: DiscoveryRecord) -> None:
@@ -45,17 +48,14 @@ async def record_membership(core: Core, events: Sequence[MembershipRecord]) -> N
         new = await core.ensure_ids(conn, {e.model for e in events}, {e.host for e in events})
         model_ids = core.model_ids | new[0]
         host_ids = core.host_ids | new[1]
-        rows = [
-            {
-                "at": ms(e.at),
-                "model_id": model_ids[e.model],
-                "host_id": host_ids[e.host],
-                "event": e.event,
-                "vantage": core.vantage,
-            }
-            for e in events
-        ]
-        await conn.execute(membership_events.insert(), rows)
+        rows = [(ms(e.at), model_ids[e.model], host_ids[e.host], e.event) for e in events]
+        if core.dialect == "sqlite":  # one step, whatever the number (see monitor.store.bulk)
+            await conn.execute(
+                _INSERT_MEMBERSHIP_JSON, {"rows": bulk.json_rows(rows), "vantage": core.vantage}
+            )
+        else:
+            named = [dict(zip(_MEMBERSHIP_COLUMNS, row, strict=True), vantage=core.vantage) for row in rows]
+            await conn.execute(membership_events.insert(), named)
 
     await core.write("recording membership events", run)
     core.commit_ids(new)

@@ -16,13 +16,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from monitor.results import ProbeResult
-from monitor.store import queries
+from monitor.store import bulk, queries
 from monitor.store.codes import KIND_CODES, OUTCOME_CODES
 from monitor.store.core import Core, describe, finite_or_none, is_transient, ms
 from monitor.store.engine import write_transaction
 from monitor.store.schema import probe_results
 
 log = logging.getLogger("monitor.store")
+
+# A result's row, in the order the writer builds it (the vantage is the same for every row).
+_RESULT_COLUMNS = (
+    "model_id",
+    "host_id",
+    "at",
+    "kind",
+    "outcome",
+    "status",
+    "connect_ms",
+    "ttft_ms",
+    "total_ms",
+)
 
 
 class ResultWriter:
@@ -57,6 +70,9 @@ class ResultWriter:
         self.rows_written = 0
         self.dropped = 0
         self._ins_results = queries.insert_ignore(core.dialect, probe_results)
+        self._ins_json = bulk.insert_json_rows(
+            probe_results, _RESULT_COLUMNS, constants=["vantage"], ignore=True
+        )
 
     @property
     def depth(self) -> int:
@@ -209,7 +225,7 @@ class ResultWriter:
             model_ids = core.model_ids | new_models if new_models else core.model_ids
             host_ids = core.host_ids | new_hosts if new_hosts else core.host_ids
             last_at: dict[tuple[int, int, int], int] = {}
-            rows: list[dict[str, Any]] = []
+            rows: list[tuple[Any, ...]] = []
             vantage = core.vantage
             for r in batch:
                 mid = model_ids[r.model]
@@ -225,22 +241,27 @@ class ResultWriter:
                 else:
                     last_at[key] = at
                 rows.append(
-                    {
-                        "vantage": vantage,
-                        "model_id": mid,
-                        "host_id": hid,
-                        "at": at,
-                        "kind": kind,
-                        "outcome": OUTCOME_CODES[r.outcome],
-                        "status": r.status,
-                        "connect_ms": finite_or_none(r.connect_ms),
-                        "ttft_ms": finite_or_none(r.ttft_ms),
-                        "total_ms": finite_or_none(r.total_ms),
-                    }
+                    (
+                        mid,
+                        hid,
+                        at,
+                        kind,
+                        OUTCOME_CODES[r.outcome],
+                        r.status,
+                        finite_or_none(r.connect_ms),
+                        finite_or_none(r.ttft_ms),
+                        finite_or_none(r.total_ms),
+                    )
                 )
-            result = await conn.execute(self._ins_results, rows)
+            if core.dialect == "sqlite":  # the batch in one step (see monitor.store.bulk)
+                result = await conn.execute(
+                    self._ins_json, {"rows": bulk.json_rows(rows), "vantage": vantage}
+                )
+            else:
+                named = [dict(zip(_RESULT_COLUMNS, row, strict=True), vantage=vantage) for row in rows]
+                result = await conn.execute(self._ins_results, named)
             written = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
-            await conn.execute(queries.touch_vantage(core.dialect, vantage, max(r["at"] for r in rows)))
+            await conn.execute(queries.touch_vantage(core.dialect, vantage, max(row[2] for row in rows)))
         core.commit_ids((new_models, new_hosts))
         self._last_at.update(last_at)
         return written

@@ -1,0 +1,74 @@
+"""Large writes on both backends: every row arrives, values intact; on SQLite a batch is one step
+of the driver, not one per row (beside a busy event loop, each step of aiosqlite's thread waits
+for the GIL, and a batch of 2,000 took seconds)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from monitor.results import Outcome, ProbeKind
+from monitor.store import Store
+from monitor.store.types import MembershipRecord
+from tests.store.conftest import T0, MakeResult
+
+N = 2_000
+
+
+@pytest.fixture
+async def statements(store: Store) -> AsyncIterator[list[tuple[str, bool]]]:
+    """(statement, executemany) of every statement the store runs from here on."""
+    seen: list[tuple[str, bool]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, executemany: bool) -> None:
+        seen.append((statement, executemany))
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", note)
+    yield seen
+    event.remove(store.engine.sync_engine, "before_cursor_execute", note)
+
+
+def _host(i: int) -> str:
+    return f"https://h{i}.libertai.io"
+
+
+async def test_a_batch_of_results_from_new_hosts_is_written_whole_with_its_values(
+    store: Store, make_result: MakeResult
+) -> None:
+    store.start_writer()
+    for i in range(N):
+        store.submit(make_result(T0 + i * 0.001, host=_host(i), kind=ProbeKind.COMPLETION, ttft_ms=100.0 + i))
+    store.submit(make_result(T0, host=_host(0), outcome=Outcome.CONNECT_ERROR, status=None, total_ms=None))
+    await store.flush()
+    assert store.stats.rows_written == N + 1 and store.stats.dropped == 0
+    back = await store.load_recent_results(T0 - 1)
+    assert len(back) == N + 1
+    completions = {r.host: r for r in back if r.kind is ProbeKind.COMPLETION}
+    assert completions[_host(1234)].ttft_ms == 1334.0
+    assert completions[_host(1234)].started_at == pytest.approx(T0 + 1.234)
+    failed = next(r for r in back if r.kind is ProbeKind.HEALTH)
+    assert (failed.outcome, failed.status, failed.total_ms) == (Outcome.CONNECT_ERROR, None, None)
+
+
+async def test_membership_of_many_new_hosts_is_recorded_whole(store: Store) -> None:
+    await store.record_membership([MembershipRecord(T0, "llama-3", _host(i), "joined") for i in range(N)])
+    await store.record_membership([MembershipRecord(T0 + 1, "llama-3", _host(0), "left")])
+    members = await store.load_members()
+    assert members == {"llama-3": {_host(i) for i in range(1, N)}}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_on_sqlite_a_batch_is_not_written_a_row_at_a_time(
+    store: Store, make_result: MakeResult, statements: list[tuple[str, bool]]
+) -> None:
+    store.start_writer()
+    for i in range(N):
+        store.submit(make_result(T0 + i, host=_host(i)))
+    await store.flush()
+    await store.record_membership([MembershipRecord(T0, "llama-3", _host(i), "joined") for i in range(N)])
+    assert store.stats.rows_written == N
+    assert [s for s, many in statements if many] == []
+    assert len(statements) < 20  # not one per name, nor per chunk of names
