@@ -3,13 +3,19 @@
 The state machine is `health.apply`'s; this module applies it to the right entries (a host's auth
 check counts for every model it serves), logs one line per state change, and says when a failure
 should be confirmed at once by another probe.
+
+State-change lines have a budget (`StateLogBudget`): a fleet that goes down at once (100,000 hosts
+refused on their first probes) wrote 45,000 "host down" lines in 40 s, which buried everything
+else in the log and cost the loop the time to format them. Past the budget the changes are
+counted and summed up in one line per window; every change still reaches the subscribers (the
+status page's incidents), the database and the answers.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from monitor.config import Settings
@@ -35,13 +41,55 @@ def health_policy(settings: Settings) -> HealthPolicy:
     )
 
 
+# At most this many state-change lines per window; beyond them, one summary line per window.
+STATE_LINES_PER_WINDOW = 100
+STATE_LOG_WINDOW_S = 10.0
+
+
+@dataclass
+class StateLogBudget:
+    """How many state-change lines may still be written in the current window (pure: the time is
+    the caller's), and what was held back beyond them, by new state."""
+
+    lines: int = STATE_LINES_PER_WINDOW
+    window_s: float = STATE_LOG_WINDOW_S
+    _start: float = float("-inf")
+    _written: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+
+    def admit(self, state: str, at: float) -> bool:
+        """True when a change to `state` at `at` may be logged; else it is counted as held."""
+        if at - self._start >= self.window_s and not self.held:
+            self._start, self._written = at, 0
+        if self._written < self.lines and not self.held:
+            self._written += 1
+            return True
+        self.held[state] += 1
+        return False
+
+    def summary(self, at: float) -> Counter[str] | None:
+        """Once the window that held changes back is over: their counts (and a new window)."""
+        if not self.held or at - self._start < self.window_s:
+            return None
+        held, self.held = self.held, Counter()
+        self._start, self._written = at, 0
+        return held
+
+
 class ProbeRecorder:
-    def __init__(self, fleet: Fleet, policy: HealthPolicy, sink: ResultSink | None) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        policy: HealthPolicy,
+        sink: ResultSink | None,
+        state_log: StateLogBudget | None = None,
+    ) -> None:
         self._fleet = fleet
         self._policy = policy
         self._sink = sink
         self.counts: ProbeCounts = Counter()
         self._on_state: list[StateSubscriber] = []
+        self._state_log = StateLogBudget() if state_log is None else state_log
 
     def on_state_change(self, subscriber: StateSubscriber) -> None:
         """Call `subscriber(before, after, at)` whenever a host's state changes."""
@@ -94,9 +142,24 @@ class ProbeRecorder:
                 previous_reason=before.reason.value,
             )
             return
-        _log_state(before, after)
+        self.summarise_state_log(at)
+        if self._state_log.admit(after.state.value, at):
+            _log_state(before, after)
         for subscriber in self._on_state:
             subscriber(before, after, at)
+
+    def summarise_state_log(self, now: float) -> None:
+        """Write the summary of the changes the log budget held back, once their window is over
+        (called on every change and on the clock, so that a burst that stops is summed up too)."""
+        held = self._state_log.summary(now)
+        if held is not None:
+            log.warning(
+                "host state changes not logged",
+                changes=sum(held.values()),
+                by_state=dict(sorted(held.items())),
+                window_s=self._state_log.window_s,
+                see="/v1/hosts and /v1/history",
+            )
 
 
 def _log_state(before: HostHealth, after: HostHealth) -> None:

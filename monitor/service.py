@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 
 import aiohttp
 
@@ -33,7 +34,7 @@ from monitor.probes import Prober
 from monitor.probing import Probing
 from monitor.publisher import Publisher
 from monitor.readiness import Readiness, readiness
-from monitor.recorder import ProbeRecorder, health_policy
+from monitor.recorder import STATE_LOG_WINDOW_S, ProbeRecorder, health_policy
 from monitor.restore import restore
 from monitor.results import HostState
 from monitor.roles import Roles
@@ -186,6 +187,7 @@ class Monitor:
         leads (at once without an election); a follower follows until it leads."""
         self._prepared()
         self._tasks.append(asyncio.create_task(self.publisher.run_forever(), name="snapshot-publisher"))
+        self._tasks.append(asyncio.create_task(self._summarise_state_log(), name="state-log-summary"))
         if self.vantages is not None:
             refresh = self.vantages.run_forever(self.publisher)
             self._tasks.append(asyncio.create_task(refresh, name="vantages"))
@@ -194,6 +196,12 @@ class Monitor:
             return
         await self.roles.follow(self._mark)
         self._tasks.append(asyncio.create_task(self.election.run(), name="election"))
+
+    async def _summarise_state_log(self) -> None:
+        """A burst of state changes past the log's budget is summed up even if no change follows."""
+        while True:
+            await self.clock.sleep(STATE_LOG_WINDOW_S)
+            self.recorder.summarise_state_log(self.clock.time())
 
     async def stop(self) -> None:
         """Stop probing (or following), leave the election, publish the final state, and let
@@ -204,6 +212,7 @@ class Monitor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self.recorder.summarise_state_log(math.inf)  # the window of what was held back ends here
         await self._final_publish()
         if self.persistence is not None:
             left = _STOP_S - (self.clock.monotonic() - started)
