@@ -1,6 +1,7 @@
 """The worst event-loop stall of the WHOLE service while a gateway lists a huge number of servers.
 
-    python -m tests.faults.measure_service_stall [SERVERS] [MODELS] [SECONDS] [--trusted] [--debug] [--why]
+    python -m tests.faults.measure_service_stall [SERVERS] [MODELS] [SECONDS]
+        [--trusted] [--debug] [--why] [--census] [--no-metrics]
 
 Starts the hostile gateway (`tests.faults.hostile`) in another process, listing SERVERS servers
 (default 100,000) over MODELS models (default 10; 1 puts them all in one model), then runs the
@@ -13,7 +14,9 @@ Untrusted servers (default) are listed, stored and ranked but never probed; with
 are all probed too (each one's probe is refused at once: they all go down). Not a test: it prints
 figures, which depend on how busy the machine is. `--debug` names every callback over 100 ms
 (asyncio's debug mode, on the standard loop; slower); `--why` names what ran in every turn of the
-loop over 100 ms, however many callbacks made it long (`tests/faults/_why.py`, standard loop).
+loop over 100 ms, however many callbacks made it long (`tests/faults/_why.py`, standard loop);
+`--census` counts the objects the collector tracks, by type, before the full collections;
+`--no-metrics` leaves the /metrics scrape out (minutes at 100,000 probed hosts).
 Logging is configured as `run` does it (JSON lines on stdout: redirect them).
 """
 
@@ -132,6 +135,17 @@ def _time_stop_steps(monitor: Monitor) -> None:
         setattr(owner, name, timed)
 
 
+def _census(title: str, top: int = 25) -> None:
+    """How many objects of each type the collector tracks (outside the frozen ones)."""
+    counts: dict[str, int] = {}
+    for o in gc.get_objects():
+        name = type(o).__qualname__
+        counts[name] = counts.get(name, 0) + 1
+    print(f"  {title}: {sum(counts.values())}")
+    for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {n:>9} {name}")
+
+
 async def measure(servers: int, models: int, seconds: float, trusted: bool) -> None:
     gateway, url = await _gateway(servers, models, trusted)
     ticker = Ticker()
@@ -167,22 +181,35 @@ async def measure(servers: int, models: int, seconds: float, trusted: bool) -> N
             print(f"  snapshot in after {time.perf_counter() - t0:.1f} s")
             ticker.phase("first discovery, membership, first snapshot")
             collections.report()
-            for path in ("/metrics", "/v1/hosts", "/v1/best", "/healthz"):
+            reads = (
+                ("/v1/hosts", "/v1/best", "/healthz")
+                if "--no-metrics" in sys.argv
+                else ("/metrics", "/v1/hosts", "/v1/best", "/healthz")
+            )
+            for path in reads:
                 print(f"  GET {path}: {await _curl(running.url + path)}")
             ticker.phase("reading /metrics, /v1/hosts, /v1/best")
             while time.perf_counter() - t0 < seconds:  # noqa: ASYNC110
                 await asyncio.sleep(1)
             ticker.phase(f"running until {seconds:.0f} s (discovery every 10 s, ranking, probes)")
             collections.report()
+            if "--census" in sys.argv:
+                _census("objects the collector walks (not frozen)")
+                gc.unfreeze()
+                _census("all objects the collector tracks")
             c0 = time.perf_counter()
             gc.collect()  # what the runtime's pacer does every 10 minutes, on the loop
             print(f"  a full garbage collection now takes {(time.perf_counter() - c0) * 1000:.0f} ms")
             gc.freeze()  # what would keep the state that survived it out of the next ones
             await asyncio.sleep(5)
+            if "--census" in sys.argv:
+                _census("objects that are new 5 s after the freeze")
             c0 = time.perf_counter()
             gc.collect()
             print(f"  5 s after freezing its survivors, one takes {(time.perf_counter() - c0) * 1000:.0f} ms")
             gc.unfreeze()
+            if monitor.store is not None:
+                print(f"  store before the stop: {monitor.store.stats}")
             _time_stop_steps(monitor)
             ticker.worst = 0.0
             s0 = time.perf_counter()
