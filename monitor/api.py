@@ -17,6 +17,7 @@ from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.snapshot import Snapshot, iso
 from monitor.status.routes import MODEL_PATTERN, StatusSource, add_status_routes
+from monitor.steps import SLICE_S, run_in_slices
 from monitor.store import StoreError
 from monitor.view import MonitorView, VantageSource
 
@@ -86,7 +87,7 @@ async def _snapshot_of(request: web.Request) -> Snapshot:
 
 async def _snapshot_answer(request: web.Request, name: str) -> web.Response | None:
     """A whole-snapshot answer, gzipped when the client accepts it (Python's HTTP clients all
-    do): built at most once per snapshot, in a worker thread, then served from memory."""
+    do): built at most once per snapshot, on the loop in steps, then served from memory."""
     try:
         snap = await _snapshot_of(request)
     except _Refused as refused:
@@ -94,7 +95,7 @@ async def _snapshot_answer(request: web.Request, name: str) -> web.Response | No
     gzipped = _accepts_gzip(request)
     body = snap.encoded(name, gzipped)
     if body is None:
-        body = await asyncio.get_running_loop().run_in_executor(None, snap.encode, name, gzipped)
+        body = await run_in_slices(snap.encode_in_steps(name, gzipped))
         if body is None:
             return None
     return web.Response(body=body, headers=_GZIPPED if gzipped else _PLAIN)
@@ -140,7 +141,7 @@ async def best_one(request: web.Request) -> web.Response:
 
 # Rendering /metrics holds the loop this long at most before it lets the loop turn. A turn per
 # chunk made a scrape of 100,000 probed hosts take 150 s, every turn being long on a busy loop.
-METRICS_SLICE_S = 0.02
+METRICS_SLICE_S = SLICE_S
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

@@ -7,16 +7,18 @@ lazily (plain and gzipped), so a busy API costs one dictionary lookup per reques
 
 from __future__ import annotations
 
-import gzip
 import json
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from monitor.health import HostHealth, stats
 from monitor.ranking import ModelRanking
 from monitor.results import HostState, Outcome
+from monitor.steps import Steps, finish, mapped
 from monitor.throughput import Throughput, by_throughput
 from monitor.upstream import upstream_request
 
@@ -207,43 +209,52 @@ class Snapshot:
 
     def encode(self, name: str, gzipped: bool = False) -> bytes | None:
         """Serialise (once per snapshot) the answer `name`: `best`, `hosts`, `models`, or
-        `best/MODEL`; gzipped for clients that accept it. None for an unknown model.
+        `best/MODEL`; gzipped for clients that accept it. None for an unknown model."""
+        return finish(self.encode_in_steps(name, gzipped))
 
-        Thousands of hosts make answers of hundreds of kilobytes: they are built once, off the
-        event loop (this is safe in a worker thread: the snapshot never changes), and every
-        request after that costs a dictionary lookup."""
+    def encode_in_steps(self, name: str, gzipped: bool = False) -> Steps[bytes | None]:
+        """`encode` in steps of a few milliseconds (see `monitor.steps`), for the event loop.
+
+        Thousands of hosts make answers of megabytes: they are built once per snapshot (which
+        never changes, so a build can span turns of the loop), and every request after that
+        costs a dictionary lookup."""
         key = (name, gzipped)
         cached = self._cache.get(key)
-        if cached is None:
-            if gzipped:
-                plain = self.encode(name)
-                if plain is None:
-                    return None
-                cached = gzip.compress(plain, compresslevel=6, mtime=0)
+        if cached is not None:
+            return cached
+        if gzipped:
+            plain = yield from self.encode_in_steps(name)
+            if plain is None:
+                return None
+            cached = yield from _gzip_in_steps(plain)
+        else:
+            if name.startswith("best/"):
+                model, _, sort = name[5:].partition(_BY_THROUGHPUT)
+                data = yield from self._best_of_in_steps(model, throughput=sort == "throughput")
             else:
-                if name.startswith("best/"):
-                    model, _, sort = name[5:].partition(_BY_THROUGHPUT)
-                    data = self.best_of(model, throughput=sort == "throughput")
-                else:
-                    data = _BODIES[name](self)
-                if data is None:
-                    return None
-                cached = dumps(data).encode()
-            self._cache[key] = cached
+                data = yield from _BODIES[name](self)
+            if data is None:
+                return None
+            cached = (yield from _dumps_in_steps(data)).encode()
+        self._cache[key] = cached
         return cached
 
     def best_of(self, model: str, throughput: bool = False) -> dict[str, Any] | None:
+        return finish(self._best_of_in_steps(model, throughput))
+
+    def _best_of_in_steps(self, model: str, throughput: bool = False) -> Steps[dict[str, Any] | None]:
         view = self.models.get(model)
         if view is None:
             return None
         best, fallbacks = _by_throughput(view) if throughput else (view.best, view.fallbacks)
+        hosts = yield from mapped(view.hosts, lambda h: h.as_json(model), _DUMP_SLICE)
         return {
             "model": model,
             "host": best,
             "fallbacks": list(fallbacks),
             **view.upstream_json(),
             "generated_at": iso(self.generated_at),
-            "hosts": [h.as_json(model) for h in view.hosts],
+            "hosts": hosts,
             **({"vantage": self.vantage} if self.vantage is not None else {}),
         }
 
@@ -257,52 +268,92 @@ def _who(s: Snapshot) -> dict[str, Any]:
     return out
 
 
-# Elements of a list encoded per call of the C encoder, which holds the GIL for a whole call: a
-# body of 100,000 hosts in one call stalls the event loop ~700 ms even from a worker thread.
+# Elements of a list (or items of a dict) encoded per call of the C encoder, which holds the GIL
+# for a whole call: a body of 100,000 hosts in one call took ~700 ms. A step of the encoding.
 _DUMP_SLICE = 500
+# Bytes compressed per step of gzipping an answer.
+_GZIP_PIECE = 256 * 1024
 
 
 def dumps(data: Any) -> str:
-    """`json.dumps(data, separators=(",", ":"))`, the same text, with long lists encoded a slice
-    at a time so that the thread encoding it lets the event loop run between slices."""
+    """`json.dumps(data, separators=(",", ":"))`, the same text (encoded in steps, see below)."""
+    return finish(_dumps_in_steps(data))
+
+
+def _dumps_in_steps(data: Any) -> Steps[str]:
+    """`dumps`, with long lists encoded a slice at a time and long dicts an item at a time, a
+    step per slice or `_DUMP_SLICE` items."""
     if isinstance(data, dict) and all(isinstance(k, str) for k in data):
-        return "{" + ",".join(f"{json.dumps(k)}:{dumps(v)}" for k, v in data.items()) + "}"
+        items: list[str] = []
+        for i, (k, v) in enumerate(data.items(), 1):
+            items.append(f"{json.dumps(k)}:" + (yield from _dumps_in_steps(v)))
+            if i % _DUMP_SLICE == 0:
+                yield None
+        return "{" + ",".join(items) + "}"
     if isinstance(data, list) and len(data) > _DUMP_SLICE:
-        slices = (data[i : i + _DUMP_SLICE] for i in range(0, len(data), _DUMP_SLICE))
-        return "[" + ",".join(dumps(part)[1:-1] for part in slices) + "]"
+        parts: list[str] = []
+        for i in range(0, len(data), _DUMP_SLICE):
+            parts.append((yield from _dumps_in_steps(data[i : i + _DUMP_SLICE]))[1:-1])
+            yield None
+        return "[" + ",".join(parts) + "]"
     return json.dumps(data, separators=(",", ":"))
 
 
-def _best_body(s: Snapshot) -> dict[str, Any]:
-    return {
-        "generated_at": iso(s.generated_at),
-        "models": {m: v.best_json() for m, v in s.models.items()},
-        **_who(s),
-    }
+def _gzip_in_steps(plain: bytes) -> Steps[bytes]:
+    """gzip (level 6, no name, time 0: the same bytes for the same body), a piece per step."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    view = memoryview(plain)
+    out: list[bytes] = []
+    for i in range(0, len(plain), _GZIP_PIECE):
+        out.append(packer.compress(view[i : i + _GZIP_PIECE]))
+        yield None
+    out.append(packer.flush())
+    return b"".join(out)
+
+
+def _best_body(s: Snapshot) -> Steps[dict[str, Any]]:
+    models = yield from _per_model(s, lambda v: v.best_json())
+    return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}
+
+
+def _per_model(s: Snapshot, fn: Callable[[ModelView], Any]) -> Steps[dict[str, Any]]:
+    """{model: fn(view)}, a step every few models (a hostile listing may name thousands)."""
+    pairs = yield from mapped(s.models.items(), lambda mv: (mv[0], fn(mv[1])), _DUMP_SLICE // 10)
+    return dict(pairs)
 
 
 def _by_throughput(v: ModelView) -> tuple[str | None, tuple[str, ...]]:
     return by_throughput(v.best, v.fallbacks, v.eligible, {h.url: h.tokens_per_s for h in v.hosts})
 
 
-def _best_by_throughput_body(s: Snapshot) -> dict[str, Any]:
-    models = {}
-    for m, v in s.models.items():
-        best, fallbacks = _by_throughput(v)
-        models[m] = {**v.best_json(), "host": best, "fallbacks": list(fallbacks)}
+def _best_by_throughput_json(v: ModelView) -> dict[str, Any]:
+    best, fallbacks = _by_throughput(v)
+    return {**v.best_json(), "host": best, "fallbacks": list(fallbacks)}
+
+
+def _best_by_throughput_body(s: Snapshot) -> Steps[dict[str, Any]]:
+    models = yield from _per_model(s, _best_by_throughput_json)
     return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}
 
 
-def _hosts_body(s: Snapshot) -> dict[str, Any]:
+def _hosts_body(s: Snapshot) -> Steps[dict[str, Any]]:
+    hosts: list[dict[str, Any]] = []
+    for m, v in s.models.items():
+        upstream = v.upstream_json()
+        hosts += yield from mapped(v.hosts, partial(_host_json, model=m, upstream=upstream), _DUMP_SLICE)
     return {
         "generated_at": iso(s.generated_at),
-        "hosts": [{**h.as_json(m), **v.upstream_json()} for m, v in s.models.items() for h in v.hosts],
+        "hosts": hosts,
         **({"vantage": s.vantage} if s.vantage is not None else {}),
     }
 
 
-def _models_body(s: Snapshot) -> dict[str, Any]:
-    return {m: {"servers": [h.url for h in v.hosts]} for m, v in s.models.items()}
+def _host_json(h: HostView, model: str, upstream: dict[str, Any]) -> dict[str, Any]:
+    return {**h.as_json(model), **upstream}
+
+
+def _models_body(s: Snapshot) -> Steps[dict[str, Any]]:
+    return (yield from _per_model(s, lambda v: {"servers": [h.url for h in v.hosts]}))
 
 
 # `/v1/best?sort=throughput` is encoded as "best?sort=throughput", `/v1/best/M?sort=...` as "best/M?sort=...".

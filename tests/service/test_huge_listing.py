@@ -4,9 +4,15 @@ item 6). No timings: the tests count the turns other tasks got and where ranking
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 from collections.abc import Iterator
+from typing import Any
 
-from monitor import ranking
+import pytest
+
+from monitor import api, ranking, steps
+from monitor.api import make_app
 from monitor.clock import FakeClock
 from monitor.config import load_settings
 from monitor.fleet import SYNC_STEP
@@ -150,3 +156,32 @@ async def test_a_sync_listener_that_returns_steps_lets_the_loop_run_between_them
     with _Turns() as turns:
         await m.fleet.apply_listing_async(_listing(SERVERS), m.clock.time())
     assert len(at_steps) == 3 and at_steps[0] < at_steps[1] < at_steps[2]
+
+
+async def test_a_large_answer_is_encoded_between_turns_of_the_loop_and_reads_the_same(
+    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = _monitor()
+    m.fleet.apply_listing(_listing(SERVERS, models=3), 1.0)
+    m.publisher.publish(force=True)
+    expected = json.loads(m.snapshot.encode("hosts") or b"")  # built at once, on a copy's cache
+    m.publisher.publish(force=True)  # a fresh snapshot: nothing encoded yet
+    run_in_slices = steps.run_in_slices  # a turn of the loop after every step, however fast
+    monkeypatch.setattr(api, "run_in_slices", lambda work: run_in_slices(work, 0.0))
+    client = await aiohttp_client(make_app(m))
+    with _Turns() as turns:
+        resp = await client.get("/v1/hosts")  # aiohttp's client asks for gzip
+        body = await resp.read()
+    assert resp.status == 200 and resp.headers["Content-Encoding"] == "gzip"
+    assert json.loads(body) == expected and len(expected["hosts"]) == SERVERS
+    assert turns.count >= SERVERS // 500  # a turn at least every slice of hosts encoded
+
+
+def test_a_gzipped_answer_is_the_plain_one_compressed_the_same_every_time() -> None:
+    m = _monitor()
+    m.fleet.apply_listing(_listing(SERVERS), 1.0)
+    m.publisher.publish(force=True)
+    plain, packed = m.snapshot.encode("hosts"), m.snapshot.encode("hosts", gzipped=True)
+    assert plain is not None and packed is not None and gzip.decompress(packed) == plain
+    m.publisher.publish(force=True)
+    assert m.snapshot.encode("hosts", gzipped=True) == packed  # same bytes: a stable strong ETag
