@@ -4,7 +4,7 @@ for the GIL, and a batch of 2,000 took seconds)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,22 +13,38 @@ from sqlalchemy import event
 from monitor.results import Outcome, ProbeKind
 from monitor.store import Store
 from monitor.store.types import MembershipRecord
+from monitor.store.writer import DEEP_BATCHES
 from tests.store.conftest import T0, MakeResult
 
 N = 2_000
 
 
 @pytest.fixture
-async def statements(store: Store) -> AsyncIterator[list[tuple[str, bool]]]:
-    """(statement, executemany) of every statement the store runs from here on."""
-    seen: list[tuple[str, bool]] = []
+def statements_of() -> Iterator[Callable[[Store], list[tuple[str, bool]]]]:
+    """For a store: (statement, executemany) of every statement it runs from then on."""
+    listening: list[tuple[Store, Callable[..., None]]] = []
 
-    def note(_conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, executemany: bool) -> None:
-        seen.append((statement, executemany))
+    def start(store: Store) -> list[tuple[str, bool]]:
+        seen: list[tuple[str, bool]] = []
 
-    event.listen(store.engine.sync_engine, "before_cursor_execute", note)
-    yield seen
-    event.remove(store.engine.sync_engine, "before_cursor_execute", note)
+        def note(_conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, many: bool) -> None:
+            seen.append((statement, many))
+
+        event.listen(store.engine.sync_engine, "before_cursor_execute", note)
+        listening.append((store, note))
+        return seen
+
+    yield start
+    for store, note in listening:
+        if event.contains(store.engine.sync_engine, "before_cursor_execute", note):
+            event.remove(store.engine.sync_engine, "before_cursor_execute", note)
+
+
+@pytest.fixture
+def statements(
+    store: Store, statements_of: Callable[[Store], list[tuple[str, bool]]]
+) -> list[tuple[str, bool]]:
+    return statements_of(store)
 
 
 def _host(i: int) -> str:
@@ -72,3 +88,21 @@ async def test_on_sqlite_a_batch_is_not_written_a_row_at_a_time(
     assert store.stats.rows_written == N
     assert [s for s, many in statements if many] == []
     assert len(statements) < 20  # not one per name, nor per chunk of names
+
+
+async def test_a_writer_that_is_behind_writes_bigger_batches(
+    db_url: str, make_result: MakeResult, statements_of: Callable[[Store], list[tuple[str, bool]]]
+) -> None:
+    store = await Store.open(db_url, batch_size=10)
+    await store.upgrade()
+    seen = statements_of(store)
+    try:
+        for i in range(100):  # queued before the writer starts: ten batches' worth behind
+            store.submit(make_result(T0 + i))
+        store.start_writer()
+        await store.flush()
+        assert store.stats.rows_written == 100
+        inserts = [s for s, _ in seen if s.split()[0] == "INSERT" and "probe_results" in s.split()[:5]]
+        assert len(inserts) == 100 // (10 * DEEP_BATCHES)
+    finally:
+        await store.close()
