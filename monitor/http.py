@@ -164,12 +164,29 @@ async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def drop_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of `exc` and of the exceptions it chains. A traceback holds the frames
+    that failed, and those frames hold the exception (and aiohttp's futures): a cycle that only
+    the garbage collector frees. A refused probe left 81 such objects; at 100,000 probed hosts,
+    270,000 a second, which made every collection long and filled the oldest generation."""
+    seen: set[int] = set()
+    chained: BaseException | None = exc
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        chained.__traceback__ = None
+        chained = chained.__cause__ or chained.__context__
+
+
 def classify_exception(exc: BaseException) -> tuple[Outcome, str]:
     """Map a transport-level exception to an outcome and a short, secret-free detail.
 
     The detail is the exception's class name (plus the OS error text for connection failures):
     never the exception's message, which may quote URLs or server text.
+
+    The exception's tracebacks are dropped (see `drop_tracebacks`): every caller keeps only the
+    outcome and the detail.
     """
+    drop_tracebacks(exc)
     name = type(exc).__name__
     if isinstance(exc, TimeoutError):  # asyncio.timeout and aiohttp's ServerTimeoutError family
         return Outcome.TIMEOUT, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 import socket
@@ -351,3 +352,20 @@ def test_make_session_rejects_missing_ca_bundle(tmp_path: Any) -> None:
             make_session(ca_bundle=str(tmp_path / "nope.pem"), limit=1, user_agent="t")
 
     asyncio.run(check())
+
+
+async def test_a_refused_probe_leaves_no_garbage_for_the_collector(
+    make_prober: MakeProber, closed_port: int
+) -> None:
+    prober = make_prober()
+    await prober.health(f"http://127.0.0.1:{closed_port}", MODEL)  # connector set up, modules loaded
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            r = await prober.health(f"http://127.0.0.1:{closed_port}", MODEL)
+            assert r.outcome is Outcome.CONNECT_ERROR
+        cyclic = gc.collect()  # objects only the collector could free
+    finally:
+        gc.enable()
+    assert cyclic < 20  # was 81 per refused probe: their tracebacks, frames and futures
