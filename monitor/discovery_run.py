@@ -88,14 +88,13 @@ class DiscoveryRun:
         if inspect.isawaitable(published):
             await published  # the snapshot rebuilt in steps (`Publisher.publish_in_steps`)
         if self._persistence is not None:
-            hosts = {h for hosts in self._fleet.membership.models.values() for h in hosts}
             await self._persistence.discovery_ran(
                 DiscoveryRecord(
                     at=result.fetched_at,
                     ok=result.ok,
                     duration_s=result.duration_s,
                     models=len(result.models or {}),
-                    hosts=len(hosts),
+                    hosts=self._fleet.host_count,
                     error=result.error,
                 )
             )

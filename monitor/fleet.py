@@ -49,6 +49,7 @@ class Fleet:
         self.health: dict[Key, HostHealth] = {}  # never rebound: the Monitor shares it
         self._models_of_host: dict[str, list[str]] = {}
         self._hosts_of_model: dict[str, list[str]] = {}
+        self._listed_hosts = 0
         self._dirty: set[Key] = set()
         self._dirty_models: set[str] = set()
         self._dropped: set[Key] = set()
@@ -105,7 +106,7 @@ class Fleet:
             self.aliases = aliases
             yield from self._sync_steps()
         if changes and not self._quiet:
-            _log_changes(changes)
+            yield from _log_changes(changes)
 
     def start_probing(self, targets: TargetSet) -> None:
         """From now on every member's targets live in `targets` (the running dispatcher)."""
@@ -129,7 +130,9 @@ class Fleet:
         reader finds either the old or the new ones, and tolerates an entry gone meanwhile."""
         membership, aliases = self.membership, self.aliases
         wanted: dict[Key, bool] = {}
+        listed: set[str] = set()
         for model, hosts in membership.models.items():
+            listed.update(hosts)  # in C: a step of its own only for a model of 100,000 hosts
             if model in aliases:
                 continue
             for host, info in hosts.items():
@@ -166,14 +169,22 @@ class Fleet:
         # Indexes so that the probe path never walks every host.
         models_of_host: dict[str, list[str]] = {}
         hosts_of_model: dict[str, list[str]] = {}
-        for n, (model, host) in enumerate(wanted, 1):
+        trusted_hosts: set[str] = set()
+        for n, ((model, host), trusted) in enumerate(wanted.items(), 1):
             models_of_host.setdefault(host, []).append(model)
             hosts_of_model.setdefault(model, []).append(host)
+            if trusted:
+                trusted_hosts.add(host)
             if n % SYNC_STEP == 0:
                 yield
         self._models_of_host, self._hosts_of_model = models_of_host, hosts_of_model
-        trusted_hosts = {h for (_, h), t in wanted.items() if t}
+        self._listed_hosts = len(listed)
         yield from self.targets.set_auth_hosts_steps(trusted_hosts, count, SYNC_STEP)
+
+    @property
+    def host_count(self) -> int:
+        """Distinct hosts among the members, aliases' too (as of the last walk)."""
+        return self._listed_hosts
 
     def models(self) -> set[str]:
         """Base model ids: the ones that are probed and ranked."""
@@ -222,8 +233,12 @@ def _lists(listing: Mapping[str, Iterable[str]]) -> dict[str, Sequence[str]]:
     return {m: hosts if isinstance(hosts, (list, tuple)) else list(hosts) for m, hosts in listing.items()}
 
 
-def _log_changes(changes: list[MembershipChange]) -> None:
-    by_event: Counter[str] = Counter(c.event for c in changes)
+def _log_changes(changes: list[MembershipChange]) -> Iterator[None]:
+    """One line for a listing's changes, counted in steps (a listing may bring 100,000)."""
+    by_event: Counter[str] = Counter()
+    for i in range(0, len(changes), SYNC_STEP):
+        by_event.update(c.event for c in changes[i : i + SYNC_STEP])
+        yield
     log.info(
         "discovery list changed",
         joined=by_event.get("joined", 0),

@@ -122,10 +122,11 @@ class Publisher:
         for key in changed.dropped:
             self._views.pop(key, None)
         pending_views = list(changed.keys)
-        pending_models = changed.models | {m for m, _ in changed.keys}
+        pending_models = set(changed.models)
         try:
             while pending_views:
                 for key in pending_views[-VIEWS_PER_STEP:]:
+                    pending_models.add(key[0])
                     h = fleet.health.get(key)
                     if h is not None:
                         self._views[key] = host_view(h, self._measured(key), self._elsewhere)

@@ -146,12 +146,16 @@ class Targets:
         if self._settings.api_key is None:
             hosts = set()  # without a key there is nothing to check
         ramp = first_within(ProbeKind.AUTH, count, self._settings)
+        wanted: set[Target] = set()
         for n, host in enumerate(hosts, 1):
-            d.add((HOST_WIDE, host, ProbeKind.AUTH), first_within=ramp)
+            target = (HOST_WIDE, host, ProbeKind.AUTH)
+            d.add(target, first_within=ramp)
+            wanted.add(target)
             if n % step == 0:
                 yield
-        for n, target in enumerate([t for t in self._auth if t[1] not in hosts], 1):
-            d.remove(target)
+        for n, target in enumerate(list(self._auth), 1):
+            if target not in wanted:
+                d.remove(target)
             if n % step == 0:
                 yield
-        self._auth = {(HOST_WIDE, h, ProbeKind.AUTH) for h in hosts}
+        self._auth = wanted
