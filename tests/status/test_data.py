@@ -3,14 +3,17 @@ days summed over 90 days."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.status import data
 from monitor.status.data import HistoryReader
 from monitor.status.history import DAY, HOUR, day_start
+from monitor.steps import run_in_slices
 from monitor.store import Store
 
 T0 = 1_699_963_200.0  # 2023-11-14 12:00 UTC: an hour boundary in the middle of a day
@@ -93,3 +96,29 @@ async def test_each_read_is_a_new_version(store: Store) -> None:
     first = await reader.read(T0)
     second = await reader.read(T0 + 1)
     assert second.version > first.version
+
+
+async def test_a_large_history_is_read_while_the_loop_keeps_turning(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hosts = [f"https://h{i}.libertai.io" for i in range(3_000)]
+    for i, host in enumerate(hosts):
+        store.submit(
+            ProbeResult(M, host, ProbeKind.HEALTH, Outcome.OK, T0 + 10 + i * 0.001, 200, 1.0, None, 40.0)
+        )
+    await store.flush()
+    monkeypatch.setattr(data, "run_in_slices", lambda work: run_in_slices(work, 0.0))
+    turns = 0
+
+    async def spin() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    spinner = asyncio.create_task(spin())
+    history = await HistoryReader(store.engine).read(T0 + 300)
+    spinner.cancel()
+    assert {pair[1] for pair in history.hourly} == set(hosts)
+    assert all(b.probes == 1 for hours in history.hourly.values() for b in hours.values())
+    assert turns >= 3 * 3_000 // 2_000  # names, rows and buckets: a turn every few thousand
