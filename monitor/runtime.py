@@ -7,22 +7,29 @@ from a library or a test, changes none of this.
   asyncio's. The benchmarks showed uvloop closes most of the p99 gap to blackbox_exporter.
 - Open files: one kept-alive connection per host needs more descriptors than the usual soft limit
   of 1,024, so the soft limit is raised to the hard one.
-- Garbage collection in small pieces, and the full collection on the clock. CPython's young
-  collections are bounded here: one starts whenever `young_objects` (2,000) more container objects
-  are alive than at the last one, and the pacer adds one every quarter second, because a monitor's
-  state churns without growing (each probe replaces a host's health value and the old one is freed
-  at once, so the count barely moves while the young generation fills with replacements). Each
-  young collection then walks a few thousand objects: well under a millisecond. CPython's own
-  full collections are switched off (its third threshold set out of reach), since they come
-  whenever the long-lived objects have grown by a quarter and walk all of them: at 100,000 probed
-  hosts over a second each. The full collection comes on the clock instead, every ten minutes.
+- Garbage collection in small pieces. CPython's young collections are bounded here: one starts
+  whenever `young_objects` (2,000) more container objects are alive than at the last one, and the
+  pacer adds one every quarter second, because a monitor's state churns without growing (each
+  probe replaces a host's health value and the old one is freed at once, so the count barely
+  moves while the young generation fills with replacements). Each young collection then walks a
+  few thousand objects: well under a millisecond. CPython's own full collections are switched off
+  (its third threshold set out of reach): they come whenever the long-lived objects have grown by
+  a quarter and walk all of them, over a second at 100,000 probed hosts (1.8 million objects).
+  Instead, every `full_s` (5 s) the oldest generation is collected and its survivors frozen
+  (`gc.freeze`), so that each of these collections walks only what outlived the young ones since
+  the last: the hosts' states replaced in those seconds, tens of milliseconds at 100,000 hosts.
+  Frozen objects are still freed when their last reference goes; only a reference cycle among
+  them would wait for a walk of everything. The service makes few: a failed probe's tracebacks
+  are dropped (`http.drop_tracebacks`), and its state is values without cycles. That walk runs
+  once an hour while there are at most `thaw_below` frozen objects (a short one); above that it
+  never runs, because nothing bounds how long it takes (1.4-3.5 s at 100,000 probed hosts).
   History: a young threshold of 50,000 let collections walk 100,000-200,000 churned objects at
   5,000 hosts (60-150 ms stalls, added to the time to first token of every probe in flight); young
   collections only on the clock, every quarter second, were a millisecond or two at 5,000 hosts
-  but 60-125 ms at 100,000 probed hosts, where a quarter second's failed probes leave about 150,000
-  objects of cyclic garbage (exceptions, tracebacks and their frames). `settle()`, once the
-  service has started, moves the start-up objects (modules, restored windows) out of the
-  collector's way for good.
+  but 60-125 ms at 100,000 probed hosts, where a quarter second's failed probes left about 150,000
+  objects of cyclic garbage (exceptions, tracebacks and their frames); a full collection every
+  ten minutes took 1.3-2.3 s there. `settle()`, once the service has started, moves the start-up
+  objects (modules, restored windows) out of the collector's way for good.
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ class GcPace:
     young_objects: int = 2_000  # an automatic young collection once this many more objects live
     young_s: float = 0.25  # and one on the clock (generation 0), whatever the count
     middle_every: int = 2  # every n-th collection on the clock also takes generation 1
-    full_s: float = 600.0  # generation 2: the cyclic garbage that outlived the others
-    thaw_every: int = 6  # every n-th full collection also walks what earlier ones froze
+    full_s: float = 5.0  # generation 2, what is not frozen (what outlived the young ones), then frozen
+    thaw_s: float = 3600.0  # this often, a collection of everything, frozen objects too...
+    thaw_below: int = 250_000  # ...when there are at most this many of them (it stays short)
 
 
 async def pace_gc(pace: GcPace = GcPace(), clock: Clock = SYSTEM_CLOCK) -> None:
@@ -64,15 +72,16 @@ async def pace_gc(pace: GcPace = GcPace(), clock: Clock = SYSTEM_CLOCK) -> None:
     gc.set_threshold(pace.young_objects, 10, NO_AUTOMATIC_FULL)
     gc.enable()
     try:
-        n = fulls = 0
-        last_full = clock.monotonic()
+        n = 0
+        last_full = last_thaw = clock.monotonic()
         while True:
             await clock.sleep(pace.young_s)
             n += 1
-            if clock.monotonic() - last_full >= pace.full_s:
-                last_full = clock.monotonic()
-                fulls += 1
-                if fulls % pace.thaw_every == 0:
+            now = clock.monotonic()
+            if now - last_full >= pace.full_s:
+                last_full = now
+                if now - last_thaw >= pace.thaw_s and gc.get_freeze_count() <= pace.thaw_below:
+                    last_thaw = now
                     gc.unfreeze()
                 gc.collect(2)
                 gc.freeze()  # every survivor is alive now: later full collections skip them

@@ -7,13 +7,14 @@ import gc
 import subprocess
 import sys
 import weakref
+from dataclasses import replace
 
 import pytest
 
 from monitor.clock import FakeClock
 from monitor.runtime import NO_AUTOMATIC_FULL, GcPace, loop_factory, loop_name, pace_gc, run
 
-PACE = GcPace(young_s=1.0, middle_every=3, full_s=10.0)
+PACE = GcPace(young_s=1.0, middle_every=3, full_s=10.0, thaw_s=30.0, thaw_below=10**9)
 
 
 class _Node:
@@ -104,20 +105,32 @@ async def test_what_survives_a_full_collection_is_left_out_of_the_next_ones() ->
     assert gc.get_freeze_count() == 0  # the process is left as it was
 
 
-async def test_cyclic_garbage_that_outlived_a_full_collection_is_freed_by_the_thaw() -> None:
+async def _frozen_cycle_outlives(pace: GcPace, seconds: float) -> tuple[bool, bool]:
+    """A cycle alive at the first full collection (so frozen), dropped: (kept until just before
+    `seconds`, gone at `seconds`)."""
     clock = FakeClock()
-    pacer = asyncio.create_task(pace_gc(PACE, clock))
+    pacer = asyncio.create_task(pace_gc(pace, clock))
     await clock.settle()
     node = _Node()
     gone = weakref.ref(node)
-    await clock.advance(10)  # alive at the first full collection: frozen
+    await clock.advance(pace.full_s)  # alive at the first full collection: frozen
     del node
-    await clock.advance(10 * (PACE.thaw_every - 2))
+    await clock.advance(seconds - pace.full_s - 1)
     kept = gone() is not None
-    await clock.advance(10)  # the thaw
+    await clock.advance(1)
     freed = gone() is None
     await _stop(pacer)
+    return kept, freed
+
+
+async def test_cyclic_garbage_that_was_frozen_is_freed_by_the_hourly_thaw_of_a_small_heap() -> None:
+    kept, freed = await _frozen_cycle_outlives(PACE, PACE.thaw_s)
     assert kept and freed
+
+
+async def test_a_large_frozen_heap_is_never_walked_whole() -> None:
+    kept, freed = await _frozen_cycle_outlives(replace(PACE, thaw_below=0), PACE.thaw_s * 3)
+    assert kept and not freed
 
 
 async def test_collection_stays_off_after_pacing_if_it_was_off_before() -> None:
