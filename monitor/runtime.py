@@ -15,7 +15,7 @@ from a library or a test, changes none of this.
   few thousand objects: well under a millisecond. CPython's own full collections are switched off
   (its third threshold set out of reach): they come whenever the long-lived objects have grown by
   a quarter and walk all of them, over a second at 100,000 probed hosts (1.8 million objects).
-  Instead, every `full_s` (5 s) the oldest generation is collected and its survivors frozen
+  Instead, every `full_s` (half a second) the oldest generation is collected and its survivors frozen
   (`gc.freeze`), so that each of these collections walks only what outlived the young ones since
   the last: the hosts' states replaced in those seconds, tens of milliseconds at 100,000 hosts.
   Frozen objects are still freed when their last reference goes; only a reference cycle among
@@ -58,7 +58,7 @@ class GcPace:
     young_objects: int = 2_000  # an automatic young collection once this many more objects live
     young_s: float = 0.25  # and one on the clock (generation 0), whatever the count
     middle_every: int = 2  # every n-th collection on the clock also takes generation 1
-    full_s: float = 5.0  # generation 2, what is not frozen (what outlived the young ones), then frozen
+    full_s: float = 0.5  # generation 2, what is not frozen (what outlived the young ones), then frozen
     thaw_s: float = 3600.0  # this often, a collection of everything, frozen objects too...
     thaw_below: int = 250_000  # ...when there are at most this many of them (it stays short)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -222,20 +222,18 @@ class Snapshot:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        if gzipped:
-            plain = yield from self.encode_in_steps(name)
-            if plain is None:
-                return None
-            cached = yield from _gzip_in_steps(plain)
+        if name.startswith("best/"):
+            model, _, sort = name[5:].partition(_BY_THROUGHPUT)
+            data = yield from self._best_of_in_steps(model, throughput=sort == "throughput")
         else:
-            if name.startswith("best/"):
-                model, _, sort = name[5:].partition(_BY_THROUGHPUT)
-                data = yield from self._best_of_in_steps(model, throughput=sort == "throughput")
-            else:
-                data = yield from _BODIES[name](self)
-            if data is None:
-                return None
-            cached = (yield from _dumps_in_steps(data)).encode()
+            data = yield from _BODIES[name](self)
+        if data is None:
+            return None
+        pieces: list[str] = []
+        yield from _dumps_pieces(data, pieces)
+        # The pieces are compressed one by one: an answer of 100,000 hosts (tens of MB of JSON)
+        # is never copied whole into one string for a client that takes gzip, as clients do.
+        cached = (yield from _gzip_in_steps(pieces)) if gzipped else "".join(pieces).encode()
         self._cache[key] = cached
         return cached
 
@@ -277,36 +275,46 @@ _GZIP_PIECE = 256 * 1024
 
 def dumps(data: Any) -> str:
     """`json.dumps(data, separators=(",", ":"))`, the same text (encoded in steps, see below)."""
-    return finish(_dumps_in_steps(data))
+    pieces: list[str] = []
+    finish(_dumps_pieces(data, pieces))
+    return "".join(pieces)
 
 
-def _dumps_in_steps(data: Any) -> Steps[str]:
-    """`dumps`, with long lists encoded a slice at a time and long dicts an item at a time, a
-    step per slice or `_DUMP_SLICE` items."""
+def _dumps_pieces(data: Any, out: list[str]) -> Steps[None]:
+    """Append the pieces of `dumps(data)` to `out`: long lists encoded a slice at a time and long
+    dicts an item at a time, a step per slice or `_DUMP_SLICE` items. Nothing is concatenated
+    (a piece is at most a slice's text), so that no step copies the whole text."""
     if isinstance(data, dict) and all(isinstance(k, str) for k in data):
-        items: list[str] = []
-        for i, (k, v) in enumerate(data.items(), 1):
-            items.append(f"{json.dumps(k)}:" + (yield from _dumps_in_steps(v)))
-            if i % _DUMP_SLICE == 0:
+        out.append("{")
+        for i, (k, v) in enumerate(data.items()):
+            out.append(("," if i else "") + json.dumps(k) + ":")
+            yield from _dumps_pieces(v, out)
+            if (i + 1) % _DUMP_SLICE == 0:
                 yield None
-        return "{" + ",".join(items) + "}"
-    if isinstance(data, list) and len(data) > _DUMP_SLICE:
-        parts: list[str] = []
+        out.append("}")
+    elif isinstance(data, list) and len(data) > _DUMP_SLICE:
+        out.append("[")
         for i in range(0, len(data), _DUMP_SLICE):
-            parts.append((yield from _dumps_in_steps(data[i : i + _DUMP_SLICE]))[1:-1])
+            text = json.dumps(data[i : i + _DUMP_SLICE], separators=(",", ":"))
+            out.append(("," if i else "") + text[1:-1])
             yield None
-        return "[" + ",".join(parts) + "]"
-    return json.dumps(data, separators=(",", ":"))
+        out.append("]")
+    else:
+        out.append(json.dumps(data, separators=(",", ":")))
 
 
-def _gzip_in_steps(plain: bytes) -> Steps[bytes]:
-    """gzip (level 6, no name, time 0: the same bytes for the same body), a piece per step."""
+def _gzip_in_steps(pieces: Iterable[str]) -> Steps[bytes]:
+    """The pieces' UTF-8 gzipped (level 6, no name, time 0: the same bytes for the same body),
+    a step every `_GZIP_PIECE` characters or so."""
     packer = zlib.compressobj(6, zlib.DEFLATED, 31)
-    view = memoryview(plain)
     out: list[bytes] = []
-    for i in range(0, len(plain), _GZIP_PIECE):
-        out.append(packer.compress(view[i : i + _GZIP_PIECE]))
-        yield None
+    pending = 0
+    for piece in pieces:
+        out.append(packer.compress(piece.encode()))
+        pending += len(piece)
+        if pending >= _GZIP_PIECE:
+            pending = 0
+            yield None
     out.append(packer.flush())
     return b"".join(out)
 
