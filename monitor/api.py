@@ -25,6 +25,7 @@ log = get_logger("monitor.api")
 
 VIEW_KEY = web.AppKey("view", MonitorView)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+MAX_HOSTS_KEY: web.AppKey[int | None] = web.AppKey("metrics_max_hosts")
 _JSON = "application/json"
 _MAX_HISTORY_POINTS = 5000
 
@@ -154,7 +155,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     exposition = negotiate(request.headers.get("Accept", ""))
     if request.method == "HEAD":
         return web.Response(headers={"Content-Type": exposition.content_type})
-    chunks = render(request.app[VIEW_KEY], exposition, request.app[REGISTRY_KEY])
+    chunks = render(request.app[VIEW_KEY], exposition, request.app[REGISTRY_KEY], request.app[MAX_HOSTS_KEY])
     # The first chunk before the headers: a failure there is still an error answer, not a cut body.
     chunk = next_chunk(chunks)
     response = web.StreamResponse(headers={"Content-Type": exposition.content_type})
@@ -351,11 +352,16 @@ async def json_errors(
 
 
 def make_app(
-    monitor: MonitorView, status: StatusSource | None = None, status_title: str = ""
+    monitor: MonitorView,
+    status: StatusSource | None = None,
+    status_title: str = "",
+    metrics_max_hosts: int | None = None,
 ) -> web.Application:
-    """The HTTP API; with a `status` source, the status page too."""
+    """The HTTP API; with a `status` source, the status page too. `metrics_max_hosts`: see
+    `metrics.render` (None: every host's series)."""
     app = web.Application(middlewares=[cache_headers(), json_errors])
     app[VIEW_KEY] = monitor
+    app[MAX_HOSTS_KEY] = metrics_max_hosts
     registry = make_registry(monitor)
     app[REGISTRY_KEY] = registry
     app.router.add_get("/v1/best", best_all)

@@ -177,6 +177,12 @@ class Settings:
     log_format: str = setting(
         parse_choice("auto", "json", "console"), "auto", "json, console, or auto (console on a terminal)"
     )
+    metrics_max_hosts: int = setting(
+        parse_positive_int,
+        "10000",
+        "(model, host) pairs with per-host series in /metrics; past it, each model's best-ranked hosts, "
+        "an equal share",
+    )
     status_page: bool = setting(
         parse_bool, "true", "serve the status page (/, /status, /status/{model}, /badge/{model}.svg)"
     )

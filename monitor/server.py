@@ -57,7 +57,7 @@ async def open_store(settings: Settings) -> Store:
 def service_app(monitor: Monitor) -> web.Application:
     """The service's HTTP application: the API, and the status page unless it is turned off."""
     s = monitor.settings
-    return make_app(monitor, monitor if s.status_page else None, s.status_title)
+    return make_app(monitor, monitor if s.status_page else None, s.status_title, s.metrics_max_hosts)
 
 
 @asynccontextmanager

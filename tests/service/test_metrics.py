@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from monitor import api
 from monitor.api import make_app
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.metrics import CHUNK_CHARS, PIECES_PER_CHUNK, MonitorCollector, negotiate, render
+from monitor.metrics import CHUNK_CHARS, PIECES_PER_CHUNK, MonitorCollector, negotiate, quotas, render
 from monitor.ports import HistoryReader
 from monitor.readiness import Readiness
 from monitor.results import HostState, Outcome
@@ -210,6 +210,11 @@ class _Reference(Collector):
         yield from self._hosts()
         yield from self._probes()
         yield from MonitorCollector(self._m).collect()
+        yield GaugeMetricFamily(
+            "libertai_monitor_metrics_hosts_left_out",
+            "(model, host) pairs whose per-host series this scrape left out (past metrics_max_hosts).",
+            value=0.0,
+        )
 
     def _hosts(self) -> Iterator[Metric]:
         p, labels = "libertai_monitor_", ["model", "host"]
@@ -455,3 +460,45 @@ async def test_head_answers_the_content_type_without_a_body(aiohttp_client: Any)
     resp = await client.head("/metrics", headers={"Accept": OPENMETRICS})
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/openmetrics-text")
     assert await resp.read() == b""
+
+
+def test_every_model_keeps_all_its_hosts_when_they_fit() -> None:
+    assert quotas([3, 5], 8) == [3, 5] and quotas([], 10) == []
+
+
+def test_past_the_cap_each_model_gets_an_equal_share_and_small_ones_give_theirs_up() -> None:
+    assert quotas([100, 100], 50) == [25, 25]
+    assert quotas([100, 4, 100], 50) == [23, 4, 23]
+
+
+def _two_models(big: int, small: int) -> MonitorView:
+    def model(name: str, n: int) -> ModelView:
+        views = tuple(_view(name, f"http://127.0.0.{n % 200}:{1025 + i}", samples=i) for i in range(n))
+        return ModelView(name, name, views[0].url, (), n, n, False, views)
+
+    snapshot = Snapshot(time.time(), {"big": model("big", big), "small": model("small", small)})
+    probes = {("big", h.url, "health", "ok"): 1 for h in snapshot.models["big"].hosts}
+    probes |= {("", h.url, "auth", "ok"): 1 for h in snapshot.models["big"].hosts}
+    return _View(snapshot, probes)
+
+
+def test_a_fleet_past_metrics_max_hosts_exports_each_models_best_ranked_hosts() -> None:
+    monitor = _two_models(big=30, small=5)
+    families = _parsed(
+        b"".join(render(monitor, negotiate(TEXT), MonitorCollector(monitor), max_hosts=20)).decode(), TEXT
+    )
+    up = {(s.labels["model"], s.labels["host"]) for s in families["libertai_monitor_host_up"].samples}
+    big = [h.url for h in monitor.snapshot.models["big"].hosts]
+    assert {h for m, h in up if m == "big"} == set(big[:15])  # its 15 best, in ranked order
+    assert len([m for m, _ in up if m == "small"]) == 5
+    probed = {(s.labels["model"], s.labels["host"]) for s in families["libertai_monitor_probes"].samples}
+    assert probed == {("big", h) for h in big[:15]} | {("*", h) for h in big[:15]}
+    (left_out,) = families["libertai_monitor_metrics_hosts_left_out"].samples
+    assert left_out.value == 15
+
+
+async def test_the_application_caps_per_host_series_by_its_setting(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(make_app(_two_models(big=30, small=5), metrics_max_hosts=10))
+    families = _parsed(await (await client.get("/metrics")).text(), TEXT)
+    assert len(families["libertai_monitor_host_up"].samples) == 10
+    assert families["libertai_monitor_metrics_hosts_left_out"].samples[0].value == 25
