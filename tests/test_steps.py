@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from monitor.steps import Steps, finish, mapped, run_in_slices
+from tests.turns import Turns
 
 
 def _counting(n: int) -> Steps[int]:
@@ -24,19 +25,10 @@ def test_mapping_takes_a_step_every_so_many_items() -> None:
 
 
 async def test_with_no_slice_the_loop_turns_after_every_step() -> None:
-    turns = 0
-
-    async def spin() -> None:
-        nonlocal turns
-        while True:
-            await asyncio.sleep(0)
-            turns += 1
-
-    spinner = asyncio.create_task(spin())
-    await asyncio.sleep(0)
-    assert await run_in_slices(_counting(20), 0.0) == 20
-    spinner.cancel()
-    assert turns >= 20
+    with Turns() as turns:
+        await asyncio.sleep(0)
+        assert await run_in_slices(_counting(20), 0.0) == 20
+    assert turns.count >= 20
 
 
 async def test_cancelled_steps_are_closed() -> None:

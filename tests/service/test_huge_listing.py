@@ -20,6 +20,7 @@ from monitor.results import ProbeKind
 from monitor.scheduler import ProbeDispatcher
 from monitor.service import Monitor
 from monitor.targets import HOST_WIDE, Target
+from tests.turns import Turns
 
 SERVERS = 3 * SYNC_STEP
 
@@ -39,30 +40,9 @@ def _listing(servers: int, models: int = 2) -> dict[str, list[str]]:
     return {f"m{m}": [f"http://127.0.{m}.{i // 250}:{1025 + i}" for i in range(per)] for m in range(models)}
 
 
-class _Turns:
-    """Counts the turns of the loop another task gets while something runs."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _spin(self) -> None:
-        while True:
-            await asyncio.sleep(0)
-            self.count += 1
-
-    def __enter__(self) -> _Turns:
-        self._task = asyncio.get_running_loop().create_task(self._spin())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-
-
 async def test_applying_a_huge_listing_lets_other_tasks_run_throughout() -> None:
     m = _monitor()
-    with _Turns() as turns:
+    with Turns() as turns:
         changes = await m.fleet.apply_listing_async(_listing(SERVERS), m.clock.time())
     assert len(changes) == SERVERS and len(m.fleet.health) == SERVERS
     assert turns.count >= SERVERS // SYNC_STEP  # at least one turn per walk step
@@ -153,7 +133,7 @@ async def test_a_sync_listener_that_returns_steps_lets_the_loop_run_between_them
             yield
 
     m.fleet.on_sync(listener)
-    with _Turns() as turns:
+    with Turns() as turns:
         await m.fleet.apply_listing_async(_listing(SERVERS), m.clock.time())
     assert len(at_steps) == 3 and at_steps[0] < at_steps[1] < at_steps[2]
 
@@ -169,7 +149,7 @@ async def test_a_large_answer_is_encoded_between_turns_of_the_loop_and_reads_the
     run_in_slices = steps.run_in_slices  # a turn of the loop after every step, however fast
     monkeypatch.setattr(api, "run_in_slices", lambda work: run_in_slices(work, 0.0))
     client = await aiohttp_client(make_app(m))
-    with _Turns() as turns:
+    with Turns() as turns:
         resp = await client.get("/v1/hosts")  # aiohttp's client asks for gzip
         body = await resp.read()
     assert resp.status == 200 and resp.headers["Content-Encoding"] == "gzip"

@@ -3,7 +3,6 @@ days summed over 90 days."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from monitor.status.data import HistoryReader
 from monitor.status.history import DAY, HOUR, day_start
 from monitor.steps import run_in_slices
 from monitor.store import Store
+from tests.turns import Turns
 
 T0 = 1_699_963_200.0  # 2023-11-14 12:00 UTC: an hour boundary in the middle of a day
 M, H = "llama-3", "https://a.libertai.io"
@@ -108,17 +108,8 @@ async def test_a_large_history_is_read_while_the_loop_keeps_turning(
         )
     await store.flush()
     monkeypatch.setattr(data, "run_in_slices", lambda work: run_in_slices(work, 0.0))
-    turns = 0
-
-    async def spin() -> None:
-        nonlocal turns
-        while True:
-            await asyncio.sleep(0)
-            turns += 1
-
-    spinner = asyncio.create_task(spin())
-    history = await HistoryReader(store.engine).read(T0 + 300)
-    spinner.cancel()
+    with Turns() as turns:
+        history = await HistoryReader(store.engine).read(T0 + 300)
     assert {pair[1] for pair in history.hourly} == set(hosts)
     assert all(b.probes == 1 for hours in history.hourly.values() for b in hours.values())
-    assert turns >= 3 * 3_000 // 2_000  # names, rows and buckets: a turn every few thousand
+    assert turns.count >= 3 * 3_000 // 2_000  # names, rows and buckets: a turn every few thousand
