@@ -26,6 +26,7 @@ log = get_logger("monitor.api")
 VIEW_KEY = web.AppKey("view", MonitorView)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 MAX_HOSTS_KEY: web.AppKey[int | None] = web.AppKey("metrics_max_hosts")
+BUILDS_KEY: web.AppKey[_Builds] = web.AppKey("answer_builds")
 _JSON = "application/json"
 _MAX_HISTORY_POINTS = 5000
 
@@ -96,10 +97,25 @@ async def _snapshot_answer(request: web.Request, name: str) -> web.Response | No
     gzipped = _accepts_gzip(request)
     body = snap.encoded(name, gzipped)
     if body is None:
-        body = await run_in_slices(snap.encode_in_steps(name, gzipped))
+        body = await _built(request.app[BUILDS_KEY], snap, name, gzipped)
         if body is None:
             return None
     return web.Response(body=body, headers=_GZIPPED if gzipped else _PLAIN)
+
+
+_Builds = dict[tuple[int, str, bool], "asyncio.Future[bytes | None]"]
+
+
+async def _built(builds: _Builds, snap: Snapshot, name: str, gzipped: bool) -> bytes | None:
+    """The answer built once however many requests ask for it meanwhile (at 100,000 hosts a
+    build is a second or two of work), and never abandoned by a client that goes away."""
+    key = (id(snap), name, gzipped)  # the build holds the snapshot: its id is not reused meanwhile
+    build = builds.get(key)
+    if build is None:
+        build = asyncio.ensure_future(run_in_slices(snap.encode_in_steps(name, gzipped)))
+        builds[key] = build
+        build.add_done_callback(lambda _done: builds.pop(key, None))
+    return await asyncio.shield(build)
 
 
 def _cached(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -362,6 +378,7 @@ def make_app(
     app = web.Application(middlewares=[cache_headers(), json_errors])
     app[VIEW_KEY] = monitor
     app[MAX_HOSTS_KEY] = metrics_max_hosts
+    app[BUILDS_KEY] = {}
     registry = make_registry(monitor)
     app[REGISTRY_KEY] = registry
     app.router.add_get("/v1/best", best_all)

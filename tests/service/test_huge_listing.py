@@ -19,6 +19,7 @@ from monitor.fleet import SYNC_STEP
 from monitor.results import ProbeKind
 from monitor.scheduler import ProbeDispatcher
 from monitor.service import Monitor
+from monitor.snapshot import Snapshot
 from monitor.targets import HOST_WIDE, Target
 from tests.turns import Turns
 
@@ -165,3 +166,25 @@ def test_a_gzipped_answer_is_the_plain_one_compressed_the_same_every_time() -> N
     assert plain is not None and packed is not None and gzip.decompress(packed) == plain
     m.publisher.publish(force=True)
     assert m.snapshot.encode("hosts", gzipped=True) == packed  # same bytes: a stable strong ETag
+
+
+async def test_an_answer_asked_for_by_many_clients_at_once_is_built_once(
+    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = _monitor()
+    m.fleet.apply_listing(_listing(SERVERS), 1.0)
+    m.publisher.publish(force=True)
+    builds: list[str] = []
+    encode_in_steps = Snapshot.encode_in_steps
+
+    def counted(self: Snapshot, name: str, gzipped: bool = False) -> steps.Steps[bytes | None]:
+        builds.append(name)
+        return encode_in_steps(self, name, gzipped)
+
+    monkeypatch.setattr(Snapshot, "encode_in_steps", counted)
+    run_in_slices = steps.run_in_slices  # a turn of the loop after every step: builds overlap
+    monkeypatch.setattr(api, "run_in_slices", lambda work: run_in_slices(work, 0.0))
+    client = await aiohttp_client(make_app(m))
+    answers = await asyncio.gather(*(client.get("/v1/hosts") for _ in range(5)))
+    bodies = {await a.read() for a in answers}
+    assert len(bodies) == 1 and builds == ["hosts"]
