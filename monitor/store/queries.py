@@ -6,6 +6,7 @@ pairs with index seeks (a loose index scan) instead of reading the table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
@@ -16,7 +17,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitor.store.schema import discovery_runs, probe_results, rollup_state, rollups_hourly, vantages
+from monitor.store.schema import (
+    best_hosts,
+    discovery_runs,
+    probe_results,
+    rollup_state,
+    rollups_hourly,
+    vantages,
+)
 
 Pair = tuple[int, int]
 # (at ms, kind, outcome, ttft_ms, total_ms)
@@ -240,30 +248,45 @@ def raw_for_rollup(conn: Connection, vantage: str, from_ms: int, until_ms: int) 
     return out
 
 
+# The upserts below are built once per dialect and run with their values as parameters: each
+# `excluded` is an alias of its table, and SQLAlchemy's table constructs hold reference cycles, so
+# one built per call left ~40 objects of cyclic garbage each time (the result writer's
+# `touch_vantage` runs once per batch), which the runtime's collector, freezing what survives,
+# would never walk again at a large size (see monitor.runtime).
+
+
+@functools.cache
+def _upsert_rollups(dialect: str) -> Any:
+    ins = dialect_insert(dialect, rollups_hourly)
+    return ins.on_conflict_do_update(
+        index_elements=[
+            rollups_hourly.c.vantage,
+            rollups_hourly.c.model_id,
+            rollups_hourly.c.host_id,
+            rollups_hourly.c.hour,
+        ],
+        set_={
+            name: ins.excluded[name]
+            for name in ("probes", "ok", "ttft_ms_p50", "ttft_ms_p95", "latency_ms_p50")
+        },
+    )
+
+
+@functools.cache
+def _upsert_rollup_state(dialect: str) -> Any:
+    state = dialect_insert(dialect, rollup_state)
+    return state.on_conflict_do_update(
+        index_elements=[rollup_state.c.vantage], set_={"rolled_until": state.excluded.rolled_until}
+    )
+
+
 def write_rollups(conn: Connection, vantage: str, rows: Sequence[dict[str, Any]], until_hour: int) -> None:
     """Upsert hourly rows (each with its `vantage`) and move the vantage's roll-up mark, in the
     caller's transaction."""
     dialect = conn.dialect.name
     if rows:
-        ins = dialect_insert(dialect, rollups_hourly)
-        ins = ins.on_conflict_do_update(
-            index_elements=[
-                rollups_hourly.c.vantage,
-                rollups_hourly.c.model_id,
-                rollups_hourly.c.host_id,
-                rollups_hourly.c.hour,
-            ],
-            set_={
-                name: ins.excluded[name]
-                for name in ("probes", "ok", "ttft_ms_p50", "ttft_ms_p95", "latency_ms_p50")
-            },
-        )
-        conn.execute(ins, list(rows))
-    state = dialect_insert(dialect, rollup_state).values(vantage=vantage, rolled_until=until_hour)
-    state = state.on_conflict_do_update(
-        index_elements=[rollup_state.c.vantage], set_={"rolled_until": state.excluded.rolled_until}
-    )
-    conn.execute(state)
+        conn.execute(_upsert_rollups(dialect), list(rows))
+    conn.execute(_upsert_rollup_state(dialect), {"vantage": vantage, "rolled_until": until_hour})
 
 
 def _delete_per_pair(
@@ -298,9 +321,11 @@ def delete_discovery_before(conn: Connection, vantage: str, cutoff_ms: int) -> i
     return max(result.rowcount, 0)
 
 
-def touch_vantage(dialect_name: str, vantage: str, newest_ms: int) -> Any:
-    """The upsert that records `newest_ms` as the vantage's newest result unless it has a newer one."""
-    ins = dialect_insert(dialect_name, vantages).values(name=vantage, last_result_at=newest_ms)
+@functools.cache
+def touch_vantage(dialect_name: str) -> Any:
+    """The upsert that records `last_result_at` (epoch ms) as the vantage `name`'s newest result
+    unless it has a newer one; run with both as parameters."""
+    ins = dialect_insert(dialect_name, vantages)
     current = vantages.c.last_result_at
     return ins.on_conflict_do_update(
         index_elements=[vantages.c.name],
@@ -309,6 +334,18 @@ def touch_vantage(dialect_name: str, vantage: str, newest_ms: int) -> Any:
                 (current > ins.excluded.last_result_at, current), else_=ins.excluded.last_result_at
             )
         },
+    )
+
+
+@functools.cache
+def upsert_best(dialect_name: str) -> Any:
+    """The upsert of a model's best host (`vantage`, `model_id`, `host_id`, `since` as
+    parameters): `since` moves only when the host changes."""
+    ins = dialect_insert(dialect_name, best_hosts)
+    return ins.on_conflict_do_update(
+        index_elements=[best_hosts.c.vantage, best_hosts.c.model_id],
+        set_={"host_id": ins.excluded.host_id, "since": ins.excluded.since},
+        where=best_hosts.c.host_id.is_distinct_from(ins.excluded.host_id),
     )
 
 

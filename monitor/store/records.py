@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from monitor.store import bulk, queries
 from monitor.store.codes import MEMBERSHIP_EVENTS
 from monitor.store.core import Core, ms
-from monitor.store.schema import DISCOVERY_ERROR_MAX, best_hosts, discovery_runs, membership_events
+from monitor.store.schema import DISCOVERY_ERROR_MAX, discovery_runs, membership_events
 from monitor.store.types import DiscoveryRecord, MembershipRecord
 
 _MEMBERSHIP_COLUMNS = ("at", "model_id", "host_id", "event")
@@ -71,15 +71,10 @@ async def save_best(core: Core, model: str, host: str | None, at: float) -> None
         new = await core.ensure_ids(conn, {model}, set() if host is None else {host})
         model_id = (core.model_ids | new[0])[model]
         host_id = None if host is None else (core.host_ids | new[1])[host]
-        ins = queries.dialect_insert(core.dialect, best_hosts).values(
-            vantage=core.vantage, model_id=model_id, host_id=host_id, since=ms(at)
+        await conn.execute(
+            queries.upsert_best(core.dialect),
+            {"vantage": core.vantage, "model_id": model_id, "host_id": host_id, "since": ms(at)},
         )
-        ins = ins.on_conflict_do_update(
-            index_elements=[best_hosts.c.vantage, best_hosts.c.model_id],
-            set_={"host_id": ins.excluded.host_id, "since": ins.excluded.since},
-            where=best_hosts.c.host_id.is_distinct_from(ins.excluded.host_id),
-        )
-        await conn.execute(ins)
 
     await core.write("saving the best host", run)
     core.commit_ids(new)

@@ -268,7 +268,10 @@ class ResultWriter:
                 named = [dict(zip(_RESULT_COLUMNS, row, strict=True), vantage=vantage) for row in rows]
                 result = await conn.execute(self._ins_results, named)
             written = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
-            await conn.execute(queries.touch_vantage(core.dialect, vantage, max(row[2] for row in rows)))
+            newest = max(row[2] for row in rows)
+            await conn.execute(
+                queries.touch_vantage(core.dialect), {"name": vantage, "last_result_at": newest}
+            )
         core.commit_ids((new_models, new_hosts))
         self._last_at.update(last_at)
         return written

@@ -203,11 +203,23 @@ async def measure(servers: int, models: int, seconds: float, trusted: bool) -> N
             if "--census" in sys.argv:
                 _census("all objects the collector tracks")
             c0 = time.perf_counter()
+            if "--census" in sys.argv:
+                gc.set_debug(gc.DEBUG_SAVEALL)  # keep the garbage found, to say what it is
             found = gc.collect()  # a walk of everything: what the pacer never does at this size
             print(
                 f"  a walk of everything ({frozen} frozen) takes {(time.perf_counter() - c0) * 1000:.0f} ms"
                 f" and finds {found} objects of cyclic garbage"
             )
+            if "--census" in sys.argv:
+                gc.set_debug(0)
+                kinds: dict[str, int] = {}
+                for o in gc.garbage:
+                    kinds[type(o).__qualname__] = kinds.get(type(o).__qualname__, 0) + 1
+                print(
+                    "    of which: "
+                    + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:15])
+                )
+                gc.garbage.clear()
             gc.freeze()
             await asyncio.sleep(5)
             if "--census" in sys.argv:
