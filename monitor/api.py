@@ -17,7 +17,7 @@ from monitor.logging import get_logger
 from monitor.metrics import make_registry, negotiate, next_chunk, render
 from monitor.snapshot import Snapshot, iso
 from monitor.status.routes import MODEL_PATTERN, StatusSource, add_status_routes
-from monitor.steps import SLICE_S, run_in_slices
+from monitor.steps import SLICE_S, Slices, run_in_slices
 from monitor.store import StoreError
 from monitor.view import MonitorView, VantageSource
 
@@ -177,15 +177,12 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": exposition.content_type})
     response.enable_compression()  # gzip or deflate when accepted; aiohttp compresses off the loop
     await response.prepare(request)
-    loop = asyncio.get_running_loop()
+    slices = Slices(METRICS_SLICE_S)
     try:
-        slice_ends = loop.time() + METRICS_SLICE_S
         while chunk is not None:
             if chunk:
                 await response.write(chunk)
-            if loop.time() >= slice_ends:  # a write that needs no drain does not yield
-                await asyncio.sleep(0)
-                slice_ends = loop.time() + METRICS_SLICE_S
+            await slices.turn()  # a write that needs no drain does not yield
             chunk = next_chunk(chunks)
         await response.write_eof()
     except ConnectionResetError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.config import Settings
@@ -19,6 +19,7 @@ from monitor.discovery import alias_of
 from monitor.health import HostHealth, new_host
 from monitor.logging import get_logger
 from monitor.membership import Membership, MembershipChange, apply_listing, apply_listing_async
+from monitor.steps import run_in_slices
 from monitor.targets import Target, Targets, TargetSet, interval_of, probe_kinds
 
 log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
@@ -89,11 +90,10 @@ class Fleet:
                 now,
                 self._settings.retire_after,
             )
-            for _ in self._adopt(membership, changes):
-                await asyncio.sleep(0)
+            await run_in_slices(self._adopt(membership, changes), 0.0)  # a turn after every step
         return changes
 
-    def _adopt(self, membership: Membership, changes: list[MembershipChange]) -> Iterator[None]:
+    def _adopt(self, membership: Membership, changes: list[MembershipChange]) -> Generator[None, None, None]:
         """Take a new membership and walk the members again if needed, in steps."""
         self.membership = membership
         # Aliases stay in the membership (so they are recorded and restored after a restart) but

@@ -17,12 +17,12 @@ Untrusted hosts are members with `trusted=False`: they are reported, never sent 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
+from monitor.steps import finish, run_in_slices
 from monitor.urls import AllowList
 
 __all__ = [
@@ -112,10 +112,7 @@ def apply_listing(
     current: Membership, listing: Mapping[str, Sequence[str]], allow: AllowList, now: float, grace_s: float
 ) -> Diff:
     """Diff a good listing (model -> normalised host URLs) into the membership (see module doc)."""
-    steps = _apply(current, listing, allow, now, grace_s)
-    while (diff := _advance(steps)) is None:
-        pass
-    return diff
+    return finish(_apply(current, listing, allow, now, grace_s))
 
 
 async def apply_listing_async(
@@ -125,21 +122,7 @@ async def apply_listing_async(
 
     The same result; `current` is immutable, so nothing another task does meanwhile can change it.
     """
-    steps = _apply(current, listing, allow, now, grace_s)
-    while True:
-        diff = _advance(steps)
-        if diff is not None:
-            return diff
-        await asyncio.sleep(0)  # the loop's turn between two chunks
-
-
-def _advance(steps: Generator[None, None, Diff]) -> Diff | None:
-    """Run the diff to its next chunk boundary: its result once it is done, else None."""
-    try:
-        next(steps)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    return None
+    return await run_in_slices(_apply(current, listing, allow, now, grace_s), 0.0)  # a turn per chunk
 
 
 def _apply(

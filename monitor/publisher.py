@@ -26,6 +26,7 @@ from monitor.snapshot import (
     model_view,
     with_aliases,
 )
+from monitor.steps import finish, run_in_slices
 from monitor.throughput import Throughput
 
 PUBLISH_EVERY_S = 0.25
@@ -90,8 +91,7 @@ class Publisher:
 
     def publish(self, *, force: bool = False) -> None:
         """Rebuild the snapshot at once (start-up, shutdown, one-shot runs)."""
-        for _ in self._steps(force):
-            pass
+        finish(self._steps(force))
 
     async def publish_in_steps(self, *, force: bool = False) -> None:
         """Rebuild the snapshot, giving the event loop a turn after every step of a few
@@ -102,12 +102,9 @@ class Publisher:
         waited for the thread to hand it back (turns of 100-400 ms at 100,000 probed hosts).
         One rebuild at a time."""
         async with self._building:
-            steps = self._steps(force)
-            try:
-                for _ in steps:
-                    await asyncio.sleep(0)
-            finally:
-                steps.close()  # cancelled midway: hand the unfinished work back (see _steps)
+            # A turn after every step; cancelled midway, the steps are closed and hand the
+            # unfinished work back (see _steps).
+            await run_in_slices(self._steps(force), 0.0)
 
     def _steps(self, force: bool) -> Generator[None, None, None]:
         """The rebuild as steps: views of the hosts probed since the last one (a slice at a

@@ -70,6 +70,7 @@ from math import exp
 
 from monitor.health import HostHealth, is_eligible
 from monitor.results import HostState, Outcome, ProbeKind
+from monitor.steps import finish
 
 __all__ = [
     "DEFAULT_RANKING_POLICY",
@@ -220,13 +221,7 @@ def rank(
 
     `keyed`: the model gets billed (keyed) probes, so a host needs an accepted key to be best.
     """
-    steps = rank_in_steps(model, hosts, previous_best, now, policy, memo, keyed=keyed)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            ranking: ModelRanking = done.value
-            return ranking
+    return finish(rank_in_steps(model, hosts, previous_best, now, policy, memo, keyed=keyed))
 
 
 # Hosts looked at between two steps of `rank_in_steps`: a few milliseconds of work.

@@ -79,9 +79,7 @@ def next_start_per_turn(current: int, turn_s: float) -> int:
     several), so a fixed number of starts per turn is either too slow for cheap probes or a stall
     for dear ones. At 100,000 probed hosts, 200 refused connections per turn made turns of
     100-400 ms; halving on a long turn keeps them near the budget whatever a probe costs."""
-    if turn_s > TURN_BUDGET_S:
-        return max(MIN_START_PER_TURN, current // 2)
-    return min(START_PER_TURN, current + max(1, current // 4))
+    return _follow_turn(current, turn_s, MIN_START_PER_TURN, START_PER_TURN, 4)
 
 
 # How often the dispatcher times one turn of the loop, to set how many probes may be in flight.
@@ -96,9 +94,15 @@ def next_in_flight_cap(current: int, turn_s: float, limit: int) -> int:
     Probes in flight end when their hosts answer, many in the same turn when many answer at once
     (100,000 refused connections: 150-250 probe steps in one turn, 100-230 ms): so many as may
     end together, so long may a turn be. A loop with time to spare keeps the whole `limit`."""
+    return _follow_turn(current, turn_s, min(MIN_IN_FLIGHT, limit), limit, 8)
+
+
+def _follow_turn(current: int, turn_s: float, low: int, high: int, growth: int) -> int:
+    """Halved (not below `low`) after a turn over `TURN_BUDGET_S`, else grown by 1/`growth`
+    (at least one, not above `high`)."""
     if turn_s > TURN_BUDGET_S:
-        return max(min(MIN_IN_FLIGHT, limit), current // 2)
-    return min(limit, current + max(1, current // 8))
+        return max(low, current // 2)
+    return min(high, current + max(1, current // growth))
 
 
 class ProbeDispatcher(Generic[T]):

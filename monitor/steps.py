@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Generator, Iterable
 from typing import TypeVar
 
-__all__ = ["SLICE_S", "Steps", "finish", "mapped", "run_in_slices"]
+__all__ = ["SLICE_S", "Slices", "Steps", "finish", "mapped", "run_in_slices"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -33,20 +33,32 @@ def finish(steps: Steps[T]) -> T:
             return done.value  # type: ignore[no-any-return]
 
 
+class Slices:
+    """Work on the loop cut in slices: `turn()` lets the loop turn once `slice_s` has passed
+    since the last turn (0: at every call), and returns at once before that."""
+
+    def __init__(self, slice_s: float = SLICE_S) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._slice_s = slice_s
+        self._ends = self._loop.time() + slice_s
+
+    async def turn(self) -> None:
+        if self._loop.time() >= self._ends:
+            await asyncio.sleep(0)
+            self._ends = self._loop.time() + self._slice_s
+
+
 async def run_in_slices(steps: Steps[T], slice_s: float = SLICE_S) -> T:
     """Run `steps` on the loop, letting the loop turn once `slice_s` has passed since the last
-    turn. Cancelled midway, the generator is closed."""
-    loop = asyncio.get_running_loop()
-    ends = loop.time() + slice_s
+    turn (0: after every step). Cancelled midway, the generator is closed."""
+    slices = Slices(slice_s)
     try:
         while True:
             try:
                 next(steps)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            if loop.time() >= ends:
-                await asyncio.sleep(0)
-                ends = loop.time() + slice_s
+            await slices.turn()
     finally:
         steps.close()
 

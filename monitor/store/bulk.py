@@ -17,9 +17,27 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, TextClause, text
+from sqlalchemy import CursorResult, Executable, Table, TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["insert_json_rows", "json_rows", "names_insert", "names_select"]
+__all__ = ["insert", "insert_json_rows", "json_rows", "names_insert", "names_select"]
+
+
+async def insert(
+    conn: AsyncConnection,
+    on_sqlite: TextClause,
+    elsewhere: Executable,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    **constants: Any,
+) -> CursorResult[Any]:
+    """Insert `rows` (values of `columns`, in order; `constants` the same in every row): on
+    SQLite with `on_sqlite`, made by `insert_json_rows`, in one step; elsewhere with `elsewhere`
+    through SQLAlchemy's executemany."""
+    if conn.dialect.name == "sqlite":
+        return await conn.execute(on_sqlite, {"rows": json_rows(rows), **constants})
+    named = [dict(zip(columns, row, strict=True), **constants) for row in rows]
+    return await conn.execute(elsewhere, named)
 
 
 def json_rows(rows: Iterable[Any]) -> str:

@@ -13,6 +13,7 @@ from monitor.store.schema import DISCOVERY_ERROR_MAX, discovery_runs, membership
 from monitor.store.types import DiscoveryRecord, MembershipRecord
 
 _MEMBERSHIP_COLUMNS = ("at", "model_id", "host_id", "event")
+_INSERT_MEMBERSHIP = membership_events.insert()
 _INSERT_MEMBERSHIP_JSON = bulk.insert_json_rows(membership_events, _MEMBERSHIP_COLUMNS, constants=["vantage"])
 
 
@@ -49,13 +50,15 @@ async def record_membership(core: Core, events: Sequence[MembershipRecord]) -> N
         model_ids = core.model_ids | new[0]
         host_ids = core.host_ids | new[1]
         rows = [(ms(e.at), model_ids[e.model], host_ids[e.host], e.event) for e in events]
-        if core.dialect == "sqlite":  # one step, whatever the number (see monitor.store.bulk)
-            await conn.execute(
-                _INSERT_MEMBERSHIP_JSON, {"rows": bulk.json_rows(rows), "vantage": core.vantage}
-            )
-        else:
-            named = [dict(zip(_MEMBERSHIP_COLUMNS, row, strict=True), vantage=core.vantage) for row in rows]
-            await conn.execute(membership_events.insert(), named)
+        # On SQLite one step, whatever the number (see monitor.store.bulk).
+        await bulk.insert(
+            conn,
+            _INSERT_MEMBERSHIP_JSON,
+            membership_events.insert(),
+            _MEMBERSHIP_COLUMNS,
+            rows,
+            vantage=core.vantage,
+        )
 
     await core.write("recording membership events", run)
     core.commit_ids(new)

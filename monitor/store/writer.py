@@ -260,13 +260,10 @@ class ResultWriter:
                         finite_or_none(r.total_ms),
                     )
                 )
-            if core.dialect == "sqlite":  # the batch in one step (see monitor.store.bulk)
-                result = await conn.execute(
-                    self._ins_json, {"rows": bulk.json_rows(rows), "vantage": vantage}
-                )
-            else:
-                named = [dict(zip(_RESULT_COLUMNS, row, strict=True), vantage=vantage) for row in rows]
-                result = await conn.execute(self._ins_results, named)
+            # On SQLite the batch in one step (see monitor.store.bulk).
+            result = await bulk.insert(
+                conn, self._ins_json, self._ins_results, _RESULT_COLUMNS, rows, vantage=vantage
+            )
             written = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
             newest = max(row[2] for row in rows)
             await conn.execute(

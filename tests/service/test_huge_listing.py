@@ -63,20 +63,11 @@ async def test_a_large_model_is_ranked_in_steps_between_turns_of_the_loop() -> N
     hosts = 5 * ranking.HOSTS_PER_STEP
     await m.fleet.apply_listing_async(_listing(hosts, models=1), m.clock.time())
     await m.publisher.publish_in_steps(force=True)  # the host views: built in steps of their own
-    turns = 0
-
-    async def turning() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    ticker = asyncio.create_task(turning())
-    await asyncio.sleep(0)
-    before = turns
-    await m.publisher.publish_in_steps(force=True)  # nothing changed: only the ranking runs
-    ticker.cancel()
-    assert turns - before >= 5  # a turn at least every HOSTS_PER_STEP hosts
+    with Turns() as turns:
+        await asyncio.sleep(0)
+        before = turns.count
+        await m.publisher.publish_in_steps(force=True)  # nothing changed: only the ranking runs
+    assert turns.count - before >= 5  # a turn at least every HOSTS_PER_STEP hosts
     assert m.snapshot.models["m0"].known == hosts
 
 

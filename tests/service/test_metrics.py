@@ -3,7 +3,6 @@ time, off the event loop, exactly as prometheus_client rendered it before."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import itertools
 import subprocess
@@ -32,6 +31,7 @@ from monitor.snapshot import HostView, ModelView, Snapshot
 from monitor.view import Counters, MonitorView
 from tests.deploy.prom import tool
 from tests.service.support import eventually, network, settings_for
+from tests.turns import Turns
 
 # What Prometheus 2.42 sends (OpenMetrics), what Prometheus 3 sends, and no preference (text 0.0.4).
 OPENMETRICS = (
@@ -401,27 +401,20 @@ def test_a_large_exposition_is_rendered_in_bounded_chunks() -> None:
 async def test_the_loop_turns_between_every_chunk_of_a_scrape(
     aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    turns = 0
+    turns = Turns()
     seen: list[int] = []
-
-    async def turning() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
 
     def spied(*args: Any) -> Iterator[bytes]:
         for chunk in render(*args):
-            seen.append(turns)
+            seen.append(turns.count)
             yield chunk
 
     monkeypatch.setattr(api, "render", spied)
     monkeypatch.setattr(api, "METRICS_SLICE_S", 0.0)  # a turn after every chunk, however fast
     client = await aiohttp_client(make_app(_crowded_monitor(2000)))
-    ticker = asyncio.create_task(turning())
-    resp = await client.get("/metrics")
-    body = await resp.read()
-    ticker.cancel()
+    with turns:
+        resp = await client.get("/metrics")
+        body = await resp.read()
     assert resp.status == 200 and len(body) > 2 * CHUNK_CHARS
     assert len(seen) > 2 and all(b > a for a, b in itertools.pairwise(seen))
 
