@@ -36,11 +36,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from monitor.api import make_app
 from monitor.config import load_settings
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.logging import configure_logging
-from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
+from monitor.web.api import make_app
 
 # What Prometheus 2.42 sends (it negotiates OpenMetrics), and what a plain client gets.
 ACCEPT = {

@@ -32,7 +32,7 @@ def keepalive(seconds: float = 75.0) -> None:
 
 
 def scores() -> None:
-    from monitor import ranking
+    from monitor.core import ranking
 
     latencies, scored = ranking._latencies, ranking._scored
     cache: dict[tuple[int, Any], tuple[Any, Any]] = {}
@@ -66,7 +66,9 @@ def timing() -> None:
     import json
     import time
 
-    from monitor import best_hosts, fleet, publisher, recorder, service, snapshot
+    from monitor import service
+    from monitor.core import snapshot
+    from monitor.parts import best_hosts, fleet, publisher, recorder
 
     spans: dict[str, list[float]] = {}
     # (label, wall-clock start, ms) of every step of 2 ms or more, to line up with probe errors.

@@ -16,7 +16,7 @@ request after that from memory):
 - `model_page` and `model_page_cold`: one model's page.
 
 Reported: render time (median, p90, p99, max; the gzipped body included: unchanged cards keep
-their compressed bytes, see monitor/status/gzjoin.py), and the page's size plain and gzipped
+their compressed bytes, see monitor/web/status/gzjoin.py), and the page's size plain and gzipped
 (what a browser downloads: every browser sends `Accept-Encoding: gzip`).
 
 Usage: python -m bench.status_page [--models 100] [--hosts 5] [--renders 200] [--quick]
@@ -33,12 +33,12 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from bench.common import base_result, log, summary, write_result
-from monitor.results import HostState, Outcome
-from monitor.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
-from monitor.status.drawings import Drawings
-from monitor.status.history import Bucket, History, day_slots, hour_slots
-from monitor.status.incidents import IncidentLog
-from monitor.status.render import Cards, render_page
+from monitor.core.results import HostState, Outcome
+from monitor.core.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
+from monitor.web.status.drawings import Drawings
+from monitor.web.status.history import Bucket, History, day_slots, hour_slots
+from monitor.web.status.incidents import IncidentLog
+from monitor.web.status.render import Cards, render_page
 
 READINESS = {"discovery": "ok", "api_key": "ok", "database": "ok"}
 

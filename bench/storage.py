@@ -36,8 +36,8 @@ from typing import Any
 
 from bench.common import base_result, loadavg, log, write_result
 from monitor.config import load_settings
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.logging import configure_logging
-from monitor.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
 from monitor.store import MembershipRecord, Store, queries
 from monitor.store.engine import write_transaction

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monitor.results import ProbeKind
+from monitor.core.results import ProbeKind
 from monitor.store.codes import KIND_CODES
 
 Event = tuple[float, str, float | None]  # (start, epoch s; source; reported ms or None)

@@ -22,8 +22,8 @@ from monitor.config import (
     load_settings,
     unknown_env_warnings,
 )
+from monitor.core.results import HostState
 from monitor.logging import configure_logging, get_logger
-from monitor.results import HostState
 from monitor.settings_doc import settings_help
 
 log = get_logger("monitor.cli")

@@ -36,8 +36,8 @@ from monitor.config_values import (
     parse_url,
     parse_vantage,
 )
-from monitor.secret import Secret
-from monitor.urls import AllowList
+from monitor.core.secret import Secret
+from monitor.core.urls import AllowList
 
 ENV_PREFIX = "LIBERTAI_MONITOR_"
 KEY_ENV = "LIBERTAI_API_KEY"

@@ -8,8 +8,8 @@ import ssl
 from collections.abc import Callable
 from pathlib import Path
 
+from monitor.core.urls import AllowList, normalise_url
 from monitor.store import check_vantage
-from monitor.urls import AllowList, normalise_url
 
 
 def _number(raw: object, ok: Callable[[float], bool], expected: str) -> float:

@@ -20,8 +20,8 @@ import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.secret import Secret
+from monitor.core.clock import SYSTEM_CLOCK, Clock
+from monitor.core.secret import Secret
 
 _MASK = "***"
 _SECRET_KEYS = frozenset({"authorization", "api_key", "apikey", "key", "token", "password", "secret"})

@@ -45,7 +45,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from monitor.clock import SYSTEM_CLOCK, Clock
+from monitor.core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["GcPace", "loop_factory", "loop_name", "pace_gc", "raise_open_file_limit", "run", "settle"]
 

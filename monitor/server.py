@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from monitor.api import make_app
 from monitor.config import Settings
 from monitor.service import Monitor
 from monitor.store import Store
+from monitor.web.api import make_app
 
 # How long a stop waits for a request in progress. aiohttp waits this twice (for the handler, then
 # for its cancellation), so a client that never reads its answers holds a stop for twice this.

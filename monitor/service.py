@@ -17,37 +17,37 @@ import math
 import aiohttp
 
 from monitor import __version__
-from monitor.best_hosts import BestHosts, log_best_change, ranking_policy
-from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.config import Settings
-from monitor.discovery_run import DiscoveryRun
-from monitor.duties import Duties
-from monitor.fleet import Fleet
-from monitor.follower import Follower, Mark
-from monitor.http import make_session
-from monitor.leader import Election, asyncpg_dsn
+from monitor.core.clock import SYSTEM_CLOCK, Clock
+from monitor.core.results import HostState
+from monitor.core.secret import Secret
+from monitor.core.snapshot import DiscoveryStatus, Snapshot
+from monitor.core.upstream import is_reasoning
+from monitor.ha.duties import Duties
+from monitor.ha.election import Election, asyncpg_dsn
+from monitor.ha.follower import Follower, Mark
+from monitor.ha.roles import Roles
+from monitor.ha.vantages import UnknownVantage, VantageViews
 from monitor.logging import get_logger
-from monitor.persistence import Persistence
-from monitor.ports import HistoryReader, ServiceStore
-from monitor.probe_once import probe_once
-from monitor.probes import Prober
-from monitor.probing import Probing
-from monitor.publisher import Publisher
-from monitor.readiness import Readiness, readiness
-from monitor.recorder import STATE_LOG_WINDOW_S, ProbeRecorder, health_policy
-from monitor.restore import restore
-from monitor.results import HostState
-from monitor.roles import Roles
-from monitor.scheduler import SchedulerStats
-from monitor.secret import Secret
-from monitor.snapshot import DiscoveryStatus, Snapshot
-from monitor.status.incidents import IncidentLog
+from monitor.parts.best_hosts import BestHosts, log_best_change, ranking_policy
+from monitor.parts.discovery_run import DiscoveryRun
+from monitor.parts.fleet import Fleet
+from monitor.parts.persistence import Persistence
+from monitor.parts.ports import HistoryReader, ServiceStore
+from monitor.parts.probe_once import probe_once
+from monitor.parts.probing import Probing
+from monitor.parts.publisher import Publisher
+from monitor.parts.readiness import Readiness, readiness
+from monitor.parts.recorder import STATE_LOG_WINDOW_S, ProbeRecorder, health_policy
+from monitor.parts.restore import restore
+from monitor.parts.scheduler import SchedulerStats
+from monitor.parts.targets import HOST_WIDE, Target, Targets, probe_kinds
+from monitor.probe.http import make_session
+from monitor.probe.prober import Prober
+from monitor.probe.throughput import Throughput, ThroughputProbes, probe_throughput
 from monitor.store import StoreError, VantageInfo
-from monitor.targets import HOST_WIDE, Target, Targets, probe_kinds
-from monitor.throughput import Throughput, ThroughputProbes, probe_throughput
-from monitor.upstream import is_reasoning
-from monitor.vantage_views import UnknownVantage, VantageViews
-from monitor.view import Counters
+from monitor.web.status.incidents import IncidentLog
+from monitor.web.view import Counters
 
 __all__ = ["HOST_WIDE", "Monitor", "Readiness", "Target", "probe_kinds"]
 
@@ -62,7 +62,7 @@ log = get_logger("monitor.service")
 
 class Monitor:
     """The service: `prepare` (restore; answers ready), `run` (discovery, probes, jobs), `stop`.
-    Satisfies `monitor.view.MonitorView` for the API and /metrics."""
+    Satisfies `monitor.web.view.MonitorView` for the API and /metrics."""
 
     def __init__(
         self, settings: Settings, store: ServiceStore | None = None, clock: Clock = SYSTEM_CLOCK

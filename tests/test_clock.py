@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 
 
 async def test_a_sleeper_wakes_only_when_its_time_has_come() -> None:

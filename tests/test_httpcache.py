@@ -1,5 +1,5 @@
-"""ETag, Cache-Control and CORS on the monitor's JSON answers (monitor.httpcache), on a small app
-that serves answers the way monitor.api does: the same bytes object until the snapshot changes."""
+"""ETag, Cache-Control and CORS on the monitor's JSON answers (monitor.web.httpcache), on a small app
+that serves answers the way monitor.web.api does: the same bytes object until the snapshot changes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from monitor.httpcache import MAX_AGE_S, cache_headers, etag_of, matches
+from monitor.web.httpcache import MAX_AGE_S, cache_headers, etag_of, matches
 
 Client = Any  # the aiohttp_client fixture's factory
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
+from monitor.core.secret import Secret
 from monitor.logging import MALFORMED_REQUESTS, MalformedRequests, configure_logging, get_logger
-from monitor.secret import Secret
 
 KEY = "sk-live-0123456789abcdef"
 

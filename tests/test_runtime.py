@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.runtime import NO_AUTOMATIC_FULL, GcPace, loop_factory, loop_name, pace_gc, run
 
 PACE = GcPace(young_s=1.0, middle_every=3, full_s=10.0, thaw_s=30.0, thaw_below=10**9)
@@ -175,7 +175,7 @@ def test_importing_the_package_changes_no_process_state() -> None:
         "import gc, resource, asyncio\n"
         "before = (gc.isenabled(), gc.get_freeze_count(), resource.getrlimit(resource.RLIMIT_NOFILE),"
         " type(asyncio.get_event_loop_policy()).__module__)\n"
-        "import monitor.cli, monitor.server, monitor.runtime, monitor.service, monitor.api\n"
+        "import monitor.cli, monitor.server, monitor.runtime, monitor.service, monitor.web.api\n"
         "after = (gc.isenabled(), gc.get_freeze_count(), resource.getrlimit(resource.RLIMIT_NOFILE),"
         " type(asyncio.get_event_loop_policy()).__module__)\n"
         "assert before == after, (before, after)\n"

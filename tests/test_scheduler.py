@@ -13,8 +13,8 @@ from typing import TypeVar
 
 import pytest
 
-from monitor.clock import FakeClock
-from monitor.scheduler import (
+from monitor.core.clock import FakeClock
+from monitor.parts.scheduler import (
     MIN_IN_FLIGHT,
     MIN_START_PER_TURN,
     START_PER_TURN,

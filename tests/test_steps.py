@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.steps import Steps, finish, mapped, run_in_slices
+from monitor.core.steps import Steps, finish, mapped
+from monitor.parts.slices import run_in_slices
 from tests.turns import Turns
 
 

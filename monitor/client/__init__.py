@@ -18,7 +18,7 @@ Keyword arguments of both transports:
   `penalty` (30 s: a host that just failed here is tried after the others for this long);
 - `on_attempt`: called with an `Attempt` (host, reason, status, elapsed) after every try;
 - `transport`: the inner httpx2 transport that sends to hosts (default: a pooled one);
-- `clock`: a `monitor.clock.Clock` (tests).
+- `clock`: a `monitor.core.clock.Clock` (tests).
 
 Every response carries the host that answered in its `X-LibertAI-Host` header, and every try in
 `response.extensions["libertai_attempts"]`.

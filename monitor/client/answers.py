@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.urls import normalise_url
+from monitor.core.urls import normalise_url
 
 __all__ = ["MAX_ANSWER_BYTES", "Answer", "parse_answer"]
 

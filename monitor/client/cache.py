@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from monitor.client.answers import MAX_ANSWER_BYTES, Answer, parse_answer
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 
 __all__ = ["AnswerCache", "Download", "Fetch", "Want"]
 

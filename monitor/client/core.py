@@ -16,9 +16,9 @@ import httpx2
 from monitor.client.answers import Answer
 from monitor.client.cache import AnswerCache
 from monitor.client.rules import error_reason, host_body, order_hosts, read_model, retry_reason, status_reason
-from monitor.clock import Clock
-from monitor.results import Outcome
-from monitor.urls import AllowList, normalise_url
+from monitor.core.clock import Clock
+from monitor.core.results import Outcome
+from monitor.core.urls import AllowList, normalise_url
 
 __all__ = ["HOST_HEADER", "Attempt", "Attempts", "FailoverCore"]
 

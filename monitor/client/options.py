@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.client.core import Attempt, FailoverCore
-from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.http import make_ssl_context
-from monitor.urls import AllowList, normalise_url
+from monitor.core.clock import SYSTEM_CLOCK, Clock
+from monitor.core.tls import make_ssl_context
+from monitor.core.urls import AllowList, normalise_url
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "Options"]
 

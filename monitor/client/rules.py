@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 
 from monitor.client.answers import Answer
-from monitor.results import Outcome, error_status_outcome
+from monitor.core.results import Outcome, error_status_outcome
 
 __all__ = ["error_reason", "host_body", "order_hosts", "read_model", "retry_reason", "status_reason"]
 

@@ -24,7 +24,7 @@ import aiohttp
 import trustme
 from aiohttp import web
 
-from monitor.clock import SYSTEM_CLOCK, Clock
+from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.sim.behaviour import host_rng, is_down
 from monitor.sim.gateway import GatewayApp
 from monitor.sim.host import HostApp

@@ -7,7 +7,7 @@ import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from monitor.clock import SYSTEM_CLOCK, Clock
+from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.sim.keys import Keyring, KeyStatus
 from monitor.sim.specs import Behaviour, GatewaySpec, HostSpec, ModelSpec, Scenario
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.results import HostState, Outcome, error_status_outcome
+from monitor.core.results import HostState, Outcome, error_status_outcome
 from monitor.sim.behaviour import is_down, is_listed, is_scheduled
 from monitor.sim.specs import Behaviour, ModelSpec
 from monitor.sim.state import SimHost, SimState

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from monitor.percentile import percentile_of_sorted
+from monitor.core.percentile import percentile_of_sorted
 from monitor.store.codes import NEUTRAL_OUTCOME_CODES, OK_CODE, SERVING_KIND_CODES
 
 # One probe as aggregation sees it: (kind code, outcome code, ttft_ms, total_ms).
@@ -27,7 +27,7 @@ class Agg:
 
 def aggregate(rows: Iterable[Observation]) -> Agg | None:
     """Aggregate raw rows of one (model, host) and one bucket; None when no row counts.
-    Percentiles are nearest-rank (`monitor.percentile`), as in `/v1/hosts`."""
+    Percentiles are nearest-rank (`monitor.core.percentile`), as in `/v1/hosts`."""
     probes = ok = 0
     ttfts: list[float] = []
     serving_lat: list[float] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-from monitor.results import Outcome, ProbeKind
+from monitor.core.results import Outcome, ProbeKind
 
 # SQLite stores the integers 0 and 1 in zero bytes, so the most frequent values get them.
 KIND_CODES: Final = MappingProxyType(

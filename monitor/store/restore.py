@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from monitor.results import Evidence, ProbeResult
+from monitor.core.results import Evidence, ProbeResult
 from monitor.store import queries
 from monitor.store.codes import KIND_BY_CODE, OUTCOME_BY_CODE
 from monitor.store.core import Core, ms

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from monitor.results import Evidence, ProbeResult
+from monitor.core.results import Evidence, ProbeResult
 from monitor.store import maintenance, queries, records, restore
 from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
-from monitor.results import ProbeResult
+from monitor.core.results import ProbeResult
 from monitor.store.codes import KIND_BY_CODE, OUTCOME_BY_CODE
 from monitor.store.core import Core, ms
 from monitor.store.schema import best_hosts, hosts, membership_events, models, probe_results

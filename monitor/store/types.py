@@ -23,7 +23,7 @@ class DiscoveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class MembershipRecord:
-    """One membership change as stored (`monitor.membership.MembershipEvent` is only its name)."""
+    """One membership change as stored (`monitor.core.membership.MembershipEvent` is only its name)."""
 
     at: float
     model: str

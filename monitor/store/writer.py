@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from monitor.results import ProbeResult
+from monitor.core.results import ProbeResult
 from monitor.store import bulk, queries
 from monitor.store.codes import KIND_CODES, OUTCOME_CODES
 from monitor.store.core import Core, describe, finite_or_none, is_transient, ms

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.sim import SimNetwork
 from monitor.sim.testing import scenario_of
 from tests.client.support import KEY, RecordingHost, StubMonitor, answer

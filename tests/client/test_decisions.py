@@ -12,9 +12,9 @@ import pytest
 from monitor.client.answers import Answer, parse_answer
 from monitor.client.cache import AnswerCache, Want
 from monitor.client.rules import error_reason, host_body, order_hosts, read_model, retry_reason
-from monitor.clock import FakeClock
-from monitor.results import Outcome
-from monitor.urls import AllowList
+from monitor.core.clock import FakeClock
+from monitor.core.results import Outcome
+from monitor.core.urls import AllowList
 from tests.client.support import answer
 
 A, B, C = "https://a.libertai.io", "https://b.libertai.io", "https://c.libertai.io"

@@ -11,7 +11,7 @@ import httpx2
 import openai
 import pytest
 
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.sim import SimNetwork
 from monitor.sim.testing import scenario_of
 from tests.client.sdk import LOOPBACK, MESSAGES, chat, in_thread, wire

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from monitor.health import HealthPolicy, HostHealth, apply, new_host
-from monitor.ranking import RankingPolicy, rank, score, weighted_percentile
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.health import HealthPolicy, HostHealth, apply, new_host
+from monitor.core.ranking import RankingPolicy, rank, score, weighted_percentile
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from tests.decisions.timeline import MODEL, SimHost, first_best_after, outages, run
 
 HEALTH = HealthPolicy()

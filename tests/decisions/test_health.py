@@ -1,4 +1,4 @@
-"""The per-(model, host) health state machine: monitor.health."""
+"""The per-(model, host) health state machine: monitor.core.health."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
-from monitor.health import (
+from monitor.core.health import (
     HealthPolicy,
     HostHealth,
     apply,
@@ -22,7 +22,7 @@ from monitor.health import (
     replay_evidence,
     stats,
 )
-from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 
 MODEL = "hermes-3-8b"
 HOST = "https://a.libertai.io"

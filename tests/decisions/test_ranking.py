@@ -1,4 +1,4 @@
-"""Per-model ranking with hysteresis: monitor.ranking."""
+"""Per-model ranking with hysteresis: monitor.core.ranking."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from monitor.health import HealthPolicy, HostHealth, apply, new_host
-from monitor.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank, score
-from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.health import HealthPolicy, HostHealth, apply, new_host
+from monitor.core.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank, score
+from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 
 MODEL = "hermes-3-8b"
 HEALTH = HealthPolicy()

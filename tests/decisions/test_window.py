@@ -1,4 +1,4 @@
-"""The packed window of one (model, host): monitor.window."""
+"""The packed window of one (model, host): monitor.core.window."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from monitor.results import Outcome, ProbeKind
-from monitor.window import Evidence, Sample, Window
+from monitor.core.results import Outcome, ProbeKind
+from monitor.core.window import Evidence, Sample, Window
 
 H, A, C, E = ProbeKind.HEALTH, ProbeKind.AUTH, ProbeKind.COMPLETION, ProbeKind.EMBEDDING
 OK = Outcome.OK

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from monitor.health import HealthPolicy, HostHealth, apply, needs_confirmation, new_host
-from monitor.ranking import RankingPolicy, rank
-from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.health import HealthPolicy, HostHealth, apply, needs_confirmation, new_host
+from monitor.core.ranking import RankingPolicy, rank
+from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 
 MODEL = "hermes-3-8b"
 

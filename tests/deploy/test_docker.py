@@ -303,7 +303,7 @@ def test_dockerignore_keeps_out_local_state_and_keeps_in_the_build_inputs(docker
         ".pytest_cache/v/cache",
         ".mypy_cache/3.11/x.json",
         ".ruff_cache/x",
-        "build/lib/monitor/api.py",
+        "build/lib/monitor/web/api.py",
         "libertai_monitor.egg-info/PKG-INFO",
         "bench/results/run.json",
     ]:
@@ -314,7 +314,7 @@ def test_dockerignore_keeps_out_local_state_and_keeps_in_the_build_inputs(docker
     assert set(sources) >= {"pyproject.toml", "README.md", "monitor", "migrations"}
     for src in sources:
         assert not ignored(src, patterns), f"{src} is copied by the Dockerfile but left out of the context"
-    for path in ["monitor/api.py", "migrations/env.py", "monitor/sim/presets/demo.toml"]:
+    for path in ["monitor/web/api.py", "migrations/env.py", "monitor/sim/presets/demo.toml"]:
         assert not ignored(path, patterns), path
 
 

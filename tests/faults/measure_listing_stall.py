@@ -18,11 +18,11 @@ import time
 
 from aiohttp import web
 
-from monitor.discovery import ListingWarnings, fetch_models
-from monitor.http import make_session
-from monitor.membership import Membership, apply_listing_async
+from monitor.core.membership import Membership, apply_listing_async
+from monitor.core.urls import AllowList
+from monitor.probe.discovery import ListingWarnings, fetch_models
+from monitor.probe.http import make_session
 from monitor.runtime import pace_gc
-from monitor.urls import AllowList
 
 TICK_S = 0.002
 

@@ -119,7 +119,11 @@ async def _curl(url: str) -> str:
 
 def _time_stop_steps(monitor: Monitor) -> None:
     """Print how long each step of the monitor's stop takes."""
-    steps: list[tuple[Any, str]] = [(monitor, "stop"), (monitor.roles, "close"), (monitor, "_final_publish")]
+    steps: list[tuple[Any, str]] = [
+        (monitor, "stop"),
+        (monitor.roles, "close"),
+        (monitor, "_final_publish"),
+    ]
     if monitor.persistence is not None:
         steps.append((monitor.persistence, "drain"))
     for owner, name in steps:

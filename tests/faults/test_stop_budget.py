@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.clock import FakeClock
 from monitor.config import load_settings
+from monitor.core.clock import FakeClock
 from monitor.service import _STOP_PUBLISH_S, Monitor
 
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from monitor.leader import Election, Role
+from monitor.ha.election import Election, Role
 
 
 async def _child(url: str, vantage: str) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from monitor.percentile import percentile_of_sorted
+from monitor.core.percentile import percentile_of_sorted
 from tests.ha.monitors import start_monitor, wait_role
 from tests.pg import PgServer, find_bin_dir
 from tests.service.support import get_json, network

@@ -11,8 +11,8 @@ import argparse
 import asyncio
 import time
 
-from monitor.percentile import percentile_of_sorted
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.percentile import percentile_of_sorted
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import Store
 from monitor.store.tail import ResultTail, TailCursor
 from tests.pg import PgServer, find_bin_dir

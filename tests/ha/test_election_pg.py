@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from monitor.leader import Election, Role, asyncpg_dsn
+from monitor.ha.election import Election, Role, asyncpg_dsn
 
 BOUND_S = 10.0  # the takeover bound
 

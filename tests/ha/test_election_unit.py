@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import structlog
 
-from monitor.clock import FakeClock
-from monitor.leader import Election, Role, asyncpg_dsn, lock_key
+from monitor.core.clock import FakeClock
+from monitor.ha.election import Election, Role, asyncpg_dsn, lock_key
 
 URL = "postgresql+asyncpg://monitor:s3cret-pw@db.example:5432/monitor"
 

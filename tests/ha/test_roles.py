@@ -13,15 +13,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from monitor.api import make_app
-from monitor.clock import FakeClock
 from monitor.config import ConfigError, Settings, load_settings
-from monitor.follower import Follower, Mark, listing_after
-from monitor.leader import Role
-from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.clock import FakeClock
+from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.ha.election import Role
+from monitor.ha.follower import Follower, Mark, listing_after
 from monitor.service import Monitor
 from monitor.store import MembershipChange, MembershipRecord, Store
 from monitor.store.schema import probe_results
+from monitor.web.api import make_app
 from tests.service.support import eventually
 
 M = "hermes"

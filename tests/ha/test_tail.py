@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import MembershipRecord, Store
 from monitor.store.schema import probe_results
 from monitor.store.tail import MembershipTail, ResultTail, TailCursor, load_best

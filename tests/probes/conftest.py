@@ -22,10 +22,10 @@ import pytest
 import trustme
 from aiohttp import web
 
-from monitor.http import make_session
-from monitor.probes import Prober
-from monitor.secret import Secret
-from monitor.urls import AllowList
+from monitor.core.secret import Secret
+from monitor.core.urls import AllowList
+from monitor.probe.http import make_session
+from monitor.probe.prober import Prober
 
 API_KEY = "sk-live-TOPSECRET-9f8e7d6c5b4a3210"
 LOOPBACK_ALLOW = AllowList.parse("http://127.0.0.1:*,https://127.0.0.1:*")

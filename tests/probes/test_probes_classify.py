@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from monitor.probes import (
+from monitor.core.results import Outcome, ProbeKind
+from monitor.probe.prober import (
     SseEvent,
     SseStream,
     classify_status,
@@ -15,7 +16,6 @@ from monitor.probes import (
     sanitise_detail,
     valid_embedding,
 )
-from monitor.results import Outcome, ProbeKind
 
 H, A, C, E = ProbeKind.HEALTH, ProbeKind.AUTH, ProbeKind.COMPLETION, ProbeKind.EMBEDDING
 ALL = (H, A, C, E)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from monitor.discovery import DiscoveryResult, check_gateway_key, fetch_models
-from monitor.results import Outcome
+from monitor.core.results import Outcome
+from monitor.probe.discovery import DiscoveryResult, check_gateway_key, fetch_models
 
 LISTING = {
     "hermes-3-8b": {"servers": ["https://A.libertai.io/", "https://b.libertai.io", "bogus"]},

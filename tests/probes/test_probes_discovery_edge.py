@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from monitor import discovery
-from monitor.discovery import ListingWarnings, fetch_models, parse_models
+from monitor.probe import discovery
+from monitor.probe.discovery import ListingWarnings, fetch_models, parse_models
 
 BAD_IDS = [
     "bad-\ud800-id",  # a lone surrogate: JSON's "\ud800" decodes to it

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from monitor.discovery import DiscoveryError, alias_of, parse_models
+from monitor.probe.discovery import DiscoveryError, alias_of, parse_models
 
 
 def test_parse_models_valid_listing() -> None:

@@ -15,10 +15,10 @@ import aiohttp
 import aiohttp.abc
 import pytest
 
-from monitor.http import make_session
-from monitor.probes import Prober
-from monitor.results import Outcome, ProbeKind
-from monitor.urls import AllowList
+from monitor.core.results import Outcome, ProbeKind
+from monitor.core.urls import AllowList
+from monitor.probe.http import make_session
+from monitor.probe.prober import Prober
 
 MODEL = "hermes-3-8b"
 MakeProber = Callable[..., Prober]

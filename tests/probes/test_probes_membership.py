@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.membership import CHUNK_HOSTS, Membership, MembershipChange, apply_listing, apply_listing_async
-from monitor.urls import AllowList
+from monitor.core.membership import (
+    CHUNK_HOSTS,
+    Membership,
+    MembershipChange,
+    apply_listing,
+    apply_listing_async,
+)
+from monitor.core.urls import AllowList
 
 ALLOW = AllowList.parse("https://*.libertai.io")
 A, B = "https://a.libertai.io", "https://b.libertai.io"

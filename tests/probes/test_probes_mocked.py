@@ -7,10 +7,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitor.discovery import check_gateway_key, fetch_models
-from monitor.probes import Prober
-from monitor.results import Outcome
-from monitor.urls import AllowList
+from monitor.core.results import Outcome
+from monitor.core.urls import AllowList
+from monitor.probe.discovery import check_gateway_key, fetch_models
+from monitor.probe.prober import Prober
 
 HOST = "https://h1.libertai.io"
 GATEWAY = "https://api.libertai.io"

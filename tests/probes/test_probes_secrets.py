@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from monitor.results import ProbeKind, ProbeResult
+from monitor.core.results import ProbeKind, ProbeResult
 
 MODEL = "hermes-3-8b"
 

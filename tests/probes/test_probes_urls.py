@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.urls import AllowList, normalise_url
+from monitor.core.urls import AllowList, normalise_url
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Throughput measurement (monitor.throughput): the pure parts, and the probe against simulated hosts."""
+"""Throughput measurement (monitor.probe.throughput): the pure parts, and the probe on simulated hosts."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from monitor.percentile import percentile
-from monitor.results import Outcome
-from monitor.secret import Secret
+from monitor.core.percentile import percentile
+from monitor.core.results import Outcome
+from monitor.core.secret import Secret
+from monitor.core.urls import AllowList
+from monitor.probe.throughput import by_throughput, measure, probe_throughput, text_chunk
 from monitor.sim import SimNetwork
 from monitor.sim.testing import KEY, scenario_of
-from monitor.throughput import by_throughput, measure, probe_throughput, text_chunk
-from monitor.urls import AllowList
 
 ALLOW = AllowList.parse("http://127.0.0.1:*")
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from monitor.api import make_app
-from monitor.clock import FakeClock
 from monitor.config import load_settings
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.clock import FakeClock
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
+from monitor.web.api import make_app
 
 FAST = "http://127.0.0.1:1001"
 SLOW = "http://127.0.0.1:1002"

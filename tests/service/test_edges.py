@@ -10,19 +10,19 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from monitor.api import make_app
-from monitor.best_hosts import BestChanged, BestHosts, ranking_policy
-from monitor.clock import FakeClock
 from monitor.config import load_settings
-from monitor.fleet import Fleet
-from monitor.persistence import Persistence
-from monitor.readiness import readiness
-from monitor.recorder import health_policy
-from monitor.restore import restore
-from monitor.results import Evidence, Outcome, ProbeKind, ProbeResult
+from monitor.core.clock import FakeClock
+from monitor.core.results import Evidence, Outcome, ProbeKind, ProbeResult
+from monitor.parts.best_hosts import BestChanged, BestHosts, ranking_policy
+from monitor.parts.fleet import Fleet
+from monitor.parts.persistence import Persistence
+from monitor.parts.readiness import readiness
+from monitor.parts.recorder import health_policy
+from monitor.parts.restore import restore
+from monitor.parts.targets import Targets
 from monitor.service import Monitor
 from monitor.store import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreError, StoreStats
-from monitor.targets import Targets
+from monitor.web.api import make_app
 
 HOST = "http://127.0.0.1:1001"
 REASON = "reading history failed: database is locked"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import gc
 
-from monitor.clock import FakeClock
 from monitor.config import load_settings
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.clock import FakeClock
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
 
 T0 = 1_700_000_000.0

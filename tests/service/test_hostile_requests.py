@@ -11,9 +11,9 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 
-from monitor.clock import FakeClock
 from monitor.config import load_settings
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.clock import FakeClock
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.server import service_app
 from monitor.service import Monitor
 from monitor.store import HistoryPoint

@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
-from monitor import api, ranking, steps
-from monitor.api import make_app
-from monitor.clock import FakeClock
 from monitor.config import load_settings
-from monitor.fleet import SYNC_STEP
-from monitor.results import ProbeKind
-from monitor.scheduler import ProbeDispatcher
+from monitor.core import ranking, steps
+from monitor.core.clock import FakeClock
+from monitor.core.results import ProbeKind
+from monitor.core.snapshot import Snapshot
+from monitor.parts import slices
+from monitor.parts.fleet import SYNC_STEP
+from monitor.parts.scheduler import ProbeDispatcher
+from monitor.parts.targets import HOST_WIDE, Target
 from monitor.service import Monitor
-from monitor.snapshot import Snapshot
-from monitor.targets import HOST_WIDE, Target
+from monitor.web import api
+from monitor.web.api import make_app
 from tests.turns import Turns
 
 SERVERS = 3 * SYNC_STEP
@@ -138,7 +140,7 @@ async def test_a_large_answer_is_encoded_between_turns_of_the_loop_and_reads_the
     m.publisher.publish(force=True)
     expected = json.loads(m.snapshot.encode("hosts") or b"")  # built at once, on a copy's cache
     m.publisher.publish(force=True)  # a fresh snapshot: nothing encoded yet
-    run_in_slices = steps.run_in_slices  # a turn of the loop after every step, however fast
+    run_in_slices = slices.run_in_slices  # a turn of the loop after every step, however fast
     monkeypatch.setattr(api, "run_in_slices", lambda work: run_in_slices(work, 0.0))
     client = await aiohttp_client(make_app(m))
     with Turns() as turns:
@@ -173,7 +175,7 @@ async def test_an_answer_asked_for_by_many_clients_at_once_is_built_once(
         return encode_in_steps(self, name, gzipped)
 
     monkeypatch.setattr(Snapshot, "encode_in_steps", counted)
-    run_in_slices = steps.run_in_slices  # a turn of the loop after every step: builds overlap
+    run_in_slices = slices.run_in_slices  # a turn of the loop after every step: builds overlap
     monkeypatch.setattr(api, "run_in_slices", lambda work: run_in_slices(work, 0.0))
     client = await aiohttp_client(make_app(m))
     answers = await asyncio.gather(*(client.get("/v1/hosts") for _ in range(5)))

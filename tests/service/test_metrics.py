@@ -18,17 +18,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.registry import Collector
 
-from monitor import api
-from monitor.api import make_app
-from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.metrics import CHUNK_CHARS, PIECES_PER_CHUNK, MonitorCollector, negotiate, quotas, render
-from monitor.ports import HistoryReader
-from monitor.readiness import Readiness
-from monitor.results import HostState, Outcome
-from monitor.scheduler import SchedulerStats
+from monitor.core.clock import SYSTEM_CLOCK, Clock
+from monitor.core.results import HostState, Outcome
+from monitor.core.snapshot import HostView, ModelView, Snapshot
+from monitor.parts.ports import HistoryReader
+from monitor.parts.readiness import Readiness
+from monitor.parts.scheduler import SchedulerStats
 from monitor.server import serving
-from monitor.snapshot import HostView, ModelView, Snapshot
-from monitor.view import Counters, MonitorView
+from monitor.web import api
+from monitor.web.api import make_app
+from monitor.web.metrics import CHUNK_CHARS, PIECES_PER_CHUNK, MonitorCollector, negotiate, quotas, render
+from monitor.web.view import Counters, MonitorView
 from tests.deploy.prom import tool
 from tests.service.support import eventually, network, settings_for
 from tests.turns import Turns

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from monitor.best_hosts import BestChanged, BestHosts, ranking_policy
-from monitor.clock import FakeClock
 from monitor.config import Settings, load_settings
-from monitor.fleet import Fleet
-from monitor.recorder import ProbeRecorder, health_policy
-from monitor.results import Outcome, ProbeKind, ProbeResult
-from monitor.scheduler import ProbeDispatcher
-from monitor.targets import HOST_WIDE, Target, Targets
+from monitor.core.clock import FakeClock
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.parts.best_hosts import BestChanged, BestHosts, ranking_policy
+from monitor.parts.fleet import Fleet
+from monitor.parts.recorder import ProbeRecorder, health_policy
+from monitor.parts.scheduler import ProbeDispatcher
+from monitor.parts.targets import HOST_WIDE, Target, Targets
 
 A, B = "http://127.0.0.1:1001", "http://127.0.0.1:1002"
 T0 = 1_700_000_000.0

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from monitor.membership import MembershipChange
-from monitor.persistence import MEMBERSHIP_BATCH, Persistence
+from monitor.core.membership import MembershipChange
+from monitor.parts.persistence import MEMBERSHIP_BATCH, Persistence
 from monitor.store import DiscoveryRecord, MembershipRecord
 
 CHANGES = 10 * MEMBERSHIP_BATCH

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.best_hosts import BestHosts, ranking_policy
-from monitor.clock import FakeClock
 from monitor.config import load_settings
-from monitor.fleet import Fleet
-from monitor.probe_once import probe_once
-from monitor.probing import Probing
-from monitor.publisher import Publisher
-from monitor.recorder import ProbeRecorder, health_policy
-from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
-from monitor.snapshot import DiscoveryStatus
-from monitor.targets import Targets
+from monitor.core.clock import FakeClock
+from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.snapshot import DiscoveryStatus
+from monitor.parts.best_hosts import BestHosts, ranking_policy
+from monitor.parts.fleet import Fleet
+from monitor.parts.probe_once import probe_once
+from monitor.parts.probing import Probing
+from monitor.parts.publisher import Publisher
+from monitor.parts.recorder import ProbeRecorder, health_policy
+from monitor.parts.targets import Targets
 
 GOOD, BAD = "http://127.0.0.1:1001", "http://127.0.0.1:1002"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.clock import FakeClock
 from monitor.config import load_settings
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.clock import FakeClock
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
 
 MODELS = ("alpha", "beta", "gamma")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from monitor.clock import FakeClock
 from monitor.config import load_settings
-from monitor.results import ProbeKind
-from monitor.scheduler import ProbeDispatcher
+from monitor.core.clock import FakeClock
+from monitor.core.results import ProbeKind
+from monitor.parts.scheduler import ProbeDispatcher
 from monitor.service import Monitor, Target
 
 HOSTS = 4000  # a ramp of HOSTS / 200 = 20 s

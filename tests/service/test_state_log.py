@@ -9,20 +9,20 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from monitor.clock import FakeClock
 from monitor.config import Settings, load_settings
-from monitor.fleet import Fleet
-from monitor.health import HostHealth
-from monitor.recorder import (
+from monitor.core.clock import FakeClock
+from monitor.core.health import HostHealth
+from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.parts.fleet import Fleet
+from monitor.parts.recorder import (
     STATE_LINES_PER_WINDOW,
     STATE_LOG_WINDOW_S,
     ProbeRecorder,
     StateLogBudget,
     health_policy,
 )
-from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.parts.targets import Targets
 from monitor.service import Monitor
-from monitor.targets import Targets
 
 T0 = 1_700_000_000.0
 

@@ -9,16 +9,16 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from monitor.api import make_app
-from monitor.best_hosts import BestHosts, ranking_policy
-from monitor.clock import FakeClock
 from monitor.config import Settings, load_settings
-from monitor.fleet import Fleet
-from monitor.recorder import health_policy
-from monitor.restore import restore
-from monitor.results import Evidence, Outcome, ProbeKind, ProbeResult
+from monitor.core.clock import FakeClock
+from monitor.core.results import Evidence, Outcome, ProbeKind, ProbeResult
+from monitor.parts.best_hosts import BestHosts, ranking_policy
+from monitor.parts.fleet import Fleet
+from monitor.parts.recorder import health_policy
+from monitor.parts.restore import restore
+from monitor.parts.targets import Targets
 from monitor.service import Monitor
-from monitor.targets import Targets
+from monitor.web.api import make_app
 
 BAD = "bad-\ud800-id"  # a lone surrogate: a valid Python str, not encodable as UTF-8
 GOOD = "hermes"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import aiohttp
 
-from monitor.bodies import completion_body
-from monitor.probes import Prober
-from monitor.secret import Secret
+from monitor.core.secret import Secret
+from monitor.core.urls import AllowList
+from monitor.probe.bodies import completion_body
+from monitor.probe.prober import Prober
 from monitor.sim.testing import AUTH, KEY, StartNet, chat_body, scenario_of, sse_data
-from monitor.urls import AllowList
 
 
 async def test_a_host_answers_404_to_a_thinking_id(start_net: StartNet, http: aiohttp.ClientSession) -> None:

@@ -7,7 +7,7 @@ import json
 import aiohttp
 import pytest
 
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.sim import load_scenario
 from monitor.sim.testing import AUTH, StartNet, chat_body, scenario_of, sse_data
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 
-from monitor.clock import FakeClock
-from monitor.results import Outcome
+from monitor.core.clock import FakeClock
+from monitor.core.results import Outcome
 from monitor.sim import load_scenario
 from monitor.sim.testing import AUTH, StartNet, chat_body, scenario_of
 

@@ -11,7 +11,7 @@ import time
 import aiohttp
 import pytest
 
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.sim.testing import AUTH, StartNet, chat_body, scenario_of, sse_data
 
 

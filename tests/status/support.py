@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from monitor.results import HostState, Outcome
-from monitor.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
-from monitor.status.incidents import IncidentLog
-from monitor.status.routes import StatusState, add_status_routes
+from monitor.core.results import HostState, Outcome
+from monitor.core.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
 from monitor.store import Store
+from monitor.web.status.incidents import IncidentLog
+from monitor.web.status.routes import StatusState, add_status_routes
 
 NOW = 1_764_000_000.0  # a fixed wall-clock time: 2025-11-24 16:00 UTC
 A = "https://a.example.libertai.io"

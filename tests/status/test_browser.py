@@ -17,12 +17,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.urls import normalise_url
 from monitor.server import Running, serving
 from monitor.sim import SimNetwork
-from monitor.status.history import hour_start
 from monitor.store import Store
-from monitor.urls import normalise_url
+from monitor.web.status.history import hour_start
 from tests.service.support import get_json, network, settings_for
 from tests.status.browser import (
     artefacts_dir,

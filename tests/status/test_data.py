@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor.results import Outcome, ProbeKind, ProbeResult
-from monitor.status import data
-from monitor.status.data import HistoryReader
-from monitor.status.history import DAY, HOUR, day_start
-from monitor.steps import run_in_slices
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.parts.slices import run_in_slices
 from monitor.store import Store
+from monitor.web.status import data
+from monitor.web.status.data import HistoryReader
+from monitor.web.status.history import DAY, HOUR, day_start
 from tests.turns import Turns
 
 T0 = 1_699_963_200.0  # 2023-11-14 12:00 UTC: an hour boundary in the middle of a day

@@ -13,11 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from monitor.config import ConfigError, load_settings
-from monitor.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.snapshot import with_aliases
 from monitor.server import service_app
 from monitor.service import Monitor
-from monitor.snapshot import with_aliases
-from monitor.status.history import Bucket, History, hour_start
+from monitor.web.status.history import Bucket, History, hour_start
 from tests.status.support import NOW, A, B, C, FakeSource, app_for, host, model, snapshot
 
 Client = TestClient[web.Request, web.Application]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gzip
 from dataclasses import replace
 
-from monitor.results import HostState, Outcome
-from monitor.status.drawings import Drawings
-from monitor.status.gzjoin import assemble, piece
-from monitor.status.history import History
-from monitor.status.render import Cards, render_page
+from monitor.core.results import HostState, Outcome
+from monitor.web.status.drawings import Drawings
+from monitor.web.status.gzjoin import assemble, piece
+from monitor.web.status.history import History
+from monitor.web.status.render import Cards, render_page
 from tests.status.support import NOW, A, B, host, model, snapshot
 
 READY = {"discovery": "ok", "api_key": "ok", "database": "ok"}

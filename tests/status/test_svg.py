@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from monitor.status.history import Bucket
-from monitor.status.svg import badge, level, sparkline, ttft_chart, uptime_bars
+from monitor.web.status.history import Bucket
+from monitor.web.status.svg import badge, level, sparkline, ttft_chart, uptime_bars
 
 
 def test_bars_are_coloured_by_availability_steps() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from monitor.results import HostState, Outcome
-from monitor.status.history import Bucket, model_bucket, model_series
-from monitor.status.incidents import IncidentLog
-from monitor.status.words import pct, reason_words
+from monitor.core.results import HostState, Outcome
+from monitor.web.status.history import Bucket, model_bucket, model_series
+from monitor.web.status.incidents import IncidentLog
+from monitor.web.status.words import pct, reason_words
 
 
 def test_a_rejected_key_reads_as_key_not_distributed() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from tests.pg import PgServer
 
 T0 = 1_700_002_800.0  # an hour boundary (epoch seconds)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from monitor.results import Outcome, ProbeKind
+from monitor.core.results import Outcome, ProbeKind
 from monitor.store import Store
 from monitor.store.types import MembershipRecord
 from monitor.store.writer import DEEP_BATCHES

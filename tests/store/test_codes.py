@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.results import Outcome, ProbeKind
+from monitor.core.results import Outcome, ProbeKind
 from monitor.store.codes import KIND_BY_CODE, KIND_CODES, OUTCOME_BY_CODE, OUTCOME_CODES
 
 

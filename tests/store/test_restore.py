@@ -7,8 +7,8 @@ import random
 import time
 
 from monitor.config import load_settings
-from monitor.health import HostHealth, apply, new_host
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.health import HostHealth, apply, new_host
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
 from monitor.store import MembershipRecord, Store
 

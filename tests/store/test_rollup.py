@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, select, text
 
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import DiscoveryRecord, HistoryPoint, Store
 from monitor.store.schema import hosts, models, rollup_state, rollups_hourly
 
@@ -222,7 +222,7 @@ async def test_history_percentiles_are_nearest_rank_like_the_live_window(
     store: Store, make_result: MakeResult
 ) -> None:
     # /v1/hosts reports nearest-rank percentiles (observed values); /v1/history must agree.
-    from monitor.percentile import percentile as window_percentile
+    from monitor.core.percentile import percentile as window_percentile
 
     ttfts = [10.0, 20.0, 30.0, 40.0]
     await _submit(

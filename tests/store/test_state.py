@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from monitor.results import ProbeKind
+from monitor.core.results import ProbeKind
 from monitor.store import DiscoveryRecord, MembershipRecord, Store
 from monitor.store.schema import best_hosts
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from monitor.results import Outcome, ProbeKind
+from monitor.core.results import Outcome, ProbeKind
 from monitor.store import MembershipRecord, Store, VantageInfo
 from monitor.store.migrate import upgrade_with_engine
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, text
 
-from monitor.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import Store
 from monitor.store.engine import sqlite_path
 

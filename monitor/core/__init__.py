@@ -1,0 +1,1 @@
+"""Pure values and decisions: no aiohttp, no SQLAlchemy, no event loop."""

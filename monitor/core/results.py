@@ -1,0 +1,86 @@
+"""Values that cross module lines: what a probe found, and the names the contract gives it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Outcome(enum.StrEnum):
+    """How one probe ended; the contract's OUTCOME names, exactly."""
+
+    OK = "ok"
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+    TLS_ERROR = "tls_error"
+    KEY_REJECTED = "key_rejected"  # 401/403
+    PAYMENT_REQUIRED = "payment_required"  # 402
+    UNKNOWN_MODEL = "unknown_model"  # 404 on a serving endpoint
+    INVALID_REQUEST = "invalid_request"  # 422 (and other 4xx we did not expect)
+    RATE_LIMITED = "rate_limited"  # 429
+    SERVER_ERROR = "server_error"  # 5xx
+    BAD_RESPONSE = "bad_response"  # unparseable, wrong shape, redirect, oversized body
+    STREAM_ERROR = "stream_error"  # an error event, or a stream cut before [DONE]
+    NOT_LOADED = "not_loaded"  # health answered 202
+    UNSUPPORTED = "unsupported"  # 404/405 on an optional endpoint (a host's auth check)
+    NOT_PROBED = "not_probed"  # untrusted, or not probed yet
+
+
+class ProbeKind(enum.StrEnum):
+    HEALTH = "health"  # GET /health/{model}: free
+    AUTH = "auth"  # GET /libertai/auth/check on the host: free, often unsupported
+    COMPLETION = "completion"  # streaming one-token chat completion: billed
+    EMBEDDING = "embedding"  # one tiny embedding: billed
+
+
+class HostState(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+    UNTRUSTED = "untrusted"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe of one (model, host). Times are wall-clock epoch seconds; durations milliseconds.
+
+    `model` is the id probed (a base id, never a `-thinking` alias). `detail` is a short,
+    secret-free description for logs (never a response body, never a header).
+    """
+
+    model: str
+    host: str
+    kind: ProbeKind
+    outcome: Outcome
+    started_at: float
+    status: int | None = None
+    connect_ms: float | None = None
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+
+# What health reads of a probe result, (started_at, kind, outcome, ttft_ms, total_ms): a restart
+# reads hundreds of thousands of them from the store without building a ProbeResult for each.
+Evidence = tuple[float, ProbeKind, Outcome, float | None, float | None]
+
+
+def error_status_outcome(status: int) -> Outcome:
+    """The outcome an inference host's error status (4xx, 5xx) stands for, as the failover client
+    and the simulator's ground truth name it. (The monitor's probes refine it per probe kind:
+    `monitor.probe.classify.classify_status`.)"""
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status >= 500:
+        return Outcome.SERVER_ERROR
+    if status in (401, 403):
+        return Outcome.KEY_REJECTED
+    if status == 402:
+        return Outcome.PAYMENT_REQUIRED
+    if status == 404:
+        return Outcome.UNKNOWN_MODEL
+    return Outcome.INVALID_REQUEST

@@ -1,0 +1,1 @@
+"""Several monitors: leader election, roles, the follower, other vantages."""

@@ -1,0 +1,1 @@
+"""The running parts of one monitor: fleet, targets, dispatcher, recorder, best hosts, publisher."""

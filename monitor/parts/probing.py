@@ -1,0 +1,53 @@
+"""One probe target run: the probe, its result recorded, and a confirmation re-probe if asked."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from monitor.core.results import ProbeKind, ProbeResult
+from monitor.core.upstream import is_reasoning
+from monitor.parts.fleet import Fleet
+from monitor.parts.recorder import ProbeRecorder
+from monitor.parts.targets import Target, Targets
+
+
+class ProbeRunner(Protocol):
+    """What is used of `monitor.probe.prober.Prober` (which never raises but to cancel)."""
+
+    async def auth(self, host: str, model: str) -> ProbeResult: ...
+    async def probe(
+        self, kind: ProbeKind, host: str, model: str, *, reasoning: bool = False
+    ) -> ProbeResult: ...
+
+
+class Probing:
+    def __init__(
+        self,
+        prober: ProbeRunner,
+        fleet: Fleet,
+        recorder: ProbeRecorder,
+        targets: Targets,
+        confirm_delay: float,
+    ) -> None:
+        self._prober = prober
+        self._fleet = fleet
+        self._recorder = recorder
+        self._targets = targets
+        self._confirm_delay = confirm_delay
+
+    async def probe(self, target: Target) -> ProbeResult:
+        model, host, kind = target
+        if kind is ProbeKind.AUTH:
+            # The host auth check is per host: any one of its models names the request.
+            return await self._prober.auth(host, self._fleet.any_model_of(host))
+        # A reasoning model's base id is probed with thinking off, as the gateway sends it.
+        return await self._prober.probe(kind, host, model, reasoning=is_reasoning(model, self._fleet.aliases))
+
+    async def probe_and_record(self, target: Target) -> bool:
+        """True when the failure it found should be confirmed at once (see `ProbeRecorder.record`)."""
+        return self._recorder.record(await self.probe(target))
+
+    async def run(self, target: Target) -> None:
+        """The dispatcher's run of a target: a failure to confirm gets one extra probe soon."""
+        if await self.probe_and_record(target):
+            self._targets.soon(target, self._confirm_delay)

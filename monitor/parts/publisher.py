@@ -1,0 +1,162 @@
+"""Building the snapshot: the fleet's changed entries rendered, changed models ranked, swapped whole.
+
+Only rendering happens here; the fleet says what changed, `BestHosts` ranks (and announces a new
+best host to its subscribers), `snapshot` renders. A rebuild is a generator of steps of about a
+millisecond, so the running service gives the event loop a turn between steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Generator
+from typing import Protocol
+
+from monitor.core.clock import Clock
+from monitor.core.results import Outcome
+from monitor.core.snapshot import (
+    DiscoveryStatus,
+    Elsewhere,
+    HostView,
+    ModelView,
+    ServedBy,
+    Snapshot,
+    host_view,
+    model_view,
+    with_aliases,
+)
+from monitor.core.steps import finish
+from monitor.parts.best_hosts import BestHosts
+from monitor.parts.fleet import Fleet, Key
+from monitor.parts.slices import run_in_slices
+from monitor.probe.throughput import Throughput
+
+PUBLISH_EVERY_S = 0.25
+PUBLISH_EVERY_LARGE_S = 1.0  # beyond LARGE_FLEET entries a rebuild is no longer free: less often
+LARGE_FLEET = 2000
+FULL_EVERY_S = 2.0  # every model re-ranked: ejection times expire with the clock, not with a probe
+VIEWS_PER_STEP = 100  # host views per publishing step: about a millisecond
+
+
+class GatewayState(Protocol):
+    """What the snapshot says of the gateway (the discovery run keeps it)."""
+
+    @property
+    def status(self) -> DiscoveryStatus: ...
+
+    @property
+    def key_outcome(self) -> Outcome | None: ...
+
+
+class Publisher:
+    def __init__(
+        self,
+        fleet: Fleet,
+        best: BestHosts,
+        gateway: GatewayState,
+        clock: Clock,
+        measured: Callable[[tuple[str, str]], Throughput | None] = lambda _: None,
+    ) -> None:
+        self._measured = measured  # the last throughput measurement of a (model, host)
+        self._fleet = fleet
+        self._best = best
+        self._gateway = gateway
+        self._clock = clock
+        self._views: dict[Key, HostView] = {}
+        self._model_views: dict[str, ModelView] = {}  # base ids, as last ranked
+        self.served_by: ServedBy | None = None  # set by the service; shown in the answers
+        self.vantage: str | None = None
+        self._elsewhere = Elsewhere()
+        self.snapshot = Snapshot(generated_at=clock.time(), models={})
+        self._building = asyncio.Lock()
+
+    def set_elsewhere(self, elsewhere: Elsewhere) -> None:
+        """What the other vantages see now: the hosts whose view it changes are rendered again."""
+        old, self._elsewhere = self._elsewhere, elsewhere
+        keys = set(old.down) ^ set(elsewhere.down)
+        keys |= {k for k in set(old.down) & set(elsewhere.down) if old.down[k] != elsewhere.down[k]}
+        if old.vantages != elsewhere.vantages or old.local != elsewhere.local:
+            keys |= set(self._views)  # every host's "scope" may change
+        self._fleet.give_back((k for k in keys if k in self._fleet.health), ())
+
+    async def run_forever(self) -> None:
+        """Coalesce changes: rebuild at most every 250 ms, and re-rank all every few seconds."""
+        last_full = float("-inf")  # the first rebuild ranks everything
+        while True:
+            large = len(self._fleet.health) >= LARGE_FLEET
+            await self._clock.sleep(PUBLISH_EVERY_LARGE_S if large else PUBLISH_EVERY_S)
+            now = self._clock.monotonic()
+            full = now - last_full >= FULL_EVERY_S
+            if full:
+                last_full = now
+            await self.publish_in_steps(force=full)
+
+    def publish(self, *, force: bool = False) -> None:
+        """Rebuild the snapshot at once (start-up, shutdown, one-shot runs)."""
+        finish(self._steps(force))
+
+    async def publish_in_steps(self, *, force: bool = False) -> None:
+        """Rebuild the snapshot, giving the event loop a turn after every step of a few
+        milliseconds. At thousands of hosts a rebuild takes tens of milliseconds (at 100,000,
+        seconds); done in one go, it would delay every probe answer that arrived meanwhile and
+        add that delay to its measured time to first token, and `/healthz` with it. Not in a
+        worker thread either: there it fought the loop for the GIL, and each probe's socket call
+        waited for the thread to hand it back (turns of 100-400 ms at 100,000 probed hosts).
+        One rebuild at a time."""
+        async with self._building:
+            # A turn after every step; cancelled midway, the steps are closed and hand the
+            # unfinished work back (see _steps).
+            await run_in_slices(self._steps(force), 0.0)
+
+    def _steps(self, force: bool) -> Generator[None, None, None]:
+        """The rebuild as steps: views of the hosts probed since the last one (a slice at a
+        time), then each changed model ranked on its own (in steps too), then the snapshot
+        swapped in whole. Results recorded between steps mark their hosts changed again for the
+        next rebuild; the ranking reads only immutable states, and the views, which no one else
+        changes while a rebuild runs."""
+        fleet = self._fleet
+        if not (fleet.has_changes or force):
+            return
+        changed = fleet.take_changed()
+        for key in changed.dropped:
+            self._views.pop(key, None)
+        pending_views = list(changed.keys)
+        pending_models = set(changed.models)
+        try:
+            while pending_views:
+                for key in pending_views[-VIEWS_PER_STEP:]:
+                    pending_models.add(key[0])
+                    h = fleet.health.get(key)
+                    if h is not None:
+                        self._views[key] = host_view(h, self._measured(key), self._elsewhere)
+                del pending_views[-VIEWS_PER_STEP:]
+                yield None
+            now = self._clock.time()
+            if force:
+                pending_models = fleet.models()
+            for model in sorted(pending_models):
+                if model in fleet.models():
+                    # An entry may be gone while the fleet walks its members in steps: skipped.
+                    entries = (fleet.health.get((model, host)) for host in fleet.hosts_of(model))
+                    hosts = [h for h in entries if h is not None]
+                    done = yield from self._best.ranker(model, hosts, now).in_steps()
+                    view = model_view(model, done.ranking, self._views)
+                    if model in fleet.models():  # not retired meanwhile
+                        self._best.settle(done)
+                        self._model_views[model] = view
+                pending_models.discard(model)
+                yield None
+            models = fleet.models()
+            for gone in [m for m in self._model_views if m not in models]:
+                del self._model_views[gone]
+                self._best.forget(gone)
+            self.snapshot = Snapshot(
+                generated_at=now,
+                models=with_aliases(self._model_views, fleet.aliases),
+                discovery=self._gateway.status,
+                key_outcome=self._gateway.key_outcome,
+                served_by=self.served_by,
+                vantage=self.vantage,
+            )
+        finally:
+            # Stopped early: what was not done yet is done by the next rebuild.
+            fleet.give_back(pending_views, pending_models)

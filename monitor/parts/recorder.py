@@ -1,0 +1,178 @@
+"""Taking in probe results: count them, hand them to the store's writer, update the fleet's health.
+
+The state machine is `health.apply`'s; this module applies it to the right entries (a host's auth
+check counts for every model it serves), logs one line per state change, and says when a failure
+should be confirmed at once by another probe.
+
+State-change lines have a budget (`StateLogBudget`): a fleet that goes down at once (100,000 hosts
+refused on their first probes) wrote 45,000 "host down" lines in 40 s, which buried everything
+else in the log and cost the loop the time to format them. Past the budget the changes are
+counted and summed up in one line per window; every change still reaches the subscribers (the
+status page's incidents), the database and the answers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from monitor.config import Settings
+from monitor.core.health import HealthPolicy, HostHealth, apply, needs_confirmation
+from monitor.core.results import HostState, ProbeKind, ProbeResult
+from monitor.logging import get_logger
+from monitor.parts.fleet import Fleet
+from monitor.parts.ports import ResultSink
+
+log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+
+StateSubscriber = Callable[[HostHealth, HostHealth, float], None]  # (before, after, at)
+ProbeCounts = Counter[tuple[str, str, str, str]]  # (model, host, kind, outcome) -> probes
+
+
+def health_policy(settings: Settings) -> HealthPolicy:
+    return HealthPolicy(
+        unhealthy_threshold=settings.unhealthy_threshold,
+        healthy_threshold=settings.healthy_threshold,
+        window=settings.window,
+        ejection_base_s=settings.ejection_time,
+        ejection_max_s=settings.ejection_max_time,
+    )
+
+
+# At most this many state-change lines per window; beyond them, one summary line per window.
+STATE_LINES_PER_WINDOW = 100
+STATE_LOG_WINDOW_S = 10.0
+
+
+@dataclass
+class StateLogBudget:
+    """How many state-change lines may still be written in the current window (pure: the time is
+    the caller's), and what was held back beyond them, by new state."""
+
+    lines: int = STATE_LINES_PER_WINDOW
+    window_s: float = STATE_LOG_WINDOW_S
+    _start: float = float("-inf")
+    _written: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+
+    def admit(self, state: str, at: float) -> bool:
+        """True when a change to `state` at `at` may be logged; else it is counted as held."""
+        if at - self._start >= self.window_s and not self.held:
+            self._start, self._written = at, 0
+        if self._written < self.lines and not self.held:
+            self._written += 1
+            return True
+        self.held[state] += 1
+        return False
+
+    def summary(self, at: float) -> Counter[str] | None:
+        """Once the window that held changes back is over: their counts (and a new window)."""
+        if not self.held or at - self._start < self.window_s:
+            return None
+        held, self.held = self.held, Counter()
+        self._start, self._written = at, 0
+        return held
+
+
+class ProbeRecorder:
+    def __init__(
+        self,
+        fleet: Fleet,
+        policy: HealthPolicy,
+        sink: ResultSink | None,
+        state_log: StateLogBudget | None = None,
+    ) -> None:
+        self._fleet = fleet
+        self._policy = policy
+        self._sink = sink
+        self.counts: ProbeCounts = Counter()
+        self._on_state: list[StateSubscriber] = []
+        self._state_log = StateLogBudget() if state_log is None else state_log
+
+    def on_state_change(self, subscriber: StateSubscriber) -> None:
+        """Call `subscriber(before, after, at)` whenever a host's state changes."""
+        self._on_state.append(subscriber)
+
+    def record(self, result: ProbeResult) -> bool:
+        """Take in one probe result: store it and update health. True when the failure it reports
+        should be confirmed at once by another probe (detect fast, before a whole interval)."""
+        self.counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
+        if self._sink is not None:
+            self._sink.submit(result)
+        return self.take_in(result)
+
+    def take_in(self, result: ProbeResult) -> bool:
+        """Update health with a result (this process's own or, as a follower, the leader's read
+        back from the database): neither counted nor stored. True as for `record`."""
+        if result.kind is ProbeKind.AUTH:
+            self._fan_out_auth(result)
+            return False
+        key = (result.model, result.host)
+        before = self._fleet.health.get(key)
+        if before is None:
+            return False  # the host was retired while the probe ran
+        after = apply(before, result, self._policy)
+        self._fleet.update(key, after)
+        if after.state is not before.state or after.reason is not before.reason:
+            self._changed(before, after, result.started_at)
+        return not result.ok and needs_confirmation(after, self._policy)
+
+    def _fan_out_auth(self, result: ProbeResult) -> None:
+        """The host auth check is per host: it counts for every model the host serves."""
+        host = result.host
+        for model in self._fleet.models_of(host):
+            h = self._fleet.health.get((model, host))
+            if h is not None and h.trusted:
+                after = apply(h, replace(result, model=model), self._policy)
+                self._fleet.update((model, host), after)
+                if after.state is not h.state:
+                    self._changed(h, after, result.started_at)
+
+    def _changed(self, before: HostHealth, after: HostHealth, at: float) -> None:
+        if after.state is before.state:
+            # Still down, failing in another way: not a new event (a host that alternates between
+            # two failures would otherwise log "host down" on every probe).
+            log.debug(
+                "host failure reason changed",
+                model=after.model,
+                host=after.host,
+                reason=after.reason.value,
+                previous_reason=before.reason.value,
+            )
+            return
+        self.summarise_state_log(at)
+        if self._state_log.admit(after.state.value, at):
+            _log_state(before, after)
+        for subscriber in self._on_state:
+            subscriber(before, after, at)
+
+    def summarise_state_log(self, now: float) -> None:
+        """Write the summary of the changes the log budget held back, once their window is over
+        (called on every change and on the clock, so that a burst that stops is summed up too)."""
+        held = self._state_log.summary(now)
+        if held is not None:
+            log.warning(
+                "host state changes not logged",
+                changes=sum(held.values()),
+                by_state=dict(sorted(held.items())),
+                window_s=self._state_log.window_s,
+                see="/v1/hosts and /v1/history",
+            )
+
+
+def _log_state(before: HostHealth, after: HostHealth) -> None:
+    fields: dict[str, Any] = {
+        "model": after.model,
+        "host": after.host,
+        "state": after.state.value,
+        "previous": before.state.value,
+        "reason": after.reason.value,
+    }
+    if after.state is HostState.DOWN:
+        log.warning("host down", **fields)
+    elif after.state is HostState.UP:
+        log.info("host up", **fields)
+    else:
+        log.debug("host state changed", **fields)

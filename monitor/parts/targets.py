@@ -1,0 +1,161 @@
+"""Probe targets: which probes each member gets, how often, and their place in the dispatcher.
+
+A target is (model, host, kind). The decisions (kinds per model, interval per state, the ramp of
+first probes) are pure functions of the settings and a host's health; `Targets` only keeps the
+dispatcher's set of targets in step with the fleet while the service runs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+from monitor.config import Settings
+from monitor.core.clock import Clock
+from monitor.core.health import HostHealth
+from monitor.core.results import HostState, ProbeKind
+
+# Targets: (model, host, kind). The host auth check is per host, so its model is "".
+Target = tuple[str, str, ProbeKind]
+HOST_WIDE = ""
+_SERVING = (ProbeKind.COMPLETION, ProbeKind.EMBEDDING)
+
+
+class TargetSet(Protocol):
+    """What `Targets` needs of the dispatcher (`monitor.parts.scheduler.ProbeDispatcher`)."""
+
+    def __len__(self) -> int: ...
+    def __contains__(self, target: object) -> bool: ...
+    def add(self, target: Target, *, first_within: float | None = None, not_before: float = 0.0) -> None: ...
+    def remove(self, target: Target) -> None: ...
+    def soon(self, target: Target, delay: float) -> None: ...
+
+
+def probe_kinds(model: str, settings: Settings) -> tuple[ProbeKind, ...]:
+    """Which probes a model gets: image and audio only free ones; billed ones only when enabled."""
+    if any(fnmatch.fnmatchcase(model, g) for g in settings.health_only_models):
+        return (ProbeKind.HEALTH,)
+    if not settings.completion_probes or settings.api_key is None:
+        return (ProbeKind.HEALTH,)
+    if any(fnmatch.fnmatchcase(model, g) for g in settings.embedding_models):
+        return (ProbeKind.HEALTH, ProbeKind.EMBEDDING)
+    return (ProbeKind.HEALTH, ProbeKind.COMPLETION)
+
+
+def completion_keys(
+    health: Mapping[tuple[str, str], HostHealth], settings: Settings
+) -> list[tuple[str, str]]:
+    """The (model, host) pairs that get billed completion probes: where throughput is measured."""
+    return [
+        key
+        for key, h in health.items()
+        if h.trusted and ProbeKind.COMPLETION in probe_kinds(key[0], settings)
+    ]
+
+
+def base_interval(kind: ProbeKind, settings: Settings) -> float:
+    return settings.probe_interval if kind is ProbeKind.HEALTH else settings.completion_interval
+
+
+def interval_of(kind: ProbeKind, h: HostHealth | None, settings: Settings) -> float:
+    """Seconds to a target's next probe, given its host's health."""
+    base = base_interval(kind, settings)
+    if h is not None and h.state is HostState.DOWN:
+        # A down host is re-probed sooner, by the kind of probe that failed, so that its
+        # recovery shows quickly (and billed probes speed up only when they are the evidence).
+        failing = h.serving.failing if kind in _SERVING else h.liveness.failing
+        if failing:
+            return min(base, settings.down_probe_interval)
+    return base
+
+
+def first_within(kind: ProbeKind, hosts: int, settings: Settings) -> float:
+    """Spread a new target's first probe over a short ramp so first answers come quickly."""
+    ramp = max(5.0, max(hosts, 1) / 200.0)
+    return min(ramp, base_interval(kind, settings))
+
+
+def since_last(kind: ProbeKind, h: HostHealth | None, now: float, settings: Settings) -> float:
+    """Seconds until a target is due, judged by its last probe (restored from history): a
+    restart does not probe, nor bill, everything again at once."""
+    last = h.samples.latest(kind) if h else None
+    if last is None:
+        return 0.0
+    return max(0.0, last + base_interval(kind, settings) - now)
+
+
+class Targets:
+    """The dispatcher's targets, kept in step with the fleet; nothing before `attach`."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._set: TargetSet | None = None
+        self._auth: set[Target] = set()
+
+    def attach(self, targets: TargetSet) -> None:
+        self._set = targets
+
+    def detach(self) -> None:
+        """No dispatcher any more (this process stopped probing): targets are kept nowhere."""
+        self._set = None
+        self._auth = set()
+
+    def __len__(self) -> int:
+        return len(self._set) if self._set is not None else 0
+
+    def soon(self, target: Target, delay: float) -> None:
+        if self._set is not None:
+            self._set.soon(target, delay)
+
+    def set_kinds(
+        self, key: tuple[str, str], kinds: Iterable[ProbeKind], h: HostHealth | None, hosts: int
+    ) -> None:
+        """Make `key`'s targets exactly `kinds` (a new one is placed by `first_within`/`since_last`)."""
+        d = self._set
+        if d is None:
+            return
+        keep = set(kinds)
+        for kind in ProbeKind:
+            if kind is ProbeKind.AUTH:
+                continue
+            target = (key[0], key[1], kind)
+            if kind in keep:
+                if target not in d:
+                    s = self._settings
+                    d.add(
+                        target,
+                        first_within=first_within(kind, hosts, s),
+                        not_before=since_last(kind, h, self._clock.time(), s),
+                    )
+            elif target in d:
+                d.remove(target)
+
+    def set_auth_hosts(self, hosts: set[str], count: int) -> None:
+        """One auth check per trusted host (none without a key)."""
+        for _ in self.set_auth_hosts_steps(hosts, count):
+            pass
+
+    def set_auth_hosts_steps(self, hosts: set[str], count: int, step: int = 500) -> Iterator[None]:
+        """`set_auth_hosts`, yielding every `step` hosts: at 100,000 trusted hosts adding their
+        checks takes most of a second, which the fleet's walk spreads over turns of the loop."""
+        d = self._set
+        if d is None:
+            return
+        if self._settings.api_key is None:
+            hosts = set()  # without a key there is nothing to check
+        ramp = first_within(ProbeKind.AUTH, count, self._settings)
+        wanted: set[Target] = set()
+        for n, host in enumerate(hosts, 1):
+            target = (HOST_WIDE, host, ProbeKind.AUTH)
+            d.add(target, first_within=ramp)
+            wanted.add(target)
+            if n % step == 0:
+                yield
+        for n, target in enumerate(list(self._auth), 1):
+            if target not in wanted:
+                d.remove(target)
+            if n % step == 0:
+                yield
+        self._auth = wanted

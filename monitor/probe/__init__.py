@@ -1,0 +1,1 @@
+"""HTTP and probe I/O: the shared session, the prober, what answers mean, discovery."""

@@ -1,0 +1,129 @@
+"""What a probe's HTTP status and error body mean: the outcome of a status, and a `detail` safe to keep.
+
+A `detail` never holds the API key (or any 8-character fragment of it), a credential, a header, or
+a body: only a sanitised, truncated message field of a JSON error body is ever quoted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+from monitor.core.results import Outcome, ProbeKind
+
+__all__ = ["DETAIL_MAX_CHARS", "classify_status", "error_detail", "json_message", "sanitise_detail"]
+
+DETAIL_MAX_CHARS: Final = 120
+
+
+def classify_status(status: int, kind: ProbeKind) -> Outcome:
+    """Map an HTTP status to an outcome for one probe kind.
+
+    `OK` means only that the status is the expected one; the caller still validates the body.
+    """
+    if status == 200:
+        return Outcome.OK
+    if status == 202 and kind is ProbeKind.HEALTH:
+        return Outcome.NOT_LOADED
+    if status < 100 or status >= 600 or status < 400:
+        return Outcome.BAD_RESPONSE  # 1xx, other 2xx, 3xx (redirects are never followed), nonsense
+    if status >= 500:
+        return Outcome.SERVER_ERROR
+    if status in (401, 403):
+        # A health request carries no key, so its 401/403 cannot be about the key.
+        return Outcome.INVALID_REQUEST if kind is ProbeKind.HEALTH else Outcome.KEY_REJECTED
+    if status == 402:
+        return Outcome.PAYMENT_REQUIRED
+    if status == 404:
+        return Outcome.UNSUPPORTED if kind is ProbeKind.AUTH else Outcome.UNKNOWN_MODEL
+    if status == 405 and kind is ProbeKind.AUTH:
+        return Outcome.UNSUPPORTED
+    if status == 408:
+        return Outcome.TIMEOUT  # the server gave up waiting: a timeout, whoever noticed it
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    return Outcome.INVALID_REQUEST  # 422 and every other 4xx
+
+
+_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
+_CREDENTIAL_FIELD = re.compile(r"(?i)\b(authorization|api[-_ ]?key|token)(\"?\s*[:=]\s*\"?)[^\s\",}]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_MIN_KEY_FRAGMENT: Final = 8
+
+
+def sanitise_detail(text: str, secret: str = "") -> str:
+    """Make server-provided text safe for `detail`: no key, no credential, one line, <= 120 chars.
+
+    Removes the key itself and any fragment of it of 8 or more characters, `Bearer ...` values and
+    `authorization=`/`api_key:`-style values; replaces control characters; truncates.
+    """
+    if secret:
+        if len(secret) <= _MIN_KEY_FRAGMENT:
+            text = text.replace(secret, "***")
+        else:
+            spans: list[tuple[int, int]] = []
+            for i in range(len(secret) - _MIN_KEY_FRAGMENT + 1):
+                fragment = secret[i : i + _MIN_KEY_FRAGMENT]
+                start = text.find(fragment)
+                while start >= 0:
+                    spans.append((start, start + _MIN_KEY_FRAGMENT))
+                    start = text.find(fragment, start + 1)
+            if spans:
+                spans.sort()
+                out, pos = [], 0
+                for start, end in spans:
+                    if end <= pos:
+                        continue
+                    if start > pos:
+                        out.append(text[pos:start])
+                        out.append("***")
+                    pos = max(pos, end)
+                out.append(text[pos:])
+                text = "".join(out)
+    text = _BEARER.sub("Bearer ***", text)
+    text = _CREDENTIAL_FIELD.sub(r"\1\2***", text)
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > DETAIL_MAX_CHARS:
+        text = text[: DETAIL_MAX_CHARS - 3] + "..."
+    return text
+
+
+def json_message(obj: Any) -> str | None:
+    """The human message of a JSON error body: FastAPI `detail` (string or list) or OpenAI `error`."""
+    if not isinstance(obj, dict):
+        return None
+    detail = obj.get("detail")
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        msg = detail[0].get("msg")
+        if isinstance(msg, str):
+            return msg
+    error = obj.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    return None
+
+
+def error_detail(status: int, body: bytes | None, secret: str = "") -> str:
+    """`HTTP 503`, or `HTTP 401: Invalid API key` when the body is JSON with a message in it.
+
+    Only a message field of a JSON body is ever quoted (sanitised, truncated); HTML or any other
+    body contributes nothing.
+    """
+    head = f"HTTP {status}"
+    if 300 <= status < 400:
+        return f"{head}: redirect not followed"
+    if not body:
+        return head
+    try:
+        message = json_message(json.loads(body))
+    except (ValueError, UnicodeDecodeError):
+        return head
+    if not message:
+        return head
+    clean = sanitise_detail(message, secret)
+    return f"{head}: {clean}" if clean else head

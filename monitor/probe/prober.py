@@ -1,0 +1,270 @@
+"""Probes: one coroutine per probe kind, each returning exactly one `ProbeResult` and never raising.
+
+Every probe:
+
+- refuses (outcome `not_probed`, no request made) a host its `AllowList` does not admit;
+- runs under one overall `asyncio.timeout` covering connect, request, and reading the body;
+- never follows a redirect (`allow_redirects=False`; a 3xx is `bad_response`), so the key can never
+  be carried to a `Location`;
+- reads a bounded number of bytes (`max_body_bytes`, `max_embedding_bytes` for embeddings);
+- sends the API key only in the `Authorization` header of auth, completion and embedding requests
+  (health requests carry no key), and never puts it, a header, or a body in `detail`.
+
+Timings (milliseconds, `time.perf_counter()`; `started_at` is `time.time()`):
+
+- `connect_ms`: time to open the connection (DNS + TCP + TLS) from the session's trace config
+  (`monitor.probe.http.make_session` installs it); 0.0 when a pooled connection was reused; None when the
+  session has no such trace config or no connection was made.
+- `ttft_ms` (completions only): from just before the request is sent (so it includes connecting)
+  to the arrival of the first SSE `data:` event carrying a non-empty `choices` list. Any choice
+  counts, whatever its delta holds (content, reasoning text or only the role): servers such as
+  vLLM and llama.cpp send the first such chunk once the first token is computed, and a
+  reasoning model asked for one token may never produce visible `content`.
+- `total_ms`: from just before the request to the end of the probe (for a completion, `[DONE]`).
+
+Streams: one JSON document per `data:` line (as OpenAI-compatible servers send); `event:`, `id:`,
+`retry:` and comment lines are ignored. The stream is `ok` at `data: [DONE]` after at least one
+choice; an `{"error": ...}` event, a stream that ends (or is cut) without `[DONE]`, and a stream
+that produced a token but did not finish within the timeout are `stream_error`; an unparseable
+chunk, a non-SSE 200, or more than `max_body_bytes` of stream are `bad_response`.
+(The pure interpretation of statuses and bodies is in `monitor.probe.classify` and
+`monitor.probe.answers`.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Final
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.secret import Secret
+from monitor.core.urls import AllowList
+from monitor.probe.answers import SseEvent, SseStream, interpret_sse_line, valid_embedding
+from monitor.probe.bodies import completion_body, embedding_body, new_nonce
+from monitor.probe.classify import DETAIL_MAX_CHARS, classify_status, error_detail, sanitise_detail
+from monitor.probe.http import BodyTooLarge, ConnectTiming, classify_exception, read_bounded
+
+# The pure helpers live in `monitor.probe.classify` and `monitor.probe.answers`; re-exported here,
+# where callers have always imported them from.
+__all__ = [
+    "DETAIL_MAX_CHARS",
+    "Prober",
+    "SseEvent",
+    "SseStream",
+    "classify_status",
+    "completion_body",
+    "embedding_body",
+    "error_detail",
+    "interpret_sse_line",
+    "sanitise_detail",
+    "valid_embedding",
+]
+
+KIB: Final = 1024
+
+
+class Prober:
+    """Runs probes through a shared session. Each method returns one `ProbeResult`, never raises
+    (except `asyncio.CancelledError`, which is always propagated).
+
+    `allow` is defence in depth: a host it does not admit is answered `not_probed` without any
+    request, even though the scheduler only asks for admitted hosts.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_key: Secret,
+        timeout: float,
+        max_body_bytes: int = 64 * KIB,
+        *,
+        allow: AllowList,
+        max_embedding_bytes: int = 1024 * KIB,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("probe timeout must be positive")
+        if max_body_bytes < 1 or max_embedding_bytes < 1:
+            raise ValueError("byte bounds must be positive")
+        self._session = session
+        self._key = api_key
+        self._timeout = timeout
+        self._max_body = max_body_bytes
+        self._max_embedding = max_embedding_bytes
+        self._allow = allow
+
+    def __repr__(self) -> str:
+        return f"Prober(timeout={self._timeout}, allow={self._allow!r})"
+
+    # -- public probes ------------------------------------------------------------------------
+
+    async def health(self, host: str, model: str) -> ProbeResult:
+        """GET {host}/health/{model}, no key: 200 ok, 202 not_loaded, 404 unknown_model."""
+        return await self._run(ProbeKind.HEALTH, host, model)
+
+    async def auth(self, host: str, model: str) -> ProbeResult:
+        """GET {host}/libertai/auth/check with the key: 200 ok, 401/403 key_rejected, 404/405 unsupported."""
+        return await self._run(ProbeKind.AUTH, host, model)
+
+    async def completion(self, host: str, model: str, *, reasoning: bool = False) -> ProbeResult:
+        """A streaming one-token chat completion (billed) of a fresh prompt; measures connect, TTFT
+        and total time. `reasoning`: the base id of a reasoning model, asked with thinking off."""
+        return await self._run(ProbeKind.COMPLETION, host, model, reasoning)
+
+    async def embedding(self, host: str, model: str) -> ProbeResult:
+        """POST {host}/v1/embeddings for "ping" (billed); checks data[0].embedding."""
+        return await self._run(ProbeKind.EMBEDDING, host, model)
+
+    async def probe(self, kind: ProbeKind, host: str, model: str, *, reasoning: bool = False) -> ProbeResult:
+        """Run the probe of the given kind (`reasoning`: see `completion`)."""
+        return await self._run(kind, host, model, reasoning)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _request_args(
+        self, kind: ProbeKind, host: str, model: str, reasoning: bool = False
+    ) -> tuple[str, URL, dict[str, str], bytes | None]:
+        quoted = quote(model, safe="")
+        if kind is ProbeKind.HEALTH:
+            return "GET", URL(f"{host}/health/{quoted}", encoded=True), {}, None
+        auth = "Bearer " + self._key.reveal()
+        if kind is ProbeKind.AUTH:
+            return "GET", URL(f"{host}/libertai/auth/check", encoded=True), {"Authorization": auth}, None
+        headers = {"Authorization": auth, "Content-Type": "application/json"}
+        if kind is ProbeKind.COMPLETION:
+            headers["Accept"] = "text/event-stream"
+            body = completion_body(model, new_nonce(), reasoning=reasoning)
+            return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
+        return "POST", URL(f"{host}/v1/embeddings", encoded=True), headers, embedding_body(model)
+
+    async def _run(self, kind: ProbeKind, host: str, model: str, reasoning: bool = False) -> ProbeResult:
+        started_at = time.time()
+        if not self._allow.admits(host):
+            return ProbeResult(model, host, kind, Outcome.NOT_PROBED, started_at, detail="host not admitted")
+        timing = ConnectTiming()
+        status: int | None = None
+        stream: SseStream | None = None
+        t0 = time.perf_counter()
+        try:
+            method, url, headers, data = self._request_args(kind, host, model, reasoning)
+            async with (
+                asyncio.timeout(self._timeout),
+                self._session.request(
+                    method, url, headers=headers, data=data, allow_redirects=False, trace_request_ctx=timing
+                ) as response,
+            ):
+                status = response.status
+                outcome = classify_status(status, kind)
+                if outcome is not Outcome.OK:
+                    if kind is ProbeKind.HEALTH and outcome is Outcome.NOT_LOADED:
+                        await self._drain(response)
+                        detail = ""
+                    else:
+                        detail = await self._error_detail(response)
+                elif kind is ProbeKind.COMPLETION:
+                    stream = SseStream(self._key.reveal())
+                    outcome, detail = await self._read_stream(response, stream, t0)
+                elif kind is ProbeKind.EMBEDDING:
+                    outcome, detail = await self._read_embedding(response)
+                else:
+                    await self._drain(response)
+                    detail = ""
+        except Exception as exc:  # never raise; CancelledError is a BaseException and propagates
+            outcome, detail = classify_exception(exc)
+            if status is not None:
+                outcome, detail = self._failure_after_headers(exc, outcome, detail, kind, status, stream)
+        total_ms = (time.perf_counter() - t0) * 1000.0
+        ttft_ms = None if stream is None else stream.ttft_ms
+        connect_ms = None if timing.connect_s is None else timing.connect_s * 1000.0
+        return ProbeResult(
+            model, host, kind, outcome, started_at, status, connect_ms, ttft_ms, total_ms, detail
+        )
+
+    @staticmethod
+    def _failure_after_headers(
+        exc: Exception, outcome: Outcome, detail: str, kind: ProbeKind, status: int, stream: SseStream | None
+    ) -> tuple[Outcome, str]:
+        """Reclassify a failure that happened while reading a body whose headers had arrived.
+
+        When the status alone decides the outcome (an error status, or any answer to a health or
+        auth probe, whose body is read only to reuse the connection), a failed read changes nothing.
+        """
+        by_status = classify_status(status, kind)
+        if by_status is not Outcome.OK:
+            return by_status, error_detail(status, None)
+        if kind is ProbeKind.HEALTH or kind is ProbeKind.AUTH:
+            return by_status, ""
+        if outcome is Outcome.TIMEOUT:
+            if stream is not None and stream.tokens:
+                return Outcome.STREAM_ERROR, "stream unfinished at timeout"
+            return outcome, detail
+        if outcome is Outcome.CONNECT_ERROR or isinstance(exc, aiohttp.ClientPayloadError):
+            name = type(exc).__name__
+            if stream is not None:
+                return Outcome.STREAM_ERROR, f"stream cut: {name}"
+            return Outcome.BAD_RESPONSE, f"body cut: {name}"
+        return outcome, detail
+
+    async def _drain(self, response: aiohttp.ClientResponse) -> None:
+        """Read and discard a small body so the connection can be reused; a big one is abandoned."""
+        with contextlib.suppress(BodyTooLarge):
+            await read_bounded(response, self._max_body)
+
+    async def _error_detail(self, response: aiohttp.ClientResponse) -> str:
+        status = response.status
+        if 300 <= status < 400:
+            return error_detail(status, None)
+        try:
+            body: bytes | None = await read_bounded(response, self._max_body)
+        except BodyTooLarge:
+            body = None
+        return error_detail(status, body, self._key.reveal())
+
+    async def _read_embedding(self, response: aiohttp.ClientResponse) -> tuple[Outcome, str]:
+        body = await read_bounded(response, self._max_embedding)
+        try:
+            obj = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return Outcome.BAD_RESPONSE, "embedding answer is not JSON"
+        if not valid_embedding(obj):
+            return Outcome.BAD_RESPONSE, "no data[0].embedding list of numbers"
+        return Outcome.OK, ""
+
+    async def _read_stream(
+        self, response: aiohttp.ClientResponse, stream: SseStream, t0: float
+    ) -> tuple[Outcome, str]:
+        """Read an SSE body line by line to its decision, within `max_body_bytes`."""
+        if response.content_type != "text/event-stream":
+            return Outcome.BAD_RESPONSE, "answer is not an SSE stream"
+        content = response.content
+        limit = self._max_body
+        pending = b""
+        size = 0
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                if pending:
+                    stream.feed(pending)
+                stream.end()
+                break
+            arrived = time.perf_counter()
+            size += len(chunk)
+            if size > limit:
+                return Outcome.BAD_RESPONSE, f"stream exceeds {limit} bytes"
+            *lines, pending = (pending + chunk).split(b"\n")
+            decided = False
+            for line in lines:
+                decided = stream.feed(line)
+                if stream.ttft_ms is None and stream.tokens:
+                    stream.ttft_ms = (arrived - t0) * 1000.0
+                if decided:
+                    break
+            if decided:
+                break
+        return stream.outcome or Outcome.STREAM_ERROR, stream.detail

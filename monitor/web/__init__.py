@@ -1,0 +1,1 @@
+"""What is served over HTTP: the JSON API, HTTP caching, /metrics, the status page."""

@@ -1,0 +1,67 @@
+"""What the HTTP API and /metrics read of the running service: a narrow, read-only interface.
+
+They depend on this protocol, not on `monitor.service.Monitor`, so they can be tested (and served)
+from any source of snapshots, and the service's insides can change without touching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from monitor.core.clock import Clock
+from monitor.core.snapshot import Snapshot
+from monitor.parts.ports import HistoryReader
+from monitor.parts.readiness import Readiness
+from monitor.parts.scheduler import SchedulerStats
+from monitor.store import StoreStats, VantageInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """The live counters /metrics reads at scrape time (references, not copies)."""
+
+    probes: Mapping[tuple[str, str, str, str], int]  # (model, host, kind, outcome) -> probes
+    scheduler: SchedulerStats  # its max lag is reset by each scrape that reads it
+    targets: Callable[[], int]  # scheduled probe targets
+    store: Callable[[], StoreStats | None]  # None without a database
+    started_at: float
+    version: str
+
+
+class MonitorView(Protocol):
+    @property
+    def snapshot(self) -> Snapshot:
+        """The current snapshot (swapped whole, never edited)."""
+        ...
+
+    @property
+    def counters(self) -> Counters: ...
+
+    @property
+    def clock(self) -> Clock:
+        """The service's clock ("now" of a history query, the age of the host list)."""
+        ...
+
+    @property
+    def history(self) -> HistoryReader | None:
+        """The store's history reads; None without a database."""
+        ...
+
+    def readiness(self) -> Readiness: ...
+
+
+@runtime_checkable
+class VantageSource(Protocol):
+    """Vantages and their answers (the running service; a `MonitorView` without it answers for
+    its own snapshot only)."""
+
+    async def vantage_list(self) -> list[VantageInfo]:
+        """Every vantage with results, this one included; raises `StoreError`."""
+        ...
+
+    async def vantage_snapshot(self, vantage: str) -> Snapshot:
+        """`vantage`'s answers; raises ValueError (not a vantage name), LookupError (no such
+        vantage) or `StoreError`."""
+        ...
