@@ -156,8 +156,8 @@ async def best_one(request: web.Request) -> web.Response:
     return _error(404, f"Unknown model {model}") if response is None else response
 
 
-# Rendering /metrics holds the loop this long at most before it lets the loop turn. A turn per
-# chunk made a scrape of 100,000 probed hosts take 150 s, every turn being long on a busy loop.
+# Rendering /metrics holds the loop this long at most before it lets the loop turn (not a turn
+# per chunk: on a busy loop every turn is long).
 METRICS_SLICE_S = SLICE_S
 
 
@@ -165,9 +165,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     """The exposition, streamed a chunk at a time, each chunk rendered on the loop in a step of a
     few milliseconds, with a turn of the loop every `METRICS_SLICE_S`: at thousands of hosts the whole
     render takes long enough to stall probes (and their time-to-first-token readings) if it ran
-    in one go, a worker thread would fight the loop for the GIL (see `metrics.render`), and a
-    whole body at once (tens of MiB of text, plus its copies) would raise the process's peak
-    memory for good. The renderer reads the snapshot (immutable) and copies of the counters."""
+    in one go, and a whole body at once (tens of MiB of text, plus its copies) would raise the
+    process's peak memory for good. The renderer reads the snapshot (immutable) and copies of the counters."""
     exposition = negotiate(request.headers.get("Accept", ""))
     if request.method == "HEAD":
         return web.Response(headers={"Content-Type": exposition.content_type})
