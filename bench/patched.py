@@ -59,7 +59,7 @@ def scores() -> None:
 
 def timing() -> None:
     """Not a fix: record how long the synchronous steps that run on the event loop take (publish,
-    rank, building the snapshot, serialising an answer, a health update, garbage collections) and
+    rank, building the snapshot, a health update, garbage collections) and
     write a summary to
     $BENCH_TIMING at exit. A step of 100 ms delays every probe and request behind it by 100 ms."""
     import atexit
@@ -67,7 +67,6 @@ def timing() -> None:
     import time
 
     from monitor import service
-    from monitor.core import snapshot
     from monitor.parts import best_hosts, fleet, publisher, recorder
 
     spans: dict[str, list[float]] = {}
@@ -99,7 +98,6 @@ def timing() -> None:
     wrap(best_hosts.BestHosts, "rank", "BestHosts.rank (one model)")
     wrap(recorder, "apply", "health.apply")
     wrap(publisher, "host_view", "snapshot.host_view")
-    wrap(snapshot.Snapshot, "encode", "Snapshot.encode")
     wrap(fleet.Fleet, "apply_listing", "Fleet.apply_listing")
     wrap(fleet.Fleet, "_sync", "Fleet._sync")
     wrap(recorder.ProbeRecorder, "record", "ProbeRecorder.record")

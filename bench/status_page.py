@@ -35,6 +35,7 @@ from typing import Any, Literal
 from bench.common import base_result, log, summary, write_result
 from monitor.core.results import HostState, Outcome
 from monitor.core.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
+from monitor.core.steps import finish
 from monitor.web.status.drawings import Drawings
 from monitor.web.status.history import Bucket, History, day_slots, hour_slots
 from monitor.web.status.incidents import IncidentLog
@@ -123,7 +124,7 @@ def measure(
     render_ms: list[float] = []
     body = gz = b""
     drawings, cards = Drawings(), Cards()
-    render_page("LibertAI status", snapshot, history, READINESS, recent, 15.0, model, drawings, cards)
+    finish(render_page("LibertAI status", snapshot, history, READINESS, recent, 15.0, model, drawings, cards))
     for i in range(renders):
         snap, hist = snapshot, history
         if case == "cold":
@@ -133,7 +134,8 @@ def measure(
         else:
             snap = _touched(snapshot, i, 5)
         t0 = time.perf_counter()
-        body, gz = render_page("LibertAI status", snap, hist, READINESS, recent, 15.0, model, drawings, cards)
+        pages = render_page("LibertAI status", snap, hist, READINESS, recent, 15.0, model, drawings, cards)
+        body, gz = finish(pages)
         render_ms.append((time.perf_counter() - t0) * 1000)
     assert gzip.decompress(gz) == body
     return {

@@ -2,23 +2,23 @@
 
 Building it is pure: health states and rankings in, views out. Answers that every client asks for
 (`/v1/best`, `/v1/best/{model}`, `/v1/hosts`, `/libertai/models`) are serialised once per snapshot,
-lazily (plain and gzipped), so a busy API costs one dictionary lookup per request.
+lazily (plain and gzipped) and with their ETags (`monitor.core.answer`), so a busy API costs one
+dictionary lookup per request.
 """
 
 from __future__ import annotations
 
-import json
-import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from monitor.core.answer import DUMP_SLICE, Answer, AnswerKey, Kind, Sort, dump, packed, weak_etag
 from monitor.core.health import HostHealth, stats
 from monitor.core.ranking import ModelRanking
 from monitor.core.results import HostState, Outcome
-from monitor.core.steps import Steps, finish, mapped
+from monitor.core.steps import Steps, mapped
 from monitor.core.upstream import upstream_request
 from monitor.probe.throughput import Throughput, by_throughput
 
@@ -197,64 +197,41 @@ class Snapshot:
     key_outcome: Outcome | None = None  # the gateway's auth check of our key; None until asked
     served_by: ServedBy | None = None  # None: a snapshot not made by a running service
     vantage: str | None = None  # whose results the answers are built from
-    _cache: dict[tuple[str, bool], bytes] = field(default_factory=dict, compare=False, repr=False)
+    # Not an init field: a snapshot made with `replace` builds its own answers.
+    _cache: dict[tuple[AnswerKey, bool], Answer] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def host_count(self) -> int:
         return len({h.url for m in self.models.values() for h in m.hosts})
 
-    def encoded(self, name: str, gzipped: bool = False) -> bytes | None:
-        """The answer `name` as sent, if it was built for this snapshot already (see `encode`)."""
-        return self._cache.get((name, gzipped))
+    def answered(self, key: AnswerKey, gzipped: bool = False) -> Answer | None:
+        """The answer `key` as sent, if it was built for this snapshot already (see `answer`)."""
+        return self._cache.get((key, gzipped))
 
-    def encode(self, name: str, gzipped: bool = False) -> bytes | None:
-        """Serialise (once per snapshot) the answer `name`: `best`, `hosts`, `models`, or
-        `best/MODEL`; gzipped for clients that accept it. None for an unknown model."""
-        return finish(self.encode_in_steps(name, gzipped))
-
-    def encode_in_steps(self, name: str, gzipped: bool = False) -> Steps[bytes | None]:
-        """`encode` in steps of a few milliseconds (see `monitor.core.steps`), for the event loop.
-
-        Thousands of hosts make answers of megabytes: they are built once per snapshot (which
-        never changes, so a build can span turns of the loop), and every request after that
-        costs a dictionary lookup."""
-        key = (name, gzipped)
-        cached = self._cache.get(key)
+    def answer(self, key: AnswerKey, gzipped: bool = False) -> Steps[Answer | None]:
+        """The answer `key` (gzipped for clients that accept it) with its ETag, built once per
+        snapshot in steps; None for an unknown model. Thousands of hosts make answers of
+        megabytes: the snapshot never changes, so a build can span turns of the loop, and every
+        request after it costs a dictionary lookup."""
+        cached = self._cache.get((key, gzipped))
         if cached is not None:
             return cached
-        if name.startswith("best/"):
-            model, _, sort = name[5:].partition(_BY_THROUGHPUT)
-            data = yield from self._best_of_in_steps(model, throughput=sort == "throughput")
-        else:
-            data = yield from _BODIES[name](self)
-        if data is None:
+        built = yield from _data(self, key)
+        if built is None:
             return None
+        data, decision = built
         pieces: list[str] = []
-        yield from _dumps_pieces(data, pieces)
-        # The pieces are compressed one by one: an answer of 100,000 hosts (tens of MB of JSON)
-        # is never copied whole into one string for a client that takes gzip, as clients do.
-        cached = (yield from _gzip_in_steps(pieces)) if gzipped else "".join(pieces).encode()
-        self._cache[key] = cached
-        return cached
-
-    def best_of(self, model: str, throughput: bool = False) -> dict[str, Any] | None:
-        return finish(self._best_of_in_steps(model, throughput))
-
-    def _best_of_in_steps(self, model: str, throughput: bool = False) -> Steps[dict[str, Any] | None]:
-        view = self.models.get(model)
-        if view is None:
-            return None
-        best, fallbacks = _by_throughput(view) if throughput else (view.best, view.fallbacks)
-        hosts = yield from mapped(view.hosts, lambda h: h.as_json(model), _DUMP_SLICE)
-        return {
-            "model": model,
-            "host": best,
-            "fallbacks": list(fallbacks),
-            **view.upstream_json(),
-            "generated_at": iso(self.generated_at),
-            "hosts": hosts,
-            **({"vantage": self.vantage} if self.vantage is not None else {}),
-        }
+        yield from dump(data, pieces)
+        answer = yield from packed(pieces, gzipped)
+        if key.weak:
+            # The same decision whether gzipped or not: one ETag for both (they validate each other).
+            other = self._cache.get((key, not gzipped))
+            etag = other.etag if other is not None else (yield from weak_etag(decision))
+            answer = Answer(answer.body, etag)
+        self._cache[(key, gzipped)] = answer
+        return answer
 
 
 def _who(s: Snapshot) -> dict[str, Any]:
@@ -266,68 +243,52 @@ def _who(s: Snapshot) -> dict[str, Any]:
     return out
 
 
-# Elements of a list (or items of a dict) encoded per call of the C encoder, which holds the GIL
-# for a whole call: a body of 100,000 hosts in one call took ~700 ms. A step of the encoding.
-_DUMP_SLICE = 500
-# Bytes compressed per step of gzipping an answer.
-_GZIP_PIECE = 256 * 1024
+def _vantage(s: Snapshot) -> dict[str, Any]:
+    return {"vantage": s.vantage} if s.vantage is not None else {}
 
 
-def dumps(data: Any) -> str:
-    """`json.dumps(data, separators=(",", ":"))`, the same text (encoded in steps, see below)."""
-    pieces: list[str] = []
-    finish(_dumps_pieces(data, pieces))
-    return "".join(pieces)
+# An answer's JSON data and, for a best answer, what a client acts on in it (its weak ETag's input).
+_Built = tuple[dict[str, Any], Any]
 
 
-def _dumps_pieces(data: Any, out: list[str]) -> Steps[None]:
-    """Append the pieces of `dumps(data)` to `out`: long lists encoded a slice at a time and long
-    dicts an item at a time, a step per slice or `_DUMP_SLICE` items. Nothing is concatenated
-    (a piece is at most a slice's text), so that no step copies the whole text."""
-    if isinstance(data, dict) and all(isinstance(k, str) for k in data):
-        out.append("{")
-        for i, (k, v) in enumerate(data.items()):
-            out.append(("," if i else "") + json.dumps(k) + ":")
-            yield from _dumps_pieces(v, out)
-            if (i + 1) % _DUMP_SLICE == 0:
-                yield None
-        out.append("}")
-    elif isinstance(data, list) and len(data) > _DUMP_SLICE:
-        out.append("[")
-        for i in range(0, len(data), _DUMP_SLICE):
-            text = json.dumps(data[i : i + _DUMP_SLICE], separators=(",", ":"))
-            out.append(("," if i else "") + text[1:-1])
-            yield None
-        out.append("]")
-    else:
-        out.append(json.dumps(data, separators=(",", ":")))
+def _data(s: Snapshot, key: AnswerKey) -> Steps[_Built | None]:
+    if key.kind is Kind.BEST:
+        if key.model is not None:
+            return (yield from _best_of(s, key.model, key.sort))
+        return (yield from _best(s, key.sort))
+    if key.kind is Kind.HOSTS:
+        return (yield from _hosts(s))
+    return (yield from _models(s))
 
 
-def _gzip_in_steps(pieces: Iterable[str]) -> Steps[bytes]:
-    """The pieces' UTF-8 gzipped (level 6, no name, time 0: the same bytes for the same body),
-    a step every `_GZIP_PIECE` characters or so."""
-    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
-    out: list[bytes] = []
-    pending = 0
-    for piece in pieces:
-        out.append(packer.compress(piece.encode()))
-        pending += len(piece)
-        if pending >= _GZIP_PIECE:
-            pending = 0
-            yield None
-    out.append(packer.flush())
-    return b"".join(out)
+def _best_of(s: Snapshot, model: str, sort: Sort) -> Steps[_Built | None]:
+    """`/v1/best/{model}`; its decision: the choice, and per host only its URL and state (the
+    measurements move on every probe while the choice stays)."""
+    view = s.models.get(model)
+    if view is None:
+        return None
+    best, fallbacks = _by_throughput(view) if sort is Sort.THROUGHPUT else (view.best, view.fallbacks)
+    choice = {"model": model, "host": best, "fallbacks": list(fallbacks), **view.upstream_json()}
+    hosts = yield from mapped(view.hosts, lambda h: h.as_json(model), DUMP_SLICE)
+    states = yield from mapped(view.hosts, lambda h: [h.url, h.state.value], DUMP_SLICE)
+    data = {**choice, "generated_at": iso(s.generated_at), "hosts": hosts, **_vantage(s)}
+    return data, {**choice, "hosts": states, **_vantage(s)}
 
 
-def _best_body(s: Snapshot) -> Steps[dict[str, Any]]:
-    models = yield from _per_model(s, lambda v: v.best_json())
-    return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}
+def _best(s: Snapshot, sort: Sort) -> Steps[_Built]:
+    """`/v1/best`; its decision: everything but when it was generated."""
+    models = yield from _per_model(s, _best_by_throughput_json if sort is Sort.THROUGHPUT else _best_json)
+    return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}, {"models": models, **_who(s)}
 
 
 def _per_model(s: Snapshot, fn: Callable[[ModelView], Any]) -> Steps[dict[str, Any]]:
     """{model: fn(view)}, a step every few models (a hostile listing may name thousands)."""
-    pairs = yield from mapped(s.models.items(), lambda mv: (mv[0], fn(mv[1])), _DUMP_SLICE // 10)
+    pairs = yield from mapped(s.models.items(), lambda mv: (mv[0], fn(mv[1])), DUMP_SLICE // 10)
     return dict(pairs)
+
+
+def _best_json(v: ModelView) -> dict[str, Any]:
+    return v.best_json()
 
 
 def _by_throughput(v: ModelView) -> tuple[str | None, tuple[str, ...]]:
@@ -339,39 +300,21 @@ def _best_by_throughput_json(v: ModelView) -> dict[str, Any]:
     return {**v.best_json(), "host": best, "fallbacks": list(fallbacks)}
 
 
-def _best_by_throughput_body(s: Snapshot) -> Steps[dict[str, Any]]:
-    models = yield from _per_model(s, _best_by_throughput_json)
-    return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}
-
-
-def _hosts_body(s: Snapshot) -> Steps[dict[str, Any]]:
+def _hosts(s: Snapshot) -> Steps[_Built]:
     hosts: list[dict[str, Any]] = []
     for m, v in s.models.items():
         upstream = v.upstream_json()
-        hosts += yield from mapped(v.hosts, partial(_host_json, model=m, upstream=upstream), _DUMP_SLICE)
-    return {
-        "generated_at": iso(s.generated_at),
-        "hosts": hosts,
-        **({"vantage": s.vantage} if s.vantage is not None else {}),
-    }
+        hosts += yield from mapped(v.hosts, partial(_host_json, model=m, upstream=upstream), DUMP_SLICE)
+    return {"generated_at": iso(s.generated_at), "hosts": hosts, **_vantage(s)}, None
 
 
 def _host_json(h: HostView, model: str, upstream: dict[str, Any]) -> dict[str, Any]:
     return {**h.as_json(model), **upstream}
 
 
-def _models_body(s: Snapshot) -> Steps[dict[str, Any]]:
-    return (yield from _per_model(s, lambda v: {"servers": [h.url for h in v.hosts]}))
-
-
-# `/v1/best?sort=throughput` is encoded as "best?sort=throughput", `/v1/best/M?sort=...` as "best/M?sort=...".
-_BY_THROUGHPUT = "?sort="
-_BODIES = {
-    "best": _best_body,
-    "best?sort=throughput": _best_by_throughput_body,
-    "hosts": _hosts_body,
-    "models": _models_body,
-}
+def _models(s: Snapshot) -> Steps[_Built]:
+    models = yield from _per_model(s, lambda v: {"servers": [h.url for h in v.hosts]})
+    return models, None
 
 
 def model_view(model: str, ranking: ModelRanking, views: Mapping[tuple[str, str], HostView]) -> ModelView:

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from monitor.core.answer import HOSTS, MODELS, Answer, AnswerKey, Sort
 from monitor.core.snapshot import Snapshot, iso
 from monitor.logging import get_logger
 from monitor.parts.slices import SLICE_S, Slices, run_in_slices
@@ -87,77 +88,76 @@ async def _snapshot_of(request: web.Request) -> Snapshot:
         raise _Refused(_error(503, str(exc))) from None
 
 
-async def _snapshot_answer(request: web.Request, name: str) -> web.Response | None:
-    """A whole-snapshot answer, gzipped when the client accepts it (Python's HTTP clients all
-    do): built at most once per snapshot, on the loop in steps, then served from memory."""
+async def _snapshot_answer(request: web.Request, key: AnswerKey) -> web.Response | None:
+    """A whole-snapshot answer with its ETag, gzipped when the client accepts it (Python's HTTP
+    clients all do): built at most once per snapshot, on the loop in steps, then served from
+    memory. None for an unknown model."""
     try:
         snap = await _snapshot_of(request)
     except _Refused as refused:
         return refused.response
     gzipped = _accepts_gzip(request)
-    body = snap.encoded(name, gzipped)
-    if body is None:
-        body = await _built(request.app[BUILDS_KEY], snap, name, gzipped)
-        if body is None:
+    answer = snap.answered(key, gzipped)
+    if answer is None:
+        answer = await _built(request.app[BUILDS_KEY], snap, key, gzipped)
+        if answer is None:
             return None
-    return web.Response(body=body, headers=_GZIPPED if gzipped else _PLAIN)
+    headers = _GZIPPED if gzipped else _PLAIN
+    return web.Response(body=answer.body, headers={**headers, "ETag": answer.etag})
 
 
-_Builds = dict[tuple[int, str, bool], "asyncio.Future[bytes | None]"]
+_Builds = dict[tuple[int, AnswerKey, bool], "asyncio.Future[Answer | None]"]
 
 
-async def _built(builds: _Builds, snap: Snapshot, name: str, gzipped: bool) -> bytes | None:
-    """The answer built once however many requests ask for it meanwhile (at 100,000 hosts a
-    build is a second or two of work), and never abandoned by a client that goes away."""
-    key = (id(snap), name, gzipped)  # the build holds the snapshot: its id is not reused meanwhile
-    build = builds.get(key)
+async def _built(builds: _Builds, snap: Snapshot, key: AnswerKey, gzipped: bool) -> Answer | None:
+    """The answer built once however many requests ask for it meanwhile (a large one is seconds
+    of work), and never abandoned by a client that goes away."""
+    build_key = (id(snap), key, gzipped)  # the build holds the snapshot: its id is not reused meanwhile
+    build = builds.get(build_key)
     if build is None:
-        build = asyncio.ensure_future(run_in_slices(snap.encode_in_steps(name, gzipped)))
-        builds[key] = build
-        build.add_done_callback(lambda _done: builds.pop(key, None))
+        build = asyncio.ensure_future(run_in_slices(snap.answer(key, gzipped)))
+        builds[build_key] = build
+        build.add_done_callback(lambda _done: builds.pop(build_key, None))
     return await asyncio.shield(build)
 
 
-def _cached(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _cached(key: AnswerKey) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        response = await _snapshot_answer(request, name)
+        response = await _snapshot_answer(request, key)
         assert response is not None  # only an unknown model has no answer
         return response
 
     return handler
 
 
-_SORTS = ("ttft", "throughput")
-
-
-def _sort_suffix(request: web.Request) -> str | None:
-    """`?sort=ttft|throughput` (issue 11) as the snapshot answer's name suffix; None if invalid."""
-    sort = request.query.get("sort", "ttft")
-    if sort not in _SORTS:
+def _sort(request: web.Request) -> Sort | None:
+    """`?sort=ttft|throughput`; None if it is neither."""
+    try:
+        return Sort(request.query.get("sort", Sort.TTFT))
+    except ValueError:
         return None
-    return "" if sort == "ttft" else "?sort=throughput"
 
 
 async def best_all(request: web.Request) -> web.Response:
-    suffix = _sort_suffix(request)
-    if suffix is None:
+    sort = _sort(request)
+    if sort is None:
         return _error(422, "sort must be ttft or throughput")
-    response = await _snapshot_answer(request, "best" + suffix)
+    response = await _snapshot_answer(request, AnswerKey.best(sort=sort))
     assert response is not None
     return response
 
 
 async def best_one(request: web.Request) -> web.Response:
     model = request.match_info["model"]
-    suffix = _sort_suffix(request)
-    if suffix is None:
+    sort = _sort(request)
+    if sort is None:
         return _error(422, "sort must be ttft or throughput")
-    response = await _snapshot_answer(request, f"best/{model}{suffix}")
+    response = await _snapshot_answer(request, AnswerKey.best(model, sort))
     return _error(404, f"Unknown model {model}") if response is None else response
 
 
-# Rendering /metrics holds the loop this long at most before it lets the loop turn. A turn per
-# chunk made a scrape of 100,000 probed hosts take 150 s, every turn being long on a busy loop.
+# Rendering /metrics holds the loop this long at most before it lets the loop turn (not a turn
+# per chunk: on a busy loop every turn is long).
 METRICS_SLICE_S = SLICE_S
 
 
@@ -165,9 +165,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     """The exposition, streamed a chunk at a time, each chunk rendered on the loop in a step of a
     few milliseconds, with a turn of the loop every `METRICS_SLICE_S`: at thousands of hosts the whole
     render takes long enough to stall probes (and their time-to-first-token readings) if it ran
-    in one go, a worker thread would fight the loop for the GIL (see `metrics.render`), and a
-    whole body at once (tens of MiB of text, plus its copies) would raise the process's peak
-    memory for good. The renderer reads the snapshot (immutable) and copies of the counters."""
+    in one go, and a whole body at once (tens of MiB of text, plus its copies) would raise the
+    process's peak memory for good. The renderer reads the snapshot (immutable) and copies of the counters."""
     exposition = negotiate(request.headers.get("Accept", ""))
     if request.method == "HEAD":
         return web.Response(headers={"Content-Type": exposition.content_type})
@@ -383,10 +382,10 @@ def make_app(
     # (`/`, `{`, `}`, `%`...; discovery refuses only what cannot be printed), and every id listed
     # must be reachable, whether a client sends `/` as is or as `%2F`.
     app.router.add_get(f"/v1/best/{MODEL_PATTERN}", best_one)
-    app.router.add_get("/v1/hosts", _cached("hosts"))
+    app.router.add_get("/v1/hosts", _cached(HOSTS))
     app.router.add_get(f"/v1/history/{MODEL_PATTERN}", history)
     app.router.add_get("/v1/vantages", vantages)
-    app.router.add_get("/libertai/models", _cached("models"))
+    app.router.add_get("/libertai/models", _cached(MODELS))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import gc
 
 from monitor.config import load_settings
+from monitor.core.answer import HOSTS
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.service import Monitor
 
 T0 = 1_700_000_000.0
@@ -45,14 +47,14 @@ def test_probing_publishing_and_retiring_hosts_leave_no_cyclic_garbage() -> None
     m.fleet.apply_listing({"hermes": [_host(i) for i in range(300)], "gemma": [_host(0)]}, T0)
     _probe_everything(m, 300, T0)
     m.publisher.publish(force=True)
-    m.snapshot.encode("hosts")
+    finish(m.snapshot.answer(HOSTS))
     gc.collect()
     gc.disable()
     try:
         for round_ in range(1, 4):  # every value replaced a few times, snapshots swapped
             _probe_everything(m, 300, T0 + 30 * round_)
             m.publisher.publish(force=True)
-            m.snapshot.encode("hosts", gzipped=True)
+            finish(m.snapshot.answer(HOSTS, gzipped=True))
         m.fleet.apply_listing({"gemma": [_host(0)]}, T0 + 200)  # 300 hosts retired at once
         m.publisher.publish(force=True)
         cyclic = gc.collect()

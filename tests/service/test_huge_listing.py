@@ -13,6 +13,7 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.core import ranking, steps
+from monitor.core.answer import HOSTS, Answer, AnswerKey
 from monitor.core.clock import FakeClock
 from monitor.core.results import ProbeKind
 from monitor.core.snapshot import Snapshot
@@ -24,6 +25,14 @@ from monitor.service import Monitor
 from monitor.web import api
 from monitor.web.api import make_app
 from tests.turns import Turns
+
+
+def _body(snap: Snapshot, key: AnswerKey, gzipped: bool = False) -> bytes:
+    """An answer's bytes, built at once."""
+    answer = steps.finish(snap.answer(key, gzipped))
+    assert answer is not None
+    return answer.body
+
 
 SERVERS = 3 * SYNC_STEP
 
@@ -79,8 +88,8 @@ async def test_a_snapshot_built_in_steps_equals_one_built_at_once() -> None:
         m.fleet.apply_listing(_listing(2 * ranking.HOSTS_PER_STEP, models=2), 1.0)
     await stepped.publisher.publish_in_steps(force=True)
     at_once.publisher.publish(force=True)
-    assert stepped.snapshot.encode("hosts") == at_once.snapshot.encode("hosts")
-    assert stepped.snapshot.encode("best") == at_once.snapshot.encode("best")
+    for key in (HOSTS, AnswerKey.best()):
+        assert _body(stepped.snapshot, key) == _body(at_once.snapshot, key)
 
 
 def _probing(m: Monitor) -> ProbeDispatcher[Target]:
@@ -138,7 +147,7 @@ async def test_a_large_answer_is_encoded_between_turns_of_the_loop_and_reads_the
     m = _monitor()
     m.fleet.apply_listing(_listing(SERVERS, models=3), 1.0)
     m.publisher.publish(force=True)
-    expected = json.loads(m.snapshot.encode("hosts") or b"")  # built at once, on a copy's cache
+    expected = json.loads(_body(m.snapshot, HOSTS))  # built at once, on the previous snapshot
     m.publisher.publish(force=True)  # a fresh snapshot: nothing encoded yet
     run_in_slices = slices.run_in_slices  # a turn of the loop after every step, however fast
     monkeypatch.setattr(api, "run_in_slices", lambda work: run_in_slices(work, 0.0))
@@ -155,10 +164,10 @@ def test_a_gzipped_answer_is_the_plain_one_compressed_the_same_every_time() -> N
     m = _monitor()
     m.fleet.apply_listing(_listing(SERVERS), 1.0)
     m.publisher.publish(force=True)
-    plain, packed = m.snapshot.encode("hosts"), m.snapshot.encode("hosts", gzipped=True)
-    assert plain is not None and packed is not None and gzip.decompress(packed) == plain
+    plain, packed = _body(m.snapshot, HOSTS), _body(m.snapshot, HOSTS, gzipped=True)
+    assert gzip.decompress(packed) == plain
     m.publisher.publish(force=True)
-    assert m.snapshot.encode("hosts", gzipped=True) == packed  # same bytes: a stable strong ETag
+    assert _body(m.snapshot, HOSTS, gzipped=True) == packed  # same bytes: a stable strong ETag
 
 
 async def test_an_answer_asked_for_by_many_clients_at_once_is_built_once(
@@ -167,17 +176,17 @@ async def test_an_answer_asked_for_by_many_clients_at_once_is_built_once(
     m = _monitor()
     m.fleet.apply_listing(_listing(SERVERS), 1.0)
     m.publisher.publish(force=True)
-    builds: list[str] = []
-    encode_in_steps = Snapshot.encode_in_steps
+    builds: list[AnswerKey] = []
+    answer = Snapshot.answer
 
-    def counted(self: Snapshot, name: str, gzipped: bool = False) -> steps.Steps[bytes | None]:
-        builds.append(name)
-        return encode_in_steps(self, name, gzipped)
+    def counted(self: Snapshot, key: AnswerKey, gzipped: bool = False) -> steps.Steps[Answer | None]:
+        builds.append(key)
+        return answer(self, key, gzipped)
 
-    monkeypatch.setattr(Snapshot, "encode_in_steps", counted)
+    monkeypatch.setattr(Snapshot, "answer", counted)
     run_in_slices = slices.run_in_slices  # a turn of the loop after every step: builds overlap
     monkeypatch.setattr(api, "run_in_slices", lambda work: run_in_slices(work, 0.0))
     client = await aiohttp_client(make_app(m))
     answers = await asyncio.gather(*(client.get("/v1/hosts") for _ in range(5)))
     bodies = {await a.read() for a in answers}
-    assert len(bodies) == 1 and builds == ["hosts"]
+    assert len(bodies) == 1 and builds == [HOSTS]

@@ -15,10 +15,13 @@ from aiohttp.test_utils import TestClient
 from monitor.config import ConfigError, load_settings
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.snapshot import with_aliases
+from monitor.parts import slices
 from monitor.server import service_app
 from monitor.service import Monitor
+from monitor.web.status import routes
 from monitor.web.status.history import Bucket, History, hour_start
 from tests.status.support import NOW, A, B, C, FakeSource, app_for, host, model, snapshot
+from tests.turns import Turns
 
 Client = TestClient[web.Request, web.Application]
 
@@ -268,3 +271,14 @@ def test_a_blank_or_overlong_title_is_a_configuration_error() -> None:
     for bad in ("", "   ", "x" * 121):
         with pytest.raises(ConfigError, match="LIBERTAI_MONITOR_STATUS_TITLE"):
             load_settings(environ={"LIBERTAI_MONITOR_STATUS_TITLE": bad})
+
+
+async def test_a_page_is_rendered_on_the_loop_a_card_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = FakeSource(snapshot(*(model(f"m{i}", [host(f"m{i}", A)]) for i in range(10))))
+    _app, state = app_for(source)
+    run_in_slices = slices.run_in_slices  # a turn of the loop after every step, however fast
+    monkeypatch.setattr(routes, "run_in_slices", lambda work: run_in_slices(work, 0.0))
+    with Turns() as turns:
+        page = await state.page(None, 15.0)
+    assert page is not None and b'data-model="m9"' in page[0]
+    assert turns.count >= 10  # a turn at least between cards

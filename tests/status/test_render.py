@@ -6,6 +6,7 @@ import gzip
 from dataclasses import replace
 
 from monitor.core.results import HostState, Outcome
+from monitor.core.steps import finish
 from monitor.web.status.drawings import Drawings
 from monitor.web.status.gzjoin import assemble, piece
 from monitor.web.status.history import History
@@ -27,7 +28,7 @@ def test_an_empty_body_is_valid_gzip_too() -> None:
 
 
 def _render(snap: object, cards: Cards, drawings: Drawings) -> bytes:
-    plain, gz = render_page("t", snap, History(), READY, (), 15.0, None, drawings, cards)  # type: ignore[arg-type]
+    plain, gz = finish(render_page("t", snap, History(), READY, (), 15.0, None, drawings, cards))  # type: ignore[arg-type]
     assert gzip.decompress(gz) == plain
     return plain
 

@@ -221,8 +221,7 @@ class HistoryReader:
                 first_day = day_start(now) - (DAYS_SHOWN - 1) * DAY
                 daily_rows = await _daily_rollups(conn, first_day, rolled)
                 cut = None
-        # On the loop in steps: in worker threads this work fought the loop for the GIL, and at
-        # 100,000 probed hosts every probe's step waited for it (4-9 ms each, turns of 0.3-0.5 s).
+        # On the loop in steps, not in a worker thread: docs/performance.md.
         hourly = await run_in_slices(_hourly(rollup_rows, raw_rows, m, h))
         if cut is None:
             days = await run_in_slices(_daily(daily_rows, m, h))

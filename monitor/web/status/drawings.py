@@ -3,13 +3,12 @@
 The snapshot changes every quarter second; the history only when it is read again (every 30 s)
 or when the hour turns. Bars, sparklines and charts depend only on the latter, so they are drawn
 once per (history version, hour) and reused by every page rendered meanwhile. Shared by the
-render threads: a drawing is a frozen value, and two threads drawing the same one at once only
-waste a little work.
+pages being rendered (their steps interleave on the loop): a drawing is a frozen value, and two
+pages drawing the same one only waste a little work.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -126,7 +125,6 @@ class Drawings:
     drawn again for every read."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._generation: tuple[int, float] | None = None
         self._past_generation: tuple[int, bool, float] | None = None
         self._slots: _Slots | None = None
@@ -139,19 +137,18 @@ class Drawings:
         hour = hour_start(now)
         generation = (history.version, hour)
         past_generation = (history.epoch, history.loaded_at is None, hour)
-        with self._lock:
-            if generation != self._generation or self._slots is None:
-                self._generation = generation
-                self._slots = _Slots(now)
-                self._cache = {}
-            if past_generation != self._past_generation:
-                self._past_generation = past_generation
-                self._pasts = {}
-            if len(self._cache) > _MAX_ENTRIES:
-                self._cache.clear()
-            if len(self._pasts) > 4 * _MAX_ENTRIES:
-                self._pasts.clear()
-            return self._slots, self._cache, self._pasts
+        if generation != self._generation or self._slots is None:
+            self._generation = generation
+            self._slots = _Slots(now)
+            self._cache = {}
+        if past_generation != self._past_generation:
+            self._past_generation = past_generation
+            self._pasts = {}
+        if len(self._cache) > _MAX_ENTRIES:
+            self._cache.clear()
+        if len(self._pasts) > 4 * _MAX_ENTRIES:
+            self._pasts.clear()
+        return self._slots, self._cache, self._pasts
 
     def model(
         self, history: History, now: float, base: str, urls: tuple[str, ...], hosts: bool, chart: bool

@@ -1,16 +1,15 @@
 """HTML and SVG out of the page's values: the Jinja2 environment (autoescaped) and the renderers.
 
-Rendering is pure and reads only immutable values, so it runs in a worker thread. A page is the
-header, the incidents and one card per model; a model's card is rendered again only when its view
-or its history's drawing changed (a snapshot usually changes a few models), so a new snapshot
-costs a few cards, not a hundred.
+Rendering is pure, reads only immutable values and runs on the loop in steps (a card a step,
+`monitor.core.steps`). A page is the header, the incidents and one card per model; a model's card
+is rendered again only when its view or its history's drawing changed (a snapshot usually
+changes a few models), so a new snapshot costs a few cards, not a hundred.
 """
 
 from __future__ import annotations
 
 import gzip
 import secrets
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -20,6 +19,7 @@ from markupsafe import Markup
 from monitor import __version__
 from monitor.core.results import HostState
 from monitor.core.snapshot import HostView, ModelView, Snapshot
+from monitor.core.steps import Steps
 from monitor.web.status import svg
 from monitor.web.status.drawings import Drawings, Drawn, ModelDrawing
 from monitor.web.status.gzjoin import Piece, assemble, piece
@@ -69,20 +69,18 @@ def _context(
 class Cards:
     """Rendered model cards and host rows, each kept while its inputs are equal (views compare by
     value: they are rebuilt on every full re-rank even when nothing changed), cards with their
-    compressed bytes. Shared by render threads: entries are immutable, and two threads rendering
-    the same one only waste work."""
+    compressed bytes. Shared by the pages being rendered (their steps interleave on the loop):
+    entries are immutable, and two pages rendering the same one only waste work."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._cards: dict[tuple[str, bool], tuple[tuple[Any, ...], bytes]] = {}
         self._blocks: dict[tuple[int, bool], tuple[tuple[bytes, ...], Piece]] = {}
         self._rows: dict[tuple[str, str], tuple[tuple[Any, ...], Markup]] = {}
 
     def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
-        with self._lock:
-            if len(table) > _MAX_CARDS:
-                table.clear()
-            table[key] = value
+        if len(table) > _MAX_CARDS:
+            table.clear()
+        table[key] = value
 
     def row(self, h: HostView, model: str, best: str | None, drawn: Drawn | None) -> Markup:
         inputs = (h, h.url == best, drawn)
@@ -105,10 +103,10 @@ class Cards:
         self._put(self._cards, (v.model, chart), (inputs, html))
         return html
 
-    def blocks(self, cards: Sequence[bytes], chart: bool) -> list[Piece]:
-        """The cards compressed in blocks of `_BLOCK`: a block whose cards are all unchanged keeps
-        its compressed bytes (whole blocks compress almost as well as one stream; single cards
-        would not, at a 32 KiB window and ~15 KB a card)."""
+    def blocks(self, cards: Sequence[bytes], chart: bool) -> Steps[list[Piece]]:
+        """The cards compressed in blocks of `_BLOCK`, a step per block compressed: a block whose
+        cards are all unchanged keeps its compressed bytes (whole blocks compress almost as well
+        as one stream; single cards would not, at a 32 KiB window and ~15 KB a card)."""
         out = []
         for i in range(0, len(cards), _BLOCK):
             group = tuple(cards[i : i + _BLOCK])
@@ -119,6 +117,7 @@ class Cards:
             block = piece(b"".join(group))
             self._put(self._blocks, (i, chart), (group, block))
             out.append(block)
+            yield None
         return out
 
 
@@ -141,10 +140,10 @@ def render_page(
     model: str | None = None,
     drawings: Drawings | None = None,
     cards: Cards | None = None,
-) -> tuple[bytes, bytes]:
-    """The overview, or one model's page (with that model's incidents only), plain and gzipped;
-    `model` must be known. Cards and rows are kept in `cards` and history in `drawings` for the
-    next page."""
+) -> Steps[tuple[bytes, bytes]]:
+    """The overview, or one model's page (with that model's incidents only), plain and gzipped,
+    a step per model card; `model` must be known. Cards and rows are kept in `cards` and history
+    in `drawings` for the next page."""
     drawings = drawings or Drawings()
     cards = cards or Cards()
     now = snapshot.generated_at
@@ -160,6 +159,7 @@ def render_page(
         drawing = drawings.model(history, now, base, urls, host_bars and show_hosts, chart)
         rows = tuple(cards.row(h, base, v.best, _drawn(drawing, h)) for h in v.hosts) if show_hosts else ()
         html.append(cards.card(v, v.probed_as in reasoning, drawing, rows, chart))
+        yield None
     if model is not None:
         base_id = models[model].probed_as
         incidents = [i for i in incidents if i.model == base_id]
@@ -167,7 +167,8 @@ def render_page(
     page = page_view(title, snapshot, history, readiness, incidents, (Markup(_CARDS),), only=model)
     template = "overview.html" if model is None else "model.html"
     head, _, tail = _ENV.get_template(template).render(_context(page, refresh, model=model)).partition(_CARDS)
-    return assemble([piece(head.encode(), 1), *cards.blocks(html, chart), piece(tail.encode(), 1)])
+    blocks = yield from cards.blocks(html, chart)
+    return assemble([piece(head.encode(), 1), *blocks, piece(tail.encode(), 1)])
 
 
 def render_missing(title: str, snapshot: Snapshot, readiness: Mapping[str, str], model: str) -> bytes:

@@ -1,7 +1,7 @@
 """The status page's routes on the service's aiohttp application, and its history loader.
 
 Requests never touch the database: the history is read in the background every `HISTORY_EVERY_S`
-and pages are rendered in a worker thread, once per (snapshot, history, incidents, readiness).
+and pages are rendered on the loop in steps, once per (snapshot, history, incidents, readiness).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Final, Protocol
@@ -20,10 +20,11 @@ from monitor import __version__
 from monitor.core.snapshot import Snapshot
 from monitor.logging import get_logger
 from monitor.parts.ports import EngineHolder
+from monitor.parts.slices import run_in_slices
 from monitor.web.status.data import HistoryReader
 from monitor.web.status.drawings import Drawings
 from monitor.web.status.history import History
-from monitor.web.status.incidents import Incident, IncidentLog
+from monitor.web.status.incidents import IncidentLog
 from monitor.web.status.render import (
     STATIC_FILES,
     STATIC_PREFIX,
@@ -84,8 +85,9 @@ class StatusState:
     _pages: dict[tuple[object, ...], asyncio.Future[tuple[bytes, bytes]]] = field(default_factory=dict)
 
     async def page(self, model: str | None, refresh: float) -> tuple[bytes, bytes] | None:
-        """(plain, gzipped) HTML, rendered once per state of its inputs, in a worker thread; None
-        for a model the current snapshot does not know."""
+        """(plain, gzipped) HTML, rendered once per state of its inputs, on the loop in steps
+        however many requests ask for it meanwhile; None for a model the current snapshot does
+        not know."""
         src = self.source
         snap = src.snapshot  # one snapshot for the whole page, whatever is published meanwhile
         if model is not None and model not in snap.models:
@@ -104,10 +106,18 @@ class StatusState:
         cached = self._pages.get(key)
         if cached is None:
             incidents = inc.recent(snap.generated_at)
-            loop = asyncio.get_running_loop()
-            cached = loop.run_in_executor(
-                None, _build, self.title, snap, self.history, readiness, incidents, refresh, model, self
+            steps = render_page(
+                self.title,
+                snap,
+                self.history,
+                readiness,
+                incidents,
+                refresh,
+                model,
+                self.drawings,
+                self.cards,
             )
+            cached = asyncio.ensure_future(run_in_slices(steps))
             if len(self._pages) >= _CACHE_SIZE:
                 self._pages.pop(next(iter(self._pages)))
             self._pages[key] = cached
@@ -116,21 +126,6 @@ class StatusState:
         except Exception:
             self._pages.pop(key, None)
             raise
-
-
-def _build(
-    title: str,
-    snap: Snapshot,
-    history: History,
-    readiness: Mapping[str, str],
-    incidents: Sequence[Incident],
-    refresh: float,
-    model: str | None,
-    state: StatusState,
-) -> tuple[bytes, bytes]:
-    return render_page(
-        title, snap, history, readiness, incidents, refresh, model, state.drawings, state.cards
-    )
 
 
 STATUS_KEY: Final = web.AppKey("status", StatusState)
