@@ -19,8 +19,8 @@ from monitor.core.health import HostHealth, stats
 from monitor.core.ranking import ModelRanking
 from monitor.core.results import HostState, Outcome
 from monitor.core.steps import Steps, finish, mapped
+from monitor.core.throughput import Throughput, by_throughput
 from monitor.core.upstream import upstream_request
-from monitor.probe.throughput import Throughput, by_throughput
 
 
 def iso(ts: float | None) -> str | None:
