@@ -19,10 +19,8 @@ import aiohttp
 from monitor import __version__
 from monitor.config import Settings
 from monitor.core.clock import SYSTEM_CLOCK, Clock
-from monitor.core.results import HostState
 from monitor.core.secret import Secret
 from monitor.core.snapshot import DiscoveryStatus, Snapshot
-from monitor.core.upstream import is_reasoning
 from monitor.ha.duties import Duties
 from monitor.ha.election import Election, asyncpg_dsn
 from monitor.ha.follower import Follower, Mark
@@ -44,7 +42,6 @@ from monitor.parts.scheduler import SchedulerStats
 from monitor.parts.targets import HOST_WIDE, Target, Targets, probe_kinds
 from monitor.probe.http import make_session
 from monitor.probe.prober import Prober
-from monitor.probe.throughput import Throughput, ThroughputProbes, probe_throughput
 from monitor.store import StoreError, VantageInfo
 from monitor.web.status.incidents import IncidentLog
 from monitor.web.view import Counters
@@ -84,6 +81,7 @@ class Monitor:
         if self.persistence is not None:
             self.best_hosts.subscribe(self.persistence.best_changed)
         self.recorder = ProbeRecorder(self.fleet, self.health_policy, store)
+        self.fleet.on_sync(self.recorder.retain_throughput)
         self.probe_counts = self.recorder.counts
         # State and best-host changes of the last days, for the status page.
         self.incidents = IncidentLog()
@@ -92,18 +90,8 @@ class Monitor:
         self.gateway = DiscoveryRun(
             settings, self.fleet, self.persistence, lambda: self.publisher.publish_in_steps(force=True)
         )
-        # Throughput: billed, so only of up hosts; shown and sortable, never health evidence.
-        self.throughput = ThroughputProbes(
-            self._measure_throughput,
-            settings.throughput_interval,
-            wanted=lambda key: (h := self.fleet.health.get(key)) is not None and h.state is HostState.UP,
-            on_result=lambda r: self.fleet.touch((r.model, r.host)),
-            limit=max(1, settings.max_concurrency // 4),
-            jitter=settings.jitter,
-            clock=clock,
-        )
         self.publisher = Publisher(
-            self.fleet, self.best_hosts, self.gateway, clock, measured=self.throughput.results.get
+            self.fleet, self.best_hosts, self.gateway, clock, throughput=self.recorder.throughput
         )
         self.sched_stats = SchedulerStats()
         self.counters = Counters(
@@ -127,7 +115,7 @@ class Monitor:
             else None
         )
         self._mark: Mark | None = None
-        duties = Duties(settings, clock, self.fleet, self.gateway, store, self.sched_stats, self.throughput)
+        duties = Duties(settings, clock, self.fleet, self.gateway, store, self.sched_stats)
         self.roles = Roles(
             vantage,
             duties,
@@ -167,7 +155,13 @@ class Monitor:
         )
         self.gateway.bind(self._session)
         # Without a key only health probes are scheduled (see `probe_kinds`); an empty key is never sent.
-        prober = Prober(self._session, s.api_key or Secret(""), s.probe_timeout, allow=s.allowed_hosts)
+        prober = Prober(
+            self._session,
+            s.api_key or Secret(""),
+            s.probe_timeout,
+            allow=s.allowed_hosts,
+            throughput_tokens=s.throughput_tokens,
+        )
         self._probing = Probing(prober, self.fleet, self.recorder, self.targets, s.confirm_delay)
         if self.follower is not None:
             try:
@@ -246,20 +240,6 @@ class Monitor:
         if self.vantages is None:
             raise UnknownVantage(vantage)
         return await self.vantages.snapshot(vantage)
-
-    async def _measure_throughput(self, model: str, host: str) -> Throughput:
-        assert self._session is not None, "prepare() first"
-        s = self.settings
-        return await probe_throughput(
-            self._session,
-            s.api_key or Secret(""),
-            host,
-            model,
-            tokens=s.throughput_tokens,
-            timeout_s=s.probe_timeout,
-            allow=s.allowed_hosts,
-            reasoning=is_reasoning(model, self.fleet.aliases),
-        )
 
     def readiness(self) -> Readiness:
         return readiness(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from monitor.core.throughput import Throughput
+
 
 class Outcome(enum.StrEnum):
     """How one probe ended; the contract's OUTCOME names, exactly."""
@@ -31,6 +33,9 @@ class ProbeKind(enum.StrEnum):
     AUTH = "auth"  # GET /libertai/auth/check on the host: free, often unsupported
     COMPLETION = "completion"  # streaming one-token chat completion: billed
     EMBEDDING = "embedding"  # one tiny embedding: billed
+    # A streamed completion of a few tokens (billed), of up hosts only: what it measured is shown
+    # and sorts hosts on request, but is never health evidence, and it is not stored.
+    THROUGHPUT = "throughput"
 
 
 class HostState(enum.StrEnum):
@@ -45,7 +50,8 @@ class ProbeResult:
     """One probe of one (model, host). Times are wall-clock epoch seconds; durations milliseconds.
 
     `model` is the id probed (a base id, never a `-thinking` alias). `detail` is a short,
-    secret-free description for logs (never a response body, never a header).
+    secret-free description for logs (never a response body, never a header). `throughput` is
+    what a throughput probe that ended `ok` measured (None for every other result).
     """
 
     model: str
@@ -58,6 +64,7 @@ class ProbeResult:
     ttft_ms: float | None = None
     total_ms: float | None = None
     detail: str = ""
+    throughput: Throughput | None = None
 
     @property
     def ok(self) -> bool:
@@ -69,18 +76,36 @@ class ProbeResult:
 Evidence = tuple[float, ProbeKind, Outcome, float | None, float | None]
 
 
-def error_status_outcome(status: int) -> Outcome:
-    """The outcome an inference host's error status (4xx, 5xx) stands for, as the failover client
-    and the simulator's ground truth name it. (The monitor's probes refine it per probe kind:
-    `monitor.probe.classify.classify_status`.)"""
-    if status == 429:
-        return Outcome.RATE_LIMITED
+def classify_status(status: int, kind: ProbeKind) -> Outcome:
+    """The outcome an HTTP status stands for, answering a request of `kind`: the one table of
+    the probes, the failover client and the simulator's ground truth.
+
+    `OK` means only that the status is the expected one; the caller still validates the body.
+    """
+    if status == 200:
+        return Outcome.OK
+    if status == 202 and kind is ProbeKind.HEALTH:
+        return Outcome.NOT_LOADED
+    if status < 100 or status >= 600 or status < 400:
+        return Outcome.BAD_RESPONSE  # 1xx, other 2xx, 3xx (redirects are never followed), nonsense
     if status >= 500:
         return Outcome.SERVER_ERROR
     if status in (401, 403):
-        return Outcome.KEY_REJECTED
+        # A health request carries no key, so its 401/403 cannot be about the key.
+        return Outcome.INVALID_REQUEST if kind is ProbeKind.HEALTH else Outcome.KEY_REJECTED
     if status == 402:
         return Outcome.PAYMENT_REQUIRED
     if status == 404:
-        return Outcome.UNKNOWN_MODEL
-    return Outcome.INVALID_REQUEST
+        return Outcome.UNSUPPORTED if kind is ProbeKind.AUTH else Outcome.UNKNOWN_MODEL
+    if status == 405 and kind is ProbeKind.AUTH:
+        return Outcome.UNSUPPORTED
+    if status == 408:
+        return Outcome.TIMEOUT  # the server gave up waiting for the request: a timeout
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    return Outcome.INVALID_REQUEST  # 422 and every other 4xx
+
+
+def error_status_outcome(status: int) -> Outcome:
+    """The outcome an inference host's error status (4xx, 5xx) to a completion stands for."""
+    return classify_status(status, ProbeKind.COMPLETION)

@@ -19,8 +19,8 @@ from monitor.core.health import HostHealth, stats
 from monitor.core.ranking import ModelRanking
 from monitor.core.results import HostState, Outcome
 from monitor.core.steps import Steps, mapped
+from monitor.core.throughput import Throughput, by_throughput
 from monitor.core.upstream import upstream_request
-from monitor.probe.throughput import Throughput, by_throughput
 
 
 def iso(ts: float | None) -> str | None:
@@ -51,7 +51,7 @@ class HostView:
     consecutive_failures: int
     key_ok: bool | None
     last_outcome: Outcome
-    # The last throughput probe's figures (issue 11, `monitor.probe.throughput`); None before one.
+    # The last throughput probe's figures (`monitor.core.throughput`); None before one.
     tokens_per_s: float | None = None
     inter_token_ms_p50: float | None = None
     # Vantages that see this host down (this one included), sorted, of `vantages` with fresh data.

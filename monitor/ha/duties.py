@@ -1,21 +1,20 @@
-"""The leader's work: discovery, the probe dispatcher, the throughput probes and the store's upkeep,
-started when this process leads and stopped, probes first, when it no longer does (or stops)."""
+"""The leader's work: discovery, the probe dispatcher (every probe kind, throughput's too) and the
+store's upkeep, started when this process leads and stopped, probes first, when it no longer does
+(or stops)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.parts.discovery_run import DiscoveryRun
-from monitor.parts.fleet import SYNC_STEP, Fleet
+from monitor.parts.fleet import Fleet
 from monitor.parts.maintenance import add_maintenance_jobs
 from monitor.parts.ports import Maintenance
 from monitor.parts.probing import Probing
 from monitor.parts.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
-from monitor.parts.targets import Target, completion_keys
-from monitor.probe.throughput import ThroughputProbes
+from monitor.parts.targets import Target
 
 
 class Duties:
@@ -27,7 +26,6 @@ class Duties:
         gateway: DiscoveryRun,
         store: Maintenance | None,
         stats: SchedulerStats,
-        throughput: ThroughputProbes,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -38,19 +36,6 @@ class Duties:
         self._dispatcher: ProbeDispatcher[Target] | None = None
         self._jobs = make_job_scheduler(stats)
         self._tasks: list[asyncio.Task[None]] = []
-        self._throughput = throughput
-        fleet.on_sync(self._sync_throughput)
-
-    def _sync_throughput(self, _models: set[str]) -> Iterator[None]:
-        """In steps that the fleet's walk interleaves with turns of the loop (100,000 hosts)."""
-        if not self.running:  # billed: a follower measures nothing
-            return
-        items = list(self._fleet.health.items())
-        keys: list[tuple[str, str]] = []
-        for i in range(0, len(items), SYNC_STEP):
-            keys += completion_keys(dict(items[i : i + SYNC_STEP]), self._settings)
-            yield
-        yield from self._throughput.sync_steps(keys, SYNC_STEP)
 
     @property
     def running(self) -> bool:
@@ -66,8 +51,7 @@ class Duties:
         )
         dispatcher.stats = self._stats
         self._tasks.append(asyncio.create_task(dispatcher.run_forever(), name="probe-dispatcher"))
-        self._tasks.append(asyncio.create_task(self._throughput.run_forever(), name="throughput-probes"))
-        self._fleet.start_probing(dispatcher)  # its sync hands the throughput probes their targets
+        self._fleet.start_probing(dispatcher)
         # The first discovery runs in the background: restored answers are served meanwhile.
         self._tasks.append(asyncio.create_task(self._gateway.run(), name="first-discovery"))
         self._jobs = make_job_scheduler(self._stats)  # a stopped scheduler is not started again
@@ -84,7 +68,6 @@ class Duties:
         if dispatcher is not None:
             await dispatcher.close()
             self._fleet.stop_probing()
-            await self._throughput.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

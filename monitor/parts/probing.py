@@ -1,10 +1,14 @@
-"""One probe target run: the probe, its result recorded, and a confirmation re-probe if asked."""
+"""One probe target run: the probe, its result recorded, and a confirmation re-probe if asked.
+
+A throughput probe is billed and measures only what a working host sends: it is made only of a
+host that is up when its turn comes (else skipped until the next).
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from monitor.core.results import ProbeKind, ProbeResult
+from monitor.core.results import HostState, ProbeKind, ProbeResult
 from monitor.core.upstream import is_reasoning
 from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import ProbeRecorder
@@ -47,7 +51,17 @@ class Probing:
         """True when the failure it found should be confirmed at once (see `ProbeRecorder.record`)."""
         return self._recorder.record(await self.probe(target))
 
+    def wanted(self, target: Target) -> bool:
+        """Whether `target` is to be probed now: a throughput probe only while its host is up."""
+        model, host, kind = target
+        if kind is not ProbeKind.THROUGHPUT:
+            return True
+        h = self._fleet.health.get((model, host))
+        return h is not None and h.state is HostState.UP
+
     async def run(self, target: Target) -> None:
         """The dispatcher's run of a target: a failure to confirm gets one extra probe soon."""
+        if not self.wanted(target):
+            return
         if await self.probe_and_record(target):
             self._targets.soon(target, self._confirm_delay)

@@ -8,7 +8,7 @@ millisecond, so the running service gives the event loop a turn between steps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Generator, Mapping
 from typing import Protocol
 
 from monitor.core.clock import Clock
@@ -25,10 +25,10 @@ from monitor.core.snapshot import (
     with_aliases,
 )
 from monitor.core.steps import finish
+from monitor.core.throughput import Throughput
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet, Key
 from monitor.parts.slices import run_in_slices
-from monitor.probe.throughput import Throughput
 
 PUBLISH_EVERY_S = 0.25
 PUBLISH_EVERY_LARGE_S = 1.0  # beyond LARGE_FLEET entries a rebuild is no longer free: less often
@@ -54,9 +54,10 @@ class Publisher:
         best: BestHosts,
         gateway: GatewayState,
         clock: Clock,
-        measured: Callable[[tuple[str, str]], Throughput | None] = lambda _: None,
+        throughput: Mapping[Key, Throughput] | None = None,
     ) -> None:
-        self._measured = measured  # the last throughput measurement of a (model, host)
+        # The last throughput measurement of each (model, host), as the recorder keeps it.
+        self._throughput: Mapping[Key, Throughput] = {} if throughput is None else throughput
         self._fleet = fleet
         self._best = best
         self._gateway = gateway
@@ -127,7 +128,7 @@ class Publisher:
                     pending_models.add(key[0])
                     h = fleet.health.get(key)
                     if h is not None:
-                        self._views[key] = host_view(h, self._measured(key), self._elsewhere)
+                        self._views[key] = host_view(h, self._throughput.get(key), self._elsewhere)
                 del pending_views[-VIEWS_PER_STEP:]
                 yield None
             now = self._clock.time()

@@ -4,6 +4,10 @@ The state machine is `health.apply`'s; this module applies it to the right entri
 check counts for every model it serves), logs one line per state change, and says when a failure
 should be confirmed at once by another probe.
 
+A throughput probe's result is not health evidence: it is neither counted nor stored (the store
+has no place for what it measured), and changes no state. The last measurement of each (model,
+host) is kept in `throughput`, where the snapshot's builder reads it.
+
 State-change lines have a budget (`StateLogBudget`): a fleet that goes down at once (100,000 hosts
 refused on their first probes) wrote 45,000 "host down" lines in 40 s, which buried everything
 else in the log and cost the loop the time to format them. Past the budget the changes are
@@ -14,15 +18,17 @@ status page's incidents), the database and the answers.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from monitor.config import Settings
 from monitor.core.health import HealthPolicy, HostHealth, apply, needs_confirmation
 from monitor.core.results import HostState, ProbeKind, ProbeResult
+from monitor.core.steps import mapped
+from monitor.core.throughput import Throughput
 from monitor.logging import get_logger
-from monitor.parts.fleet import Fleet
+from monitor.parts.fleet import SYNC_STEP, Fleet, Key
 from monitor.parts.ports import ResultSink
 
 log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
@@ -88,6 +94,7 @@ class ProbeRecorder:
         self._policy = policy
         self._sink = sink
         self.counts: ProbeCounts = Counter()
+        self.throughput: dict[Key, Throughput] = {}  # the last measurement of each (model, host)
         self._on_state: list[StateSubscriber] = []
         self._state_log = StateLogBudget() if state_log is None else state_log
 
@@ -98,6 +105,8 @@ class ProbeRecorder:
     def record(self, result: ProbeResult) -> bool:
         """Take in one probe result: store it and update health. True when the failure it reports
         should be confirmed at once by another probe (detect fast, before a whole interval)."""
+        if result.kind is ProbeKind.THROUGHPUT:
+            return self.take_in(result)
         self.counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
         if self._sink is not None:
             self._sink.submit(result)
@@ -106,6 +115,9 @@ class ProbeRecorder:
     def take_in(self, result: ProbeResult) -> bool:
         """Update health with a result (this process's own or, as a follower, the leader's read
         back from the database): neither counted nor stored. True as for `record`."""
+        if result.kind is ProbeKind.THROUGHPUT:
+            self._measured(result)
+            return False
         if result.kind is ProbeKind.AUTH:
             self._fan_out_auth(result)
             return False
@@ -118,6 +130,24 @@ class ProbeRecorder:
         if after.state is not before.state or after.reason is not before.reason:
             self._changed(before, after, result.started_at)
         return not result.ok and needs_confirmation(after, self._policy)
+
+    def _measured(self, result: ProbeResult) -> None:
+        """Keep a throughput probe's measurement; a failed one leaves the last one shown."""
+        measured = result.throughput
+        key = (result.model, result.host)
+        if result.ok and measured is not None and measured.measured and key in self._fleet.health:
+            self.throughput[key] = measured
+            self._fleet.touch(key)
+
+    def retain_throughput(self, _models: set[str]) -> Iterator[None]:
+        """Forget the measurements of members gone or no longer trusted (a fleet listener, in
+        steps: every up host of a large fleet has one)."""
+        keys = list(self.throughput)
+        health = self._fleet.health
+        gone = yield from mapped(keys, lambda k: (h := health.get(k)) is None or not h.trusted, SYNC_STEP)
+        for key, stale in zip(keys, gone, strict=True):
+            if stale:
+                self.throughput.pop(key, None)
 
     def _fan_out_auth(self, result: ProbeResult) -> None:
         """The host auth check is per host: it counts for every model the host serves."""

@@ -2,13 +2,15 @@
 
 A target is (model, host, kind). The decisions (kinds per model, interval per state, the ramp of
 first probes) are pure functions of the settings and a host's health; `Targets` only keeps the
-dispatcher's set of targets in step with the fleet while the service runs.
+dispatcher's set of targets in step with the fleet while the service runs. Every member that gets
+completion probes also gets a throughput probe every `throughput_interval` (made only while its
+host is up: `monitor.parts.probing`).
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from monitor.config import Settings
@@ -43,25 +45,26 @@ def probe_kinds(model: str, settings: Settings) -> tuple[ProbeKind, ...]:
     return (ProbeKind.HEALTH, ProbeKind.COMPLETION)
 
 
-def completion_keys(
-    health: Mapping[tuple[str, str], HostHealth], settings: Settings
-) -> list[tuple[str, str]]:
-    """The (model, host) pairs that get billed completion probes: where throughput is measured."""
-    return [
-        key
-        for key, h in health.items()
-        if h.trusted and ProbeKind.COMPLETION in probe_kinds(key[0], settings)
-    ]
+def target_kinds(kinds: Iterable[ProbeKind]) -> set[ProbeKind]:
+    """The targets of a member whose probes are `kinds`: a throughput probe where completions are."""
+    out = set(kinds)
+    if ProbeKind.COMPLETION in out:
+        out.add(ProbeKind.THROUGHPUT)
+    return out
 
 
 def base_interval(kind: ProbeKind, settings: Settings) -> float:
-    return settings.probe_interval if kind is ProbeKind.HEALTH else settings.completion_interval
+    if kind is ProbeKind.HEALTH:
+        return settings.probe_interval
+    if kind is ProbeKind.THROUGHPUT:
+        return settings.throughput_interval
+    return settings.completion_interval
 
 
 def interval_of(kind: ProbeKind, h: HostHealth | None, settings: Settings) -> float:
     """Seconds to a target's next probe, given its host's health."""
     base = base_interval(kind, settings)
-    if h is not None and h.state is HostState.DOWN:
+    if kind is not ProbeKind.THROUGHPUT and h is not None and h.state is HostState.DOWN:
         # A down host is re-probed sooner, by the kind of probe that failed, so that its
         # recovery shows quickly (and billed probes speed up only when they are the evidence).
         failing = h.serving.failing if kind in _SERVING else h.liveness.failing
@@ -70,8 +73,15 @@ def interval_of(kind: ProbeKind, h: HostHealth | None, settings: Settings) -> fl
     return base
 
 
+# A new member's first throughput probe comes within this long (or its interval, if shorter):
+# soon, but spread so that a start-up does not bill every host at once.
+THROUGHPUT_RAMP_S = 30.0
+
+
 def first_within(kind: ProbeKind, hosts: int, settings: Settings) -> float:
     """Spread a new target's first probe over a short ramp so first answers come quickly."""
+    if kind is ProbeKind.THROUGHPUT:
+        return min(THROUGHPUT_RAMP_S, base_interval(kind, settings))
     ramp = max(5.0, max(hosts, 1) / 200.0)
     return min(ramp, base_interval(kind, settings))
 
@@ -112,11 +122,12 @@ class Targets:
     def set_kinds(
         self, key: tuple[str, str], kinds: Iterable[ProbeKind], h: HostHealth | None, hosts: int
     ) -> None:
-        """Make `key`'s targets exactly `kinds` (a new one is placed by `first_within`/`since_last`)."""
+        """Make `key`'s targets exactly those of `kinds` (`target_kinds`; a new one is placed by
+        `first_within`/`since_last`)."""
         d = self._set
         if d is None:
             return
-        keep = set(kinds)
+        keep = target_kinds(kinds)
         for kind in ProbeKind:
             if kind is ProbeKind.AUTH:
                 continue

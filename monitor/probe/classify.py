@@ -1,4 +1,5 @@
-"""What a probe's HTTP status and error body mean: the outcome of a status, and a `detail` safe to keep.
+"""What a probe's HTTP status and error body mean: the outcome of a status (the core's one table,
+`monitor.core.results.classify_status`), and a `detail` safe to keep.
 
 A `detail` never holds the API key (or any 8-character fragment of it), a credential, a header, or
 a body: only a sanitised, truncated message field of a JSON error body is ever quoted.
@@ -10,40 +11,11 @@ import json
 import re
 from typing import Any, Final
 
-from monitor.core.results import Outcome, ProbeKind
+from monitor.core.results import classify_status
 
 __all__ = ["DETAIL_MAX_CHARS", "classify_status", "error_detail", "json_message", "sanitise_detail"]
 
 DETAIL_MAX_CHARS: Final = 120
-
-
-def classify_status(status: int, kind: ProbeKind) -> Outcome:
-    """Map an HTTP status to an outcome for one probe kind.
-
-    `OK` means only that the status is the expected one; the caller still validates the body.
-    """
-    if status == 200:
-        return Outcome.OK
-    if status == 202 and kind is ProbeKind.HEALTH:
-        return Outcome.NOT_LOADED
-    if status < 100 or status >= 600 or status < 400:
-        return Outcome.BAD_RESPONSE  # 1xx, other 2xx, 3xx (redirects are never followed), nonsense
-    if status >= 500:
-        return Outcome.SERVER_ERROR
-    if status in (401, 403):
-        # A health request carries no key, so its 401/403 cannot be about the key.
-        return Outcome.INVALID_REQUEST if kind is ProbeKind.HEALTH else Outcome.KEY_REJECTED
-    if status == 402:
-        return Outcome.PAYMENT_REQUIRED
-    if status == 404:
-        return Outcome.UNSUPPORTED if kind is ProbeKind.AUTH else Outcome.UNKNOWN_MODEL
-    if status == 405 and kind is ProbeKind.AUTH:
-        return Outcome.UNSUPPORTED
-    if status == 408:
-        return Outcome.TIMEOUT  # the server gave up waiting: a timeout, whoever noticed it
-    if status == 429:
-        return Outcome.RATE_LIMITED
-    return Outcome.INVALID_REQUEST  # 422 and every other 4xx
 
 
 _BEARER = re.compile(r"(?i)\bbearer\s+\S+")

@@ -22,6 +22,10 @@ Timings (milliseconds, `time.perf_counter()`; `started_at` is `time.time()`):
   reasoning model asked for one token may never produce visible `content`.
 - `total_ms`: from just before the request to the end of the probe (for a completion, `[DONE]`).
 
+A throughput probe is a completion of `throughput_tokens` tokens read by the same stream reader,
+which also times the chunks that carry text; its result's `throughput` is what they measure
+(`monitor.core.throughput`). Its stream may be up to `max_stream_bytes` long.
+
 Streams: one JSON document per `data:` line (as OpenAI-compatible servers send); `event:`, `id:`,
 `retry:` and comment lines are ignored. The stream is `ok` at `data: [DONE]` after at least one
 choice; an `{"error": ...}` event, a stream that ends (or is cut) without `[DONE]`, and a stream
@@ -47,7 +51,7 @@ from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.secret import Secret
 from monitor.core.urls import AllowList
 from monitor.probe.answers import SseEvent, SseStream, interpret_sse_line, valid_embedding
-from monitor.probe.bodies import completion_body, embedding_body, new_nonce
+from monitor.probe.bodies import completion_body, embedding_body, new_nonce, stream_body
 from monitor.probe.classify import DETAIL_MAX_CHARS, classify_status, error_detail, sanitise_detail
 from monitor.probe.http import BodyTooLarge, ConnectTiming, classify_exception, read_bounded
 
@@ -87,16 +91,22 @@ class Prober:
         *,
         allow: AllowList,
         max_embedding_bytes: int = 1024 * KIB,
+        throughput_tokens: int = 16,
+        max_stream_bytes: int = 256 * KIB,
     ) -> None:
         if timeout <= 0:
             raise ValueError("probe timeout must be positive")
-        if max_body_bytes < 1 or max_embedding_bytes < 1:
+        if max_body_bytes < 1 or max_embedding_bytes < 1 or max_stream_bytes < 1:
             raise ValueError("byte bounds must be positive")
+        if throughput_tokens < 1:
+            raise ValueError("a throughput probe asks for at least one token")
         self._session = session
         self._key = api_key
         self._timeout = timeout
         self._max_body = max_body_bytes
         self._max_embedding = max_embedding_bytes
+        self._max_stream = max_stream_bytes
+        self._throughput_tokens = throughput_tokens
         self._allow = allow
 
     def __repr__(self) -> str:
@@ -116,6 +126,11 @@ class Prober:
         """A streaming one-token chat completion (billed) of a fresh prompt; measures connect, TTFT
         and total time. `reasoning`: the base id of a reasoning model, asked with thinking off."""
         return await self._run(ProbeKind.COMPLETION, host, model, reasoning)
+
+    async def throughput(self, host: str, model: str, *, reasoning: bool = False) -> ProbeResult:
+        """A streaming chat completion of `throughput_tokens` tokens (billed) of a fresh prompt; its
+        `throughput` when it ends `ok`. `reasoning`: as for `completion`."""
+        return await self._run(ProbeKind.THROUGHPUT, host, model, reasoning)
 
     async def embedding(self, host: str, model: str) -> ProbeResult:
         """POST {host}/v1/embeddings for "ping" (billed); checks data[0].embedding."""
@@ -137,9 +152,12 @@ class Prober:
         if kind is ProbeKind.AUTH:
             return "GET", URL(f"{host}/libertai/auth/check", encoded=True), {"Authorization": auth}, None
         headers = {"Authorization": auth, "Content-Type": "application/json"}
-        if kind is ProbeKind.COMPLETION:
+        if kind is ProbeKind.COMPLETION or kind is ProbeKind.THROUGHPUT:
             headers["Accept"] = "text/event-stream"
-            body = completion_body(model, new_nonce(), reasoning=reasoning)
+            if kind is ProbeKind.COMPLETION:
+                body = completion_body(model, new_nonce(), reasoning=reasoning)
+            else:
+                body = stream_body(model, self._throughput_tokens, new_nonce(), reasoning=reasoning)
             return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
         return "POST", URL(f"{host}/v1/embeddings", encoded=True), headers, embedding_body(model)
 
@@ -167,9 +185,11 @@ class Prober:
                         detail = ""
                     else:
                         detail = await self._error_detail(response)
-                elif kind is ProbeKind.COMPLETION:
-                    stream = SseStream(self._key.reveal())
-                    outcome, detail = await self._read_stream(response, stream, t0)
+                elif kind is ProbeKind.COMPLETION or kind is ProbeKind.THROUGHPUT:
+                    timed = kind is ProbeKind.THROUGHPUT
+                    stream = SseStream(self._key.reveal(), timed=timed)
+                    limit = self._max_stream if timed else self._max_body
+                    outcome, detail = await self._read_stream(response, stream, t0, limit)
                 elif kind is ProbeKind.EMBEDDING:
                     outcome, detail = await self._read_embedding(response)
                 else:
@@ -182,8 +202,9 @@ class Prober:
         total_ms = (time.perf_counter() - t0) * 1000.0
         ttft_ms = None if stream is None else stream.ttft_ms
         connect_ms = None if timing.connect_s is None else timing.connect_s * 1000.0
+        measured = None if stream is None or outcome is not Outcome.OK else stream.throughput()
         return ProbeResult(
-            model, host, kind, outcome, started_at, status, connect_ms, ttft_ms, total_ms, detail
+            model, host, kind, outcome, started_at, status, connect_ms, ttft_ms, total_ms, detail, measured
         )
 
     @staticmethod
@@ -237,20 +258,19 @@ class Prober:
         return Outcome.OK, ""
 
     async def _read_stream(
-        self, response: aiohttp.ClientResponse, stream: SseStream, t0: float
+        self, response: aiohttp.ClientResponse, stream: SseStream, t0: float, limit: int
     ) -> tuple[Outcome, str]:
-        """Read an SSE body line by line to its decision, within `max_body_bytes`."""
+        """Read an SSE body line by line to its decision, within `limit` bytes."""
         if response.content_type != "text/event-stream":
             return Outcome.BAD_RESPONSE, "answer is not an SSE stream"
         content = response.content
-        limit = self._max_body
         pending = b""
         size = 0
         while True:
             chunk = await content.readany()
             if not chunk:
                 if pending:
-                    stream.feed(pending)
+                    stream.feed(pending, time.perf_counter())
                 stream.end()
                 break
             arrived = time.perf_counter()
@@ -260,7 +280,7 @@ class Prober:
             *lines, pending = (pending + chunk).split(b"\n")
             decided = False
             for line in lines:
-                decided = stream.feed(line)
+                decided = stream.feed(line, arrived)
                 if stream.ttft_ms is None and stream.tokens:
                     stream.ttft_ms = (arrived - t0) * 1000.0
                 if decided:

@@ -11,7 +11,14 @@ import pytest
 
 from monitor.client.answers import Answer, parse_answer
 from monitor.client.cache import AnswerCache, Want
-from monitor.client.rules import error_reason, host_body, order_hosts, read_model, retry_reason
+from monitor.client.rules import (
+    error_reason,
+    host_body,
+    order_hosts,
+    read_model,
+    retry_reason,
+    status_reason,
+)
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome
 from monitor.core.urls import AllowList
@@ -62,9 +69,13 @@ def test_answers_passed_over(status: int, reason: Outcome) -> None:
     assert retry_reason(status) is reason
 
 
-@pytest.mark.parametrize("status", [200, 400, 402, 404, 413, 422])
+@pytest.mark.parametrize("status", [200, 400, 402, 404, 408, 413, 422])
 def test_answers_given_to_the_caller(status: int) -> None:
     assert retry_reason(status) is None
+
+
+def test_a_408_is_the_host_timing_the_request_out() -> None:
+    assert status_reason(408) is Outcome.TIMEOUT
 
 
 def test_transport_errors_are_named() -> None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from monitor.client.rules import status_reason
 from monitor.core.results import Outcome, ProbeKind
 from monitor.probe.prober import (
     SseEvent,
@@ -17,8 +18,14 @@ from monitor.probe.prober import (
     valid_embedding,
 )
 
-H, A, C, E = ProbeKind.HEALTH, ProbeKind.AUTH, ProbeKind.COMPLETION, ProbeKind.EMBEDDING
-ALL = (H, A, C, E)
+H, A, C, E, T = (
+    ProbeKind.HEALTH,
+    ProbeKind.AUTH,
+    ProbeKind.COMPLETION,
+    ProbeKind.EMBEDDING,
+    ProbeKind.THROUGHPUT,
+)
+ALL = (H, A, C, E, T)
 
 
 @pytest.mark.parametrize("kind", ALL)
@@ -30,7 +37,7 @@ def test_classify_202_health_is_not_loaded() -> None:
     assert classify_status(202, H) is Outcome.NOT_LOADED
 
 
-@pytest.mark.parametrize("kind", (A, C, E))
+@pytest.mark.parametrize("kind", (A, C, E, T))
 def test_classify_202_elsewhere_is_bad_response(kind: ProbeKind) -> None:
     assert classify_status(202, kind) is Outcome.BAD_RESPONSE
 
@@ -41,7 +48,7 @@ def test_classify_unexpected_non_error_status_is_bad_response(status: int, kind:
     assert classify_status(status, kind) is Outcome.BAD_RESPONSE
 
 
-@pytest.mark.parametrize("kind", (A, C, E))
+@pytest.mark.parametrize("kind", (A, C, E, T))
 @pytest.mark.parametrize("status", [401, 403])
 def test_classify_401_403_is_key_rejected(status: int, kind: ProbeKind) -> None:
     assert classify_status(status, kind) is Outcome.KEY_REJECTED
@@ -57,7 +64,7 @@ def test_classify_402_is_payment_required(kind: ProbeKind) -> None:
     assert classify_status(402, kind) is Outcome.PAYMENT_REQUIRED
 
 
-@pytest.mark.parametrize("kind", (H, C, E))
+@pytest.mark.parametrize("kind", (H, C, E, T))
 def test_classify_404_is_unknown_model(kind: ProbeKind) -> None:
     assert classify_status(404, kind) is Outcome.UNKNOWN_MODEL
 
@@ -67,7 +74,7 @@ def test_classify_auth_404_405_is_unsupported(status: int) -> None:
     assert classify_status(status, A) is Outcome.UNSUPPORTED
 
 
-@pytest.mark.parametrize("kind", (H, C, E))
+@pytest.mark.parametrize("kind", (H, C, E, T))
 def test_classify_405_elsewhere_is_invalid_request(kind: ProbeKind) -> None:
     assert classify_status(405, kind) is Outcome.INVALID_REQUEST
 
@@ -75,6 +82,11 @@ def test_classify_405_elsewhere_is_invalid_request(kind: ProbeKind) -> None:
 @pytest.mark.parametrize("kind", ALL)
 def test_classify_408_is_timeout(kind: ProbeKind) -> None:
     assert classify_status(408, kind) is Outcome.TIMEOUT
+
+
+@pytest.mark.parametrize("status", range(400, 600))
+def test_the_client_reads_an_error_status_as_the_completion_probe_does(status: int) -> None:
+    assert status_reason(status) is classify_status(status, C)
 
 
 @pytest.mark.parametrize("kind", ALL)
