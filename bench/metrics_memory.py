@@ -38,6 +38,7 @@ from aiohttp import web
 
 from monitor.config import load_settings
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.logging import configure_logging
 from monitor.service import Monitor
 from monitor.web.api import make_app
@@ -62,7 +63,7 @@ def build_monitor(hosts: int, models: int, samples: int = 1) -> Monitor:
         listing[names[i % models]].append(f"http://127.0.0.1:{20000 + i}")
     listing[names[0] + "-thinking"] = list(listing[names[0]])
     now = time.time() - 60
-    m.fleet.apply_listing(listing, now)
+    finish(m.fleet.apply_listing(listing, now))
     for model in names:
         for j, host in enumerate(listing[model]):
             for k in range(samples):
@@ -79,7 +80,7 @@ def build_monitor(hosts: int, models: int, samples: int = 1) -> Monitor:
                 m.recorder.record(
                     ProbeResult("", host, ProbeKind.AUTH, Outcome.OK, at + 2, 200, 1.0, None, 3.0)
                 )
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     return m
 
 

@@ -11,7 +11,6 @@ through one injected `Clock`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 
 import aiohttp
@@ -21,6 +20,7 @@ from monitor.config import Settings
 from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.core.secret import Secret
 from monitor.core.snapshot import DiscoveryStatus, Snapshot
+from monitor.core.steps import finish
 from monitor.ha.duties import Duties
 from monitor.ha.election import Election, asyncpg_dsn
 from monitor.ha.follower import Follower, Mark
@@ -39,6 +39,7 @@ from monitor.parts.readiness import Readiness, readiness
 from monitor.parts.recorder import STATE_LOG_WINDOW_S, ProbeRecorder, health_policy
 from monitor.parts.restore import restore
 from monitor.parts.scheduler import SchedulerStats
+from monitor.parts.slices import run_in_slices
 from monitor.parts.targets import HOST_WIDE, Target, Targets, probe_kinds
 from monitor.probe.http import make_session
 from monitor.probe.prober import Prober
@@ -87,9 +88,7 @@ class Monitor:
         self.incidents = IncidentLog()
         self.recorder.on_state_change(self.incidents.note_state)
         self.best_hosts.subscribe(self.incidents.note_best)
-        self.gateway = DiscoveryRun(
-            settings, self.fleet, self.persistence, lambda: self.publisher.publish_in_steps(force=True)
-        )
+        self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
         self.publisher = Publisher(
             self.fleet, self.best_hosts, self.gateway, clock, throughput=self.recorder.throughput
         )
@@ -170,7 +169,7 @@ class Monitor:
                 self._mark = None  # the follower finds its own when the database answers
         if self.store is not None:
             await restore(self.store, self.fleet, self.best_hosts, self.health_policy, self.clock.time())
-        self.publisher.publish(force=True)
+        finish(self.publisher.publish(force=True))
 
     def _prepared(self) -> Probing:
         assert self._probing is not None, "prepare() first"
@@ -217,7 +216,7 @@ class Monitor:
     async def _final_publish(self) -> None:
         """The last results into the snapshot (and a changed best host into the store), in steps
         and for at most `_STOP_PUBLISH_S` on the clock; past that it is left undone, not waited for."""
-        publish = asyncio.ensure_future(self.publisher.publish_in_steps(force=True))
+        publish = asyncio.ensure_future(self._publish_on_the_loop())
         bound = asyncio.ensure_future(self.clock.sleep(_STOP_PUBLISH_S))
         await asyncio.wait((publish, bound), return_when=asyncio.FIRST_COMPLETED)
         finished = publish.done()
@@ -226,6 +225,11 @@ class Monitor:
         await asyncio.gather(publish, bound, return_exceptions=True)
         if not finished:
             log.warning("final snapshot left undone at stop", seconds=_STOP_PUBLISH_S)
+
+    async def _publish_on_the_loop(self) -> None:
+        """Every model ranked again and the snapshot rebuilt, in steps, after any rebuild running."""
+        async with self.publisher.building:
+            await run_in_slices(self.publisher.publish(force=True), 0.0)
 
     async def vantage_list(self) -> list[VantageInfo]:
         """Every vantage with results in the database (this one always)."""
@@ -252,5 +256,8 @@ class Monitor:
     async def probe_once(self) -> None:
         """One discovery and one probe of every target, then a fresh snapshot (for `probe-once`)."""
         assert self._probing is not None, "prepare() first"
-        publish = functools.partial(self.publisher.publish, force=True)
-        await probe_once(self.settings, self.clock, self.gateway, self.fleet, self._probing, publish)
+
+        def publish_now() -> None:
+            finish(self.publisher.publish(force=True))
+
+        await probe_once(self.settings, self.clock, self.gateway, self.fleet, self._probing, publish_now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.core.steps import Steps, finish, mapped
+from monitor.core.steps import Steps, finish, for_each, mapped
 from monitor.parts.slices import run_in_slices
 from tests.turns import Turns
 
@@ -23,6 +23,13 @@ def test_finishing_steps_at_once_returns_their_result() -> None:
 def test_mapping_takes_a_step_every_so_many_items() -> None:
     work = mapped(range(10), str, per_step=3)
     assert sum(1 for _ in iter(lambda: next(work, "end"), "end")) == 3
+
+
+def test_each_item_is_visited_in_order_a_step_every_so_many_items() -> None:
+    seen: list[int] = []
+    work = for_each(range(10), seen.append, per_step=4)
+    assert next(work) is None and seen == [0, 1, 2, 3]
+    assert finish(work) is None and seen == list(range(10))
 
 
 async def test_with_no_slice_the_loop_turns_after_every_step() -> None:

@@ -17,14 +17,13 @@ Untrusted hosts are members with `trusted=False`: they are reported, never sent 
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
-from monitor.core.steps import finish
+from monitor.core.steps import Steps, for_each
 from monitor.core.urls import AllowList
-from monitor.parts.slices import run_in_slices
 
 __all__ = [
     "MemberInfo",
@@ -32,7 +31,6 @@ __all__ = [
     "MembershipChange",
     "MembershipEvent",
     "apply_listing",
-    "apply_listing_async",
 ]
 
 MembershipEvent = Literal["joined", "left", "retired"]
@@ -101,8 +99,7 @@ class Membership:
     __hash__ = None  # type: ignore[assignment]
 
 
-# Hosts handled between two turns of the event loop in `apply_listing_async`: 5-25 ms of work
-# (idle to loaded machine), so a listing of 100,000 servers never stalls probes or `/healthz` long.
+# Hosts handled per step of `apply_listing`: a few milliseconds of work.
 CHUNK_HOSTS = 500
 
 # The new membership and the changes that led to it.
@@ -111,69 +108,42 @@ Diff = tuple[Membership, list[MembershipChange]]
 
 def apply_listing(
     current: Membership, listing: Mapping[str, Sequence[str]], allow: AllowList, now: float, grace_s: float
-) -> Diff:
-    """Diff a good listing (model -> normalised host URLs) into the membership (see module doc)."""
-    return finish(_apply(current, listing, allow, now, grace_s))
-
-
-async def apply_listing_async(
-    current: Membership, listing: Mapping[str, Sequence[str]], allow: AllowList, now: float, grace_s: float
-) -> Diff:
-    """`apply_listing`, giving the event loop a turn every `CHUNK_HOSTS` hosts.
-
-    The same result; `current` is immutable, so nothing another task does meanwhile can change it.
-    """
-    return await run_in_slices(_apply(current, listing, allow, now, grace_s), 0.0)  # a turn per chunk
-
-
-def _apply(
-    current: Membership,
-    listing: Mapping[str, Sequence[str]],
-    allow: AllowList,
-    now: float,
-    grace_s: float,
-) -> Generator[None, None, Diff]:
-    """The diff, yielding every `CHUNK_HOSTS` hosts (where the async caller lets the loop run)."""
+) -> Steps[Diff]:
+    """Diff a good listing (model -> normalised host URLs) into the membership (see module doc),
+    in steps of `CHUNK_HOSTS` hosts. `current` is immutable: nothing done between steps changes it."""
     changes: list[MembershipChange] = []
-    result: dict[str, dict[str, MemberInfo]] = {}
-    seen = 0
+    result: dict[str, dict[str, MemberInfo]] = {model: {} for model in listing}
 
-    for model, hosts in listing.items():
-        before = current.hosts(model)
-        members: dict[str, MemberInfo] = {}
-        for host in hosts:
-            seen += 1
-            if seen % CHUNK_HOSTS == 0:
-                yield
-            if host in members:
-                continue
-            trusted = allow.admits(host)
-            info = before.get(host)
-            if info is None:
-                members[host] = MemberInfo(first_seen=now, last_seen=now, trusted=trusted)
-                changes.append(MembershipChange(now, model, host, "joined"))
-            else:
-                if info.missing_since is not None:
-                    changes.append(MembershipChange(now, model, host, "joined"))
-                members[host] = MemberInfo(first_seen=info.first_seen, last_seen=now, trusted=trusted)
-        result[model] = members
+    def listed(pair: tuple[str, str]) -> None:
+        model, host = pair
+        members = result[model]
+        if host in members:
+            return
+        trusted = allow.admits(host)
+        info = current.get(model, host)
+        if info is None:
+            members[host] = MemberInfo(first_seen=now, last_seen=now, trusted=trusted)
+            changes.append(MembershipChange(now, model, host, "joined"))
+            return
+        if info.missing_since is not None:
+            changes.append(MembershipChange(now, model, host, "joined"))
+        members[host] = MemberInfo(first_seen=info.first_seen, last_seen=now, trusted=trusted)
 
-    for model, before in current.models.items():
-        listed = result.get(model)
-        for host, info in before.items():
-            seen += 1
-            if seen % CHUNK_HOSTS == 0:
-                yield
-            if listed is not None and host in listed:
-                continue
-            missing_since = info.missing_since
-            if missing_since is None:
-                missing_since = now
-                changes.append(MembershipChange(now, model, host, "left"))
-            if now - missing_since >= grace_s:
-                changes.append(MembershipChange(now, model, host, "retired"))
-                continue
-            kept = info if info.missing_since is not None else replace(info, missing_since=now)
-            result.setdefault(model, {})[host] = kept
+    def unlisted(member: tuple[str, str, MemberInfo]) -> None:
+        model, host, info = member
+        kept = result.get(model)
+        if kept is not None and host in kept:
+            return
+        missing_since = info.missing_since
+        if missing_since is None:
+            missing_since = now
+            changes.append(MembershipChange(now, model, host, "left"))
+        if now - missing_since >= grace_s:
+            changes.append(MembershipChange(now, model, host, "retired"))
+            return
+        still = info if info.missing_since is not None else replace(info, missing_since=now)
+        result.setdefault(model, {})[host] = still
 
+    yield from for_each(((m, h) for m, hosts in listing.items() for h in hosts), listed, CHUNK_HOSTS)
+    yield from for_each(current.pairs(), unlisted, CHUNK_HOSTS)
     return Membership.of(result), changes

@@ -64,13 +64,13 @@ just never used). Hosts are expected to be distinct by URL.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import exp
 
 from monitor.core.health import HostHealth, is_eligible
 from monitor.core.results import HostState, Outcome, ProbeKind
-from monitor.core.steps import finish
+from monitor.core.steps import Steps, mapped
 
 __all__ = [
     "DEFAULT_RANKING_POLICY",
@@ -202,6 +202,41 @@ def _rest_group(h: HostHealth) -> int:
 ScoreMemo = dict[str, tuple[HostHealth, _Basis | None, tuple[float | None, int]]]
 
 
+# Hosts looked at per step of `rank`: a few milliseconds of work.
+HOSTS_PER_STEP = 1000
+
+
+def _basis(trusted: list[HostHealth]) -> Steps[_Basis | None]:
+    """The first latency basis that any of `trusted` has measured."""
+    for basis in _BASES:
+        for i in range(0, len(trusted), HOSTS_PER_STEP):
+            if any(_latencies(h, basis) for h in trusted[i : i + HOSTS_PER_STEP]):
+                return basis
+            yield None
+    return None
+
+
+def _scores(
+    trusted: list[HostHealth], basis: _Basis | None, policy: RankingPolicy, memo: ScoreMemo | None
+) -> Steps[dict[str, tuple[float | None, int]]]:
+    """Each host's (score, samples) on `basis`, from `memo` where its state did not change."""
+
+    def scored(h: HostHealth) -> tuple[str, tuple[float | None, int]]:
+        hit = None if memo is None else memo.get(h.host)
+        if hit is not None and hit[0] is h and hit[1] == basis:
+            return h.host, hit[2]
+        value = _scored(h, basis, policy)
+        if memo is not None:
+            memo[h.host] = (h, basis, value)
+        return h.host, value
+
+    scores = dict((yield from mapped(trusted, scored, HOSTS_PER_STEP)))
+    if memo is not None:
+        for gone in memo.keys() - scores.keys():
+            del memo[gone]
+    return scores
+
+
 def rank(
     model: str,
     hosts: Sequence[HostHealth],
@@ -211,63 +246,22 @@ def rank(
     memo: ScoreMemo | None = None,
     *,
     keyed: bool = False,
-) -> ModelRanking:
-    """Rank the hosts of `model` at time `now`; `previous_best` is the last answer's best host.
+) -> Steps[ModelRanking]:
+    """Rank the hosts of `model` at time `now`, in steps of `HOSTS_PER_STEP` hosts;
+    `previous_best` is the last answer's best host.
 
     `memo`, kept by the caller between calls for one model, holds each host's score with the
     health state it was computed from: a host whose state object did not change is not scored
     again. (A model with thousands of hosts is re-ranked several times a second while only a few
-    of its hosts changed.) The answer is the same with or without it.
+    of its hosts changed.) The answer is the same with or without it. Nothing it reads may change
+    between steps but `memo`, which is lent to it (the hosts are immutable states).
 
     `keyed`: the model gets billed (keyed) probes, so a host needs an accepted key to be best.
     """
-    return finish(rank_in_steps(model, hosts, previous_best, now, policy, memo, keyed=keyed))
-
-
-# Hosts looked at between two steps of `rank_in_steps`: a few milliseconds of work.
-HOSTS_PER_STEP = 1000
-
-
-def rank_in_steps(
-    model: str,
-    hosts: Sequence[HostHealth],
-    previous_best: str | None,
-    now: float,
-    policy: RankingPolicy = DEFAULT_RANKING_POLICY,
-    memo: ScoreMemo | None = None,
-    *,
-    keyed: bool = False,
-) -> Generator[None, None, ModelRanking]:
-    """`rank` as a generator: it yields after every `HOSTS_PER_STEP` hosts it looks at, so that
-    the caller can let the event loop run between steps (a model of 100,000 hosts takes a few
-    hundred milliseconds to rank), and returns the ranking. Nothing it reads may change meanwhile
-    but `memo`, which is lent to it (the hosts are immutable states)."""
     trusted = [h for h in hosts if h.trusted]
     untrusted = sorted(h.host for h in hosts if not h.trusted)
-    basis: _Basis | None = None
-    for b in _BASES:
-        for i in range(0, len(trusted), HOSTS_PER_STEP):
-            if any(_latencies(h, b) for h in trusted[i : i + HOSTS_PER_STEP]):
-                basis = b
-                break
-            yield
-        if basis is not None:
-            break
-    scores: dict[str, tuple[float | None, int]] = {}
-    for i, h in enumerate(trusted):
-        hit = None if memo is None else memo.get(h.host)
-        if hit is not None and hit[0] is h and hit[1] == basis:
-            scores[h.host] = hit[2]
-        else:
-            value = _scored(h, basis, policy)
-            if memo is not None:
-                memo[h.host] = (h, basis, value)
-            scores[h.host] = value
-        if i % HOSTS_PER_STEP == HOSTS_PER_STEP - 1:
-            yield
-    if memo is not None:
-        for gone in memo.keys() - scores.keys():
-            del memo[gone]
+    basis = yield from _basis(trusted)
+    scores = yield from _scores(trusted, basis, policy, memo)
 
     def by_score(h: HostHealth) -> tuple[bool, float, str]:
         value = scores[h.host][0]

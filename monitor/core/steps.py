@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable
 from typing import TypeVar
 
-__all__ = ["Steps", "finish", "mapped"]
+__all__ = ["Steps", "finish", "for_each", "mapped"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -23,6 +23,14 @@ def finish(steps: Steps[T]) -> T:
             next(steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+
+def for_each(items: Iterable[T], fn: Callable[[T], object], per_step: int) -> Steps[None]:
+    """`for x in items: fn(x)`, a step every `per_step` items."""
+    for i, item in enumerate(items, 1):
+        fn(item)
+        if i % per_step == 0:
+            yield None
 
 
 def mapped(items: Iterable[T], fn: Callable[[T], U], per_step: int) -> Steps[list[U]]:

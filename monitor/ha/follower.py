@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.core.clock import Clock
 from monitor.core.results import ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet
@@ -184,4 +185,4 @@ class Follower:
         current = {m: set(hosts) for m, hosts in self._fleet.membership.models.items()}
         listing = listing_after(current, changes)
         # Retired means gone now: the leader already waited for the grace period.
-        self._fleet.apply_listing(listing, self._clock.time(), grace_s=0.0)
+        finish(self._fleet.apply_listing(listing, self._clock.time(), grace_s=0.0))

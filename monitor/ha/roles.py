@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from monitor.core.snapshot import ServedBy
+from monitor.core.steps import finish
 from monitor.ha.duties import Duties
 from monitor.ha.election import Role
 from monitor.ha.follower import Follower, Mark
@@ -93,5 +94,5 @@ class Roles:
     def _announce(self) -> None:
         self._publisher.served_by = self.served_by
         self._publisher.vantage = self.vantage
-        self._publisher.publish(force=True)
+        finish(self._publisher.publish(force=True))
         log.info("serving as " + self.role.value, vantage=self.vantage, role=self.role.value)

@@ -22,12 +22,14 @@ from monitor.core.clock import Clock
 from monitor.core.health import HealthPolicy
 from monitor.core.results import Evidence, HostState, Outcome
 from monitor.core.snapshot import DiscoveryStatus, Elsewhere, ServedBy, Snapshot
+from monitor.core.steps import Steps
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts, ranking_policy
 from monitor.parts.fleet import Fleet
 from monitor.parts.ports import VantageReads
 from monitor.parts.publisher import Publisher
 from monitor.parts.restore import Saved, read_saved, rebuild
+from monitor.parts.slices import run_in_slices
 from monitor.parts.targets import Targets
 from monitor.store import StoreError, VantageInfo, check_vantage
 
@@ -122,23 +124,22 @@ class VantageViews:
     async def _build(self, vantage: str) -> Snapshot:
         now = self._clock.time()
         saved = await read_saved(_Of(self._store, vantage), self._policy, now)
-        # The replay and the ranking take a while at thousands of hosts: in a worker thread, on
-        # parts made for this build alone, so that probes and answers go on meanwhile.
-        loop = asyncio.get_running_loop()
-        snapshot = await loop.run_in_executor(None, self._render, vantage, saved, now)
+        # The replay and the ranking take a while at thousands of hosts: in steps on the loop, on
+        # parts made for this build alone, so that probes and answers go on between them.
+        snapshot = await run_in_slices(self._render(vantage, saved, now))
         self._built[vantage] = _Built(snapshot, self._clock.monotonic())
         return snapshot
 
-    def _render(self, vantage: str, saved: Saved, now: float) -> Snapshot:
+    def _render(self, vantage: str, saved: Saved, now: float) -> Steps[Snapshot]:
         settings = self._settings
         fleet = Fleet(settings, Targets(settings, self._clock), quiet=True)  # no dispatcher: no probe
         best = BestHosts(ranking_policy(settings))
-        rebuild(saved, fleet, best, self._policy, now)
+        yield from rebuild(saved, fleet, best, self._policy, now)
         publisher = Publisher(fleet, best, _NoGateway(), self._clock)
         publisher.served_by = self._served_by()
         publisher.vantage = vantage
         publisher.set_elsewhere(Elsewhere(local=vantage))
-        publisher.publish(force=True)
+        yield from publisher.publish(force=True)
         return publisher.snapshot
 
     async def elsewhere(self) -> Elsewhere:

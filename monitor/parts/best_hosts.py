@@ -7,15 +7,16 @@ subscribers (the log, the store) when a model's best host changed: it does not l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.config import Settings
 from monitor.core.health import HostHealth
-from monitor.core.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank, rank_in_steps
+from monitor.core.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank
+from monitor.core.steps import Steps
 from monitor.logging import get_logger
 
-log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+log = get_logger("monitor.service")  # the service's parts log under one name
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +62,15 @@ class BestHosts:
     def forget(self, model: str) -> None:
         self._memo.pop(model, None)
 
-    def rank(self, model: str, hosts: Sequence[HostHealth], now: float) -> ModelRanking:
-        """Rank `model`'s hosts now; announces a change of its best host."""
-        return self.settle(self.ranker(model, hosts, now)())
+    def rank(self, model: str, hosts: Sequence[HostHealth], now: float) -> Steps[ModelRanking]:
+        """Rank `model`'s hosts now, in steps; announces a change of its best host."""
+        done = yield from self.ranker(model, hosts, now).run()
+        return self.settle(done)
 
     def ranker(self, model: str, hosts: Sequence[HostHealth], now: float) -> Ranker:
-        """The ranking of `model` as a call (or steps) that touches nothing shared, so that other
-        work may run between its steps (a model of 100,000 hosts takes a few hundred milliseconds
-        to rank): the hosts are immutable states, and the model's score memo is lent to the call.
-        Hand its result to `settle`."""
+        """The ranking of `model` as steps that touch nothing shared, so that other work may run
+        between them: the hosts are immutable states, and the model's score memo is lent to the
+        ranking. Hand its result to `settle`."""
         return Ranker(
             model,
             tuple(hosts),
@@ -104,7 +105,7 @@ class Ranked:
 
 @dataclass(frozen=True, slots=True)
 class Ranker:
-    """One model's ranking, ready to run anywhere (see `BestHosts.ranker`)."""
+    """One model's ranking, ready to run (see `BestHosts.ranker`)."""
 
     model: str
     hosts: tuple[HostHealth, ...]
@@ -114,15 +115,9 @@ class Ranker:
     memo: ScoreMemo  # lent: only this call uses it until `settle` takes it back
     keyed: bool  # a host may be best only once its key was accepted
 
-    def __call__(self) -> Ranked:
-        ranking = rank(
-            self.model, self.hosts, self.previous, self.now, self.policy, self.memo, keyed=self.keyed
-        )
-        return Ranked(ranking, self.previous, self.now, self.memo)
-
-    def in_steps(self) -> Generator[None, None, Ranked]:
-        """The same, in steps of a few milliseconds (see `ranking.rank_in_steps`)."""
-        ranking = yield from rank_in_steps(
+    def run(self) -> Steps[Ranked]:
+        """The ranking, in steps of a few milliseconds (see `ranking.rank`)."""
+        ranking = yield from rank(
             self.model, self.hosts, self.previous, self.now, self.policy, self.memo, keyed=self.keyed
         )
         return Ranked(ranking, self.previous, self.now, self.memo)

@@ -20,10 +20,11 @@ from monitor.core.snapshot import DiscoveryStatus
 from monitor.logging import get_logger
 from monitor.parts.fleet import Fleet
 from monitor.parts.persistence import Persistence
+from monitor.parts.slices import run_in_slices
 from monitor.probe.discovery import check_gateway_key, fetch_models
 from monitor.store import DiscoveryRecord
 
-log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+log = get_logger("monitor.service")  # the service's parts log under one name
 
 
 class DiscoveryRun:
@@ -42,6 +43,7 @@ class DiscoveryRun:
         self.status = DiscoveryStatus()
         self.key_outcome: Outcome | None = None
         self.discovered_once = False
+        self._applying = asyncio.Lock()
 
     def bind(self, session: aiohttp.ClientSession) -> None:
         """The HTTP session to poll with (opened when the service prepares)."""
@@ -66,8 +68,11 @@ class DiscoveryRun:
                 error=None,
                 runs_ok=d.runs_ok + 1,
             )
-            # In steps: a listing of 100,000 servers must not stall the loop (issue 10, item 6).
-            changes = await self._fleet.apply_listing_async(result.models, result.fetched_at)
+            # In steps, so that a huge listing does not stall the loop; one apply at a time.
+            async with self._applying:
+                changes = await run_in_slices(
+                    self._fleet.apply_listing(result.models, result.fetched_at), 0.0
+                )
             if self._persistence is not None:
                 self._persistence.members_changed(changes)
             self.discovered_once = True
@@ -86,7 +91,7 @@ class DiscoveryRun:
         # while the gateway is down, without ever treating the outage as hosts leaving.
         published = self._publish()
         if inspect.isawaitable(published):
-            await published  # the snapshot rebuilt in steps (`Publisher.publish_in_steps`)
+            await published  # the snapshot rebuilt in steps on the loop
         if self._persistence is not None:
             await self._persistence.discovery_ran(
                 DiscoveryRecord(

@@ -9,24 +9,23 @@ changed since the snapshot was last built.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.config import Settings
 from monitor.core.health import HostHealth, new_host
-from monitor.core.membership import Membership, MembershipChange, apply_listing, apply_listing_async
+from monitor.core.membership import Membership, MembershipChange, apply_listing
+from monitor.core.steps import Steps, finish, for_each, mapped
 from monitor.logging import get_logger
-from monitor.parts.slices import run_in_slices
 from monitor.parts.targets import Target, Targets, TargetSet, interval_of, probe_kinds
 from monitor.probe.discovery import alias_of
 
-log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+log = get_logger("monitor.service")  # the service's parts log under one name
 
 Key = tuple[str, str]  # (model, host)
 
-# Members handled between two turns of the event loop while walking the fleet: a few milliseconds.
+# Members handled per step while walking the fleet: a few milliseconds.
 SYNC_STEP = 500
 
 
@@ -55,7 +54,6 @@ class Fleet:
         self._dirty_models: set[str] = set()
         self._dropped: set[Key] = set()
         self._on_sync: list[Callable[[set[str]], Iterator[None] | None]] = []
-        self._applying = asyncio.Lock()
 
     def on_sync(self, listener: Callable[[set[str]], Iterator[None] | None]) -> None:
         """Call `listener(base model ids)` after every change of the members; a listener that
@@ -64,37 +62,15 @@ class Fleet:
 
     def apply_listing(
         self, listing: Mapping[str, Iterable[str]], now: float, *, grace_s: float | None = None
-    ) -> list[MembershipChange]:
-        """Apply a host list (model -> hosts) at once; returns who joined, left or retired (logged
-        here). A host missing from it retires after `grace_s` (default: the `retire_after`
-        setting). For start-up, followers and tests: the leader uses `apply_listing_async`."""
+    ) -> Steps[list[MembershipChange]]:
+        """Apply a host list (model -> hosts), in steps of a few milliseconds; returns who joined,
+        left or retired (logged here). A host missing from it retires after `grace_s` (default:
+        the `retire_after` setting). Applies must not overlap: each diffs against the membership
+        the one before left."""
         grace = self._settings.retire_after if grace_s is None else grace_s
-        membership, changes = apply_listing(
+        membership, changes = yield from apply_listing(
             self.membership, _lists(listing), self._settings.allowed_hosts, now, grace
         )
-        for _ in self._adopt(membership, changes):
-            pass
-        return changes
-
-    async def apply_listing_async(
-        self, listing: Mapping[str, Iterable[str]], now: float
-    ) -> list[MembershipChange]:
-        """`apply_listing`, giving the event loop a turn every few milliseconds of work: a listing
-        of 100,000 servers takes seconds to diff and walk, which in one go would stall every probe
-        and `/healthz` (a Docker health check times out after 3 s). Applies run one at a time."""
-        async with self._applying:
-            membership, changes = await apply_listing_async(
-                self.membership,
-                _lists(listing),
-                self._settings.allowed_hosts,
-                now,
-                self._settings.retire_after,
-            )
-            await run_in_slices(self._adopt(membership, changes), 0.0)  # a turn after every step
-        return changes
-
-    def _adopt(self, membership: Membership, changes: list[MembershipChange]) -> Generator[None, None, None]:
-        """Take a new membership and walk the members again if needed, in steps."""
         self.membership = membership
         # Aliases stay in the membership (so they are recorded and restored after a restart) but
         # get no health entries or probes of their own: their base id is probed once for both.
@@ -104,24 +80,21 @@ class Fleet:
         # (at thousands of hosts that walk is a noticeable stall of the event loop).
         if changes or aliases != self.aliases or not self.health:
             self.aliases = aliases
-            yield from self._sync_steps()
+            yield from self._walk()
         if changes and not self._quiet:
             yield from _log_changes(changes)
+        return changes
 
     def start_probing(self, targets: TargetSet) -> None:
         """From now on every member's targets live in `targets` (the running dispatcher)."""
         self.targets.attach(targets)
-        self._sync()  # targets for the members restored from history
+        finish(self._walk())  # targets for the members restored from history
 
     def stop_probing(self) -> None:
         """No more targets anywhere (the dispatcher was closed: this process stopped leading)."""
         self.targets.detach()
 
-    def _sync(self) -> None:
-        for _ in self._sync_steps():
-            pass
-
-    def _sync_steps(self) -> Iterator[None]:
+    def _walk(self) -> Steps[None]:
         """Create health entries and probe targets for members; drop those of retired hosts.
 
         In steps of `SYNC_STEP` members (a few milliseconds each): between two steps probes keep
@@ -129,38 +102,39 @@ class Fleet:
         before the indexes name them, and the indexes are built aside and swapped in whole: a
         reader finds either the old or the new ones, and tolerates an entry gone meanwhile."""
         membership, aliases = self.membership, self.aliases
-        wanted: dict[Key, bool] = {}
         listed: set[str] = set()
-        for model, hosts in membership.models.items():
-            listed.update(hosts)  # in C: a step of its own only for a model of 100,000 hosts
-            if model in aliases:
-                continue
-            for host, info in hosts.items():
-                wanted[(model, host)] = info.trusted
-                if len(wanted) % SYNC_STEP == 0:
-                    yield
-        for n, key in enumerate(list(self.health), 1):
+        for hosts in membership.models.values():
+            listed.update(hosts)
+        members = ((model, host, info) for model, host, info in membership.pairs() if model not in aliases)
+        wanted: dict[Key, bool] = dict(
+            (yield from mapped(members, lambda m: ((m[0], m[1]), m[2].trusted), SYNC_STEP))
+        )
+
+        def drop_retired(key: Key) -> None:
             if key not in wanted:
                 self.health.pop(key, None)
                 self._dropped.add(key)
                 self._dirty_models.add(key[0])
                 self.targets.set_kinds(key, (), None, len(self.health))
-            if n % SYNC_STEP == 0:
-                yield
-        for n, (key, trusted) in enumerate(wanted.items(), 1):
+
+        def add_entry(member: tuple[Key, bool]) -> None:
+            key, trusted = member
             current = self.health.get(key)
             if current is None or current.trusted != trusted:
                 self.health[key] = new_host(key[0], key[1], trusted)
                 self._dirty.add(key)
-            if n % SYNC_STEP == 0:
-                yield
+
+        yield from for_each(list(self.health), drop_retired, SYNC_STEP)
+        yield from for_each(wanted.items(), add_entry, SYNC_STEP)
         # Only now that every member has its entry: the first probes' ramp is sized by their number.
         count = len(self.health)
-        for n, (key, trusted) in enumerate(wanted.items(), 1):
+
+        def set_targets(member: tuple[Key, bool]) -> None:
+            key, trusted = member
             kinds = probe_kinds(key[0], self._settings) if trusted else ()
             self.targets.set_kinds(key, kinds, self.health.get(key), count)
-            if n % SYNC_STEP == 0:
-                yield
+
+        yield from for_each(wanted.items(), set_targets, SYNC_STEP)
         models = self.models()
         for listener in self._on_sync:
             steps = listener(models)
@@ -170,16 +144,18 @@ class Fleet:
         models_of_host: dict[str, list[str]] = {}
         hosts_of_model: dict[str, list[str]] = {}
         trusted_hosts: set[str] = set()
-        for n, ((model, host), trusted) in enumerate(wanted.items(), 1):
+
+        def index(member: tuple[Key, bool]) -> None:
+            (model, host), trusted = member
             models_of_host.setdefault(host, []).append(model)
             hosts_of_model.setdefault(model, []).append(host)
             if trusted:
                 trusted_hosts.add(host)
-            if n % SYNC_STEP == 0:
-                yield
+
+        yield from for_each(wanted.items(), index, SYNC_STEP)
         self._models_of_host, self._hosts_of_model = models_of_host, hosts_of_model
         self._listed_hosts = len(listed)
-        yield from self.targets.set_auth_hosts_steps(trusted_hosts, count, SYNC_STEP)
+        yield from self.targets.set_auth_hosts(trusted_hosts, count, SYNC_STEP)
 
     @property
     def host_count(self) -> int:
@@ -233,17 +209,19 @@ def _lists(listing: Mapping[str, Iterable[str]]) -> dict[str, Sequence[str]]:
     return {m: hosts if isinstance(hosts, (list, tuple)) else list(hosts) for m, hosts in listing.items()}
 
 
-def _log_changes(changes: list[MembershipChange]) -> Iterator[None]:
-    """One line for a listing's changes, counted in steps (a listing may bring 100,000)."""
+def _log_changes(changes: list[MembershipChange]) -> Steps[None]:
+    """One line for a listing's changes, counted in steps (a listing may bring thousands)."""
     by_event: Counter[str] = Counter()
-    for i in range(0, len(changes), SYNC_STEP):
-        by_event.update(c.event for c in changes[i : i + SYNC_STEP])
-        yield
+
+    def count(change: MembershipChange) -> None:
+        by_event[change.event] += 1
+
+    yield from for_each(changes, count, SYNC_STEP)
     log.info(
         "discovery list changed",
         joined=by_event.get("joined", 0),
         left=by_event.get("left", 0),
         retired=by_event.get("retired", 0),
-        # The first 50 only: a listing of 100,000 new servers is not one log line of them all.
+        # The first 50 only: a listing of thousands of new servers is not one log line of them all.
         hosts=sorted({f"{c.model} {c.host} {c.event}" for c in changes[:50]}),
     )

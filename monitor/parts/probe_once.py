@@ -38,7 +38,7 @@ async def probe_once(
     discovery: Discovers,
     fleet: Fleet,
     probing: Probing,
-    publish: Callable[[], None],
+    publish_now: Callable[[], None],
 ) -> None:
     await discovery.run()
     sem = asyncio.Semaphore(settings.max_concurrency)
@@ -57,4 +57,4 @@ async def probe_once(
         pending = [t for t, again in zip(pending, confirm, strict=True) if again]
         if not pending:
             break
-    publish()
+    publish_now()

@@ -8,7 +8,7 @@ millisecond, so the running service gives the event loop a turn between steps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 from monitor.core.clock import Clock
@@ -24,7 +24,7 @@ from monitor.core.snapshot import (
     model_view,
     with_aliases,
 )
-from monitor.core.steps import finish
+from monitor.core.steps import Steps
 from monitor.core.throughput import Throughput
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet, Key
@@ -68,7 +68,9 @@ class Publisher:
         self.vantage: str | None = None
         self._elsewhere = Elsewhere()
         self.snapshot = Snapshot(generated_at=clock.time(), models={})
-        self._building = asyncio.Lock()
+        # Held while `publish` runs on the loop: one rebuild at a time (a second would rank
+        # against best hosts the first has not settled yet).
+        self.building = asyncio.Lock()
 
     def set_elsewhere(self, elsewhere: Elsewhere) -> None:
         """What the other vantages see now: the hosts whose view it changes are rendered again."""
@@ -89,31 +91,20 @@ class Publisher:
             full = now - last_full >= FULL_EVERY_S
             if full:
                 last_full = now
-            await self.publish_in_steps(force=full)
+            async with self.building:
+                await run_in_slices(self.publish(force=full), 0.0)
 
-    def publish(self, *, force: bool = False) -> None:
-        """Rebuild the snapshot at once (start-up, shutdown, one-shot runs)."""
-        finish(self._steps(force))
+    def publish(self, *, force: bool = False) -> Steps[None]:
+        """Rebuild the snapshot, in steps of a few milliseconds: views of the hosts probed since
+        the last rebuild (a slice at a time), then each changed model ranked on its own (in steps
+        too), then the snapshot swapped in whole. `force`: every model ranked again.
 
-    async def publish_in_steps(self, *, force: bool = False) -> None:
-        """Rebuild the snapshot, giving the event loop a turn after every step of a few
-        milliseconds. At thousands of hosts a rebuild takes tens of milliseconds (at 100,000,
-        seconds); done in one go, it would delay every probe answer that arrived meanwhile and
-        add that delay to its measured time to first token, and `/healthz` with it. Not in a
-        worker thread either: there it fought the loop for the GIL, and each probe's socket call
-        waited for the thread to hand it back (turns of 100-400 ms at 100,000 probed hosts).
-        One rebuild at a time."""
-        async with self._building:
-            # A turn after every step; cancelled midway, the steps are closed and hand the
-            # unfinished work back (see _steps).
-            await run_in_slices(self._steps(force), 0.0)
-
-    def _steps(self, force: bool) -> Generator[None, None, None]:
-        """The rebuild as steps: views of the hosts probed since the last one (a slice at a
-        time), then each changed model ranked on its own (in steps too), then the snapshot
-        swapped in whole. Results recorded between steps mark their hosts changed again for the
-        next rebuild; the ranking reads only immutable states, and the views, which no one else
-        changes while a rebuild runs."""
+        On the loop, run it with `run_in_slices(..., 0.0)` under `building`: a turn after every
+        step, so that no probe answer waits (its time to first token would grow by the wait), and
+        one rebuild at a time. Results recorded between steps mark their hosts changed again for
+        the next rebuild; the ranking reads only immutable states, and the views, which no one
+        else changes while a rebuild runs. Stopped early (closed), it hands the unfinished work
+        back to the next rebuild."""
         fleet = self._fleet
         if not (fleet.has_changes or force):
             return
@@ -139,7 +130,7 @@ class Publisher:
                     # An entry may be gone while the fleet walks its members in steps: skipped.
                     entries = (fleet.health.get((model, host)) for host in fleet.hosts_of(model))
                     hosts = [h for h in entries if h is not None]
-                    done = yield from self._best.ranker(model, hosts, now).in_steps()
+                    done = yield from self._best.ranker(model, hosts, now).run()
                     view = model_view(model, done.ranking, self._views)
                     if model in fleet.models():  # not retired meanwhile
                         self._best.settle(done)

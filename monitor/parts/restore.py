@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from monitor.core.health import HealthPolicy, replay_evidence
 from monitor.core.results import Evidence, ProbeKind
+from monitor.core.steps import Steps, finish, for_each
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet, Key
@@ -15,7 +16,7 @@ from monitor.parts.ports import StateReader
 from monitor.probe.discovery import DiscoveryError, parse_models
 from monitor.store import StoreError
 
-log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+log = get_logger("monitor.service")  # the service's parts log under one name
 
 RESTORE_HORIZON_S = 24 * 3600.0
 
@@ -31,16 +32,21 @@ class Saved:
 
 async def read_saved(store: StateReader, policy: HealthPolicy, now: float) -> Saved:
     """Read what a restore needs (raises `StoreError`)."""
+    # A worker thread, not steps: `parse_models` checks every restored URL in one call. In a thread
+    # the loop gets the GIL back at every switch interval; one blocking call would hold it throughout.
     listed = await asyncio.to_thread(_checked, await store.load_members())
     members = {model: set(hosts) for model, hosts in listed.items()}
     results = await store.load_recent_evidence(now - RESTORE_HORIZON_S, per_host_limit=policy.window)
     return Saved(members, results, await store.load_best())
 
 
-def rebuild(saved: Saved, fleet: Fleet, best: BestHosts, policy: HealthPolicy, now: float) -> None:
-    """Members, health and best hosts from `saved` (no I/O: a worker thread may run it on parts
-    no other thread uses)."""
-    fleet.apply_listing({model: sorted(hosts) for model, hosts in saved.members.items()}, now)
+# (model, host) pairs replayed per step of `rebuild`.
+REPLAYS_PER_STEP = 200
+
+
+def rebuild(saved: Saved, fleet: Fleet, best: BestHosts, policy: HealthPolicy, now: float) -> Steps[None]:
+    """Members, health and best hosts from `saved`, in steps."""
+    yield from fleet.apply_listing({model: sorted(hosts) for model, hosts in saved.members.items()}, now)
     # Each (model, host) replays its results in one go (the same as applying them in turn,
     # but its window is built once). A host's auth check is stored once, under any one of
     # its models, and counts for every model it serves, as the recorder does live.
@@ -52,8 +58,12 @@ def rebuild(saved: Saved, fleet: Fleet, best: BestHosts, policy: HealthPolicy, n
                 replays.setdefault((model, host), []).append(evidence)
         elif key in fleet.health:
             replays.setdefault(key, []).append(evidence)
-    for key, replayed in replays.items():
+
+    def replay(item: tuple[Key, list[Evidence]]) -> None:
+        key, replayed = item
         fleet.update(key, replay_evidence(fleet.health[key], replayed, policy))
+
+    yield from for_each(replays.items(), replay, REPLAYS_PER_STEP)
     best.restore(saved.best, fleet.models())
 
 
@@ -72,7 +82,7 @@ async def restore(
         except StoreError as exc:
             log.error("could not restore state from the database", error=str(exc))
             return
-        rebuild(saved, fleet, best, policy, now)
+        finish(rebuild(saved, fleet, best, policy, now))  # before the port opens: nothing waits for the loop
         log.info("state restored", models=len(saved.members), results=len(saved.results), best=len(best.best))
     finally:
         if collecting:

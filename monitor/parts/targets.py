@@ -10,13 +10,14 @@ host is up: `monitor.parts.probing`).
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Protocol
 
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
 from monitor.core.results import HostState, ProbeKind
+from monitor.core.steps import Steps, for_each
 
 # Targets: (model, host, kind). The host auth check is per host, so its model is "".
 Target = tuple[str, str, ProbeKind]
@@ -143,14 +144,8 @@ class Targets:
             elif target in d:
                 d.remove(target)
 
-    def set_auth_hosts(self, hosts: set[str], count: int) -> None:
-        """One auth check per trusted host (none without a key)."""
-        for _ in self.set_auth_hosts_steps(hosts, count):
-            pass
-
-    def set_auth_hosts_steps(self, hosts: set[str], count: int, step: int = 500) -> Iterator[None]:
-        """`set_auth_hosts`, yielding every `step` hosts: at 100,000 trusted hosts adding their
-        checks takes most of a second, which the fleet's walk spreads over turns of the loop."""
+    def set_auth_hosts(self, hosts: set[str], count: int, per_step: int) -> Steps[None]:
+        """One auth check per trusted host (none without a key), in steps of `per_step` hosts."""
         d = self._set
         if d is None:
             return
@@ -158,15 +153,16 @@ class Targets:
             hosts = set()  # without a key there is nothing to check
         ramp = first_within(ProbeKind.AUTH, count, self._settings)
         wanted: set[Target] = set()
-        for n, host in enumerate(hosts, 1):
+
+        def add(host: str) -> None:
             target = (HOST_WIDE, host, ProbeKind.AUTH)
             d.add(target, first_within=ramp)
             wanted.add(target)
-            if n % step == 0:
-                yield
-        for n, target in enumerate(list(self._auth), 1):
+
+        def drop(target: Target) -> None:
             if target not in wanted:
                 d.remove(target)
-            if n % step == 0:
-                yield
+
+        yield from for_each(hosts, add, per_step)
+        yield from for_each(list(self._auth), drop, per_step)
         self._auth = wanted

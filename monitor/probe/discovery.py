@@ -186,9 +186,7 @@ async def fetch_models(
 
     No Authorization header (the listing is public), no redirects, at most `max_bytes` read, one
     overall timeout covering connect and body. The body is decoded and validated in a worker
-    thread: a listing of 100,000 servers takes seconds of Python, which on the event loop would
-    stall every probe and `/healthz`. What was skipped is logged through `listing_warnings`
-    (once per change).
+    thread (see below). What was skipped is logged through `listing_warnings` (once per change).
     """
     fetched_at = time.time()
     t0 = time.perf_counter()
@@ -203,8 +201,11 @@ async def fetch_models(
                 error = f"HTTP {status}" + (": redirect not followed" if 300 <= status < 400 else "")
                 return DiscoveryResult(False, None, error, time.perf_counter() - t0, fetched_at)
             body = await read_bounded(response, max_bytes)
-        # The timeout bounds the network only: a thread cannot be cancelled, and a listing read in
-        # time is not thrown away for the time it takes to check it.
+        # A worker thread, not steps: `json.loads` is one call that holds the GIL throughout
+        # (on the loop or not), but the checks of every URL after it are Python, which in a thread
+        # gives the loop the GIL back at every switch interval instead of stalling it for the
+        # whole listing. The timeout bounds the network only: a thread cannot be cancelled, and a
+        # listing read in time is not thrown away for the time it takes to check it.
         models, warnings = await asyncio.to_thread(_parse_body, body)
         (listing_warnings or LISTING_WARNINGS).note(warnings)
         return DiscoveryResult(True, models, None, time.perf_counter() - t0, fetched_at, tuple(warnings))

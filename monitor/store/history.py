@@ -84,11 +84,14 @@ class HistoryReads:
             return out
 
         data = await self._core.read("reading history", run)
+        # A worker thread, not steps: the store has no loop driver (that is `monitor.parts`,
+        # above it). In a thread the loop gets the GIL back at every switch interval; one
+        # blocking call would hold it for the whole bucketing.
         return await asyncio.to_thread(history_points, data, step_s)
 
 
 def history_points(data: HostData, step_s: int) -> list[HistoryPoint]:
-    """Bucket raw rows and hourly roll-ups of each host into points (pure; run in a thread)."""
+    """Bucket raw rows and hourly roll-ups of each host into points (pure)."""
     points: list[HistoryPoint] = []
     for url, (raw, rolled) in data.items():
         raw_by_bucket: dict[int, list[Observation]] = defaultdict(list)

@@ -21,7 +21,7 @@ DAY: Final = 86400
 # queued for the writer) at the hour's end are counted.
 ROLLUP_GRACE_S: Final = 120.0
 # At most this many hours are read and written per roll-up transaction (a first roll-up over days
-# of raw results proceeds in steps; the aggregation itself runs in a worker thread).
+# of raw results proceeds in chunks; the aggregation itself runs in a worker thread).
 ROLLUP_CHUNK_HOURS: Final = 6
 # Retention deletes this many (model, host) pairs per transaction, so the writer never waits long.
 RETENTION_PAIRS_PER_TX: Final = 100
@@ -66,6 +66,7 @@ async def _rollup_vantage(core: Core, vantage: str, now: float) -> int:
             return queries.raw_for_rollup(conn, vantage, lo * 1000, hi * 1000)
 
         raw = await core.read("reading probe results for roll-up", read_chunk)
+        # In a worker thread, as `history` buckets its points (see there).
         rows = await asyncio.to_thread(rollup_rows, vantage, raw)
 
         async def write(conn: AsyncConnection, rows: list[dict[str, Any]] = rows, hi: int = hi) -> None:

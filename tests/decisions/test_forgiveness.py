@@ -10,6 +10,7 @@ import pytest
 from monitor.core.health import HealthPolicy, HostHealth, apply, new_host
 from monitor.core.ranking import RankingPolicy, rank, score, weighted_percentile
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from tests.decisions.timeline import MODEL, SimHost, first_best_after, outages, run
 
 HEALTH = HealthPolicy()
@@ -60,7 +61,7 @@ def test_a_host_that_got_slow_is_scored_by_its_recent_latency() -> None:
 
 
 def test_a_challenger_with_fewer_than_min_samples_never_replaces_best() -> None:
-    r = rank(MODEL, [up("https://a", 600), up("https://b", 80, 80)], "https://a", 0.0, POLICY)
+    r = finish(rank(MODEL, [up("https://a", 600), up("https://b", 80, 80)], "https://a", 0.0, POLICY))
     assert r.best == "https://a"
 
 
@@ -72,7 +73,7 @@ def test_while_nobody_has_enough_samples_the_first_choice_stays() -> None:
     for i, (ta, tb) in enumerate([(100, 90), (80, 95), (110, 85), (100, 100)]):
         a = probed(a, result("https://a", C, at=i, ttft=ta))
         b = probed(b, result("https://b", C, at=i, ttft=tb))
-        r = rank(MODEL, [a, b], best, float(i), POLICY, keyed=True)
+        r = finish(rank(MODEL, [a, b], best, float(i), POLICY, keyed=True))
         changes += best is not None and r.best != best
         best = r.best
     assert changes == 0
@@ -83,7 +84,7 @@ def test_an_unproven_first_choice_that_goes_down_is_replaced() -> None:
     a = probed(
         a, result("https://a", H, Outcome.TIMEOUT, at=1), result("https://a", H, Outcome.TIMEOUT, at=2)
     )
-    r = rank(MODEL, [a, up("https://b", 120)], "https://a", 3.0, POLICY)
+    r = finish(rank(MODEL, [a, up("https://b", 120)], "https://a", 3.0, POLICY))
     assert r.best == "https://b"
 
 
@@ -99,7 +100,7 @@ def test_near_equal_hosts_at_start_up_change_best_at_most_once() -> None:
 
 def test_a_host_whose_key_is_not_yet_confirmed_is_never_best_of_a_keyed_model() -> None:
     unconfirmed = probed(new_host(MODEL, "https://new", trusted=True), result("https://new", H))
-    r = rank(MODEL, [unconfirmed], None, 0.0, POLICY, keyed=True)
+    r = finish(rank(MODEL, [unconfirmed], None, 0.0, POLICY, keyed=True))
     assert (r.best, r.fallbacks, r.panic) == (None, ("https://new",), False)
 
 
@@ -109,7 +110,7 @@ def test_a_host_that_rejects_the_key_is_never_best_even_when_faster() -> None:
         result("https://rejects", H),
         result("https://rejects", C, Outcome.KEY_REJECTED, at=1),
     )
-    r = rank(MODEL, [rejecting, up("https://ok", 500)], None, 2.0, POLICY, keyed=True)
+    r = finish(rank(MODEL, [rejecting, up("https://ok", 500)], None, 2.0, POLICY, keyed=True))
     assert r.best == "https://ok"
     assert r.ordered[-1] == "https://rejects"
 
@@ -117,14 +118,14 @@ def test_a_host_that_rejects_the_key_is_never_best_even_when_faster() -> None:
 def test_the_first_host_to_pass_a_keyed_probe_becomes_best() -> None:
     first = probed(new_host(MODEL, "https://a", trusted=True), result("https://a", H))
     other = probed(new_host(MODEL, "https://b", trusted=True), result("https://b", H))
-    assert rank(MODEL, [first, other], None, 0.0, POLICY, keyed=True).best is None
+    assert finish(rank(MODEL, [first, other], None, 0.0, POLICY, keyed=True)).best is None
     first = probed(first, result("https://a", C, at=1, ttft=300))
-    assert rank(MODEL, [first, other], None, 1.0, POLICY, keyed=True).best == "https://a"
+    assert finish(rank(MODEL, [first, other], None, 1.0, POLICY, keyed=True)).best == "https://a"
 
 
 def test_health_only_models_need_no_key() -> None:
     h = probed(new_host(MODEL, "https://img", trusted=True), result("https://img", H))
-    assert rank(MODEL, [h], None, 0.0, POLICY, keyed=False).best == "https://img"
+    assert finish(rank(MODEL, [h], None, 0.0, POLICY, keyed=False)).best == "https://img"
 
 
 # --- forgetting by time --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from monitor.core.health import HealthPolicy, HostHealth, apply, new_host
 from monitor.core.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank, score
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 
 MODEL = "hermes-3-8b"
 HEALTH = HealthPolicy()
@@ -74,7 +75,7 @@ def untrusted(url: str) -> HostHealth:
 
 
 def ranked(*hosts: HostHealth, previous: str | None = None, policy: RankingPolicy = POLICY) -> ModelRanking:
-    return rank(MODEL, hosts, previous, NOW, policy)
+    return finish(rank(MODEL, hosts, previous, NOW, policy))
 
 
 # --- score ---------------------------------------------------------------------------------------
@@ -243,7 +244,9 @@ def test_flapping_host_stays_out_of_best_while_ejected() -> None:
 def test_ejected_host_competes_again_once_its_ejection_time_has_passed() -> None:
     flap = ejected("https://flap", 10, 10, 10)
     # flap scores 510 (10 ms plus the penalty of its two failures): well beyond the margin.
-    r = rank(MODEL, [flap, up("https://b", 2000, 2000, 2000)], "https://b", flap.ejected_until, POLICY)
+    r = finish(
+        rank(MODEL, [flap, up("https://b", 2000, 2000, 2000)], "https://b", flap.ejected_until, POLICY)
+    )
     assert r.best == "https://flap"
 
 
@@ -378,18 +381,18 @@ def test_policy_rejects_impossible_values(kwargs: dict[str, float]) -> None:
 def test_a_score_memo_gives_the_same_ranking_and_rescores_only_changed_hosts() -> None:
     hosts = [up(f"https://h{i}", 100 + i, 110 + i, 120 + i) for i in range(20)]
     memo: ScoreMemo = {}
-    first = rank(MODEL, hosts, None, NOW, POLICY, memo=memo)
-    assert first == rank(MODEL, hosts, None, NOW, POLICY)
+    first = finish(rank(MODEL, hosts, None, NOW, POLICY, memo=memo))
+    assert first == finish(rank(MODEL, hosts, None, NOW, POLICY))
     kept = memo["https://h5"]
     hosts[3] = probed(hosts[3], result("https://h3", ProbeKind.COMPLETION, OK, at=50, ttft=1.0))
-    second = rank(MODEL, hosts, first.best, NOW, POLICY, memo=memo)
-    assert second == rank(MODEL, hosts, first.best, NOW, POLICY)
+    second = finish(rank(MODEL, hosts, first.best, NOW, POLICY, memo=memo))
+    assert second == finish(rank(MODEL, hosts, first.best, NOW, POLICY))
     assert memo["https://h5"] is kept  # unchanged host: not scored again
     assert memo["https://h3"][0] is hosts[3]
 
 
 def test_a_score_memo_forgets_hosts_that_left() -> None:
     memo: ScoreMemo = {}
-    rank(MODEL, [up("https://a", 100), up("https://b", 90)], None, NOW, POLICY, memo=memo)
-    rank(MODEL, [up("https://a", 100)], None, NOW, POLICY, memo=memo)
+    finish(rank(MODEL, [up("https://a", 100), up("https://b", 90)], None, NOW, POLICY, memo=memo))
+    finish(rank(MODEL, [up("https://a", 100)], None, NOW, POLICY, memo=memo))
     assert set(memo) == {"https://a"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from monitor.core.health import HealthPolicy, HostHealth, apply, needs_confirmation, new_host
 from monitor.core.ranking import RankingPolicy, rank
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 
 MODEL = "hermes-3-8b"
 
@@ -96,7 +97,7 @@ def run(
             if not ok and needs_confirmation(h.health, health):
                 interval = timing.confirm_delay
             due[(url, kind)] = at + interval
-        r = rank(MODEL, [h.health for h in hosts], best, t, ranking, keyed=True)
+        r = finish(rank(MODEL, [h.health for h in hosts], best, t, ranking, keyed=True))
         best = r.best
         seen.append((t, best))
         t += 1.0

@@ -4,7 +4,7 @@
 
 Serves a listing of SERVERS host URLs (ten models) on loopback, then runs what a discovery poll
 does with it in the service, collections paced by `monitor.runtime` (`fetch_models`, then
-`apply_listing_async` twice: the first listing and an unchanged
+`apply_listing` on the loop twice: the first listing and an unchanged
 poll) while a ticker measures the longest gap between its turns of the loop. Not a test: it prints
 figures (a timing bound would depend on how busy the machine is).
 """
@@ -18,8 +18,9 @@ import time
 
 from aiohttp import web
 
-from monitor.core.membership import Membership, apply_listing_async
+from monitor.core.membership import Membership, apply_listing
 from monitor.core.urls import AllowList
+from monitor.parts.slices import run_in_slices
 from monitor.probe.discovery import ListingWarnings, fetch_models
 from monitor.probe.http import make_session
 from monitor.runtime import pace_gc
@@ -74,8 +75,8 @@ async def measure(servers: int) -> None:
             fetched = time.perf_counter() - t0
             fetch_stall, worst = worst, 0.0
             assert result.models is not None, result.error
-            membership, changes = await apply_listing_async(
-                membership, result.models, allow, 1000.0 + poll, 600
+            membership, changes = await run_in_slices(
+                apply_listing(membership, result.models, allow, 1000.0 + poll, 600), 0.0
             )
             took = time.perf_counter() - t0
             print(

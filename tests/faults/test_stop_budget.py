@@ -6,6 +6,7 @@ import asyncio
 
 from monitor.config import load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.steps import Steps, finish
 from monitor.service import _STOP_PUBLISH_S, Monitor
 
 
@@ -20,12 +21,12 @@ async def test_stop_leaves_a_final_snapshot_undone_past_its_share_of_the_stop() 
     m = _monitor()
     clock = m.clock
     assert isinstance(clock, FakeClock)
-    endless = asyncio.Event()
 
-    async def slow_publish(*, force: bool = False) -> None:
-        await endless.wait()  # a rebuild of 100,000 hosts on a busy machine
+    def slow_publish(*, force: bool = False) -> Steps[None]:
+        while True:  # a rebuild of a huge fleet on a busy machine
+            yield None
 
-    m.publisher.publish_in_steps = slow_publish  # type: ignore[method-assign]
+    m.publisher.publish = slow_publish  # type: ignore[method-assign]
     stopping = asyncio.create_task(m.stop())
     await clock.advance(_STOP_PUBLISH_S - 0.1)
     assert not stopping.done()
@@ -35,6 +36,6 @@ async def test_stop_leaves_a_final_snapshot_undone_past_its_share_of_the_stop() 
 
 async def test_stop_publishes_the_last_results_when_the_rebuild_is_quick() -> None:
     m = _monitor()
-    m.fleet.apply_listing({"alpha": ["http://127.0.0.1:9001"]}, m.clock.time())
+    finish(m.fleet.apply_listing({"alpha": ["http://127.0.0.1:9001"]}, m.clock.time()))
     await m.stop()
     assert list(m.snapshot.models) == ["alpha"]

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.ha.election import Role
 from monitor.ha.follower import Follower, Mark, listing_after
 from monitor.service import Monitor
@@ -114,7 +115,7 @@ async def test_a_follower_drops_a_retired_host_and_adopts_the_leaders_best(
 
 async def test_a_demoted_leader_stops_probing_and_leads_again_with_its_targets() -> None:
     m = Monitor(_settings(), clock=FakeClock(time.time()))
-    m.fleet.apply_listing({M: [A, B]}, m.clock.time())
+    finish(m.fleet.apply_listing({M: [A, B]}, m.clock.time()))
     await m.prepare()
     await m.run()
     try:
@@ -159,13 +160,13 @@ async def two_vantages(tmp_path: Path) -> AsyncIterator[tuple[Monitor, Store]]:
         eu.submit(_result(now - 8 + i, B))
     await eu.flush()
     m = Monitor(_settings(DATABASE_URL=url), local)
-    m.fleet.apply_listing({M: [A, B]}, now)
+    finish(m.fleet.apply_listing({M: [A, B]}, now))
     for i in range(4):
         m.recorder.record(_result(now - 4 + i, B))
         m.recorder.record(_result(now - 4 + i, A))
     assert m.vantages is not None
     m.publisher.set_elsewhere(await m.vantages.elsewhere())
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     yield m, eu
     await eu.close()
     await local.close()
@@ -195,7 +196,7 @@ async def test_a_host_down_from_every_vantage_is_down_for_all(
     now = time.time()
     for i in range(3):
         m.recorder.record(_result(now + i, A, Outcome.SERVER_ERROR))
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     client: TestClient = await aiohttp_client(make_app(m))  # type: ignore[type-arg]
     host = _host(await (await client.get("/v1/hosts")).json(), A)
     assert host["state"] == HostState.DOWN.value

@@ -9,9 +9,10 @@ from monitor.core.membership import (
     Membership,
     MembershipChange,
     apply_listing,
-    apply_listing_async,
 )
+from monitor.core.steps import finish
 from monitor.core.urls import AllowList
+from monitor.parts.slices import run_in_slices
 
 ALLOW = AllowList.parse("https://*.libertai.io")
 A, B = "https://a.libertai.io", "https://b.libertai.io"
@@ -24,7 +25,7 @@ def events(changes: list[MembershipChange]) -> list[tuple[str, str, str]]:
 
 
 def test_new_hosts_join() -> None:
-    m, changes = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
+    m, changes = finish(apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE))
     assert events(changes) == [("m", A, "joined"), ("m", B, "joined")]
     info = m.get("m", A)
     assert info is not None and info.first_seen == info.last_seen == 100.0 and info.trusted
@@ -32,74 +33,74 @@ def test_new_hosts_join() -> None:
 
 
 def test_listed_again_updates_last_seen_without_change() -> None:
-    m, _ = apply_listing(Membership(), {"m": [A]}, ALLOW, 100.0, GRACE)
-    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
+    m, _ = finish(apply_listing(Membership(), {"m": [A]}, ALLOW, 100.0, GRACE))
+    m, changes = finish(apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE))
     info = m.get("m", A)
     assert changes == [] and info is not None and (info.first_seen, info.last_seen) == (100.0, 160.0)
 
 
 def test_missing_host_leaves_but_stays_member_within_grace() -> None:
-    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
-    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
+    m, _ = finish(apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE))
+    m, changes = finish(apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE))
     assert events(changes) == [("m", B, "left")]
     info = m.get("m", B)
     assert info is not None and info.missing_since == 160.0
 
 
 def test_missing_host_left_only_once() -> None:
-    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
-    m, _ = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
-    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 220.0, GRACE)
+    m, _ = finish(apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE))
+    m, _ = finish(apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE))
+    m, changes = finish(apply_listing(m, {"m": [A]}, ALLOW, 220.0, GRACE))
     info = m.get("m", B)
     assert changes == [] and info is not None and info.missing_since == 160.0
 
 
 def test_host_retired_when_grace_expires() -> None:
-    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
-    m, _ = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
-    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 160.0 + GRACE, GRACE)
+    m, _ = finish(apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE))
+    m, _ = finish(apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE))
+    m, changes = finish(apply_listing(m, {"m": [A]}, ALLOW, 160.0 + GRACE, GRACE))
     assert events(changes) == [("m", B, "retired")]
     assert m.get("m", B) is None and m.get("m", A) is not None
 
 
 def test_host_reappearing_within_grace_continues() -> None:
-    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE)
-    m, _ = apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE)
-    m, changes = apply_listing(m, {"m": [A, B]}, ALLOW, 200.0, GRACE)
+    m, _ = finish(apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, GRACE))
+    m, _ = finish(apply_listing(m, {"m": [A]}, ALLOW, 160.0, GRACE))
+    m, changes = finish(apply_listing(m, {"m": [A, B]}, ALLOW, 200.0, GRACE))
     info = m.get("m", B)
     assert info is not None and info.missing_since is None and info.first_seen == 100.0
     assert events(changes) == [("m", B, "joined")]
 
 
 def test_missing_model_hosts_follow_grace_then_model_disappears() -> None:
-    m, _ = apply_listing(Membership(), {"m": [A], "n": [B]}, ALLOW, 100.0, GRACE)
-    m, changes = apply_listing(m, {"n": [B]}, ALLOW, 160.0, GRACE)
+    m, _ = finish(apply_listing(Membership(), {"m": [A], "n": [B]}, ALLOW, 100.0, GRACE))
+    m, changes = finish(apply_listing(m, {"n": [B]}, ALLOW, 160.0, GRACE))
     assert events(changes) == [("m", A, "left")] and "m" in m.models
-    m, changes = apply_listing(m, {"n": [B]}, ALLOW, 1000.0, GRACE)
+    m, changes = finish(apply_listing(m, {"n": [B]}, ALLOW, 1000.0, GRACE))
     assert events(changes) == [("m", A, "retired")] and "m" not in m.models
 
 
 def test_zero_grace_leaves_and_retires_at_once() -> None:
-    m, _ = apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, 0.0)
-    m, changes = apply_listing(m, {"m": [A]}, ALLOW, 101.0, 0.0)
+    m, _ = finish(apply_listing(Membership(), {"m": [A, B]}, ALLOW, 100.0, 0.0))
+    m, changes = finish(apply_listing(m, {"m": [A]}, ALLOW, 101.0, 0.0))
     assert events(changes) == [("m", B, "left"), ("m", B, "retired")] and m.get("m", B) is None
 
 
 def test_untrusted_host_is_member_not_trusted() -> None:
-    m, changes = apply_listing(Membership(), {"m": [A, EVIL]}, ALLOW, 100.0, GRACE)
+    m, changes = finish(apply_listing(Membership(), {"m": [A, EVIL]}, ALLOW, 100.0, GRACE))
     info = m.get("m", EVIL)
     assert info is not None and not info.trusted and ("m", EVIL, "joined") in events(changes)
     assert m.trusted_hosts("m") == (A,)
 
 
 def test_listed_model_with_no_servers_is_kept() -> None:
-    m, changes = apply_listing(Membership(), {"m": []}, ALLOW, 100.0, GRACE)
+    m, changes = finish(apply_listing(Membership(), {"m": []}, ALLOW, 100.0, GRACE))
     assert "m" in m.models and changes == [] and len(m) == 0
 
 
 def test_membership_is_immutable_and_input_unchanged() -> None:
-    m0, _ = apply_listing(Membership(), {"m": [A]}, ALLOW, 100.0, GRACE)
-    m1, _ = apply_listing(m0, {"m": []}, ALLOW, 160.0, GRACE)
+    m0, _ = finish(apply_listing(Membership(), {"m": [A]}, ALLOW, 100.0, GRACE))
+    m1, _ = finish(apply_listing(m0, {"m": []}, ALLOW, 160.0, GRACE))
     info = m0.get("m", A)
     assert info is not None and info.missing_since is None
     assert m1 != m0
@@ -115,15 +116,15 @@ def _big_listing(models: int, hosts: int) -> dict[str, list[str]]:
     return {f"m{m}": [f"https://h{m}-{i}.libertai.io" for i in range(hosts)] for m in range(models)}
 
 
-async def test_the_async_diff_gives_the_same_membership_and_changes() -> None:
+async def test_the_diff_in_slices_on_the_loop_gives_the_same_membership_and_changes_as_at_once() -> None:
     allow = AllowList.parse("https://*.libertai.io")
     first = _big_listing(3, 3000)
     second = {**_big_listing(2, 3000), "m9": ["https://new.libertai.io"]}
-    sync_m, sync_c = apply_listing(Membership(), first, allow, 1.0, 600)
-    async_m, async_c = await apply_listing_async(Membership(), first, allow, 1.0, 600)
+    sync_m, sync_c = finish(apply_listing(Membership(), first, allow, 1.0, 600))
+    async_m, async_c = await run_in_slices(apply_listing(Membership(), first, allow, 1.0, 600), 0.0)
     assert (async_m, async_c) == (sync_m, sync_c)
-    assert await apply_listing_async(sync_m, second, allow, 2.0, 600) == apply_listing(
-        sync_m, second, allow, 2.0, 600
+    assert await run_in_slices(apply_listing(sync_m, second, allow, 2.0, 600), 0.0) == finish(
+        apply_listing(sync_m, second, allow, 2.0, 600)
     )
 
 
@@ -142,7 +143,7 @@ async def test_a_big_listing_gives_the_event_loop_turns_while_it_is_applied() ->
     task = asyncio.create_task(other_task())
     await asyncio.sleep(0)
     before = turns
-    await apply_listing_async(Membership(), listing, allow, 1.0, 600)
+    await run_in_slices(apply_listing(Membership(), listing, allow, 1.0, 600), 0.0)
     done = True
     await task
     assert turns - before >= 9

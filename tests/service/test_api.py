@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from monitor.config import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.service import Monitor
 from monitor.web.api import make_app
 
@@ -26,7 +27,7 @@ def _monitor() -> Monitor:
     )
     m = Monitor(settings, clock=FakeClock())
     listing = {"hermes": [FAST, SLOW, DEAD, OUTSIDER], "hermes-thinking": [FAST, SLOW, DEAD, OUTSIDER]}
-    m.fleet.apply_listing(listing, m.clock.time())
+    finish(m.fleet.apply_listing(listing, m.clock.time()))
     now = m.clock.time() - 10
     for i in range(3):
         for host, ttft in ((FAST, 80.0), (SLOW, 400.0)):
@@ -38,7 +39,7 @@ def _monitor() -> Monitor:
         m.recorder.record(
             ProbeResult("hermes", DEAD, ProbeKind.COMPLETION, Outcome.SERVER_ERROR, now + i, 503)
         )
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     return m
 
 
@@ -117,7 +118,7 @@ async def test_panic_mode_answers_null_but_lists_hosts_to_try(aiohttp_client: An
     for host in (FAST, SLOW):
         for i in range(2):
             m.recorder.record(ProbeResult("hermes", host, ProbeKind.COMPLETION, Outcome.TIMEOUT, now + i))
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     client = await aiohttp_client(make_app(m))
     _, body = await _get(client, "/v1/best")
     entry = body["models"]["hermes"]
@@ -148,6 +149,6 @@ async def test_a_new_snapshot_is_served_at_once_not_the_previous_answer(aiohttp_
     now = m.clock.time()
     for i in range(2):
         m.recorder.record(ProbeResult("hermes", FAST, ProbeKind.COMPLETION, Outcome.TIMEOUT, now + i))
-    m.publisher.publish()
+    finish(m.publisher.publish())
     _, after = await _get(client, "/v1/best/hermes")
     assert after["host"] == SLOW

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 from monitor.config import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Evidence, Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestChanged, BestHosts, ranking_policy
 from monitor.parts.fleet import Fleet
 from monitor.parts.persistence import Persistence
@@ -65,8 +66,8 @@ class _BrokenStore:
 
 async def test_history_that_hits_a_store_error_answers_503_with_the_reason(aiohttp_client: Any) -> None:
     m = Monitor(_settings(), clock=FakeClock())
-    m.fleet.apply_listing({"hermes": [HOST]}, m.clock.time())
-    m.publisher.publish(force=True)
+    finish(m.fleet.apply_listing({"hermes": [HOST]}, m.clock.time()))
+    finish(m.publisher.publish(force=True))
     m.history = _BrokenStore()
     client: TestClient = await aiohttp_client(make_app(m))  # type: ignore[type-arg]
     with capture_logs() as logs:
@@ -78,8 +79,8 @@ async def test_history_that_hits_a_store_error_answers_503_with_the_reason(aioht
 
 async def test_history_without_a_database_answers_503(aiohttp_client: Any) -> None:
     m = Monitor(_settings(), clock=FakeClock())
-    m.fleet.apply_listing({"hermes": [HOST]}, m.clock.time())
-    m.publisher.publish(force=True)
+    finish(m.fleet.apply_listing({"hermes": [HOST]}, m.clock.time()))
+    finish(m.publisher.publish(force=True))
     client: TestClient = await aiohttp_client(make_app(m))  # type: ignore[type-arg]
     resp = await client.get("/v1/history/hermes")
     assert resp.status == 503 and await resp.json() == {"detail": "History needs a database"}
@@ -137,8 +138,8 @@ def test_not_ready_while_database_writes_fail_and_says_why() -> None:
 async def test_a_recorded_result_is_published_at_the_next_tick_of_the_clock() -> None:
     clock = FakeClock()
     m = Monitor(_settings(), clock=clock)
-    m.fleet.apply_listing({"hermes": [HOST]}, clock.time())
-    m.publisher.publish(force=True)
+    finish(m.fleet.apply_listing({"hermes": [HOST]}, clock.time()))
+    finish(m.publisher.publish(force=True))
     publishing = asyncio.create_task(m.publisher.run_forever())
     try:
         await clock.advance(1.0)

@@ -44,19 +44,19 @@ def _probe_everything(m: Monitor, hosts: int, at: float) -> None:
 
 def test_probing_publishing_and_retiring_hosts_leave_no_cyclic_garbage() -> None:
     m = _monitor()
-    m.fleet.apply_listing({"hermes": [_host(i) for i in range(300)], "gemma": [_host(0)]}, T0)
+    finish(m.fleet.apply_listing({"hermes": [_host(i) for i in range(300)], "gemma": [_host(0)]}, T0))
     _probe_everything(m, 300, T0)
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     finish(m.snapshot.answer(HOSTS))
     gc.collect()
     gc.disable()
     try:
         for round_ in range(1, 4):  # every value replaced a few times, snapshots swapped
             _probe_everything(m, 300, T0 + 30 * round_)
-            m.publisher.publish(force=True)
+            finish(m.publisher.publish(force=True))
             finish(m.snapshot.answer(HOSTS, gzipped=True))
-        m.fleet.apply_listing({"gemma": [_host(0)]}, T0 + 200)  # 300 hosts retired at once
-        m.publisher.publish(force=True)
+        finish(m.fleet.apply_listing({"gemma": [_host(0)]}, T0 + 200))  # 300 hosts retired at once
+        finish(m.publisher.publish(force=True))
         cyclic = gc.collect()
     finally:
         gc.enable()

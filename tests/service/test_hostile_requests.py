@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from monitor.config import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.server import service_app
 from monitor.service import Monitor
 from monitor.store import HistoryPoint
@@ -57,7 +58,7 @@ def _monitor(models: list[str]) -> tuple[Monitor, _Recorder]:
         }
     )
     m = Monitor(settings, clock=FakeClock())
-    m.fleet.apply_listing({model: [HOST] for model in models}, m.clock.time())
+    finish(m.fleet.apply_listing({model: [HOST] for model in models}, m.clock.time()))
     for model in models:
         for i in range(3):
             m.recorder.record(
@@ -65,7 +66,7 @@ def _monitor(models: list[str]) -> tuple[Monitor, _Recorder]:
                     model, HOST, ProbeKind.COMPLETION, Outcome.OK, m.clock.time() - 5 + i, 200, 1.0, 80.0
                 )
             )
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     recorder = _Recorder()
     m.history = recorder
     return m, recorder

@@ -1,5 +1,5 @@
-"""A huge listing is applied, walked and ranked in steps: the event loop keeps turning (issue 10,
-item 6). No timings: the tests count the turns other tasks got and where ranking ran."""
+"""A huge listing is applied, walked and ranked in steps: the event loop keeps turning.
+No timings: the tests count the turns other tasks got and where ranking ran."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from monitor.core.answer import HOSTS, Answer, AnswerKey
 from monitor.core.clock import FakeClock
 from monitor.core.results import ProbeKind
 from monitor.core.snapshot import Snapshot
+from monitor.core.steps import finish
 from monitor.parts import slices
 from monitor.parts.fleet import SYNC_STEP
 from monitor.parts.scheduler import ProbeDispatcher
+from monitor.parts.slices import run_in_slices
 from monitor.parts.targets import HOST_WIDE, Target
 from monitor.service import Monitor
 from monitor.web import api
@@ -55,15 +57,15 @@ def _listing(servers: int, models: int = 2) -> dict[str, list[str]]:
 async def test_applying_a_huge_listing_lets_other_tasks_run_throughout() -> None:
     m = _monitor()
     with Turns() as turns:
-        changes = await m.fleet.apply_listing_async(_listing(SERVERS), m.clock.time())
+        changes = await run_in_slices(m.fleet.apply_listing(_listing(SERVERS), m.clock.time()), 0.0)
     assert len(changes) == SERVERS and len(m.fleet.health) == SERVERS
     assert turns.count >= SERVERS // SYNC_STEP  # at least one turn per walk step
 
 
 async def test_the_stepped_apply_ends_as_the_one_shot_apply() -> None:
     stepped, at_once = _monitor(), _monitor()
-    await stepped.fleet.apply_listing_async(_listing(SERVERS), 1.0)
-    at_once.fleet.apply_listing(_listing(SERVERS), 1.0)
+    await run_in_slices(stepped.fleet.apply_listing(_listing(SERVERS), 1.0), 0.0)
+    finish(at_once.fleet.apply_listing(_listing(SERVERS), 1.0))
     assert stepped.fleet.membership == at_once.fleet.membership
     assert stepped.fleet.health.keys() == at_once.fleet.health.keys()
     assert stepped.fleet.hosts_of("m1") == at_once.fleet.hosts_of("m1")
@@ -72,12 +74,12 @@ async def test_the_stepped_apply_ends_as_the_one_shot_apply() -> None:
 async def test_a_large_model_is_ranked_in_steps_between_turns_of_the_loop() -> None:
     m = _monitor()
     hosts = 5 * ranking.HOSTS_PER_STEP
-    await m.fleet.apply_listing_async(_listing(hosts, models=1), m.clock.time())
-    await m.publisher.publish_in_steps(force=True)  # the host views: built in steps of their own
+    await run_in_slices(m.fleet.apply_listing(_listing(hosts, models=1), m.clock.time()), 0.0)
+    await run_in_slices(m.publisher.publish(force=True), 0.0)  # the host views: built in steps of their own
     with Turns() as turns:
         await asyncio.sleep(0)
         before = turns.count
-        await m.publisher.publish_in_steps(force=True)  # nothing changed: only the ranking runs
+        await run_in_slices(m.publisher.publish(force=True), 0.0)  # nothing changed: only the ranking runs
     assert turns.count - before >= 5  # a turn at least every HOSTS_PER_STEP hosts
     assert m.snapshot.models["m0"].known == hosts
 
@@ -85,9 +87,9 @@ async def test_a_large_model_is_ranked_in_steps_between_turns_of_the_loop() -> N
 async def test_a_snapshot_built_in_steps_equals_one_built_at_once() -> None:
     stepped, at_once = _monitor(), _monitor()
     for m in (stepped, at_once):
-        m.fleet.apply_listing(_listing(2 * ranking.HOSTS_PER_STEP, models=2), 1.0)
-    await stepped.publisher.publish_in_steps(force=True)
-    at_once.publisher.publish(force=True)
+        finish(m.fleet.apply_listing(_listing(2 * ranking.HOSTS_PER_STEP, models=2), 1.0))
+    await run_in_slices(stepped.publisher.publish(force=True), 0.0)
+    finish(at_once.publisher.publish(force=True))
     for key in (HOSTS, AnswerKey.best()):
         assert _body(stepped.snapshot, key) == _body(at_once.snapshot, key)
 
@@ -120,7 +122,7 @@ async def test_auth_checks_of_many_trusted_hosts_are_added_between_turns_of_the_
             seen.append(sum(c in dispatcher for c in checks))
 
     watcher = asyncio.get_running_loop().create_task(watch())
-    await m.fleet.apply_listing_async(listing, m.clock.time())
+    await run_in_slices(m.fleet.apply_listing(listing, m.clock.time()), 0.0)
     watcher.cancel()
     assert all(c in dispatcher for c in checks)
     assert any(0 < n < len(checks) for n in seen)  # another task ran while they were being added
@@ -137,7 +139,7 @@ async def test_a_sync_listener_that_returns_steps_lets_the_loop_run_between_them
 
     m.fleet.on_sync(listener)
     with Turns() as turns:
-        await m.fleet.apply_listing_async(_listing(SERVERS), m.clock.time())
+        await run_in_slices(m.fleet.apply_listing(_listing(SERVERS), m.clock.time()), 0.0)
     assert len(at_steps) == 3 and at_steps[0] < at_steps[1] < at_steps[2]
 
 
@@ -145,10 +147,10 @@ async def test_a_large_answer_is_encoded_between_turns_of_the_loop_and_reads_the
     aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     m = _monitor()
-    m.fleet.apply_listing(_listing(SERVERS, models=3), 1.0)
-    m.publisher.publish(force=True)
+    finish(m.fleet.apply_listing(_listing(SERVERS, models=3), 1.0))
+    finish(m.publisher.publish(force=True))
     expected = json.loads(_body(m.snapshot, HOSTS))  # built at once, on the previous snapshot
-    m.publisher.publish(force=True)  # a fresh snapshot: nothing encoded yet
+    finish(m.publisher.publish(force=True))  # a fresh snapshot: nothing encoded yet
     run_in_slices = slices.run_in_slices  # a turn of the loop after every step, however fast
     monkeypatch.setattr(api, "run_in_slices", lambda work: run_in_slices(work, 0.0))
     client = await aiohttp_client(make_app(m))
@@ -162,11 +164,11 @@ async def test_a_large_answer_is_encoded_between_turns_of_the_loop_and_reads_the
 
 def test_a_gzipped_answer_is_the_plain_one_compressed_the_same_every_time() -> None:
     m = _monitor()
-    m.fleet.apply_listing(_listing(SERVERS), 1.0)
-    m.publisher.publish(force=True)
+    finish(m.fleet.apply_listing(_listing(SERVERS), 1.0))
+    finish(m.publisher.publish(force=True))
     plain, packed = _body(m.snapshot, HOSTS), _body(m.snapshot, HOSTS, gzipped=True)
     assert gzip.decompress(packed) == plain
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     assert _body(m.snapshot, HOSTS, gzipped=True) == packed  # same bytes: a stable strong ETag
 
 
@@ -174,8 +176,8 @@ async def test_an_answer_asked_for_by_many_clients_at_once_is_built_once(
     aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     m = _monitor()
-    m.fleet.apply_listing(_listing(SERVERS), 1.0)
-    m.publisher.publish(force=True)
+    finish(m.fleet.apply_listing(_listing(SERVERS), 1.0))
+    finish(m.publisher.publish(force=True))
     builds: list[AnswerKey] = []
     answer = Snapshot.answer
 

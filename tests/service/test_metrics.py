@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.core.results import HostState, Outcome
 from monitor.core.snapshot import HostView, ModelView, Snapshot
+from monitor.core.steps import finish
 from monitor.parts.ports import HistoryReader
 from monitor.parts.readiness import Readiness
 from monitor.parts.scheduler import SchedulerStats
@@ -70,7 +71,7 @@ async def test_metrics_describe_every_model_and_host(tmp_path: Path, http: aioht
             ),
             timeout=30,
         )
-        svc.monitor.publisher.publish(force=True)
+        finish(svc.monitor.publisher.publish(force=True))
         text = await _scrape(http, svc.url)
         snap = svc.monitor.snapshot
         for model, view in snap.models.items():

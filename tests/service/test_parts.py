@@ -5,6 +5,7 @@ from __future__ import annotations
 from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestChanged, BestHosts, ranking_policy
 from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import ProbeRecorder, health_policy
@@ -36,7 +37,7 @@ def _probing_fleet(settings: Settings) -> tuple[Fleet, ProbeDispatcher[Target]]:
 
 def test_an_alias_shares_its_base_entries_and_probes() -> None:
     fleet, dispatcher = _probing_fleet(_settings())
-    fleet.apply_listing({"hermes": [A], "hermes-thinking": [A]}, T0)
+    finish(fleet.apply_listing({"hermes": [A], "hermes-thinking": [A]}, T0))
     assert set(fleet.health) == {("hermes", A)}
     assert fleet.aliases == {"hermes-thinking": "hermes"}
     expected = [
@@ -50,8 +51,8 @@ def test_an_alias_shares_its_base_entries_and_probes() -> None:
 
 def test_a_retired_host_loses_its_entry_and_its_probes() -> None:
     fleet, dispatcher = _probing_fleet(_settings(RETIRE_AFTER="0"))
-    fleet.apply_listing({"hermes": [A, B]}, T0)
-    changes = fleet.apply_listing({"hermes": [A]}, T0 + 60)
+    finish(fleet.apply_listing({"hermes": [A, B]}, T0))
+    changes = finish(fleet.apply_listing({"hermes": [A]}, T0 + 60))
     assert {(c.host, c.event) for c in changes} == {(B, "left"), (B, "retired")}
     assert set(fleet.health) == {("hermes", A)}
     gone = [
@@ -66,14 +67,14 @@ def test_a_retired_host_loses_its_entry_and_its_probes() -> None:
 def test_no_billed_probes_or_auth_checks_without_a_key() -> None:
     settings = load_settings(environ={"LIBERTAI_MONITOR_ALLOWED_HOSTS": "http://127.0.0.1:*"})
     fleet, dispatcher = _probing_fleet(settings)
-    fleet.apply_listing({"hermes": [A]}, T0)
+    finish(fleet.apply_listing({"hermes": [A]}, T0))
     assert len(dispatcher) == 1 and ("hermes", A, ProbeKind.HEALTH) in dispatcher
 
 
 def test_an_auth_check_counts_for_every_model_of_its_host() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()))
-    fleet.apply_listing({"hermes": [A], "gemma": [A]}, T0)
+    finish(fleet.apply_listing({"hermes": [A], "gemma": [A]}, T0))
     recorder = ProbeRecorder(fleet, health_policy(settings), None)
     recorder.record(ProbeResult(HOST_WIDE, A, ProbeKind.AUTH, Outcome.KEY_REJECTED, T0, 401))
     assert fleet.health[("hermes", A)].key_ok is False and fleet.health[("gemma", A)].key_ok is False
@@ -89,16 +90,16 @@ def _up(fleet: Fleet, recorder: ProbeRecorder, host: str, ttft: float) -> None:
 def test_best_host_events_come_once_per_change() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()))
-    fleet.apply_listing({"hermes": [A, B]}, T0)
+    finish(fleet.apply_listing({"hermes": [A, B]}, T0))
     recorder = ProbeRecorder(fleet, health_policy(settings), None)
     best = BestHosts(ranking_policy(settings))
     events: list[BestChanged] = []
     best.subscribe(events.append)
     hosts = [fleet.health[("hermes", h)] for h in (A, B)]
-    best.rank("hermes", hosts, T0)  # nobody up: no best yet, but the model is now known
+    finish(best.rank("hermes", hosts, T0))  # nobody up: no best yet, but the model is now known
     _up(fleet, recorder, A, 80.0)
     for _ in range(3):
-        best.rank("hermes", [fleet.health[("hermes", h)] for h in (A, B)], T0 + 10)
+        finish(best.rank("hermes", [fleet.health[("hermes", h)] for h in (A, B)], T0 + 10))
     assert [(e.previous, e.host, e.known) for e in events] == [(None, None, False), (None, A, True)]
 
 

@@ -8,6 +8,7 @@ from monitor.config import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.snapshot import DiscoveryStatus
+from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestHosts, ranking_policy
 from monitor.parts.fleet import Fleet
 from monitor.parts.probe_once import probe_once
@@ -26,7 +27,7 @@ class _Listing:
         self.key_outcome: Outcome | None = None
 
     async def run(self) -> None:
-        self._fleet.apply_listing({"hermes": [GOOD, BAD]}, self._clock.time())
+        finish(self._fleet.apply_listing({"hermes": [GOOD, BAD]}, self._clock.time()))
 
 
 class _Prober:
@@ -64,7 +65,7 @@ async def test_a_failing_host_is_reprobed_after_the_confirm_delay_and_reported_d
     probing = Probing(prober, fleet, recorder, targets, settings.confirm_delay)
 
     once = asyncio.create_task(
-        probe_once(settings, clock, listing, fleet, probing, lambda: publisher.publish(force=True))
+        probe_once(settings, clock, listing, fleet, probing, lambda: finish(publisher.publish(force=True)))
     )
     await clock.advance(1.9)
     assert sorted(prober.calls) == [(GOOD, 0.0), (BAD, 0.0)] and not once.done()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from monitor.config import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import ProbeKind
+from monitor.core.steps import finish
 from monitor.parts.scheduler import ProbeDispatcher
 from monitor.service import Monitor, Target
 
@@ -29,7 +30,7 @@ async def test_first_probes_of_a_large_list_are_spread_evenly_over_the_ramp() ->
     listing = {
         f"model-{j}": [f"http://127.0.0.1:{20000 + j * 1000 + i}" for i in range(1000)] for j in range(4)
     }
-    m.fleet.apply_listing(listing, clock.time())
+    finish(m.fleet.apply_listing(listing, clock.time()))
 
     dues = [
         dispatcher.next_due((model, host, ProbeKind.HEALTH))

@@ -13,6 +13,7 @@ from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.health import HostHealth
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import (
     STATE_LINES_PER_WINDOW,
@@ -44,7 +45,7 @@ def _refused(i: int, at: float) -> ProbeResult:
 def _fleet(hosts: int) -> tuple[Fleet, ProbeRecorder]:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()))
-    fleet.apply_listing({"hermes": [_host(i) for i in range(hosts)]}, T0)
+    finish(fleet.apply_listing({"hermes": [_host(i) for i in range(hosts)]}, T0))
     return fleet, ProbeRecorder(fleet, health_policy(settings), None)
 
 
@@ -99,7 +100,7 @@ async def test_the_running_service_sums_up_a_burst_on_its_clock() -> None:
     clock = FakeClock(T0)
     monitor = Monitor(_settings(), clock=clock)
     hosts = STATE_LINES_PER_WINDOW + 7
-    monitor.fleet.apply_listing({"hermes": [_host(i) for i in range(hosts)]}, T0)
+    finish(monitor.fleet.apply_listing({"hermes": [_host(i) for i in range(hosts)]}, T0))
     with capture_logs() as logs:
         task = asyncio.create_task(monitor._summarise_state_log())
         _down_everywhere(monitor.recorder, hosts, T0)
@@ -113,7 +114,7 @@ async def test_the_running_service_sums_up_a_burst_on_its_clock() -> None:
 async def test_what_the_budget_held_back_is_summed_up_at_stop() -> None:
     monitor = Monitor(_settings(), clock=FakeClock(T0))
     hosts = STATE_LINES_PER_WINDOW + 3
-    monitor.fleet.apply_listing({"hermes": [_host(i) for i in range(hosts)]}, T0)
+    finish(monitor.fleet.apply_listing({"hermes": [_host(i) for i in range(hosts)]}, T0))
     with capture_logs() as logs:
         _down_everywhere(monitor.recorder, hosts, T0)
         await monitor.stop()

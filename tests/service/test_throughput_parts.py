@@ -6,6 +6,7 @@ from __future__ import annotations
 from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.core.throughput import Throughput
 from monitor.parts.fleet import Fleet
 from monitor.parts.probing import Probing
@@ -51,7 +52,7 @@ def _up(recorder: ProbeRecorder, host: str = A) -> None:
 def test_only_members_with_completion_probes_get_a_throughput_probe() -> None:
     settings = _settings(EMBEDDING_MODELS="bge-*", HEALTH_ONLY_MODELS="z-image-*")
     fleet, dispatcher = _probing_fleet(settings)
-    fleet.apply_listing({"hermes": [A], "bge-m3": [A], "z-image-turbo": [A]}, T0)
+    finish(fleet.apply_listing({"hermes": [A], "bge-m3": [A], "z-image-turbo": [A]}, T0))
     assert ("hermes", A, ProbeKind.THROUGHPUT) in dispatcher
     assert ("bge-m3", A, ProbeKind.THROUGHPUT) not in dispatcher
     assert ("z-image-turbo", A, ProbeKind.THROUGHPUT) not in dispatcher
@@ -60,14 +61,14 @@ def test_only_members_with_completion_probes_get_a_throughput_probe() -> None:
 def test_no_throughput_probe_without_a_key() -> None:
     settings = load_settings(environ={"LIBERTAI_MONITOR_ALLOWED_HOSTS": "http://127.0.0.1:*"})
     fleet, dispatcher = _probing_fleet(settings)
-    fleet.apply_listing({"hermes": [A]}, T0)
+    finish(fleet.apply_listing({"hermes": [A]}, T0))
     assert ("hermes", A, ProbeKind.THROUGHPUT) not in dispatcher
 
 
 def test_throughput_is_probed_every_throughput_interval_even_of_a_down_host() -> None:
     settings = _settings(THROUGHPUT_INTERVAL="1800", DOWN_PROBE_INTERVAL="5")
     fleet, _ = _probing_fleet(settings)
-    fleet.apply_listing({"hermes": [A]}, T0)
+    finish(fleet.apply_listing({"hermes": [A]}, T0))
     recorder = ProbeRecorder(fleet, health_policy(settings), None)
     for i in range(3):
         recorder.record(ProbeResult("hermes", A, ProbeKind.HEALTH, Outcome.CONNECT_ERROR, T0 + i))
@@ -97,7 +98,7 @@ class _CountingProber:
 async def test_a_throughput_probe_is_made_only_of_an_up_host() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
-    fleet.apply_listing({"hermes": [A, B]}, T0)
+    finish(fleet.apply_listing({"hermes": [A, B]}, T0))
     recorder = ProbeRecorder(fleet, health_policy(settings), None)
     _up(recorder, A)
     prober = _CountingProber()
@@ -119,7 +120,7 @@ class _Sink:
 def test_a_measurement_is_kept_but_neither_health_evidence_nor_counted_nor_stored() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
-    fleet.apply_listing({"hermes": [A]}, T0)
+    finish(fleet.apply_listing({"hermes": [A]}, T0))
     sink = _Sink()
     recorder = ProbeRecorder(fleet, health_policy(settings), sink)
     before = fleet.health[("hermes", A)]
@@ -133,7 +134,7 @@ def test_a_measurement_is_kept_but_neither_health_evidence_nor_counted_nor_store
 def test_a_failed_measurement_leaves_the_last_one_shown() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
-    fleet.apply_listing({"hermes": [A]}, T0)
+    finish(fleet.apply_listing({"hermes": [A]}, T0))
     recorder = ProbeRecorder(fleet, health_policy(settings), None)
     recorder.record(_measured())
     recorder.record(_measured(outcome=Outcome.TIMEOUT, m=None))
@@ -143,18 +144,18 @@ def test_a_failed_measurement_leaves_the_last_one_shown() -> None:
 
 def test_a_retired_members_measurement_is_forgotten() -> None:
     monitor = Monitor(_settings(RETIRE_AFTER="0"))
-    monitor.fleet.apply_listing({"hermes": [A, B]}, T0)
+    finish(monitor.fleet.apply_listing({"hermes": [A, B]}, T0))
     monitor.recorder.record(_measured(A))
     monitor.recorder.record(_measured(B))
-    monitor.fleet.apply_listing({"hermes": [A]}, T0 + 60)
+    finish(monitor.fleet.apply_listing({"hermes": [A]}, T0 + 60))
     assert set(monitor.recorder.throughput) == {("hermes", A)}
 
 
 def test_the_answers_show_the_recorders_measurement() -> None:
     monitor = Monitor(_settings())
-    monitor.fleet.apply_listing({"hermes": [A, B]}, T0)
+    finish(monitor.fleet.apply_listing({"hermes": [A, B]}, T0))
     monitor.recorder.record(_measured(A))
-    monitor.publisher.publish(force=True)
+    finish(monitor.publisher.publish(force=True))
     views = {h.url: h for h in monitor.snapshot.models["hermes"].hosts}
     assert (views[A].tokens_per_s, views[A].inter_token_ms_p50) == (80.0, 12.5)
     assert (views[B].tokens_per_s, views[B].inter_token_ms_p50) == (None, None)

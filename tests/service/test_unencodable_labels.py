@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Evidence, Outcome, ProbeKind, ProbeResult
+from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestHosts, ranking_policy
 from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import health_policy
@@ -38,12 +39,12 @@ def _settings() -> Settings:
 def _poisoned() -> Monitor:
     """A monitor whose state holds ids that slipped past every check (the parts are fed directly)."""
     m = Monitor(_settings(), clock=FakeClock())
-    m.fleet.apply_listing({GOOD: [HOST], BAD: [HOST, BAD_HOST]}, m.clock.time())
+    finish(m.fleet.apply_listing({GOOD: [HOST], BAD: [HOST, BAD_HOST]}, m.clock.time()))
     for model, host in ((GOOD, HOST), (BAD, HOST), (BAD, BAD_HOST)):
         m.recorder.record(
             ProbeResult(model, host, ProbeKind.COMPLETION, Outcome.OK, m.clock.time() - 1, 200, 1.0, 80.0)
         )
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     return m
 
 
@@ -74,8 +75,8 @@ async def test_left_out_label_values_are_logged_once_without_their_raw_character
     aiohttp_client: Any,
 ) -> None:
     m = _poisoned()
-    m.fleet.apply_listing({GOOD: [HOST], BAD + "x": [HOST]}, m.clock.time())  # a new set: a new line
-    m.publisher.publish(force=True)
+    finish(m.fleet.apply_listing({GOOD: [HOST], BAD + "x": [HOST]}, m.clock.time()))  # a new set: a new line
+    finish(m.publisher.publish(force=True))
     with capture_logs() as logs:
         await _scrape(aiohttp_client, m)
         await _scrape(aiohttp_client, m)
@@ -86,8 +87,8 @@ async def test_left_out_label_values_are_logged_once_without_their_raw_character
 
 async def test_a_scrape_without_bad_values_has_no_count_family(aiohttp_client: Any) -> None:
     m = Monitor(_settings(), clock=FakeClock())
-    m.fleet.apply_listing({GOOD: [HOST]}, m.clock.time())
-    m.publisher.publish(force=True)
+    finish(m.fleet.apply_listing({GOOD: [HOST]}, m.clock.time()))
+    finish(m.publisher.publish(force=True))
     status, text = await _scrape(aiohttp_client, m)
     assert status == 200 and "unencodable" not in text
 

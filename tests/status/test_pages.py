@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from monitor.config import ConfigError, load_settings
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.snapshot import with_aliases
+from monitor.core.steps import finish
 from monitor.parts import slices
 from monitor.server import service_app
 from monitor.service import Monitor
@@ -254,14 +255,14 @@ async def test_status_page_can_be_turned_off(aiohttp_client: Any) -> None:
 async def test_service_records_a_host_going_down_as_an_incident(aiohttp_client: Any) -> None:
     m = _monitor(LIBERTAI_API_KEY="k")
     dead = "http://127.0.0.1:1003"
-    m.fleet.apply_listing({"hermes": [dead]}, NOW)
+    finish(m.fleet.apply_listing({"hermes": [dead]}, NOW))
     for i in range(3):
         ok = i == 0
         outcome = Outcome.OK if ok else Outcome.SERVER_ERROR
         m.recorder.record(
             ProbeResult("hermes", dead, ProbeKind.COMPLETION, outcome, time.time() + i, 200, 1.0, 50.0)
         )
-    m.publisher.publish(force=True)
+    finish(m.publisher.publish(force=True))
     client = await aiohttp_client(service_app(m))
     text = _text(await _page(client))
     assert f"hermes : {dead} went down: server error (5xx)" in text
