@@ -81,10 +81,13 @@ class Plan:
         return self.ttft_s + sum(self.gaps_s)
 
 
-def plan_generation(b: Behaviour, rng: random.Random, max_tokens: int | None, cached: bool = False) -> Plan:
-    """`cached`: the prompt is in the host's prompt cache (used only if it keeps one)."""
+def plan_generation(
+    b: Behaviour, rng: random.Random, max_tokens: int | None, cached: bool = False, prefix_hit: bool = False
+) -> Plan:
+    """`cached`: the prompt is in the host's prompt cache (used only if it keeps one); `prefix_hit`:
+    its prefix cache holds the start of the prompt (TTFT times `cache_factor`)."""
     n = b.tokens if max_tokens is None else max(1, min(b.tokens, max_tokens))
     first = b.cached_ttft if cached and b.cached_ttft is not None else b.ttft
-    ttft = sample_ms(first, rng) / 1000.0
+    ttft = sample_ms(first, rng) / 1000.0 * (b.cache_factor if prefix_hit else 1.0)
     gaps = tuple(sample_ms(b.itl, rng) / 1000.0 for _ in range(n - 1))
     return Plan(ttft, gaps)

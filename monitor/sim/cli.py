@@ -22,7 +22,7 @@ def run_simulate(scenario: str, port: int, seed: int, keys: list[str]) -> int:
     """Start the simulated network, print the gateway URL and the host table, run until SIGINT or
     SIGTERM; return the exit status (0, or 2 for a bad scenario or a port that cannot be bound).
 
-    `scenario` is a preset name (`demo`, `chaos`, `scale`), a preset with parameters written
+    `scenario` is a preset name (`demo`, `chaos`, `herd`, `scale`), a preset with parameters written
     `NAME:key=value,key=value` (for example `scale:hosts=5000,ttft_ms=50`; values are read as
     booleans, integers, floats or else strings), or the path of a TOML scenario file.
     `keys`, when not empty, are the only API keys accepted; otherwise the scenario's, and if it

@@ -1,5 +1,9 @@
 """HTTP handlers of the simulated gateway: discovery list, key check, a failing-over proxy, and the
-`/_sim/*` control and ground-truth endpoints tests use."""
+`/_sim/*` control and ground-truth endpoints tests use.
+
+The proxy tries a model's hosts in the listed order (`routing = "ordered"`), or, as LibertAI's
+gateway does, fewest requests in flight from this gateway first (`routing = "least_in_flight"`).
+"""
 
 from __future__ import annotations
 
@@ -147,28 +151,48 @@ class GatewayApp:
         headers[VIA_HEADER] = "gateway"
         headers["Content-Type"] = "application/json"
         timeout = aiohttp.ClientTimeout(sock_connect=5, sock_read=self._state.gateway.spec.upstream_timeout)
-        for server in servers:
-            url = listed[server].direct_url + request.path
+        in_flight = self._state.gateway.in_flight
+        hosts = [listed[server] for server in servers]
+        if self._state.gateway.spec.routing == "least_in_flight":
+            hosts.sort(key=lambda h: in_flight.get(h.name, 0))  # stable: ties keep the listed order
+        for host in hosts:
+            in_flight[host.name] = in_flight.get(host.name, 0) + 1
             try:
-                upstream = await self._session().post(
-                    url, data=payload, headers=headers, allow_redirects=False, timeout=timeout
-                )
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                continue  # connect error or no answer: next host
-            if upstream.status >= 500 or 300 <= upstream.status < 400:
-                upstream.release()
-                continue
-            if upstream.status >= 400:
-                # The host's 4xx is the client's problem (bad key, unknown model): pass it back.
-                try:
-                    data = await upstream.read()
-                except (aiohttp.ClientError, TimeoutError):
-                    continue
-                finally:
-                    upstream.release()
-                return web.Response(status=upstream.status, body=data, content_type="application/json")
-            return await self._relay(request, upstream)
+                answer = await self._try(request, host.direct_url + request.path, payload, headers, timeout)
+            finally:
+                in_flight[host.name] -= 1
+            if answer is not None:
+                return answer
         return _detail(503, f"All servers unavailable for model {model}")
+
+    async def _try(
+        self,
+        request: web.Request,
+        url: str,
+        payload: bytes,
+        headers: dict[str, str],
+        limits: aiohttp.ClientTimeout,
+    ) -> web.StreamResponse | None:
+        """One host's answer relayed to the client, or None to try the next host."""
+        try:
+            upstream = await self._session().post(
+                url, data=payload, headers=headers, allow_redirects=False, timeout=limits
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return None  # connect error or no answer: next host
+        if upstream.status >= 500 or 300 <= upstream.status < 400:
+            upstream.release()
+            return None
+        if upstream.status >= 400:
+            # The host's 4xx is the client's problem (bad key, unknown model): pass it back.
+            try:
+                data = await upstream.read()
+            except (aiohttp.ClientError, TimeoutError):
+                return None
+            finally:
+                upstream.release()
+            return web.Response(status=upstream.status, body=data, content_type="application/json")
+        return await self._relay(request, upstream)
 
     async def _relay(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
         resp = web.StreamResponse(

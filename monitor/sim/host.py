@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.sim.behaviour import Plan, is_down, pick_error, plan_generation, sample_ms
+from monitor.sim.capacity import ModelCapacity, prefix_digests, prompt_units
 from monitor.sim.formats import (
     HTML_ERROR_PAGE,
     ChatFormat,
@@ -62,13 +63,24 @@ async def _forever() -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Generation:
-    """One text generation as planned, to be answered streamed or whole."""
+    """One text generation as asked, planned once it has a slot, answered streamed or whole."""
 
     host: SimHost
     behaviour: Behaviour
     t0: float
-    plan: Plan
+    capacity: ModelCapacity
+    max_tokens: int | None
+    cached: bool  # the whole prompt is in the host's `cached_ttft` prompt cache
+    prefixes: list[bytes]
     fmt: StreamFormat
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """A generation that got its slot at `start`: its plan, and how it ends when nothing fails."""
+
+    start: float
+    plan: Plan
     finish: str
 
 
@@ -90,8 +102,7 @@ class HostApp:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        t0 = self._state.clock.monotonic()
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport is not None else None
         host = self._state.by_port.get(sockname[1]) if sockname else None
@@ -180,7 +191,7 @@ class HostApp:
         if b.fault == "html":
             return web.Response(status=b.html_status, body=HTML_ERROR_PAGE, content_type="text/html")
         if b.fault == "slow_headers":
-            await asyncio.sleep(b.header_delay_ms / 1000.0)
+            await self._state.clock.sleep(b.header_delay_ms / 1000.0)
         return body, model
 
     # -- endpoints ------------------------------------------------------------------------------
@@ -216,26 +227,39 @@ class HostApp:
             return _detail(422, "max_tokens must be a positive integer")
         prompt = dumps([model, body.get("messages", body.get("prompt"))])
         cached = host.seen_prompt(hashlib.blake2b(prompt, digest_size=16).hexdigest())
-        plan = plan_generation(b, host.rng, max_tokens, cached)
-        finish = "length" if max_tokens is not None and plan.tokens >= max_tokens else "stop"
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         prompt_tokens = max(1, request.content_length or 0) // 4 or 1
         fmt = fmt_factory(model, prompt_tokens, include_usage)
-        g = _Generation(host, b, t0, plan, fmt, finish)
+        prefixes = prefix_digests(prompt_units(body)) if b.cache_ttl is not None else []
+        g = _Generation(host, b, t0, host.model_capacity(model), max_tokens, cached, prefixes, fmt)
         if body.get("stream") is True:
             return await self._stream(request, g)
         return await self._whole(request, g)
 
+    def _start(self, g: _Generation, waited: bool) -> _Started:
+        """Plan a generation that just got its slot (the prefix cache is looked up now). Its TTFT
+        runs from the arrival, or from the slot for a request that waited in the queue."""
+        now = self._state.clock.monotonic()
+        hit = g.capacity.prefix_hit(g.prefixes, now, g.behaviour.cache_ttl)
+        plan = plan_generation(g.behaviour, g.host.rng, g.max_tokens, g.cached, hit)
+        finish = "length" if g.max_tokens is not None and plan.tokens >= g.max_tokens else "stop"
+        return _Started(now if waited else g.t0, plan, finish)
+
     async def _stream(self, request: web.Request, g: _Generation) -> web.StreamResponse:
-        host, b, t0, plan, fmt, finish = g.host, g.behaviour, g.t0, g.plan, g.fmt, g.finish
-        loop = asyncio.get_running_loop()
         resp = web.StreamResponse(headers=_SSE_HEADERS)
-        # Headers go out at once, as real hosts send them before the first token.
+        # Headers go out at once, as real hosts send them before the first token (and before a slot).
         await resp.prepare(request)
+        async with g.capacity.slot(g.behaviour.slots) as waited:
+            await self._stream_tokens(resp, g, self._start(g, waited))
+        return resp
+
+    async def _stream_tokens(self, resp: web.StreamResponse, g: _Generation, s: _Started) -> None:
+        host, b, t0, fmt, plan, finish = g.host, g.behaviour, g.t0, g.fmt, s.plan, s.finish
+        clock = self._state.clock
         # Sleep to absolute deadlines so the simulator's own work does not add up over a stream.
-        deadline = t0 + plan.ttft_s
-        await asyncio.sleep(deadline - loop.time())
+        deadline = s.start + plan.ttft_s
+        await clock.sleep(deadline - clock.monotonic())
         mid_fault = b.fault in ("error_event", "cut")
         n = min(plan.tokens, b.fault_after_tokens) if mid_fault else plan.tokens
         if b.fault == "bad_json" or n == 0:
@@ -243,24 +267,24 @@ class HostApp:
             first = fmt.bad() if b.fault == "bad_json" else fmt.error() if b.fault == "error_event" else b""
             if first:
                 await resp.write(first)
-                host.ttft_truth_ms.append((loop.time() - t0) * 1000.0)
+                host.ttft_truth_ms.append((clock.monotonic() - t0) * 1000.0)
             await resp.write_eof()
-            return resp
+            return
         await resp.write(fmt.first())
-        host.ttft_truth_ms.append((loop.time() - t0) * 1000.0)
+        host.ttft_truth_ms.append((clock.monotonic() - t0) * 1000.0)
         if b.fault == "endless":
             i = 1
             while True:
                 deadline += max(0.001, sample_ms(b.itl, host.rng) / 1000.0)
-                await asyncio.sleep(deadline - loop.time())
+                await clock.sleep(deadline - clock.monotonic())
                 await resp.write(fmt.token(i))
                 i += 1
-        sent = loop.time()
+        sent = clock.monotonic()
         for i in range(1, n):
             deadline += plan.gaps_s[i - 1]
-            await asyncio.sleep(deadline - loop.time())
+            await clock.sleep(deadline - clock.monotonic())
             await resp.write(fmt.token(i))
-            now = loop.time()
+            now = clock.monotonic()
             host.itl_truth_ms.append((now - sent) * 1000.0)
             sent = now
         if b.fault == "error_event":
@@ -268,31 +292,40 @@ class HostApp:
         elif b.fault != "cut":
             await resp.write(fmt.end(n, finish))
         await resp.write_eof()
-        return resp
 
     async def _whole(self, request: web.Request, g: _Generation) -> web.StreamResponse:
-        host, b, t0, plan, fmt, finish = g.host, g.behaviour, g.t0, g.plan, g.fmt, g.finish
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(t0 + plan.total_s - loop.time())
-        if b.fault == "error_event":
-            return _detail(500, "upstream model crashed mid-generation")
-        if b.fault == "bad_json":
-            body = b'{"id": "chatcmpl-broken", "choices": ['
-        else:
-            body = fmt.complete(plan.tokens, finish)
-        if b.fault in ("cut", "endless"):
-            # Promise the whole body, send half of it, then cut the connection (or stall forever).
-            resp = web.StreamResponse(headers={"Content-Type": _JSON, "Content-Length": str(len(body))})
-            await resp.prepare(request)
-            await resp.write(body[: len(body) // 2])
-            host.ttft_truth_ms.append((loop.time() - t0) * 1000.0)
-            if b.fault == "endless":
-                await _forever()
-            if request.transport is not None:
-                request.transport.abort()
-            return resp
-        host.ttft_truth_ms.append((loop.time() - t0) * 1000.0)
-        return web.Response(body=body, content_type=_JSON)
+        host, b, t0, fmt = g.host, g.behaviour, g.t0, g.fmt
+        clock = self._state.clock
+        async with g.capacity.slot(b.slots) as waited:
+            s = self._start(g, waited)
+            await clock.sleep(s.start + s.plan.total_s - clock.monotonic())
+            if b.fault == "error_event":
+                return _detail(500, "upstream model crashed mid-generation")
+            if b.fault == "bad_json":
+                body = b'{"id": "chatcmpl-broken", "choices": ['
+            else:
+                body = fmt.complete(s.plan.tokens, s.finish)
+            if b.fault in ("cut", "endless"):
+                # Promise the whole body, send half of it, then cut the connection (or stall forever).
+                resp = web.StreamResponse(headers={"Content-Type": _JSON, "Content-Length": str(len(body))})
+                await resp.prepare(request)
+                await resp.write(body[: len(body) // 2])
+                host.ttft_truth_ms.append((clock.monotonic() - t0) * 1000.0)
+                if b.fault == "endless":
+                    await _forever()
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
+            host.ttft_truth_ms.append((clock.monotonic() - t0) * 1000.0)
+            return web.Response(body=body, content_type=_JSON)
+
+    async def _answer_after_ttft(self, host: SimHost, b: Behaviour, t0: float, model: str) -> None:
+        """Hold a slot of `model` for one TTFT (embeddings and images have no tokens to stream)."""
+        clock = self._state.clock
+        async with host.model_capacity(model).slot(b.slots) as waited:
+            start = clock.monotonic() if waited else t0
+            await clock.sleep(start + sample_ms(b.ttft, host.rng) / 1000.0 - clock.monotonic())
+        host.ttft_truth_ms.append((clock.monotonic() - t0) * 1000.0)
 
     async def _embeddings(
         self, request: web.Request, host: SimHost, b: Behaviour, t0: float
@@ -306,13 +339,11 @@ class HostApp:
         if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) for x in inputs):
             return _detail(422, "Field 'input' must be a string or a list of strings")
         encoding = "base64" if body.get("encoding_format") == "base64" else "float"
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(t0 + sample_ms(b.ttft, host.rng) / 1000.0 - loop.time())
+        await self._answer_after_ttft(host, b, t0, model)
         if b.fault == "bad_json":
             payload = b'{"object": "list", "data": ['
         else:
             payload = embeddings_body(model, inputs, host.models[model].dim, encoding)
-        host.ttft_truth_ms.append((loop.time() - t0) * 1000.0)
         return web.Response(body=payload, content_type=_JSON)
 
     async def _images(
@@ -321,7 +352,5 @@ class HostApp:
         admitted = await self._admit(request, host, b, "/v1/images/generations", "image")
         if isinstance(admitted, web.Response):
             return admitted
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(t0 + sample_ms(b.ttft, host.rng) / 1000.0 - loop.time())
-        host.ttft_truth_ms.append((loop.time() - t0) * 1000.0)
+        await self._answer_after_ttft(host, b, t0, admitted[1])
         return web.Response(body=image_body(), content_type=_JSON)

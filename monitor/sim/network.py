@@ -325,11 +325,14 @@ class SimNetwork:
         if new.fault == "redirect" and new.redirect_to not in self._state.hosts:
             raise ValueError(f"host {name!r}: redirect_to must name another host, got {new.redirect_to!r}")
         host.behaviour = new
+        for capacity in host.capacity.values():
+            capacity.wake(new.slots)  # more slots (or none) serve the queue now
         self._reconcile(host)
         return host_truth(self._state, host, self._state.elapsed())
 
     def set_gateway(self, **changes: Any) -> dict[str, Any]:
-        """Change the gateway's fault ("ok", "500", "html", "invalid_json", "hang") or upstream_timeout."""
+        """Change the gateway's fault ("ok", "500", "html", "invalid_json", "hang"), upstream_timeout
+        or routing ("ordered", "least_in_flight")."""
         self._state.gateway.spec = gateway_changes(self._state.gateway.spec, changes)
         return gateway_truth(self._state)
 

@@ -91,6 +91,12 @@ PRESETS: Mapping[str, Preset] = {
     "chaos": Preset(
         "chaos", "every failure mode, one host each, next to healthy hosts", _toml_preset("chaos")
     ),
+    "herd": Preset(
+        "herd",
+        "one model on hosts of unequal speed and capacity: 2 fast with 4 slots, 1 medium with 8, "
+        "1 slow with 16, and one that answers /health with 202 (not loaded)",
+        _toml_preset("herd"),
+    ),
     "scale": Preset("scale", "N healthy hosts (parameterised: scale:hosts=5000,ttft_ms=50)", scale),
 }
 

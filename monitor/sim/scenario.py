@@ -17,10 +17,10 @@ from typing import Any, cast
 # The values, re-exported (`X as X`) for callers that import them from here.
 from monitor.sim.specs import FAULTS as FAULTS
 from monitor.sim.specs import GATEWAY_FAULTS as GATEWAY_FAULTS
+from monitor.sim.specs import ROUTINGS, GatewayFault, Routing
 from monitor.sim.specs import Behaviour as Behaviour
 from monitor.sim.specs import Dist as Dist
 from monitor.sim.specs import Flap as Flap
-from monitor.sim.specs import GatewayFault
 from monitor.sim.specs import GatewaySpec as GatewaySpec
 from monitor.sim.specs import HostSpec as HostSpec
 from monitor.sim.specs import ModelSpec as ModelSpec
@@ -135,17 +135,19 @@ def _parse_host(raw: Any, defaults: Behaviour, where: str, model_ids: set[str]) 
 
 
 def _parse_gateway(t: Mapping[str, Any], where: str) -> GatewaySpec:
-    _no_unknown(t, {"fault", "upstream_timeout"}, where)
+    _no_unknown(t, {"fault", "upstream_timeout", "routing"}, where)
     fault = _gateway_fault(t.get("fault", "ok"), f"{where}.fault")
     timeout = _float(t.get("upstream_timeout", 30.0), f"{where}.upstream_timeout", minimum=0.001)
-    return GatewaySpec(fault=fault, upstream_timeout=timeout)
+    routing = t.get("routing", "ordered")
+    if routing not in ROUTINGS:
+        raise ValueError(f"{where}.routing: expected one of {', '.join(ROUTINGS)}, got {routing!r}")
+    return GatewaySpec(fault=fault, upstream_timeout=timeout, routing=cast(Routing, routing))
 
 
 def gateway_changes(current: GatewaySpec, changes: Mapping[str, Any]) -> GatewaySpec:
     """A new GatewaySpec with `changes` applied (run-time control)."""
-    return _parse_gateway(
-        {**{"fault": current.fault, "upstream_timeout": current.upstream_timeout}, **changes}, "gateway"
-    )
+    now = {"fault": current.fault, "upstream_timeout": current.upstream_timeout, "routing": current.routing}
+    return _parse_gateway({**now, **changes}, "gateway")
 
 
 def _gateway_fault(value: Any, where: str) -> GatewayFault:
@@ -160,7 +162,8 @@ def apply_changes(base: Behaviour, changes: Mapping[str, Any], where: str = "beh
 
     `down` takes a bool or a list of [start, end] windows; `listed` a bool or a list of windows;
     `ttft` / `itl` / `cached_ttft` a number of milliseconds or a distribution table (`cached_ttft`
-    also false, for no prompt cache).
+    also false, for no prompt cache); `slots` a positive integer, or false for unlimited;
+    `cache_ttl` seconds > 0, or false for no prefix cache; `cache_factor` a number in (0, 1].
     """
     _no_unknown(changes, _BEHAVIOUR_KEYS | {"down_windows", "listed_windows"}, where)
     out: dict[str, Any] = {}
@@ -210,7 +213,19 @@ def apply_changes(base: Behaviour, changes: Mapping[str, Any], where: str = "beh
                 out["listed_windows"] = _windows(value, w)
         elif key == "listed_windows":
             out[key] = None if value is None else _windows(value, w)
-    return dataclasses.replace(base, **out)
+        elif key == "slots":
+            out[key] = None if value is None or value is False else _positive_int(value, w)
+        elif key == "cache_ttl":
+            out[key] = None if value is None or value is False else _positive_float(value, w)
+        elif key == "cache_factor":
+            out[key] = _fraction(value, w)
+    new = dataclasses.replace(base, **out)
+    if new.cached_ttft is not None and new.cache_ttl is not None:
+        raise ValueError(
+            f"{where}: cached_ttft and cache_ttl are two prompt caches, set only one "
+            "(cached_ttft = false, or cache_ttl = false, turns one off)"
+        )
+    return new
 
 
 def parse_dist(value: Any, where: str) -> Dist:
@@ -326,6 +341,26 @@ def _int(value: Any, where: str, minimum: int | None = None, maximum: int | None
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(f"{where}: {value} is out of range [{minimum}, {maximum}]")
     return value
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: expected a positive integer (or false for unlimited), got {value!r}")
+    return value
+
+
+def _positive_float(value: Any, where: str) -> float:
+    f = _float(value, where)
+    if f <= 0:
+        raise ValueError(f"{where}: expected a number of seconds > 0 (or false for none), got {value!r}")
+    return f
+
+
+def _fraction(value: Any, where: str) -> float:
+    f = _float(value, where)
+    if not 0 < f <= 1:
+        raise ValueError(f"{where}: expected a number in (0, 1], got {value!r}")
+    return f
 
 
 def _float(value: Any, where: str, minimum: float | None = None, maximum: float | None = None) -> float:

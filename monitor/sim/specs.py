@@ -13,6 +13,7 @@ from typing import Any, Literal
 __all__ = [
     "FAULTS",
     "GATEWAY_FAULTS",
+    "ROUTINGS",
     "Behaviour",
     "Dist",
     "DistKind",
@@ -24,6 +25,7 @@ __all__ = [
     "HostSpec",
     "ModelKind",
     "ModelSpec",
+    "Routing",
     "Scenario",
     "TimeWindow",
 ]
@@ -35,6 +37,10 @@ Fault = Literal[
 ]
 DownMode = Literal["503", "refuse"]
 GatewayFault = Literal["ok", "500", "html", "invalid_json", "hang"]
+# How the simulated gateway orders a model's hosts: as listed, or fewest requests it has in flight
+# to each first (LibertAI's gateway counts them in Redis).
+Routing = Literal["ordered", "least_in_flight"]
+ROUTINGS: tuple[str, ...] = ("ordered", "least_in_flight")
 
 FAULTS: tuple[str, ...] = (
     "none",
@@ -116,6 +122,13 @@ class Behaviour:
     listed: bool = True
     # None: listed all the time (subject to `listed`); otherwise only inside these windows.
     listed_windows: tuple[TimeWindow, ...] | None = None
+    # Capacity of each model's server on this host (see monitor.sim.capacity): sequences generated
+    # at once (None: unlimited), the rest wait in a FIFO queue.
+    slots: int | None = None
+    # Prefix cache: a prompt that starts with one this server started within `cache_ttl` seconds
+    # gets its TTFT times `cache_factor`. None: no prefix cache.
+    cache_ttl: float | None = None
+    cache_factor: float = 0.3
 
     @property
     def error_rate(self) -> float:
@@ -144,6 +157,9 @@ class Behaviour:
             "redirect_status": self.redirect_status,
             "listed": self.listed,
             "listed_windows": None if self.listed_windows is None else [list(w) for w in self.listed_windows],
+            "slots": self.slots,
+            "cache_ttl": self.cache_ttl,
+            "cache_factor": self.cache_factor,
         }
 
     def summary(self) -> str:
@@ -151,6 +167,10 @@ class Behaviour:
         parts = [f"ttft {_dist_text(self.ttft)}", f"itl {_dist_text(self.itl)}"]
         if self.cached_ttft is not None:
             parts.append(f"cached ttft {_dist_text(self.cached_ttft)}")
+        if self.slots is not None:
+            parts.append(f"{self.slots} slots")
+        if self.cache_ttl is not None:
+            parts.append(f"prefix cache {self.cache_ttl:g}s x{self.cache_factor:g}")
         if self.errors:
             parts.append("errors " + ",".join(f"{s}:{r:g}" for s, r in self.errors))
         if self.down:
@@ -205,6 +225,7 @@ class GatewaySpec:
     fault: GatewayFault = "ok"
     # Seconds the proxy waits for a host's next byte before it fails over to the next host.
     upstream_timeout: float = 30.0
+    routing: Routing = "ordered"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from monitor.core.clock import SYSTEM_CLOCK, Clock
+from monitor.sim.capacity import ModelCapacity
 from monitor.sim.keys import Keyring, KeyStatus
 from monitor.sim.specs import Behaviour, GatewaySpec, HostSpec, ModelSpec, Scenario
 
@@ -72,10 +73,18 @@ class SimHost:
     # Gaps between the tokens the host sent in its streams (ms), newest last: what a throughput
     # measurement should recover.
     itl_truth_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_TRUTH_LEN))
+    # Slots, queue and prefix cache of each model's server (`spec.models`), made on first use.
+    capacity: dict[str, ModelCapacity] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def model_capacity(self, model: str) -> ModelCapacity:
+        cap = self.capacity.get(model)
+        if cap is None:
+            cap = self.capacity[model] = ModelCapacity()
+        return cap
 
     def seen_prompt(self, digest: str) -> bool:
         """Whether the prompt was answered before (then it is a cache hit); remembers it."""
@@ -99,6 +108,8 @@ class GatewayState:
     spec: GatewaySpec
     url: str = ""
     traffic: Traffic = field(default_factory=Traffic)
+    # Requests the proxy has under way to each host (by name): what `least_in_flight` sorts by.
+    in_flight: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -110,8 +121,9 @@ class SimState:
     hosts: dict[str, SimHost] = field(default_factory=dict)
     by_port: dict[int, SimHost] = field(default_factory=dict)
     by_model: dict[str, list[SimHost]] = field(default_factory=dict)  # in scenario order
-    # Down windows, flapping and listing churn run on this clock, so a test can move them with a
-    # `FakeClock` instead of sleeping (request timings stay on the event loop's real clock).
+    # Down windows, flapping, listing churn and every delay of an answer (queue, TTFT, tokens, the
+    # prefix cache's age) run on this clock, so a test can move them with a `FakeClock` instead of
+    # sleeping.
     clock: Clock = SYSTEM_CLOCK
     started_at: float = 0.0  # clock.monotonic() at start
 

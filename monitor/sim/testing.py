@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -64,3 +65,13 @@ async def sse_data(resp: aiohttp.ClientResponse) -> list[str]:
         if line.startswith("data:"):
             out.append(line[5:].strip())
     return out
+
+
+async def until(check: Callable[[], bool], what: str, polls: int = 2000) -> None:
+    """Wait for a state of the network, polling every 5 ms (requests cross real loopback sockets
+    even on a fake clock); fail naming `what` if it never comes."""
+    for _ in range(polls):
+        if check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never reached: {what}")

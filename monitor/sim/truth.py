@@ -13,12 +13,14 @@ from urllib.parse import urlsplit
 
 from monitor.core.results import HostState, Outcome, error_status_outcome
 from monitor.sim.behaviour import is_down, is_listed, is_scheduled
+from monitor.sim.capacity import ModelCapacity
 from monitor.sim.specs import Behaviour, ModelSpec
 from monitor.sim.state import SimHost, SimState
 
 # Best host is "determinable" only when it beats the runner-up by this factor (median TTFT):
 # the monitor keeps an incumbent unless a challenger is 20% better, and medians are noisy.
 BEST_MARGIN = 1.5
+_IDLE = ModelCapacity()  # what a model's server that has had no request reports
 
 
 def _verdict(up: bool, reason: Outcome, *also: Outcome) -> dict[str, Any]:
@@ -105,6 +107,10 @@ def host_truth(state: SimState, host: SimHost, t: float) -> dict[str, Any]:
         "ttft_truth_ms": [round(x, 3) for x in host.ttft_truth_ms],
         "itl_truth_ms": [round(x, 3) for x in host.itl_truth_ms],
         "prompt_cache_hits": host.cache_hits,
+        # Per model this host serves: slots, requests being served and waiting, prefix cache hits.
+        "capacity": {
+            m: host.capacity.get(m, _IDLE).to_json(b.slots) for m in host.spec.models if m in host.models
+        },
         "expected": expected,
     }
 
@@ -148,6 +154,8 @@ def gateway_truth(state: SimState) -> dict[str, Any]:
         "url": state.gateway.url,
         "fault": state.gateway.spec.fault,
         "upstream_timeout": state.gateway.spec.upstream_timeout,
+        "routing": state.gateway.spec.routing,
+        "in_flight": {name: n for name, n in sorted(state.gateway.in_flight.items()) if n},
         "requests": state.gateway.traffic.to_json(),
         "saw_key": state.gateway.traffic.saw_key,
     }
