@@ -4,35 +4,23 @@ Only the commands call `run` (once per process). Importing the package, or servi
 from a library or a test, changes none of this.
 
 - Event loop: uvloop's (libuv) when it is installed (`pip install 'libertai-monitor[fast]'`), else
-  asyncio's. The benchmarks showed uvloop closes most of the p99 gap to blackbox_exporter.
+  asyncio's (why: docs/performance.md, "still misses").
 - Open files: one kept-alive connection per host needs more descriptors than the usual soft limit
   of 1,024, so the soft limit is raised to the hard one.
-- Garbage collection in small pieces. CPython's young collections are bounded here: one starts
-  whenever `young_objects` (2,000) more container objects are alive than at the last one, and the
-  pacer adds one every quarter second, because a monitor's state churns without growing (each
-  probe replaces a host's health value and the old one is freed at once, so the count barely
-  moves while the young generation fills with replacements). Each young collection then walks a
-  few thousand objects: well under a millisecond. CPython's own full collections are switched off
-  (its third threshold set out of reach): they come whenever the long-lived objects have grown by
-  a quarter and walk all of them, over a second at 100,000 probed hosts (1.8 million objects).
-  Instead, every `full_s` (half a second) the oldest generation is collected and its survivors frozen
-  (`gc.freeze`), so that each of these collections walks only what outlived the young ones since
-  the last: the hosts' states replaced in those seconds, tens of milliseconds at 100,000 hosts.
-  Frozen objects are still freed when their last reference goes; only a reference cycle among
-  them would wait for a walk of everything. The service makes none that were found: a failed
-  probe's tracebacks are dropped (`http.drop_tracebacks`), upserts are built once (their table
-  aliases hold cycles), and its state is values without cycles (tests check all three); a walk of
-  everything after 70 s at 100,000 probed hosts found no garbage among 1.6 million frozen objects.
-  As a safety net that walk runs once a day while there are at most `thaw_below` frozen objects
-  (130 ms for a service of 50 hosts, 110,000 objects, on a 2-core machine); above that it never
-  runs, because nothing bounds how long it takes (1.5-1.6 s at 100,000 probed hosts).
-  History: a young threshold of 50,000 let collections walk 100,000-200,000 churned objects at
-  5,000 hosts (60-150 ms stalls, added to the time to first token of every probe in flight); young
-  collections only on the clock, every quarter second, were a millisecond or two at 5,000 hosts
-  but 60-125 ms at 100,000 probed hosts, where a quarter second's failed probes left about 150,000
-  objects of cyclic garbage (exceptions, tracebacks and their frames); a full collection every
-  ten minutes took 1.3-2.3 s there. `settle()`, once the service has started, moves the start-up
-  objects (modules, restored windows) out of the collector's way for good.
+- Garbage collection in small pieces, because a monitor's state churns without growing (each
+  probe replaces a host's health value), which CPython's allocation-count thresholds handle badly.
+  Young collections are automatic, one whenever `young_objects` (2,000) more container objects are
+  alive than at the last, plus one every quarter second: each walks a few thousand objects.
+  CPython's own full collections are off (they walk every long-lived object, over a second for a
+  large fleet); instead, every `full_s` the oldest generation is collected and its survivors
+  frozen (`gc.freeze`), so each collection walks only what outlived the young ones since the last.
+  Frozen objects are still freed by reference counting; only a cycle among them waits for a walk
+  of everything, and the service makes none that were found (a failed probe's tracebacks are
+  dropped, upserts are built once, its state is values without cycles: tests check all three).
+  As a safety net that walk runs once a day while at most `thaw_below` objects are frozen, never
+  above, because nothing bounds how long it takes. `settle()`, once the service has started, moves
+  the start-up objects out of the collector's way for good. Figures and what was tried before:
+  docs/performance.md.
 """
 
 from __future__ import annotations

@@ -49,10 +49,10 @@ from monitor.web.view import Counters
 
 __all__ = ["HOST_WIDE", "Monitor", "Readiness", "Target", "probe_kinds"]
 
-# Every stop is clean within 5 s (issue 10), the store's flush of queued results included, which
+# Every stop is clean within 5 s, the store's flush of queued results included, which
 # comes after: the monitor's part (probes, final snapshot, pending writes) takes at most this long.
 _STOP_S = 3.0
-# Of which the final snapshot at most: a full rebuild takes seconds at 100,000 hosts.
+# Of which the final snapshot at most: a full rebuild of a huge fleet takes seconds.
 _STOP_PUBLISH_S = 1.0
 _STOP_WRITES_MIN_S = 0.5  # pending database writes get at least this long, whatever came before
 log = get_logger("monitor.service")

@@ -157,7 +157,7 @@ class ModelView:
     known: int
     panic: bool
     hosts: tuple[HostView, ...]  # every known host, best first
-    # What a client sends a host for this id (issue 11, see monitor.core.upstream); set by with_aliases.
+    # What a client sends a host for this id (see monitor.core.upstream); set by with_aliases.
     upstream_model: str = ""
     request_fields: Mapping[str, Any] = field(default_factory=dict)
     eligible: tuple[str, ...] = ()  # the hosts that may be best (`ModelRanking.eligible`)

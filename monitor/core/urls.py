@@ -104,7 +104,7 @@ def normalise_url(raw: str) -> str:
 
 
 # Discovery meets the same few thousand URLs every minute: parsing them again each time was most
-# of a poll's cost (tens of milliseconds on the event loop at 5,000 hosts).
+# of a poll's cost.
 @functools.lru_cache(maxsize=1 << 17)
 def _normalise(raw: str) -> str:
     text = raw.strip()

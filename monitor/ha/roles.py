@@ -45,7 +45,7 @@ class Roles:
         self._publisher = publisher
         self._probing = probing
         # Elected: nothing probes before the lock is held. Otherwise (SQLite, no database) this
-        # process is the only one and leads from the start, as before there were roles.
+        # process is the only one and leads from the start.
         self.role = Role.FOLLOWER if elected else Role.LEADER
         self.closing = False  # set at stop: no role change starts anything after it
         publisher.served_by = self.served_by

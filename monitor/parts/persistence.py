@@ -19,7 +19,7 @@ from monitor.store import DiscoveryRecord, MembershipRecord, StoreError
 
 log = get_logger("monitor.service")
 
-MEMBERSHIP_BATCH = 1000  # the service's parts log under one name, as before the split
+MEMBERSHIP_BATCH = 1000
 
 
 class Persistence:
@@ -57,7 +57,7 @@ class Persistence:
         task.add_done_callback(self._writes.discard)
 
     async def _record_membership(self, changes: Sequence[MembershipChange]) -> None:
-        # In batches, one after the other: a listing of 100,000 new servers in one insert holds
+        # In batches, one after the other: a listing of a huge fleet in one insert holds
         # the event loop for seconds (the rows are built and bound on it) and the database for
         # longer, so every other write waits and may time out ("database is locked").
         failed: list[str] = []

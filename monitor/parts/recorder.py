@@ -8,9 +8,9 @@ A throughput probe's result is not health evidence: it is neither counted nor st
 has no place for what it measured), and changes no state. The last measurement of each (model,
 host) is kept in `throughput`, where the snapshot's builder reads it.
 
-State-change lines have a budget (`StateLogBudget`): a fleet that goes down at once (100,000 hosts
-refused on their first probes) wrote 45,000 "host down" lines in 40 s, which buried everything
-else in the log and cost the loop the time to format them. Past the budget the changes are
+State-change lines have a budget (`StateLogBudget`): a large fleet that goes down at once would
+write tens of thousands of "host down" lines, which bury everything else in the log and cost the
+loop the time to format them. Past the budget the changes are
 counted and summed up in one line per window; every change still reaches the subscribers (the
 status page's incidents), the database and the answers.
 """
@@ -31,7 +31,7 @@ from monitor.logging import get_logger
 from monitor.parts.fleet import SYNC_STEP, Fleet, Key
 from monitor.parts.ports import ResultSink
 
-log = get_logger("monitor.service")  # the service's parts log under one name, as before the split
+log = get_logger("monitor.service")  # the service's parts log under one name
 
 StateSubscriber = Callable[[HostHealth, HostHealth, float], None]  # (before, after, at)
 ProbeCounts = Counter[tuple[str, str, str, str]]  # (model, host, kind, outcome) -> probes

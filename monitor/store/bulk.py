@@ -1,12 +1,10 @@
 """Many rows in one statement on SQLite: the rows travel as one JSON text parameter.
 
 aiosqlite runs every statement in its own thread, and `executemany` steps SQLite once per row,
-taking the GIL back after each step. Beside a busy event loop (100,000 probed hosts), each of those
-takes waits for the loop's thread to let go of the GIL: inserting a batch of 2,000 results took
-0.4-1.6 s and creating the ids of its new hosts 1.8-3.6 s, against 40 ms beside an idle loop. The
-writer fell behind (about 500 results/s written, 3,300 arriving), its queue filled and a stop left
-10,000 results unwritten. With `json_each` a batch is one step in SQLite's C code, which runs with
-the GIL released throughout, and needs no chunking under SQLite's limit on bound variables.
+taking the GIL back after each step: beside a busy event loop each of those waits for the loop's
+thread, and the writer fell behind (docs/performance.md). With `json_each` a batch is one step in
+SQLite's C code, which runs with the GIL released throughout, and needs no chunking under
+SQLite's limit on bound variables.
 
 PostgreSQL (asyncpg, no thread of its own) keeps SQLAlchemy's `executemany`.
 """

@@ -111,7 +111,7 @@ def create_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT
 # SQLite has one writer at a time. Without this lock the process's own writers (the result writer,
 # membership records, best hosts, discovery runs) took the lock from each other in BEGIN IMMEDIATE,
 # each waiting in its driver thread up to busy_timeout: on a busy event loop a transaction spans
-# many turns of it, and the others failed with "database is locked" (seen at 100,000 probed hosts).
+# many turns of it, and the others failed with "database is locked".
 # Queued here instead, they wait on the loop, without a deadline; busy_timeout is left for other
 # processes (a `probe-once` beside the service, say).
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()

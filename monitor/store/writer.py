@@ -167,8 +167,8 @@ class ResultWriter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._flush_interval_s
         # Behind: a bigger batch. A transaction costs a few round trips to the driver's thread
-        # whatever its size, and on a busy loop each takes a turn or two (150-250 ms at 100,000
-        # probed hosts, 1.2-1.5 s a batch): batches of `batch_size` could not keep up.
+        # whatever its size, and on a busy loop each takes a turn or two: batches of `batch_size`
+        # could not keep up (docs/performance.md).
         size = self._batch_size * (DEEP_BATCHES if self._queue.qsize() >= self._batch_size else 1)
         while True:
             while len(batch) < size:

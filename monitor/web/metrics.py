@@ -5,9 +5,8 @@ JSON API always agree. One registry per application keeps tests free of duplicat
 
 The families with a series per (model, host) are written straight to exposition text, one line at
 a time, and handed out in chunks: as prometheus_client objects they cost a `Sample` and a label
-dict per series (150,000 at 10,000 hosts), all alive at once, and the whole body (19 MiB at 10,000
-hosts) was then held several times over (parts, joined text, bytes, compressed copy), which raised
-the peak RSS by 100 to 150 MiB (bench/metrics_memory.py). Those families and the text writing
+dict per series, all alive at once, and the whole body was then held several times over (figures:
+docs/performance.md). Those families and the text writing
 they share are in `monitor.web.host_metrics`; this module runs the scrape. The small families (per
 model, discovery, service, build) stay prometheus_client objects (`service_metrics.MonitorCollector`), encoded
 last, so that an OpenMetrics body ends with their one `# EOF`.
@@ -86,8 +85,7 @@ def next_chunk(chunks: Iterator[bytes]) -> bytes | None:
 def quotas(sizes: Sequence[int], most: int) -> list[int]:
     """How many of each model's best-ranked hosts get per-host series: all of them when they fit
     in `most`, else an equal share each, the share a smaller model leaves unused going to the
-    others. A fleet of 100,000 probed hosts wrote 111 MB of series per scrape (4 s of rendering
-    on an idle loop, minutes on a busy one): more than any Prometheus should take from one
+    others. Past a few thousand hosts a scrape is more than any Prometheus should take from one
     target, and the JSON API lists every host anyway."""
     if sum(sizes) <= most:
         return list(sizes)

@@ -57,7 +57,7 @@ class DailyCut:
 
 async def _rows(conn: AsyncConnection, query: Select[Any]) -> list[Any]:
     """Every row of `query`, fetched `_ROWS_PER_FETCH` at a time: the loop turns between fetches
-    (at 100,000 hosts a read is hundreds of thousands of rows, made into Row objects on the loop)."""
+    (a large fleet's read is hundreds of thousands of rows, made into Row objects on the loop)."""
     rows: list[Any] = []
     result = await conn.stream(query)
     async for part in result.partitions(_ROWS_PER_FETCH):
