@@ -10,6 +10,8 @@ import pytest
 
 from monitor.config import FIELDS
 
+pytestmark = pytest.mark.subprocess  # each case runs the command as a child process
+
 BASE_ENV = {"PATH": "/usr/bin:/bin"}
 
 

@@ -119,6 +119,7 @@ def test_readme_documents_every_setting() -> None:
     assert not missing, f"README.md lacks {missing}"
 
 
+@pytest.mark.subprocess
 def test_bad_setting_exits_2_with_one_line() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "monitor", "probe-once"],
@@ -132,6 +133,7 @@ def test_bad_setting_exits_2_with_one_line() -> None:
     assert len(lines) == 1 and "LIBERTAI_MONITOR_PROBE_INTERVAL" in lines[0]
 
 
+@pytest.mark.subprocess
 def test_missing_config_file_exits_2() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "monitor", "run", "--config", "/no/such.toml"],
@@ -164,6 +166,7 @@ def test_ejection_time_above_its_cap_is_refused_in_one_line() -> None:
     assert "LIBERTAI_MONITOR_EJECTION_TIME" in message and "\n" not in message
 
 
+@pytest.mark.subprocess
 def test_ejection_time_above_its_cap_exits_2_without_a_traceback() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "monitor", "probe-once"],

@@ -170,6 +170,7 @@ def test_run_restores_the_collector_settings_when_it_returns() -> None:
     assert gc.get_threshold() == threshold and gc.isenabled()
 
 
+@pytest.mark.subprocess  # a fresh interpreter
 def test_importing_the_package_changes_no_process_state() -> None:
     code = (
         "import gc, resource, asyncio\n"

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.subprocess  # each case runs the command as a child process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

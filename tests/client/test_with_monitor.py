@@ -22,6 +22,8 @@ from tests.client.support import KEY as CLIENT_KEY
 from tests.client.support import requests_to
 from tests.service.support import KEY, eventually, get_json, settings_for
 
+pytestmark = pytest.mark.e2e  # the client, the service and the simulated network
+
 
 @pytest.fixture
 async def watched(tmp_path: Path) -> AsyncIterator[tuple[SimNetwork, Running]]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 import gc
-import random
 import time
 from dataclasses import FrozenInstanceError, replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.core.health import (
     HealthPolicy,
@@ -462,41 +463,38 @@ def test_consecutive_failures_counts_the_current_run_beyond_the_window() -> None
 
 # --- replay: many results at once (restore) ------------------------------------------------------
 
-# Decisive outcomes are drawn more often than neutral ones so that streaks and ejections happen.
-_OUTCOMES = [OK] * 6 + [
-    Outcome.TIMEOUT,
-    Outcome.SERVER_ERROR,
-    Outcome.NOT_LOADED,
-    Outcome.KEY_REJECTED,
-    Outcome.UNSUPPORTED,
-    Outcome.NOT_PROBED,
-]
+# Decisive outcomes are drawn as often as all the others together so that streaks and ejections happen.
+outcomes = st.just(OK) | st.sampled_from(list(Outcome))
+# Repeated, increasing and out-of-order times.
+time_steps = st.sampled_from([0.0, 1.0, 7.5, 40.0, -3.0])
+# A run of one outcome of one kind, so that hosts go down, come back and are ejected.
+runs = st.tuples(st.sampled_from([H, H, A, C, E]), outcomes, st.integers(1, 4))
 
 
-def random_results(rng: random.Random, n: int) -> list[ProbeResult]:
+@st.composite
+def result_lists(draw: st.DrawFn, max_runs: int) -> list[ProbeResult]:
     """Results of every kind, with neutral outcomes, repeated and out-of-order times, and runs of
-    failures (so that hosts go down, come back and are ejected)."""
+    failures."""
     out: list[ProbeResult] = []
-    at = rng.uniform(0, 100)
-    while len(out) < n:
-        kind = rng.choice([H, H, A, C, E])
-        outcomes = [rng.choice(_OUTCOMES)] * rng.choice([1, 1, 1, 2, 4])
-        for outcome in outcomes:
-            at += rng.choice([0.0, 1.0, 7.5, 40.0, -3.0])
-            ttft = rng.choice([None, rng.uniform(50, 500)])
-            out.append(result(kind, outcome, at=at, ttft=ttft, total=rng.choice([None, 300.0])))
-    return out[:n]
+    at = draw(st.floats(0, 100))
+    for kind, outcome, times in draw(st.lists(runs, max_size=max_runs)):
+        for _ in range(times):
+            at += draw(time_steps)
+            ttft = draw(st.none() | st.floats(50, 500))
+            out.append(result(kind, outcome, at=at, ttft=ttft, total=draw(st.sampled_from([None, 300.0]))))
+    return out
 
 
-def random_policy(rng: random.Random) -> HealthPolicy:
-    base = rng.choice([0.0, 1.0, 30.0])
+@st.composite
+def policies(draw: st.DrawFn) -> HealthPolicy:
+    base = draw(st.sampled_from([0.0, 1.0, 30.0]))
     return HealthPolicy(
-        unhealthy_threshold=rng.randint(1, 3),
-        healthy_threshold=rng.randint(1, 3),
-        window=rng.choice([1, 2, 3, 5, 50]),
+        unhealthy_threshold=draw(st.integers(1, 3)),
+        healthy_threshold=draw(st.integers(1, 3)),
+        window=draw(st.sampled_from([1, 2, 3, 5, 50])),
         ejection_base_s=base,
-        ejection_max_s=base * rng.choice([1, 4, 100]),
-        ejection_memory_s=rng.choice([0.0, 50.0, 3600.0]),
+        ejection_max_s=base * draw(st.sampled_from([1, 4, 100])),
+        ejection_memory_s=draw(st.sampled_from([0.0, 50.0, 3600.0])),
     )
 
 
@@ -506,17 +504,18 @@ def fold(h: HostHealth, results: list[ProbeResult], policy: HealthPolicy) -> Hos
     return h
 
 
-def test_replay_equals_applying_each_result_in_turn() -> None:
-    rng = random.Random(20240611)
-    for _ in range(2000):
-        policy = random_policy(rng)
-        start = fold(
-            new_host(MODEL, HOST, trusted=rng.random() < 0.9),
-            random_results(rng, rng.choice([0, 3, 30])),
-            policy,
-        )
-        results = random_results(rng, rng.randint(0, 120))
-        assert replay(start, results, policy) == fold(start, results, policy)
+@settings(max_examples=150)  # the property restore relies on: more examples than the default
+@given(
+    policy=policies(),
+    trusted=st.booleans(),
+    history=result_lists(max_runs=10),
+    results=result_lists(max_runs=40),
+)
+def test_replay_equals_applying_each_result_in_turn(
+    policy: HealthPolicy, trusted: bool, history: list[ProbeResult], results: list[ProbeResult]
+) -> None:
+    start = fold(new_host(MODEL, HOST, trusted=trusted), history, policy)
+    assert replay(start, results, policy) == fold(start, results, policy)
 
 
 def test_replay_of_nothing_leaves_the_host_as_it_was() -> None:

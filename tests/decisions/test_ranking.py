@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.core.health import HealthPolicy, HostHealth, apply, new_host
 from monitor.core.ranking import ModelRanking, RankingPolicy, ScoreMemo, rank, score
@@ -350,8 +350,8 @@ def test_model_with_only_untrusted_hosts_offers_no_fallback() -> None:
 # --- determinism and policy ----------------------------------------------------------------------
 
 
-def test_ranking_does_not_depend_on_the_order_of_the_hosts() -> None:
-    hosts = [
+def every_kind_of_host() -> list[HostHealth]:
+    return [
         up("https://a", 100, 100, 100),
         up("https://b", 100, 100, 100),
         up("https://c"),
@@ -362,12 +362,15 @@ def test_ranking_does_not_depend_on_the_order_of_the_hosts() -> None:
         down("https://h"),
         untrusted("https://i"),
     ]
-    expected = ranked(*hosts)
-    shuffler = random.Random(7)
-    for _ in range(20):
-        shuffler.shuffle(hosts)
-        assert ranked(*hosts) == expected
-    assert expected.ordered == tuple(f"https://{c}" for c in "abcdefghi")
+
+
+def test_hosts_of_every_kind_are_ordered_by_state_then_score_then_url() -> None:
+    assert ranked(*every_kind_of_host()).ordered == tuple(f"https://{c}" for c in "abcdefghi")
+
+
+@given(hosts=st.permutations(every_kind_of_host()))
+def test_ranking_does_not_depend_on_the_order_of_the_hosts(hosts: list[HostHealth]) -> None:
+    assert ranked(*hosts) == ranked(*every_kind_of_host())
 
 
 @pytest.mark.parametrize(

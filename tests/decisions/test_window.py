@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import gc
 import pickle
-import random
 import sys
 from dataclasses import FrozenInstanceError
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.core.results import Outcome, ProbeKind
 from monitor.core.window import Evidence, Sample, Window
@@ -69,23 +70,27 @@ def test_appending_leaves_the_window_it_came_from_as_it_was() -> None:
     assert list(w) == [Sample(0.0, H, OK, None, None)]
 
 
-def test_extending_equals_appending_each_sample_in_turn() -> None:
-    rng = random.Random(7)
-    for _ in range(500):
-        per_kind = rng.choice([1, 2, 3, 50])
+evidence = st.tuples(
+    st.floats(0, 100),
+    st.sampled_from(list(ProbeKind)),
+    st.sampled_from([OK, Outcome.TIMEOUT, Outcome.NOT_LOADED]),
+    st.none() | st.floats(1, 500),
+    st.sampled_from([None, 300.0]),
+)
+limits = st.sampled_from([1, 2, 3, 5, 50])
 
-        def draw() -> Evidence:
-            return (
-                rng.uniform(0, 100),
-                rng.choice(list(ProbeKind)),
-                rng.choice([OK, OK, Outcome.TIMEOUT, Outcome.NOT_LOADED]),
-                rng.choice([None, rng.uniform(1, 500)]),
-                rng.choice([None, 300.0]),
-            )
 
-        start = grown(*(draw() for _ in range(rng.randint(0, 20))), per_kind=rng.choice([per_kind, 5]))
-        samples = [draw() for _ in range(rng.randint(0, 60))]
-        assert start.extended(samples, per_kind) == grown(*samples, per_kind=per_kind, start=start)
+@given(
+    per_kind=limits,
+    start_per_kind=limits,
+    before=st.lists(evidence, max_size=20),
+    samples=st.lists(evidence, max_size=60),
+)
+def test_extending_equals_appending_each_sample_in_turn(
+    per_kind: int, start_per_kind: int, before: list[Evidence], samples: list[Evidence]
+) -> None:
+    start = grown(*before, per_kind=start_per_kind)
+    assert start.extended(samples, per_kind) == grown(*samples, per_kind=per_kind, start=start)
 
 
 # --- reading without building samples ------------------------------------------------------------

@@ -151,6 +151,7 @@ def test_dashboard_expressions_substitutes_every_variable(board: dict[str, Any])
         dashboard_expressions({"model": ".*", "host": ".*"})
 
 
+@pytest.mark.subprocess  # promtool
 def test_every_expression_parses_as_promql(board: dict[str, Any], tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -171,6 +172,7 @@ def _exposed(text: str) -> set[str]:
     return {re.split(r"[{\s]", line, maxsplit=1)[0] for line in text.splitlines() if line[:1].isalpha()}
 
 
+@pytest.mark.e2e
 async def test_every_metric_name_is_exposed_by_the_service(board: dict[str, Any], tmp_path: Path) -> None:
     used = {m for _, expr in _exprs(board) for m in METRIC.findall(expr)}
     markers = {"libertai_monitor_host_ttft_p50_seconds", "libertai_monitor_probes_total"}

@@ -15,9 +15,9 @@ No Docker engine runs here (and no `docker compose`), so the image is never buil
   moved from 0.0.0.0:8787 to a free loopback port, the database in the directory standing for
   /data), and the HEALTHCHECK command, verbatim, must exit 0 while it serves and non-zero after
   it stops. The compose file's `demo` service is replayed the same way;
-- docker-compose.yml, read with a small parser of the YAML it uses (compared with PyYAML when that
-  is installed): the profiles, the name Prometheus scrapes, volumes, and that every file it mounts
-  exists and is wired to the others (Prometheus target, Grafana datasource and dashboards).
+- docker-compose.yml, read with PyYAML: the profiles, the name Prometheus scrapes, volumes, and
+  that every file it mounts exists and is wired to the others (Prometheus target, Grafana
+  datasource and dashboards).
 
 What stays untested: the image build itself (base image, apt-free user creation, file ownership,
 the copied venv), running as uid 10001, read-only root filesystem, Docker's health states, and
@@ -44,6 +44,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from tests.service.support import FAST, KEY, eventually, network
 
@@ -556,136 +557,10 @@ async def _has_best_host(http: aiohttp.ClientSession, base: str) -> bool:
     return status == 200 and any(m.get("host") for m in body["models"].values())
 
 
-# -- a parser of the YAML that docker-compose.yml uses -------------------------------------------------
-
-
-def _strip_comment(line: str) -> str:
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i].rstrip()
-    return line.rstrip()
-
-
-def _split_flow(text: str) -> list[str]:
-    items, current, quote = [], "", None
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch == ",":
-            items.append(current.strip())
-            current = ""
-            continue
-        current += ch
-    if current.strip():
-        items.append(current.strip())
-    return items
-
-
-def _scalar(text: str) -> Any:
-    if text.startswith("[") and text.endswith("]"):
-        return [_scalar(item) for item in _split_flow(text[1:-1])]
-    if text.startswith('"'):
-        assert text.endswith('"') and len(text) >= 2, text
-        return json.loads(text)
-    if text.startswith("'"):
-        assert text.endswith("'") and len(text) >= 2, text
-        return text[1:-1].replace("''", "'")
-    assert not text.startswith(("{", "&", "*", "!", "|", ">")), f"outside the supported YAML: {text}"
-    if text in ("true", "false"):
-        return text == "true"
-    if text in ("null", "~"):
-        return None
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    assert not re.fullmatch(r"[\d:.]*\d[\d:.]*", text), f"quote {text!r}: YAML may read it as a number"
-    return text
-
-
-_KEY = re.compile(r"""^("[^"]*"|'[^']*'|[^\s"'\[\]{}#,-][^:#]*?|-[^\s:#][^:#]*?):(?:\s+|$)""")
-
-
-def parse_yaml(text: str) -> Any:
-    """Block mappings and sequences, flow sequences, quoted and plain scalars, comments: the YAML that
-    docker-compose.yml is written in (anchors, flow mappings and block strings are refused)."""
-    lines: list[tuple[int, str]] = []
-    for raw in text.splitlines():
-        line = _strip_comment(raw)
-        if line.strip() and line.strip() != "---":
-            indent = len(line) - len(line.lstrip(" "))
-            assert "\t" not in line[:indent], "tabs in indentation"
-            lines.append((indent, line.strip()))
-
-    def block(i: int, indent: int) -> tuple[Any, int]:
-        if lines[i][1] == "-" or lines[i][1].startswith("- "):
-            seq: list[Any] = []
-            while i < len(lines) and lines[i][0] == indent and (lines[i][1] + " ").startswith("- "):
-                item = lines[i][1][1:].strip()
-                if not item:
-                    value, i = block(i + 1, lines[i + 1][0])
-                elif _KEY.match(item):
-                    lines[i] = (indent + len(lines[i][1]) - len(item), item)
-                    value, i = block(i, lines[i][0])
-                else:
-                    value, i = _scalar(item), i + 1
-                seq.append(value)
-            return seq, i
-        mapping: dict[str, Any] = {}
-        while i < len(lines) and lines[i][0] == indent:
-            match = _KEY.match(lines[i][1])
-            assert match, f"not a key: {lines[i][1]!r}"
-            key = _scalar(match.group(1))
-            assert key not in mapping, f"duplicate key {key}"
-            rest = lines[i][1][match.end() :].strip()
-            i += 1
-            if rest:
-                mapping[key] = _scalar(rest)
-            elif i < len(lines) and (
-                lines[i][0] > indent or (lines[i][0] == indent and lines[i][1].startswith("- "))
-            ):
-                mapping[key], i = block(i, lines[i][0])
-            else:
-                mapping[key] = None
-        return mapping, i
-
-    value, end = block(0, lines[0][0])
-    assert end == len(lines), f"unparsed from: {lines[end][1]!r}"
-    return value
-
-
 def compose() -> dict[str, Any]:
-    parsed = parse_yaml(COMPOSE.read_text())
+    parsed = yaml.safe_load(COMPOSE.read_text())
     assert isinstance(parsed, dict)
     return parsed
-
-
-def test_yaml_parser_reads_what_compose_files_use() -> None:
-    text = (
-        "a:\n  b: [x, \"y z\"]  # note\n  c:\n    - one\n    - k: v\n      w: 'it''s'\n"
-        '  d:\n  e: "#1"\n  f: true\n  g: 3\nh:\n- p\n- q\n'
-    )
-    assert parse_yaml(text) == {
-        "a": {
-            "b": ["x", "y z"],
-            "c": ["one", {"k": "v", "w": "it's"}],
-            "d": None,
-            "e": "#1",
-            "f": True,
-            "g": 3,
-        },
-        "h": ["p", "q"],
-    }
-
-
-def test_compose_parses_the_same_as_pyyaml() -> None:
-    yaml = pytest.importorskip("yaml")
-    assert compose() == yaml.safe_load(COMPOSE.read_text())
 
 
 # -- docker-compose.yml --------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.prom import (
     RULES_TEST,
     SHIPPED_CONFIG,
@@ -35,6 +37,7 @@ def _rule_blocks(text: str) -> dict[str, str]:
     return {name: text[start:end] for (start, name), end in zip(starts, ends, strict=True)}
 
 
+@pytest.mark.subprocess  # promtool
 def test_example_config_is_valid_with_its_rules_beside_it(tmp_path: Path) -> None:
     shutil.copy(SHIPPED_CONFIG, tmp_path / "prometheus.yml")
     shutil.copy(SHIPPED_RULES, tmp_path / "alerts.yml")
@@ -46,6 +49,7 @@ def test_example_config_is_valid_with_its_rules_beside_it(tmp_path: Path) -> Non
     assert re.search(r"(?m)^rule_files:\s*\n\s*- alerts\.yml", text)
 
 
+@pytest.mark.subprocess  # promtool
 def test_alert_rules_are_valid() -> None:
     out = _promtool("check", "rules", str(SHIPPED_RULES))
     assert f"SUCCESS: {len(alert_names(SHIPPED_RULES.read_text()))} rules found" in out
@@ -89,11 +93,13 @@ def test_the_shipped_for_durations() -> None:
         assert re.search(rf"(?m)^\s+for: {duration}\s*$", blocks[name]), name
 
 
+@pytest.mark.subprocess  # promtool
 def test_alert_rules_unit_tests_pass() -> None:
     out = _promtool("test", "rules", RULES_TEST.name, cwd=RULES_TEST.parent)
     assert "SUCCESS" in out
 
 
+@pytest.mark.subprocess  # promtool
 def test_the_fast_copies_used_by_the_live_test_are_valid(tmp_path: Path) -> None:
     rules = shorten_for(SHIPPED_RULES.read_text(), "2s")
     assert not re.search(r"(?m)^\s+for: (?!2s)", rules)

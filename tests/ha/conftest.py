@@ -11,17 +11,13 @@ import pytest
 from tests.pg import PgServer
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: process-level tests (pytest -m 'not slow' skips them)")
-
-
 @pytest.fixture
 def pg_url(pg_server: PgServer) -> str:
     """A fresh empty PostgreSQL database (SQLAlchemy URL)."""
     return pg_server.new_database()
 
 
-@pytest.fixture(params=("sqlite", "postgresql"))
+@pytest.fixture(params=("sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)))
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.core.membership import (
     CHUNK_HOSTS,
@@ -147,3 +151,68 @@ async def test_a_big_listing_gives_the_event_loop_turns_while_it_is_applied() ->
     done = True
     await task
     assert turns - before >= 9
+
+
+# --- properties over any history of listings -------------------------------------------------------
+
+HOSTS = [A, B, "https://c.libertai.io", EVIL]
+listings = st.dictionaries(
+    st.sampled_from(["m", "n"]), st.lists(st.sampled_from(HOSTS), max_size=5), max_size=2
+)
+# Gaps between listings shorter than, equal to and longer than the grace period.
+gaps = st.sampled_from([0.0, 60.0, GRACE / 2, GRACE, 2 * GRACE])
+Diff = tuple[Membership, list[MembershipChange]]
+histories = st.lists(st.tuples(gaps, listings), min_size=1, max_size=8)
+
+
+def replayed(history: list[tuple[float, dict[str, list[str]]]], grace: float) -> list[Diff]:
+    m, diffs, now = Membership(), [], 100.0
+    for gap, listing in history:
+        now += gap
+        m, changes = apply_listing(m, listing, ALLOW, now, grace)
+        diffs.append((m, changes))
+    return diffs
+
+
+@given(history=histories, grace=st.sampled_from([0.0, GRACE]))
+def test_members_are_the_listed_hosts_and_those_missing_for_less_than_the_grace(
+    history: list[tuple[float, dict[str, list[str]]]], grace: float
+) -> None:
+    times = list(itertools.accumulate((gap for gap, _ in history), initial=100.0))[1:]
+    m, _ = replayed(history, grace)[-1]
+    now, last = times[-1], history[-1][1]
+    for model, host in {(model, h) for _, listing in history for model, hs in listing.items() for h in hs}:
+        last_listed = max(i for i, (_, listing) in enumerate(history) if host in listing.get(model, []))
+        absent_since = times[last_listed + 1] if last_listed + 1 < len(times) else None
+        info = m.get(model, host)
+        if host in last.get(model, []):
+            assert info is not None and info.missing_since is None and info.last_seen == now
+            assert info.trusted == ALLOW.admits(host)
+        elif absent_since is not None and now - absent_since < grace:
+            assert info is not None and info.missing_since == absent_since
+        else:
+            assert info is None
+
+
+@given(history=histories, grace=st.sampled_from([0.0, GRACE]))
+def test_each_host_joins_then_leaves_then_joins_again_or_retires(
+    history: list[tuple[float, dict[str, list[str]]]], grace: float
+) -> None:
+    per_host: dict[tuple[str, str], list[str]] = {}
+    for _, changes in replayed(history, grace):
+        for c in changes:
+            per_host.setdefault((c.model, c.host), []).append(c.event)
+    follows = {"joined": {"left"}, "left": {"joined", "retired"}, "retired": {"joined"}}
+    for said in per_host.values():
+        assert said[0] == "joined"
+        assert all(b in follows[a] for a, b in itertools.pairwise(said)), said
+
+
+@given(history=histories, grace=st.sampled_from([0.0, GRACE]))
+def test_the_same_listing_again_at_the_same_time_changes_nothing(
+    history: list[tuple[float, dict[str, list[str]]]], grace: float
+) -> None:
+    m, _ = replayed(history, grace)[-1]
+    now = 100.0 + sum(gap for gap, _ in history)
+    again, changes = apply_listing(m, history[-1][1], ALLOW, now, grace)
+    assert changes == [] and again == m

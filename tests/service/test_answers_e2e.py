@@ -10,10 +10,13 @@ from typing import Any
 import aiohttp
 import httpx2
 import openai
+import pytest
 
 from monitor.sim import SimNetwork
 from monitor.sim.testing import scenario_of
 from tests.service.support import KEY, eventually, get_json, network, serving, settings_for
+
+pytestmark = pytest.mark.e2e  # the service against the simulated network
 
 MESSAGES: Any = [{"role": "user", "content": "Hi"}]
 

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from monitor.server import serving
 from tests.service.support import KEY, eventually, get_json, network, settings_for
+
+pytestmark = pytest.mark.e2e  # the service against the simulated network
 
 
 def _time_dependent(host: dict[str, Any]) -> bool:

@@ -62,6 +62,7 @@ async def _scrape(http: aiohttp.ClientSession, url: str) -> str:
         return await r.text()
 
 
+@pytest.mark.e2e
 async def test_metrics_describe_every_model_and_host(tmp_path: Path, http: aiohttp.ClientSession) -> None:
     async with network("demo") as net, serving(settings_for(net, tmp_path)) as svc:
         await eventually(
@@ -97,6 +98,8 @@ async def test_metrics_describe_every_model_and_host(tmp_path: Path, http: aioht
             assert name in text, name
 
 
+@pytest.mark.e2e
+@pytest.mark.subprocess  # promtool
 async def test_promtool_finds_nothing_to_lint(tmp_path: Path, http: aiohttp.ClientSession) -> None:
     promtool = _promtool()
     async with network("chaos") as net, serving(settings_for(net, tmp_path)) as svc:

@@ -17,7 +17,7 @@ T0 = 1_700_002_800.0  # an hour boundary (epoch seconds)
 
 MakeResult = Callable[..., ProbeResult]
 
-BACKENDS = ("sqlite", "postgresql")
+BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql))
 
 
 @pytest.fixture(params=BACKENDS)
