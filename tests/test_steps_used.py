@@ -1,6 +1,6 @@
 """A generator of steps does nothing until it is driven: a call whose result is thrown away is a
-silent no-op. Every call of a function of steps in the tree is driven (by `finish`, `run_in_slices`,
-`yield from`) or kept, never a statement of its own."""
+silent no-op, and one unpacked as if it were the result unpacks the steps. Every call of a function
+of steps in the tree is driven (by `finish`, `run_in_slices`, `yield from`) or kept."""
 
 from __future__ import annotations
 
@@ -32,21 +32,28 @@ def _names_of_steps(files: list[Path]) -> set[str]:
     return steps - others
 
 
+def _dropped_call(node: ast.AST) -> ast.Call | None:
+    """The call of a statement of its own, or of one unpacked as if it were the result."""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        return node.value
+    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple):
+        return node.value if isinstance(node.value, ast.Call) else None
+    return None
+
+
 def _discarded_calls(path: Path, names: set[str]) -> Iterator[str]:
     tree = ast.parse(path.read_text())
     modules = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            func = node.value.func
-            if (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.value.id in modules
-            ):
-                continue  # json.dump(...), asyncio.run(...): another module's function
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-            if name in names:
-                yield f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)[:80]}"
+        call = _dropped_call(node)
+        if call is None:
+            continue
+        func = call.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in modules:
+            continue  # json.dump(...), asyncio.run(...): another module's function
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name in names:
+            yield f"{path.relative_to(ROOT)}:{call.lineno}: {ast.unparse(node)[:80]}"
 
 
 def test_the_functions_of_steps_are_found() -> None:

@@ -169,7 +169,7 @@ def replayed(history: list[tuple[float, dict[str, list[str]]]], grace: float) ->
     m, diffs, now = Membership(), [], 100.0
     for gap, listing in history:
         now += gap
-        m, changes = apply_listing(m, listing, ALLOW, now, grace)
+        m, changes = finish(apply_listing(m, listing, ALLOW, now, grace))
         diffs.append((m, changes))
     return diffs
 
@@ -214,5 +214,5 @@ def test_the_same_listing_again_at_the_same_time_changes_nothing(
 ) -> None:
     m, _ = replayed(history, grace)[-1]
     now = 100.0 + sum(gap for gap, _ in history)
-    again, changes = apply_listing(m, history[-1][1], ALLOW, now, grace)
+    again, changes = finish(apply_listing(m, history[-1][1], ALLOW, now, grace))
     assert changes == [] and again == m
