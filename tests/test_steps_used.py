@@ -5,6 +5,7 @@ of steps in the tree is driven (by `finish`, `run_in_slices`, `yield from`) or k
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +18,18 @@ def _files() -> Iterator[Path]:
         yield from (ROOT / tree).rglob("*.py")
 
 
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
 def _names_of_steps(files: list[Path]) -> set[str]:
     """Functions of the package annotated to return steps, less names that its other functions share
     (a call by such a name cannot be told apart here)."""
     steps: set[str] = set()
     others: set[str] = set()
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(_parsed(path)):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 returns = ast.unparse(node.returns) if node.returns is not None else ""
                 is_steps = isinstance(node, ast.FunctionDef) and returns.startswith("Steps[")
@@ -42,7 +48,7 @@ def _dropped_call(node: ast.AST) -> ast.Call | None:
 
 
 def _discarded_calls(path: Path, names: set[str]) -> Iterator[str]:
-    tree = ast.parse(path.read_text())
+    tree = _parsed(path)
     modules = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     for node in ast.walk(tree):
         call = _dropped_call(node)
