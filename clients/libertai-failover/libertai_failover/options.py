@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.client.core import Attempt, FailoverCore
-from monitor.core.clock import SYSTEM_CLOCK, Clock
-from monitor.core.tls import make_ssl_context
-from monitor.core.urls import AllowList, normalise_url
+from libertai_failover.clock import SYSTEM_CLOCK, Clock
+from libertai_failover.core import Attempt, FailoverCore
+from libertai_failover.tls import make_ssl_context
+from libertai_failover.urls import AllowList, normalise_url
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "Options"]
 

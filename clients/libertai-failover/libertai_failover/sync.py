@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx2
 
-from monitor.client.cache import Fetch, Want
-from monitor.client.transport import ReportingBase, TransportBase
+from libertai_failover.cache import Fetch, Want
+from libertai_failover.transport import ReportingBase, TransportBase
 
 __all__ = ["FailoverTransport"]
 

@@ -8,8 +8,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx2
 
-from monitor.client.core import Attempts, FailoverCore
-from monitor.client.options import Options
+from libertai_failover.core import Attempts, FailoverCore
+from libertai_failover.options import Options
 
 __all__ = ["ReportingBase", "TransportBase"]
 

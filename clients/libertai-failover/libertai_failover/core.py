@@ -13,12 +13,19 @@ from typing import Any
 
 import httpx2
 
-from monitor.client.answers import Answer
-from monitor.client.cache import AnswerCache
-from monitor.client.rules import error_reason, host_body, order_hosts, read_model, retry_reason, status_reason
-from monitor.core.clock import Clock
-from monitor.core.results import Outcome
-from monitor.core.urls import AllowList, normalise_url
+from libertai_failover.answers import Answer
+from libertai_failover.cache import AnswerCache
+from libertai_failover.clock import Clock
+from libertai_failover.outcomes import Outcome
+from libertai_failover.rules import (
+    error_reason,
+    host_body,
+    order_hosts,
+    read_model,
+    retry_reason,
+    status_reason,
+)
+from libertai_failover.urls import AllowList, normalise_url
 
 __all__ = ["HOST_HEADER", "Attempt", "Attempts", "FailoverCore"]
 
