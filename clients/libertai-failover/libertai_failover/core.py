@@ -6,6 +6,7 @@ came back."""
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import httpx2
 from libertai_failover.answers import Answer
 from libertai_failover.cache import AnswerCache
 from libertai_failover.clock import Clock
+from libertai_failover.memory import Affinity, HedgeBudget, InFlight
 from libertai_failover.outcomes import Outcome
 from libertai_failover.rules import (
     error_reason,
@@ -25,9 +27,10 @@ from libertai_failover.rules import (
     retry_reason,
     status_reason,
 )
+from libertai_failover.spread import SESSION_HEADER, choose_hosts, conversation_key, first_token_deadline
 from libertai_failover.urls import AllowList, normalise_url
 
-__all__ = ["HOST_HEADER", "Attempt", "Attempts", "FailoverCore"]
+__all__ = ["HOST_HEADER", "Attempt", "Attempts", "FailoverCore", "Spread", "Try"]
 
 log = logging.getLogger("monitor.client")
 
@@ -46,6 +49,32 @@ class Attempt:
     status: int | None
     elapsed_s: float
     passed_over: bool  # True: the next host was tried
+    cancelled: bool = False  # a hedged try that lost the race (not the host's fault)
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """How requests are spread (see `libertai_failover`): off keeps the single best host."""
+
+    on: bool = True
+    first_token_timeout: float | None = None
+    hedge_after: float | None = None
+    hedge_budget: float = 0.1
+    affinity_size: int = 10_000
+    affinity_ttl: float = 1800.0
+
+
+@dataclass(slots=True, eq=False)
+class Try:
+    """One try in flight: where it went, when, and how long it may wait for its first byte."""
+
+    host: str
+    gateway: bool
+    request: httpx2.Request
+    started: float
+    deadline: float | None  # seconds to the first body byte; None: no limit
+    hedged: bool = False
+    counted: bool = False  # counted in the host's requests in flight
 
 
 class FailoverCore:
@@ -61,6 +90,8 @@ class FailoverCore:
         on_attempt: Callable[[Attempt], None] | None,
         clock: Clock,
         new_ready: Callable[[], Any],
+        spread: Spread | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.cache = AnswerCache(monitor_url.rstrip("/"), refresh, clock, new_ready)
         self.gateway_url = None if gateway_url is None else normalise_url(gateway_url)
@@ -73,6 +104,11 @@ class FailoverCore:
         self._penalised: dict[str, float] = {}
         self._lock = threading.Lock()
         self._urls: dict[tuple[str, bytes], httpx2.URL] = {}
+        self.spread = spread or Spread()
+        self.rng = rng or random.Random()
+        self.affinity = Affinity(clock, self.spread.affinity_size, self.spread.affinity_ttl)
+        self.in_flight = InFlight()
+        self.hedges = HedgeBudget(clock, self.spread.hedge_budget)
 
     def model_of(self, request: httpx2.Request, body: bytes) -> tuple[str, dict[str, Any]] | None:
         if request.method != "POST":
@@ -84,13 +120,33 @@ class FailoverCore:
     ) -> Attempts:
         answer = None if named is None else self.cache.current(named[0])
         hosts: tuple[str, ...] = ()
+        key: str | None = None
         if named is not None and answer is not None:
             now = self.clock.monotonic()
             with self._lock:
                 penalised = {h for h, until in self._penalised.items() if until > now}
                 sticky = self._sticky.get(named[0])
-            hosts = order_hosts(answer, sticky, penalised, self.allowed.admits)
-        return Attempts(self, request, body, named, answer, hosts)
+            if self.spread.on and answer.candidates:
+                keyed = conversation_key(request.headers.get(SESSION_HEADER), named[1])
+                key, opening = keyed if keyed is not None else (None, True)
+                bound = None if key is None else self.affinity.get(key)
+                snapshot = self.in_flight.snapshot()
+                hosts = choose_hosts(
+                    answer, bound, opening, snapshot, penalised, self.allowed.admits, self.rng
+                )
+            else:
+                hosts = order_hosts(answer, sticky, penalised, self.allowed.admits)
+        self.hedges.request()
+        return Attempts(self, request, body, named, answer, hosts, key)
+
+    def deadline(self, answer: Answer | None, host: str, streamed: bool) -> float | None:
+        """Seconds a try of a streamed request may wait for its first byte; None: no limit (a
+        request answered whole sends its first byte at the end; `spread=False` sets none unless
+        `first_token_timeout` is given)."""
+        if not streamed or (not self.spread.on and self.spread.first_token_timeout is None):
+            return None
+        candidate = None if answer is None else answer.candidate(host)
+        return first_token_deadline(self.spread.first_token_timeout, candidate)
 
     def url(self, base: str, raw_path: bytes) -> httpx2.URL:
         """The URL of `raw_path` on `base`, parsed once: parsing a URL is most of what building a
@@ -106,7 +162,7 @@ class FailoverCore:
     # -- what the core learns ------------------------------------------------------------------
 
     def report(self, attempt: Attempt) -> None:
-        if not attempt.gateway:
+        if not attempt.gateway and not attempt.cancelled:
             with self._lock:
                 if attempt.reason is Outcome.OK and attempt.model is not None:
                     self._sticky[attempt.model] = attempt.host
@@ -129,16 +185,17 @@ class FailoverCore:
 
 
 class Attempts:
-    """One request's way through its hosts, then the gateway. Use:
+    """One request's way through its hosts, then the gateway. Each try is `start`ed, then told
+    what came back (`answered`, `error`), or given up (`too_slow`, `lost`); one try at a time, or
+    two while a hedge runs. The transports' loops:
 
-    while True:
-        req = attempts.next_request()
-        try: resp = send(req)
-        except httpx2.TransportError as exc:
-            if attempts.error(exc): continue
-            raise
-        if attempts.answered(resp): return resp
-        close(resp)
+    t = attempts.start()
+    try: resp = send(t.request)
+    except httpx2.TransportError as exc:
+        attempts.failed(t, exc)  # raises where the gateway itself failed
+        -> start the next
+    if attempts.answered(t, resp): return resp
+    close(resp) -> start the next
     """
 
     def __init__(
@@ -149,6 +206,7 @@ class Attempts:
         named: tuple[str, dict[str, Any]] | None,
         answer: Answer | None,
         hosts: tuple[str, ...],
+        key: str | None = None,
     ) -> None:
         self._core = core
         self._request = request
@@ -156,9 +214,10 @@ class Attempts:
         self._named = named
         self._answer = answer
         self._hosts = hosts
+        self._key = key
         self._index = 0
         self._host_body: bytes | None = None
-        self._started = 0.0
+        self._streamed = named is not None and named[1].get("stream") is True
         self.history: list[Attempt] = []
 
     @property
@@ -166,12 +225,15 @@ class Attempts:
         return None if self._named is None else self._named[0]
 
     @property
-    def current(self) -> str:
-        return self._hosts[self._index] if self._index < len(self._hosts) else self._gateway_origin()
+    def has_next_host(self) -> bool:
+        """A host (not the gateway) is left to try."""
+        return self._index < len(self._hosts)
 
     @property
-    def on_gateway(self) -> bool:
-        return self._index >= len(self._hosts)
+    def hedge_after(self) -> float | None:
+        """Seconds after which a try without a first byte gets a hedged twin; None: never."""
+        spread = self._core.spread
+        return spread.hedge_after if spread.on and self._streamed and self._hosts else None
 
     def _gateway_origin(self) -> str:
         if self._core.gateway_url is not None:
@@ -179,13 +241,33 @@ class Attempts:
         url = self._request.url
         return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
-    def next_request(self) -> httpx2.Request:
-        self._started = self._core.clock.monotonic()
+    def start(self, hedged: bool = False) -> Try:
+        """The next try: the next host, or the gateway once none is left."""
+        now = self._core.clock.monotonic()
+        if not self.has_next_host:
+            self._index += 1
+            return Try(self._gateway_origin(), True, self._gateway_request(), now, None, hedged)
+        host = self._hosts[self._index]
+        self._index += 1
+        deadline = self._core.deadline(self._answer, host, self._streamed)
+        t = Try(host, False, self._host_request(host), now, deadline, hedged, counted=True)
+        self._core.in_flight.add(host, 1)
+        return t
+
+    def release(self, t: Try) -> None:
+        """The try is over (its body closed, or it failed): no longer in flight."""
+        if t.counted:
+            t.counted = False
+            self._core.in_flight.add(t.host, -1)
+
+    def _gateway_request(self) -> httpx2.Request:
         req = self._request
-        if self.on_gateway:
-            if self._core.gateway_url is None:
-                return req  # unchanged: where the SDK sent it
-            return self._copy(self._core.gateway_url, self._body, req.extensions)
+        if self._core.gateway_url is None:
+            return req  # unchanged: where the SDK sent it
+        return self._copy(self._core.gateway_url, self._body, req.extensions)
+
+    def _host_request(self, host: str) -> httpx2.Request:
+        req = self._request
         if self._host_body is None:
             assert self._named is not None and self._answer is not None
             a = self._answer
@@ -199,7 +281,7 @@ class Attempts:
             connect = timeout.get("connect")
             cap = self._core.connect_timeout
             extensions["timeout"] = {**timeout, "connect": cap if connect is None else min(connect, cap)}
-        return self._copy(self._hosts[self._index], self._host_body, extensions)
+        return self._copy(host, self._host_body, extensions)
 
     def _copy(self, base: str, body: bytes, extensions: dict[str, Any]) -> httpx2.Request:
         req = self._request
@@ -207,37 +289,57 @@ class Attempts:
         headers = [(k, v) for k, v in req.headers.raw if k.lower() not in _DROPPED_HEADERS]
         return httpx2.Request(req.method, url, headers=headers, content=body, extensions=extensions)
 
-    def _record(self, reason: Outcome, status: int | None, passed_over: bool) -> Attempt:
-        elapsed = self._core.clock.monotonic() - self._started
-        attempt = Attempt(self.model, self.current, self.on_gateway, reason, status, elapsed, passed_over)
+    def _record(
+        self, t: Try, reason: Outcome, status: int | None, passed_over: bool, cancelled: bool = False
+    ) -> Attempt:
+        elapsed = self._core.clock.monotonic() - t.started
+        attempt = Attempt(self.model, t.host, t.gateway, reason, status, elapsed, passed_over, cancelled)
         self.history.append(attempt)
         self._core.report(attempt)
         return attempt
 
-    def answered(self, response: httpx2.Response) -> bool:
+    def answered(self, t: Try, response: httpx2.Response) -> bool:
         """True: `response` goes to the caller. False: close it, the next host is tried."""
-        retry = None if self.on_gateway else retry_reason(response.status_code)
+        retry = None if t.gateway else retry_reason(response.status_code)
         if retry is not None:
-            self._record(retry, response.status_code, passed_over=True)
-            self._index += 1
+            self.release(t)
+            self._record(t, retry, response.status_code, passed_over=True)
             return False
-        self._record(status_reason(response.status_code), response.status_code, passed_over=False)
-        response.headers[HOST_HEADER] = self.current
+        reason = status_reason(response.status_code)
+        self._record(t, reason, response.status_code, passed_over=False)
+        if reason is Outcome.OK and self._key is not None and not t.gateway:
+            self._core.affinity.bind(self._key, t.host)
+        response.headers[HOST_HEADER] = t.host
         response.extensions = {**response.extensions, "libertai_attempts": tuple(self.history)}
         return True
 
-    def error(self, exc: Exception) -> bool:
-        """True: the next host is tried. False: re-raise `exc` (the gateway itself failed)."""
-        passed_over = not self.on_gateway
-        self._record(error_reason(exc), None, passed_over)
-        self._index += 1
-        return passed_over
+    def wants_first_byte(self, t: Try, response: httpx2.Response) -> bool:
+        """Whether the transport reads the first body byte before answering: a streamed answer
+        from a host under a first-token deadline or a hedge."""
+        timed = t.deadline is not None or self.hedge_after is not None
+        return timed and not t.gateway and response.status_code < 300
 
-    def failed(self, exc: Exception) -> None:
+    def error(self, t: Try, exc: Exception) -> bool:
+        """True: the next host is tried. False: re-raise `exc` (the gateway itself failed)."""
+        self.release(t)
+        self._record(t, error_reason(exc), None, not t.gateway)
+        return not t.gateway
+
+    def failed(self, t: Try, exc: Exception) -> None:
         """`error`, raising `exc` again where no other host is left to try (the gateway failed)."""
-        if not self.error(exc):
+        if not self.error(t, exc):
             raise exc
 
-    def stream_broke(self) -> None:
+    def too_slow(self, t: Try) -> None:
+        """No first byte within the deadline: given up, the next host is tried."""
+        self.release(t)
+        self._record(t, Outcome.TIMEOUT, None, passed_over=True)
+
+    def lost(self, t: Try) -> None:
+        """The other try of a hedged pair answered first: this one is cancelled."""
+        self.release(t)
+        self._record(t, Outcome.TIMEOUT, None, passed_over=True, cancelled=True)
+
+    def stream_broke(self, t: Try) -> None:
         """The body of the answer already given to the caller broke: reported, never retried."""
-        self._record(Outcome.STREAM_ERROR, None, passed_over=False)
+        self._record(t, Outcome.STREAM_ERROR, None, passed_over=False)

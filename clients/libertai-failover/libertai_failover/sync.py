@@ -5,29 +5,65 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx2
 
 from libertai_failover.cache import Fetch, Want
-from libertai_failover.transport import ReportingBase, TransportBase
+from libertai_failover.core import Attempts, Try
+from libertai_failover.transport import ReportingBase, TransportBase, due, next_wake
 
 __all__ = ["FailoverTransport"]
 
 
+_Sent = tuple[httpx2.Response, bytes | None, Iterator[bytes] | None]
+
+
 class _ReportingStream(ReportingBase[httpx2.SyncByteStream], httpx2.SyncByteStream):
-    """The body of a sync answer, reporting a break (see `ReportingBase`)."""
+    """The body of a sync answer (see `ReportingBase`)."""
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            yield from self._inner
+            if self._rest is None:
+                yield from self._inner
+            else:
+                if self._first:
+                    yield self._first
+                yield from self._rest
         except httpx2.TransportError:
-            self._attempts.stream_broke()
+            self._attempts.stream_broke(self._try)
             raise
 
     def close(self) -> None:
+        self._attempts.release(self._try)
         self._inner.close()
+
+
+class _Run:
+    """One try, inline or on its own thread (when its wait for a first byte is bounded: a thread
+    blocked in a read cannot be interrupted, only abandoned, its response closed under it)."""
+
+    def __init__(self, t: Try) -> None:
+        self.t = t
+        self.future: Future[_Sent] = Future()
+        self._response: httpx2.Response | None = None
+        self._abandoned = False
+        self._lock = threading.Lock()
+
+    def got(self, response: httpx2.Response) -> None:
+        with self._lock:
+            self._response = response
+            abandoned = self._abandoned
+        if abandoned:
+            response.close()
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            response = self._response
+        if response is not None:
+            response.close()
 
 
 class FailoverTransport(TransportBase[httpx2.BaseTransport, httpx2.Client], httpx2.BaseTransport):
@@ -49,15 +85,72 @@ class FailoverTransport(TransportBase[httpx2.BaseTransport, httpx2.Client], http
         if named is not None:
             self._answer_for(named[0])
         attempts = self._core.attempts(request, body, named)
-        while True:
+        clock = self._core.clock
+        running: list[_Run] = []
+        hedge_at: float | None = None
+        try:
+            while True:
+                if not running:
+                    running.append(self._start(attempts.start(), attempts))
+                    if hedge_at is None and (after := attempts.hedge_after) is not None:
+                        hedge_at = running[0].t.started + after
+                wake = next_wake((r.t for r in running), hedge_at)
+                timeout = None if wake is None else max(0.0, wake - clock.monotonic())
+                wait([r.future for r in running], timeout, FIRST_COMPLETED)
+                for run in [r for r in running if r.future.done()]:
+                    running.remove(run)
+                    try:
+                        response, first, rest = run.future.result()
+                    except httpx2.TransportError as exc:
+                        attempts.failed(run.t, exc)
+                        continue
+                    if attempts.answered(run.t, response):
+                        for loser in running:
+                            loser.abandon()
+                            attempts.lost(loser.t)
+                        running.clear()
+                        return self._wrap(run.t, response, attempts, first, rest)
+                    response.close()
+                now = clock.monotonic()
+                for run in [r for r in running if due(r.t, now)]:
+                    running.remove(run)
+                    run.abandon()
+                    attempts.too_slow(run.t)
+                if hedge_at is not None and now >= hedge_at:
+                    hedge_at = float("inf")  # one hedge per request
+                    if running and attempts.has_next_host and self._core.hedges.take():
+                        running.append(self._start(attempts.start(hedged=True), attempts))
+        finally:
+            for run in running:  # the gateway failed
+                run.abandon()
+                attempts.release(run.t)
+
+    def _start(self, t: Try, attempts: Attempts) -> _Run:
+        run = _Run(t)
+        if t.deadline is None and attempts.hedge_after is None:
+            self._send(run, attempts)
+        else:
+            threading.Thread(target=self._send, args=(run, attempts), daemon=True).start()
+        return run
+
+    def _send(self, run: _Run, attempts: Attempts) -> None:
+        """One try: the response, and its first body chunk when the transport must see it before
+        answering (a first-token deadline or a hedge)."""
+        try:
+            response = self._inner.handle_request(run.t.request)
+            run.got(response)
+            if not attempts.wants_first_byte(run.t, response):
+                run.future.set_result((response, None, None))
+                return
+            rest = iter(response.stream)  # type: ignore[arg-type]
             try:
-                response = self._inner.handle_request(attempts.next_request())
-            except httpx2.TransportError as exc:
-                attempts.failed(exc)
-                continue
-            if (answer := self._answer(response, attempts)) is not None:
-                return answer
-            response.close()
+                first = next(rest, b"")
+            except BaseException:
+                response.close()
+                raise
+            run.future.set_result((response, first, rest))
+        except Exception as exc:
+            run.future.set_exception(exc)
 
     def _answer_for(self, model: str) -> None:
         want, fetch, ready = self._core.cache.want(model)
