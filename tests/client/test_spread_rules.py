@@ -139,7 +139,8 @@ def test_candidates_are_read_from_the_answer_with_weights_summing_to_one() -> No
     body = (
         b'{"model": "m", "host": "https://a.libertai.io", "fallbacks": [], "candidates": ['
         b'{"url": "https://a.libertai.io", "weight": 3, "ttft_ms_p95": 250, "load": 0.1, "warm": true},'
-        b'{"url": "javascript:x", "weight": 1}, {"url": "https://b.libertai.io", "weight": 1, "warm": false}]}'
+        b'{"url": "javascript:x", "weight": 1},'
+        b'{"url": "https://b.libertai.io", "weight": 1, "warm": false}]}'
     )
     cands = parse_answer("m", body).candidates
     assert [(c.url, c.weight, c.warm) for c in cands] == [(A, 0.75, True), (B, 0.25, False)]

@@ -4,9 +4,10 @@
     client = openai.OpenAI(base_url="https://api.libertai.io/v1", api_key=KEY,
                            http_client=httpx2.Client(transport=t))
 
-Each request that names a model (JSON body `model`) goes to the monitor's best host for it, with
-the id and extra fields the monitor gives (`upstream_model`, `request_fields`), and fails over in
-order: the answer's fallbacks, then the gateway. Other requests go to the gateway unchanged.
+Each request that names a model (JSON body `model`) goes to a host the monitor offers for it (one
+of its `candidates` by power of two choices, a conversation kept on its host; else its best host),
+with the id and extra fields the monitor gives (`upstream_model`, `request_fields`), and fails over
+in order: the other hosts, then the gateway. Other requests go to the gateway unchanged.
 Keyword arguments of both transports:
 
 - `gateway_url`: where requests go when no host takes them (default: where the SDK sent them);
@@ -18,7 +19,14 @@ Keyword arguments of both transports:
   `penalty` (30 s: a host that just failed here is tried after the others for this long);
 - `on_attempt`: called with an `Attempt` (host, reason, status, elapsed) after every try;
 - `transport`: the inner httpx2 transport that sends to hosts (default: a pooled one);
-- `clock`: a `libertai_failover.clock.Clock` (tests).
+- `spread` (True): follow the answer's candidates; False keeps its single best host;
+- `first_token_timeout` (the larger of 2 s and 4x the host's p95 TTFT): a streamed try without a
+  first body byte by then is left for the next host;
+- `hedge_after` (off), `hedge_budget` (0.1): a second try on the next host after that long without
+  a first byte, at most that share of the last minute's requests (a hedged request may be billed
+  twice);
+- `affinity_size` (10,000), `affinity_ttl` (1800 s): conversations remembered, and for how long idle;
+- `clock`, `rng`: a `libertai_failover.clock.Clock` and a `random.Random` (tests).
 
 Every response carries the host that answered in its `X-LibertAI-Host` header, and every try in
 `response.extensions["libertai_attempts"]`.
