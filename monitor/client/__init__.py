@@ -1,28 +1,5 @@
-"""A client that fails over: the monitor's answer inside the official openai and anthropic SDKs.
-
-    t = FailoverTransport("http://127.0.0.1:8787", gateway_url="https://api.libertai.io")
-    client = openai.OpenAI(base_url="https://api.libertai.io/v1", api_key=KEY,
-                           http_client=httpx2.Client(transport=t))
-
-Each request that names a model (JSON body `model`) goes to the monitor's best host for it, with
-the id and extra fields the monitor gives (`upstream_model`, `request_fields`), and fails over in
-order: the answer's fallbacks, then the gateway. Other requests go to the gateway unchanged.
-Keyword arguments of both transports:
-
-- `gateway_url`: where requests go when no host takes them (default: where the SDK sent them);
-- `allowed_hosts`: URL patterns of hosts that may get the key, as the service's setting
-  (default `https://*.libertai.io`); a host the monitor names outside it is never called;
-- `ca_bundle`: PEM file of extra CAs or pinned host certificates, as the service's setting;
-- `refresh` (5 s): at most one read of the monitor per model per `refresh` seconds;
-- `monitor_timeout` (2 s), `connect_timeout` (3 s, per host before the next is tried),
-  `penalty` (30 s: a host that just failed here is tried after the others for this long);
-- `on_attempt`: called with an `Attempt` (host, reason, status, elapsed) after every try;
-- `transport`: the inner httpx2 transport that sends to hosts (default: a pooled one);
-- `clock`: a `monitor.core.clock.Clock` (tests).
-
-Every response carries the host that answered in its `X-LibertAI-Host` header, and every try in
-`response.extensions["libertai_attempts"]`.
-"""
+"""The failover client, as the monitor ships it: the same objects as the light package
+`libertai_failover` (clients/libertai-failover), which applications install alone. See there."""
 
 from __future__ import annotations
 
@@ -30,26 +7,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from monitor.client.aio import AsyncFailoverTransport
-    from monitor.client.core import HOST_HEADER, Attempt
-    from monitor.client.options import DEFAULT_ALLOWED_HOSTS
-    from monitor.client.sync import FailoverTransport
+    from libertai_failover import (
+        DEFAULT_ALLOWED_HOSTS,
+        HOST_HEADER,
+        AsyncFailoverTransport,
+        Attempt,
+        FailoverTransport,
+    )
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "HOST_HEADER", "AsyncFailoverTransport", "Attempt", "FailoverTransport"]
 
-# Imported on first use: `monitor.client.answers` (the `best` command) must not need httpx2, the
-# optional `client` extra.
-_HOMES = {
-    "AsyncFailoverTransport": "monitor.client.aio",
-    "FailoverTransport": "monitor.client.sync",
-    "Attempt": "monitor.client.core",
-    "HOST_HEADER": "monitor.client.core",
-    "DEFAULT_ALLOWED_HOSTS": "monitor.client.options",
-}
-
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
+    # On first use: the `best` command imports the answers alone, without httpx2 (the `client` extra).
+    if name not in __all__:
         raise AttributeError(f"module 'monitor.client' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+    return getattr(importlib.import_module("libertai_failover"), name)

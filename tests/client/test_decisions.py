@@ -9,9 +9,9 @@ import threading
 import httpx2
 import pytest
 
-from monitor.client.answers import Answer, parse_answer
-from monitor.client.cache import AnswerCache, Want
-from monitor.client.rules import (
+from libertai_failover.answers import Answer, parse_answer
+from libertai_failover.cache import AnswerCache, Want
+from libertai_failover.rules import (
     error_reason,
     host_body,
     order_hosts,

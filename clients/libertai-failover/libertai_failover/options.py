@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.client.core import Attempt, FailoverCore
-from monitor.core.clock import SYSTEM_CLOCK, Clock
-from monitor.core.tls import make_ssl_context
-from monitor.core.urls import AllowList, normalise_url
+from libertai_failover.clock import SYSTEM_CLOCK, Clock
+from libertai_failover.core import Attempt, FailoverCore, Spread
+from libertai_failover.tls import make_ssl_context
+from libertai_failover.urls import AllowList, normalise_url
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "Options"]
 
@@ -29,6 +30,13 @@ class Options:
     penalty: float = 30.0
     on_attempt: Callable[[Attempt], None] | None = None
     clock: Clock = SYSTEM_CLOCK
+    spread: bool = True
+    first_token_timeout: float | None = None
+    hedge_after: float | None = None
+    hedge_budget: float = 0.1
+    affinity_size: int = 10_000
+    affinity_ttl: float = 1800.0
+    rng: random.Random | None = None
 
     def __post_init__(self) -> None:
         normalise_url(self.monitor_url)
@@ -37,6 +45,13 @@ class Options:
         for name in ("refresh", "monitor_timeout", "connect_timeout", "penalty"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
+        for name in ("first_token_timeout", "hedge_after"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if not 0 <= self.hedge_budget <= 1:
+            raise ValueError("hedge_budget must be a share of requests between 0 and 1")
+        if self.affinity_size < 1 or not self.affinity_ttl > 0:
+            raise ValueError("affinity_size and affinity_ttl must be positive")
 
     def allow_list(self) -> AllowList:
         if isinstance(self.allowed_hosts, AllowList):
@@ -62,4 +77,13 @@ class Options:
             on_attempt=self.on_attempt,
             clock=self.clock,
             new_ready=new_ready,
+            spread=Spread(
+                self.spread,
+                self.first_token_timeout,
+                self.hedge_after,
+                self.hedge_budget,
+                self.affinity_size,
+                self.affinity_ttl,
+            ),
+            rng=self.rng,
         )

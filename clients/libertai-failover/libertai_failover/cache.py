@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from monitor.client.answers import MAX_ANSWER_BYTES, Answer, parse_answer
-from monitor.core.clock import Clock
+from libertai_failover.answers import MAX_ANSWER_BYTES, Answer, parse_answer
+from libertai_failover.clock import Clock
 
 __all__ = ["AnswerCache", "Download", "Fetch", "Want"]
 
