@@ -200,10 +200,10 @@ async def _db_upgrade(settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    return runtime.run(_demo_async(args))
+    return runtime.run(_serve_demo(args))
 
 
-async def _demo_async(args: argparse.Namespace) -> int:
+async def _serve_demo(args: argparse.Namespace) -> int:
     from monitor.sim import SimNetwork, load_scenario
 
     scenario = load_scenario("demo")
