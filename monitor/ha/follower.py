@@ -1,7 +1,7 @@
 """A follower keeps up with its leader: the results and membership changes the leader writes, read
 back from the database, go into this process's fleet; it probes nothing and writes nothing.
 
-Results go through `ProbeRecorder.take_in` (the health state machine, as the leader applied them,
+Results go through `Recorder.take_in` (the health state machine, as the leader applied them,
 neither counted nor stored). A result is taken in once: one whose start is not after the latest
 sample of its kind that the entry holds is already there (restored at start, or probed by this
 process while it led). That holds because a target never runs twice at once, so the results of one
@@ -27,7 +27,7 @@ from monitor.core.steps import finish
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet
-from monitor.parts.recorder import ProbeRecorder
+from monitor.parts.recorder import Recorder
 from monitor.store import MembershipChange, MembershipTail, ResultTail, StoreError, TailCursor, load_best
 
 log = get_logger("monitor.ha.follower")
@@ -81,7 +81,7 @@ class Follower:
         engine: AsyncEngine,
         vantage: str,
         fleet: Fleet,
-        recorder: ProbeRecorder,
+        recorder: Recorder,
         best: BestHosts,
         clock: Clock,
         *,

@@ -76,7 +76,7 @@ class _Built:
     at: float  # the clock's monotonic seconds
 
 
-class VantageViews:
+class Vantages:
     def __init__(
         self,
         store: VantageReads,

@@ -82,7 +82,7 @@ class StateLogBudget:
         return held
 
 
-class ProbeRecorder:
+class Recorder:
     def __init__(
         self,
         fleet: Fleet,

@@ -4,7 +4,7 @@ A target is (model, host, kind). The decisions (kinds per model, interval per st
 first probes) are pure functions of the settings and a host's health; `Targets` only keeps the
 dispatcher's set of targets in step with the fleet while the service runs. Every member that gets
 completion probes also gets a throughput probe every `throughput_interval` (made only while its
-host is up: `monitor.parts.probing`).
+host is up: `monitor.parts.target_runner`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _SERVING = (ProbeKind.COMPLETION, ProbeKind.EMBEDDING)
 
 
 class TargetSet(Protocol):
-    """What `Targets` needs of the dispatcher (`monitor.parts.scheduler.ProbeDispatcher`)."""
+    """What `Targets` needs of the dispatcher (`monitor.parts.dispatcher.Dispatcher`)."""
 
     def __len__(self) -> int: ...
     def __contains__(self, target: object) -> bool: ...

@@ -1,6 +1,6 @@
 """History for the page as values: buckets per (model, host), and how a model's bucket is read.
 
-Pure: built by `monitor.web.status.data` from the store, read by `monitor.web.status.view`.
+Pure: built by `monitor.web.status.data` from the store, read by `monitor.web.status.page`.
 """
 
 from __future__ import annotations
