@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.core.clock import Clock
+from monitor.core.keys import HostKey
 from monitor.core.results import ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.logging import get_logger
@@ -51,9 +52,9 @@ def already_in(fleet: Fleet, result: ProbeResult) -> bool:
     """True when the fleet's health holds this result already (see the module doc)."""
     if result.kind is ProbeKind.AUTH:
         models = fleet.models_of(result.host)
-        h = fleet.health.get((models[0], result.host)) if models else None
+        h = fleet.health.get(HostKey(models[0], result.host)) if models else None
     else:
-        h = fleet.health.get((result.model, result.host))
+        h = fleet.health.get(HostKey(result.model, result.host))
     if h is None:
         return False
     latest = h.samples.latest(result.kind)

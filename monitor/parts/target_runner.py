@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, ProbeKind, ProbeResult
 from monitor.core.upstream import is_reasoning
 from monitor.parts.fleet import Fleet
@@ -56,7 +57,7 @@ class TargetRunner:
         model, host, kind = target
         if kind is not ProbeKind.THROUGHPUT:
             return True
-        h = self._fleet.health.get((model, host))
+        h = self._fleet.health.get(HostKey(model, host))
         return h is not None and h.state is HostState.UP
 
     async def run(self, target: Target) -> None:

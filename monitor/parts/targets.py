@@ -16,6 +16,7 @@ from typing import Protocol
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, ProbeKind
 from monitor.core.steps import Steps, for_each
 
@@ -120,9 +121,7 @@ class Targets:
         if self._set is not None:
             self._set.soon(target, delay)
 
-    def set_kinds(
-        self, key: tuple[str, str], kinds: Iterable[ProbeKind], h: HostHealth | None, hosts: int
-    ) -> None:
+    def set_kinds(self, key: HostKey, kinds: Iterable[ProbeKind], h: HostHealth | None, hosts: int) -> None:
         """Make `key`'s targets exactly those of `kinds` (`target_kinds`; a new one is placed by
         `first_within`/`since_last`)."""
         d = self._set

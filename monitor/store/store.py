@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor.core.keys import HostKey
 from monitor.core.results import Evidence, ProbeResult
 from monitor.store import maintenance, queries, records, restore
 from monitor.store.core import Core, check_vantage, describe
@@ -187,7 +188,7 @@ class Store(HistoryReads):
 
     async def load_recent_evidence(
         self, since: float, per_host_limit: int = 200, vantage: str | None = None
-    ) -> list[tuple[tuple[str, str], Evidence]]:
+    ) -> list[tuple[HostKey, Evidence]]:
         """The results of `load_recent_results`, in the same order, as ((model, host), evidence):
         only what the health state machine reads, without a `ProbeResult` per row (a restart reads
         one per kind and window slot of every host: 150,000 at 1,000 hosts)."""

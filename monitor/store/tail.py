@@ -42,7 +42,7 @@ __all__ = ["MembershipChange", "MembershipTail", "ResultTail", "TailCursor", "lo
 DEFAULT_OVERLAP_S: Final = 60.0
 DEFAULT_BATCH: Final = 5000
 
-Key = tuple[int, int, int, int]  # (model_id, host_id, at ms, kind code): the results' primary key
+RowKey = tuple[int, int, int, int]  # (model_id, host_id, at ms, kind code): the results' primary key
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class TailCursor:
 
     since_ms: int
     high_ms: int
-    seen: frozenset[Key]
+    seen: frozenset[RowKey]
 
     @classmethod
     def starting_at(cls, at: float) -> TailCursor:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.ha.election import Role
@@ -88,12 +89,12 @@ async def test_a_follower_takes_in_each_of_the_leaders_results_once_and_writes_n
     while await follower.read_once():
         pass
     assert set(m.fleet.hosts_of(M)) == {A, B}
-    assert len(m.fleet.health[(M, A)].samples) == 3
+    assert len(m.fleet.health[HostKey(M, A)].samples) == 3
     assert follower.taken_in == 3
     # Read again from the same mark (a tail restarted with its overlap): nothing twice.
     follower.open(Mark(0, now))
     await follower.read_once()
-    assert len(m.fleet.health[(M, A)].samples) == 3
+    assert len(m.fleet.health[HostKey(M, A)].samples) == 3
     assert sum(m.recorder.counts.values()) == 0, "a follower counts no probe of its own"
     assert await _rows(store) == 3, "and writes none"
 

@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from monitor.config import load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
 from monitor.core.results import Evidence, Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestChanged, BestHosts, ranking_policy
@@ -57,7 +58,7 @@ class _BrokenStore:
 
     async def load_recent_evidence(
         self, since: float, per_host_limit: int = 200
-    ) -> list[tuple[tuple[str, str], Evidence]]:
+    ) -> list[tuple[HostKey, Evidence]]:
         raise StoreError("loading recent results failed: no such table")
 
     async def load_best(self) -> dict[str, str | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestChanged, BestHosts, ranking_policy
@@ -75,7 +76,10 @@ def test_an_auth_check_counts_for_every_model_of_its_host() -> None:
     finish(fleet.apply_listing({"hermes": [A], "gemma": [A]}, T0))
     recorder = Recorder(fleet, health_policy(settings), None)
     recorder.record(ProbeResult(HOST_WIDE, A, ProbeKind.AUTH, Outcome.KEY_REJECTED, T0, 401))
-    assert fleet.health[("hermes", A)].key_ok is False and fleet.health[("gemma", A)].key_ok is False
+    assert (
+        fleet.health[HostKey("hermes", A)].key_ok is False
+        and fleet.health[HostKey("gemma", A)].key_ok is False
+    )
     assert recorder.counts[(HOST_WIDE, A, "auth", "key_rejected")] == 1
 
 
@@ -93,11 +97,11 @@ def test_best_host_events_come_once_per_change() -> None:
     best = BestHosts(ranking_policy(settings))
     events: list[BestChanged] = []
     best.subscribe(events.append)
-    hosts = [fleet.health[("hermes", h)] for h in (A, B)]
+    hosts = [fleet.health[HostKey("hermes", h)] for h in (A, B)]
     finish(best.rank("hermes", hosts, T0))  # nobody up: no best yet, but the model is now known
     _up(fleet, recorder, A, 80.0)
     for _ in range(3):
-        finish(best.rank("hermes", [fleet.health[("hermes", h)] for h in (A, B)], T0 + 10))
+        finish(best.rank("hermes", [fleet.health[HostKey("hermes", h)] for h in (A, B)], T0 + 10))
     assert [(e.previous, e.host, e.known) for e in events] == [(None, None, False), (None, A, True)]
 
 

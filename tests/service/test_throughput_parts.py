@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.core.throughput import Throughput
@@ -70,7 +71,7 @@ def test_throughput_is_probed_every_throughput_interval_even_of_a_down_host() ->
     recorder = Recorder(fleet, health_policy(settings), None)
     for i in range(3):
         recorder.record(ProbeResult("hermes", A, ProbeKind.HEALTH, Outcome.CONNECT_ERROR, T0 + i))
-    h = fleet.health[("hermes", A)]
+    h = fleet.health[HostKey("hermes", A)]
     assert h.state is HostState.DOWN
     assert interval_of(ProbeKind.THROUGHPUT, h, settings) == 1800.0
     assert fleet.interval_of(("hermes", A, ProbeKind.THROUGHPUT)) == 1800.0
@@ -121,11 +122,11 @@ def test_a_measurement_is_kept_but_neither_health_evidence_nor_counted_nor_store
     finish(fleet.apply_listing({"hermes": [A]}, T0))
     sink = _Sink()
     recorder = Recorder(fleet, health_policy(settings), sink)
-    before = fleet.health[("hermes", A)]
+    before = fleet.health[HostKey("hermes", A)]
     assert recorder.record(_measured()) is False
     assert recorder.record(_measured(outcome=Outcome.SERVER_ERROR, m=None)) is False  # no confirmation
     assert recorder.throughput == {("hermes", A): FAST}
-    assert fleet.health[("hermes", A)] is before
+    assert fleet.health[HostKey("hermes", A)] is before
     assert not recorder.counts and not sink.got
 
 

@@ -8,6 +8,7 @@ import time
 
 from monitor.config import load_settings
 from monitor.core.health import HostHealth, apply, new_host
+from monitor.core.keys import HostKey
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
 from monitor.store import MembershipRecord, Store
@@ -53,8 +54,8 @@ async def test_recent_evidence_is_empty_without_results(store: Store) -> None:
 
 
 def restored_one_by_one(
-    results: list[ProbeResult], health: dict[tuple[str, str], HostHealth], monitor: Monitor
-) -> dict[tuple[str, str], HostHealth]:
+    results: list[ProbeResult], health: dict[HostKey, HostHealth], monitor: Monitor
+) -> dict[HostKey, HostHealth]:
     """Every stored result applied in turn, as the live monitor does: a host's auth check (stored
     once, under any one of its models) goes to every model the host serves."""
     health = dict(health)
@@ -62,10 +63,12 @@ def restored_one_by_one(
     for model, host in health:
         models_of_host.setdefault(host, []).append(model)
     for r in results:
-        key = (r.model, r.host)
+        key = HostKey(r.model, r.host)
         if r.kind is ProbeKind.AUTH:
             for model in models_of_host.get(r.host, ()):
-                health[(model, r.host)] = apply(health[(model, r.host)], r, monitor.health_policy)
+                health[HostKey(model, r.host)] = apply(
+                    health[HostKey(model, r.host)], r, monitor.health_policy
+                )
         elif key in health:
             health[key] = apply(health[key], r, monitor.health_policy)
     return health
@@ -96,7 +99,7 @@ async def test_restart_rebuilds_the_health_that_applying_each_stored_result_live
         stored = await store.load_recent_results(now - 24 * 3600, per_host_limit=settings.window)
         fresh = {key: new_host(*key, trusted=h.trusted) for key, h in monitor.health.items()}
         assert monitor.health == restored_one_by_one(stored, fresh, monitor)
-        assert monitor.health[("qwen", A)].samples  # the comparison is not between empty hosts
-        assert not monitor.health[("qwen", STRANGER)].trusted
+        assert monitor.health[HostKey("qwen", A)].samples  # the comparison is not between empty hosts
+        assert not monitor.health[HostKey("qwen", STRANGER)].trusted
     finally:
         await monitor.stop()
