@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.core.clock import Clock
 from monitor.core.keys import HostKey
+from monitor.core.membership import MembershipChange
 from monitor.core.results import ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import Recorder
-from monitor.store import MembershipChange, MembershipTail, ResultTail, StoreError, TailCursor, load_best
+from monitor.store import MembershipTail, ResultTail, StoreError, TailCursor, load_best
 
 log = get_logger("monitor.ha.follower")
 

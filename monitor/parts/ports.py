@@ -9,8 +9,9 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.core.keys import HostKey
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
-from monitor.store import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats, VantageInfo
+from monitor.store import DiscoveryRecord, HistoryPoint, StoreStats, VantageInfo
 
 
 class ResultSink(Protocol):
@@ -23,7 +24,7 @@ class StateWriter(Protocol):
     """The service's own records; each raises `StoreError` when the write fails."""
 
     async def record_discovery(self, record: DiscoveryRecord) -> None: ...
-    async def record_membership(self, events: Sequence[MembershipRecord]) -> None: ...
+    async def record_membership(self, events: Sequence[MembershipChange]) -> None: ...
     async def save_best(self, model: str, host: str | None, at: float) -> None: ...
 
 

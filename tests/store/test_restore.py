@@ -9,9 +9,10 @@ import time
 from monitor.config import load_settings
 from monitor.core.health import HostHealth, apply, new_host
 from monitor.core.keys import HostKey
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
-from monitor.store import MembershipRecord, Store
+from monitor.store import Store
 
 from .conftest import T0
 
@@ -79,9 +80,9 @@ async def test_restart_rebuilds_the_health_that_applying_each_stored_result_live
 ) -> None:
     now = time.time()
     members = [("llama-3", A), ("llama-3", B), ("qwen", A), ("qwen", STRANGER), ("qwen", C)]
-    await store.record_membership([MembershipRecord(now - 3600, m, h, "joined") for m, h in members])
+    await store.record_membership([MembershipChange(now - 3600, m, h, "joined") for m, h in members])
     # The host's auth checks were stored under a model it no longer serves.
-    await store.record_membership([MembershipRecord(now - 3600, "retired-model", A, "left")])
+    await store.record_membership([MembershipChange(now - 3600, "retired-model", A, "left")])
     for r in random_history(random.Random(11), now - 600, 1500):
         store.submit(r)
     await store.flush()
