@@ -4,11 +4,12 @@ server (see tests/pg.py; skipped with the reason without its binaries, failed in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from tests.pg import PgServer
@@ -31,6 +32,13 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
     server: PgServer = request.getfixturevalue("pg_server")
     return server.new_database()
+
+
+@pytest.fixture
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """The log lines (structlog's events) written during the test."""
+    with capture_logs() as captured:
+        yield captured
 
 
 def sqlite_only(backend: str, why: str) -> None:
