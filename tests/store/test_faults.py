@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from monitor.store import DiscoveryRecord, SchemaTooNewError, Store
 from monitor.store.engine import write_transaction
 from tests.pg import PgServer
 
-from .conftest import T0, MakeResult
+from .conftest import T0, Logs, MakeResult
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -137,7 +137,7 @@ async def test_a_small_write_that_works_while_batches_fail_does_not_report_healt
 
 
 async def test_one_row_the_database_cannot_take_costs_only_that_row(
-    store: Store, make_result: MakeResult, logs: list[MutableMapping[str, Any]]
+    store: Store, make_result: MakeResult, logs: Logs
 ) -> None:
     bad = "bad-\ud800-id"  # a lone surrogate: valid in a Python str, not encodable as UTF-8
     for i in range(30):

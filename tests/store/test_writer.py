@@ -6,9 +6,8 @@ import asyncio
 import dataclasses
 import math
 import sqlite3
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import event, text
@@ -17,7 +16,7 @@ from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import Store
 from monitor.store.engine import sqlite_path
 
-from .conftest import T0, MakeResult, sqlite_only
+from .conftest import T0, Logs, MakeResult, sqlite_only
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -180,7 +179,7 @@ async def test_unstorable_results_are_dropped_not_raised(store: Store, make_resu
 
 
 async def test_locked_database_counts_errors_stays_alive_and_recovers(
-    db_url: str, backend: str, make_result: MakeResult, logs: list[MutableMapping[str, Any]]
+    db_url: str, backend: str, make_result: MakeResult, logs: Logs
 ) -> None:
     sqlite_only(backend, "another process holds SQLite's write lock")
     store = await Store.open(db_url, busy_timeout_ms=20, retry_initial_s=0.02, retry_max_s=0.05)
