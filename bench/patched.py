@@ -100,7 +100,7 @@ def timing() -> None:
     wrap(publisher, "host_view", "snapshot.host_view")
     wrap(fleet.Fleet, "apply_listing", "Fleet.apply_listing")
     wrap(fleet.Fleet, "_sync", "Fleet._sync")
-    wrap(recorder.ProbeRecorder, "record", "ProbeRecorder.record")
+    wrap(recorder.Recorder, "record", "Recorder.record")
 
     import gc
 

@@ -33,6 +33,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from bench.common import base_result, log, summary, write_result
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome
 from monitor.core.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
 from monitor.core.steps import finish
@@ -47,8 +48,8 @@ READINESS = {"discovery": "ok", "api_key": "ok", "database": "ok"}
 def build(models: int, hosts: int, now: float, seed: int = 1) -> tuple[Snapshot, History, IncidentLog]:
     rng = random.Random(seed)
     views: dict[str, ModelView] = {}
-    hourly: dict[tuple[str, str], dict[float, Bucket]] = {}
-    daily: dict[tuple[str, str], dict[float, Bucket]] = {}
+    hourly: dict[HostKey, dict[float, Bucket]] = {}
+    daily: dict[HostKey, dict[float, Bucket]] = {}
     incidents = IncidentLog()
     hours, days = hour_slots(now), day_slots(now)
     for m in range(models):
@@ -76,11 +77,11 @@ def build(models: int, hosts: int, now: float, seed: int = 1) -> tuple[Snapshot,
                     last_outcome=Outcome.KEY_REJECTED if down else Outcome.OK,
                 )
             )
-            hourly[(model, url)] = {
+            hourly[HostKey(model, url)] = {
                 s: Bucket(s, 130, 130 - rng.choice((0, 0, 0, 1, 5)), ttft * rng.uniform(0.9, 1.1), ttft * 1.5)
                 for s in hours
             }
-            daily[(model, url)] = {
+            daily[HostKey(model, url)] = {
                 s: Bucket(s, 3100, 3100 - rng.choice((0, 0, 2, 30)), ttft * rng.uniform(0.9, 1.1), ttft * 1.5)
                 for s in days
             }

@@ -36,10 +36,11 @@ from typing import Any
 
 from bench.common import base_result, loadavg, log, write_result
 from monitor.config import load_settings
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.logging import configure_logging
 from monitor.service import Monitor
-from monitor.store import MembershipRecord, Store, queries
+from monitor.store import Store, queries
 from monitor.store.engine import write_transaction
 from monitor.store.maintenance import ROLLUP_GRACE_S
 
@@ -120,7 +121,7 @@ async def run_size(hosts_n: int, workdir: Path) -> dict[str, Any]:
     store = await Store.open(url)
     await store.upgrade()
     store.start_writer()
-    await store.record_membership([MembershipRecord(start - 60, m, h, "joined") for m, h in hosts])
+    await store.record_membership([MembershipChange(start - 60, m, h, "joined") for m, h in hosts])
     for m in sorted({m for m, _ in hosts}):
         await store.save_best(m, next(h for mm, h in hosts if mm == m), start)
     results = day_of_results(hosts, start, rng)

@@ -1,10 +1,10 @@
 """The running monitor: wires the parts together and owns their life cycle.
 
 Each part has one job (ARCHITECTURE.md draws the flow): the `Fleet` holds members, health and
-probe targets; `DiscoveryRun` polls the gateway; `Probing` and `ProbeRecorder` run probes and
+probe targets; `DiscoveryRun` polls the gateway; `TargetRunner` and `Recorder` run probes and
 take in their results; `BestHosts` ranks and announces a new best host, which `Persistence`
 writes and the log reports; the `Publisher` renders the snapshot that the API and /metrics read
-(through `MonitorView`); `restore` reads a restart's memory back. Every read of the time goes
+(through `Readout`); `restore` reads a restart's memory back. Every read of the time goes
 through one injected `Clock`.
 """
 
@@ -25,27 +25,27 @@ from monitor.ha.duties import Duties
 from monitor.ha.election import Election, asyncpg_dsn
 from monitor.ha.follower import Follower, Mark
 from monitor.ha.roles import Roles
-from monitor.ha.vantages import UnknownVantage, VantageViews
+from monitor.ha.vantages import UnknownVantage, Vantages
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts, log_best_change, ranking_policy
 from monitor.parts.discovery_run import DiscoveryRun
+from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.fleet import Fleet
 from monitor.parts.persistence import Persistence
 from monitor.parts.ports import HistoryReader, ServiceStore
 from monitor.parts.probe_once import probe_once
-from monitor.parts.probing import Probing
 from monitor.parts.publisher import Publisher
 from monitor.parts.readiness import Readiness, readiness
-from monitor.parts.recorder import STATE_LOG_WINDOW_S, ProbeRecorder, health_policy
+from monitor.parts.recorder import STATE_LOG_WINDOW_S, Recorder, health_policy
 from monitor.parts.restore import restore
-from monitor.parts.scheduler import SchedulerStats
 from monitor.parts.slices import run_in_slices
+from monitor.parts.target_runner import TargetRunner
 from monitor.parts.targets import HOST_WIDE, Target, Targets, probe_kinds
 from monitor.probe.http import make_session
 from monitor.probe.prober import Prober
 from monitor.store import StoreError, VantageInfo
+from monitor.web.readout import Counters
 from monitor.web.status.incidents import IncidentLog
-from monitor.web.view import Counters
 
 __all__ = ["HOST_WIDE", "Monitor", "Readiness", "Target", "probe_kinds"]
 
@@ -60,7 +60,7 @@ log = get_logger("monitor.service")
 
 class Monitor:
     """The service: `prepare` (restore; answers ready), `run` (discovery, probes, jobs), `stop`.
-    Satisfies `monitor.web.view.MonitorView` for the API and /metrics."""
+    Satisfies `monitor.web.readout.Readout` for the API and /metrics."""
 
     def __init__(
         self, settings: Settings, store: ServiceStore | None = None, clock: Clock = SYSTEM_CLOCK
@@ -81,7 +81,7 @@ class Monitor:
         self.persistence = Persistence(store) if store is not None else None
         if self.persistence is not None:
             self.best_hosts.subscribe(self.persistence.best_changed)
-        self.recorder = ProbeRecorder(self.fleet, self.health_policy, store)
+        self.recorder = Recorder(self.fleet, self.health_policy, store)
         self.fleet.on_sync(self.recorder.retain_throughput)
         self.probe_counts = self.recorder.counts
         # State and best-host changes of the last days, for the status page.
@@ -102,7 +102,7 @@ class Monitor:
             version=__version__,
         )
         self._session: aiohttp.ClientSession | None = None
-        self._probing: Probing | None = None
+        self._runner: TargetRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []  # loops, cancelled at stop
         # Monitors sharing a PostgreSQL database elect a leader per vantage; any other store
         # (SQLite) or none: this process is the only one, and leads.
@@ -132,7 +132,7 @@ class Monitor:
         self.vantages = (
             None
             if store is None
-            else VantageViews(store, settings, self.health_policy, clock, lambda: self.roles.served_by)
+            else Vantages(store, settings, self.health_policy, clock, lambda: self.roles.served_by)
         )
 
     @property
@@ -161,7 +161,7 @@ class Monitor:
             allow=s.allowed_hosts,
             throughput_tokens=s.throughput_tokens,
         )
-        self._probing = Probing(prober, self.fleet, self.recorder, self.targets, s.confirm_delay)
+        self._runner = TargetRunner(prober, self.fleet, self.recorder, self.targets, s.confirm_delay)
         if self.follower is not None:
             try:
                 self._mark = await self.follower.mark()  # before the restore: nothing falls between
@@ -171,9 +171,9 @@ class Monitor:
             await restore(self.store, self.fleet, self.best_hosts, self.health_policy, self.clock.time())
         finish(self.publisher.publish(force=True))
 
-    def _prepared(self) -> Probing:
-        assert self._probing is not None, "prepare() first"
-        return self._probing
+    def _prepared(self) -> TargetRunner:
+        assert self._runner is not None, "prepare() first"
+        return self._runner
 
     async def run(self) -> None:
         """Start the publisher, and discovery, probing and the periodic jobs when this process
@@ -255,9 +255,9 @@ class Monitor:
 
     async def probe_once(self) -> None:
         """One discovery and one probe of every target, then a fresh snapshot (for `probe-once`)."""
-        assert self._probing is not None, "prepare() first"
+        assert self._runner is not None, "prepare() first"
 
         def publish_now() -> None:
             finish(self.publisher.publish(force=True))
 
-        await probe_once(self.settings, self.clock, self.gateway, self.fleet, self._probing, publish_now)
+        await probe_once(self.settings, self.clock, self.gateway, self.fleet, self._runner, publish_now)

@@ -16,7 +16,7 @@ from monitor.core.snapshot import Snapshot
 from monitor.core.steps import finish
 from monitor.web.api import make_app
 from monitor.web.httpcache import MAX_AGE_S, matches
-from monitor.web.view import MonitorView
+from monitor.web.readout import Readout
 from tests.status.support import NOW, A, B, Ready, host, model, snapshot
 
 Client = Any  # the aiohttp_client fixture's factory
@@ -41,7 +41,7 @@ class _Monitor:
 @pytest.fixture
 async def served(aiohttp_client: Client) -> tuple[TestClient[Any, Any], _Monitor]:
     monitor = _Monitor(_answers())
-    client: TestClient[Any, Any] = await aiohttp_client(make_app(cast(MonitorView, monitor)))
+    client: TestClient[Any, Any] = await aiohttp_client(make_app(cast(Readout, monitor)))
     return client, monitor
 
 

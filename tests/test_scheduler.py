@@ -14,19 +14,18 @@ from typing import TypeVar
 import pytest
 
 from monitor.core.clock import FakeClock
-from monitor.parts.scheduler import (
+from monitor.parts.dispatcher import (
     MIN_IN_FLIGHT,
     MIN_START_PER_TURN,
     START_PER_TURN,
     TURN_BUDGET_S,
-    ProbeDispatcher,
+    Dispatcher,
     SchedulerStats,
-    add_interval_job,
-    make_job_scheduler,
     next_in_flight_cap,
     next_start_per_turn,
     slot_offset,
 )
+from monitor.parts.jobs import add_interval_job, make_job_scheduler
 
 T = TypeVar("T", bound=Hashable)
 
@@ -43,8 +42,8 @@ def _slots_until(target: Hashable, interval: float, until: float) -> int:
 @asynccontextmanager
 async def _running(
     clock: FakeClock, run: Callable[[T], Awaitable[None]], interval: float, limit: int = 10
-) -> AsyncIterator[ProbeDispatcher[T]]:
-    d: ProbeDispatcher[T] = ProbeDispatcher(run, lambda t: interval, limit=limit, jitter=0.0, clock=clock)
+) -> AsyncIterator[Dispatcher[T]]:
+    d: Dispatcher[T] = Dispatcher(run, lambda t: interval, limit=limit, jitter=0.0, clock=clock)
     task = asyncio.create_task(d.run_forever())
     try:
         yield d
@@ -190,7 +189,7 @@ async def test_a_shorter_interval_applies_from_the_next_slot() -> None:
     async def run(t: str) -> None:
         at.append(clock.monotonic())
 
-    d: ProbeDispatcher[str] = ProbeDispatcher(run, interval.__getitem__, limit=1, jitter=0.0, clock=clock)
+    d: Dispatcher[str] = Dispatcher(run, interval.__getitem__, limit=1, jitter=0.0, clock=clock)
     task = asyncio.create_task(d.run_forever())
     d.add("x", first_within=0.0)
     await clock.advance(1.0)
@@ -352,7 +351,7 @@ async def test_a_periodic_job_cancelled_at_stop_ends_quietly() -> None:
 
 def _probe_tasks() -> int:
     """Probe tasks alive now (each runs the dispatcher's `_guarded`), whatever they wait on."""
-    code = ProbeDispatcher._guarded.__code__
+    code = Dispatcher._guarded.__code__
     return sum(1 for t in asyncio.all_tasks() if getattr(t.get_coro(), "cr_code", None) is code)
 
 

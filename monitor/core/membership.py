@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal
 
 from monitor.core.steps import Steps, for_each
 from monitor.core.urls import AllowList
 
 __all__ = [
+    "MEMBERSHIP_EVENTS",
     "MemberInfo",
     "Membership",
     "MembershipChange",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 MembershipEvent = Literal["joined", "left", "retired"]
+MEMBERSHIP_EVENTS: Final[tuple[MembershipEvent, ...]] = ("joined", "left", "retired")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ class MemberInfo:
 
 @dataclass(frozen=True, slots=True)
 class MembershipChange:
+    """One host joining, leaving or retiring from a model, at `at`: what the fleet logs, the store
+    records and a follower reads back."""
+
     at: float
     model: str
     host: str

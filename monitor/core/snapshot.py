@@ -16,6 +16,7 @@ from typing import Any
 
 from monitor.core.answer import DUMP_SLICE, Answer, AnswerKey, Kind, Sort, dump, packed, weak_etag
 from monitor.core.health import HostHealth, stats
+from monitor.core.keys import HostKey
 from monitor.core.ranking import ModelRanking
 from monitor.core.results import HostState, Outcome
 from monitor.core.steps import Steps, mapped
@@ -93,7 +94,7 @@ class Elsewhere:
     how many vantages (this one included) have fresh results."""
 
     local: str = "default"
-    down: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    down: Mapping[HostKey, tuple[str, ...]] = field(default_factory=dict)
     vantages: int = 1
 
 
@@ -105,7 +106,7 @@ def host_view(
     e = elsewhere or _ALONE
     down_from: tuple[str, ...] = ()
     if e.down or h.state is HostState.DOWN:  # most hosts are up everywhere: nothing to sort
-        down = set(e.down.get((h.model, h.host), ()))
+        down = set(e.down.get(HostKey(h.model, h.host), ()))
         if h.state is HostState.DOWN:
             down.add(e.local)
         down_from = tuple(sorted(down))
@@ -317,9 +318,10 @@ def _models(s: Snapshot) -> Steps[_Built]:
     return models, None
 
 
-def model_view(model: str, ranking: ModelRanking, views: Mapping[tuple[str, str], HostView]) -> ModelView:
+def model_view(model: str, ranking: ModelRanking, views: Mapping[HostKey, HostView]) -> ModelView:
     """A base model id's view: its hosts in ranked order."""
-    hosts = tuple(views[(model, url)] for url in ranking.ordered if (model, url) in views)
+    keys = (HostKey(model, url) for url in ranking.ordered)
+    hosts = tuple(views[key] for key in keys if key in views)
     r = ranking
     return ModelView(
         model, model, r.best, r.fallbacks, r.healthy, r.known, r.panic, hosts, eligible=r.eligible

@@ -9,11 +9,12 @@ import asyncio
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.parts.discovery_run import DiscoveryRun
+from monitor.parts.dispatcher import Dispatcher, SchedulerStats
 from monitor.parts.fleet import Fleet
+from monitor.parts.jobs import add_interval_job, make_job_scheduler
 from monitor.parts.maintenance import add_maintenance_jobs
 from monitor.parts.ports import Maintenance
-from monitor.parts.probing import Probing
-from monitor.parts.scheduler import ProbeDispatcher, SchedulerStats, add_interval_job, make_job_scheduler
+from monitor.parts.target_runner import TargetRunner
 from monitor.parts.targets import Target
 
 
@@ -33,7 +34,7 @@ class Duties:
         self._gateway = gateway
         self._store = store
         self._stats = stats
-        self._dispatcher: ProbeDispatcher[Target] | None = None
+        self._dispatcher: Dispatcher[Target] | None = None
         self._jobs = make_job_scheduler(stats)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -41,13 +42,13 @@ class Duties:
     def running(self) -> bool:
         return self._dispatcher is not None
 
-    def start(self, probing: Probing) -> None:
+    def start(self, runner: TargetRunner) -> None:
         """Start probing every member, the first discovery (in the background) and the jobs."""
         if self._dispatcher is not None:
             return
         s = self._settings
-        dispatcher = self._dispatcher = ProbeDispatcher(
-            probing.run, self._fleet.interval_of, limit=s.max_concurrency, jitter=s.jitter, clock=self._clock
+        dispatcher = self._dispatcher = Dispatcher(
+            runner.run, self._fleet.interval_of, limit=s.max_concurrency, jitter=s.jitter, clock=self._clock
         )
         dispatcher.stats = self._stats
         self._tasks.append(asyncio.create_task(dispatcher.run_forever(), name="probe-dispatcher"))

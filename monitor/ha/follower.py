@@ -1,7 +1,7 @@
 """A follower keeps up with its leader: the results and membership changes the leader writes, read
 back from the database, go into this process's fleet; it probes nothing and writes nothing.
 
-Results go through `ProbeRecorder.take_in` (the health state machine, as the leader applied them,
+Results go through `Recorder.take_in` (the health state machine, as the leader applied them,
 neither counted nor stored). A result is taken in once: one whose start is not after the latest
 sample of its kind that the entry holds is already there (restored at start, or probed by this
 process while it led). That holds because a target never runs twice at once, so the results of one
@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.core.clock import Clock
+from monitor.core.keys import HostKey
+from monitor.core.membership import MembershipChange
 from monitor.core.results import ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet
-from monitor.parts.recorder import ProbeRecorder
-from monitor.store import MembershipChange, MembershipTail, ResultTail, StoreError, TailCursor, load_best
+from monitor.parts.recorder import Recorder
+from monitor.store import MembershipTail, ResultTail, StoreError, TailCursor, load_best
 
 log = get_logger("monitor.ha.follower")
 
@@ -51,9 +53,9 @@ def already_in(fleet: Fleet, result: ProbeResult) -> bool:
     """True when the fleet's health holds this result already (see the module doc)."""
     if result.kind is ProbeKind.AUTH:
         models = fleet.models_of(result.host)
-        h = fleet.health.get((models[0], result.host)) if models else None
+        h = fleet.health.get(HostKey(models[0], result.host)) if models else None
     else:
-        h = fleet.health.get((result.model, result.host))
+        h = fleet.health.get(HostKey(result.model, result.host))
     if h is None:
         return False
     latest = h.samples.latest(result.kind)
@@ -81,7 +83,7 @@ class Follower:
         engine: AsyncEngine,
         vantage: str,
         fleet: Fleet,
-        recorder: ProbeRecorder,
+        recorder: Recorder,
         best: BestHosts,
         clock: Clock,
         *,

@@ -20,8 +20,8 @@ from monitor.ha.election import Role
 from monitor.ha.follower import Follower, Mark
 from monitor.logging import get_logger
 from monitor.parts.persistence import Persistence
-from monitor.parts.probing import Probing
 from monitor.parts.publisher import Publisher
+from monitor.parts.target_runner import TargetRunner
 
 log = get_logger("monitor.service")
 
@@ -34,7 +34,7 @@ class Roles:
         follower: Follower | None,
         persistence: Persistence | None,
         publisher: Publisher,
-        probing: Callable[[], Probing],
+        target_runner: Callable[[], TargetRunner],
         *,
         elected: bool,
     ) -> None:
@@ -43,7 +43,7 @@ class Roles:
         self._follower = follower
         self._persistence = persistence
         self._publisher = publisher
-        self._probing = probing
+        self._target_runner = target_runner
         # Elected: nothing probes before the lock is held. Otherwise (SQLite, no database) this
         # process is the only one and leads from the start.
         self.role = Role.FOLLOWER if elected else Role.LEADER
@@ -64,7 +64,7 @@ class Roles:
             return
         if self._persistence is not None:
             self._persistence.writing = True
-        self._duties.start(self._probing())
+        self._duties.start(self._target_runner())
         self.role = Role.LEADER
         self._announce()
 

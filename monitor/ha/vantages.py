@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.core.health import HealthPolicy
+from monitor.core.keys import HostKey
 from monitor.core.results import Evidence, HostState, Outcome
 from monitor.core.snapshot import DiscoveryStatus, Elsewhere, ServedBy, Snapshot
 from monitor.core.steps import Steps
@@ -56,7 +57,7 @@ class _Of:
 
     async def load_recent_evidence(
         self, since: float, per_host_limit: int = 200
-    ) -> list[tuple[tuple[str, str], Evidence]]:
+    ) -> list[tuple[HostKey, Evidence]]:
         return await self._store.load_recent_evidence(since, per_host_limit, self._vantage)
 
     async def load_best(self) -> dict[str, str | None]:
@@ -76,7 +77,7 @@ class _Built:
     at: float  # the clock's monotonic seconds
 
 
-class VantageViews:
+class Vantages:
     def __init__(
         self,
         store: VantageReads,
@@ -150,7 +151,7 @@ class VantageViews:
             for v in await self._store.vantages()
             if v.name != self.local and v.last_result_at is not None and now - v.last_result_at < FRESH_S
         ]
-        down: dict[tuple[str, str], list[str]] = {}
+        down: dict[HostKey, list[str]] = {}
         for vantage in fresh:
             snap = await self.snapshot(vantage)
             for model, view in snap.models.items():
@@ -158,7 +159,7 @@ class VantageViews:
                     continue  # an alias: its hosts are its base id's
                 for h in view.hosts:
                     if h.state is HostState.DOWN:
-                        down.setdefault((model, h.url), []).append(vantage)
+                        down.setdefault(HostKey(model, h.url), []).append(vantage)
         return Elsewhere(self.local, {k: tuple(sorted(v)) for k, v in down.items()}, 1 + len(fresh))
 
     async def run_forever(self, publisher: Publisher, *, refresh_s: float = REFRESH_S) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from monitor.config import Settings
 from monitor.core.health import HostHealth, new_host
+from monitor.core.keys import HostKey
 from monitor.core.membership import Membership, MembershipChange, apply_listing
 from monitor.core.steps import Steps, finish, for_each, mapped
 from monitor.logging import get_logger
@@ -22,8 +23,6 @@ from monitor.parts.targets import Target, Targets, TargetSet, interval_of, probe
 from monitor.probe.discovery import alias_of
 
 log = get_logger("monitor.service")  # the service's parts log under one name
-
-Key = tuple[str, str]  # (model, host)
 
 # Members handled per step while walking the fleet: a few milliseconds.
 SYNC_STEP = 500
@@ -34,9 +33,9 @@ class Changed:
     """What changed since the last `take_changed`: entries to render again, models to rank again,
     and entries that are gone (their rendered views go too)."""
 
-    keys: set[Key]  # handed over, not copied: the fleet starts new sets
+    keys: set[HostKey]  # handed over, not copied: the fleet starts new sets
     models: set[str]
-    dropped: set[Key]
+    dropped: set[HostKey]
 
 
 class Fleet:
@@ -46,13 +45,13 @@ class Fleet:
         self.targets = targets
         self.membership = Membership()
         self.aliases: dict[str, str] = {}  # "-thinking" alias -> base id
-        self.health: dict[Key, HostHealth] = {}  # never rebound: the Monitor shares it
+        self.health: dict[HostKey, HostHealth] = {}  # never rebound: the Monitor shares it
         self._models_of_host: dict[str, list[str]] = {}
         self._hosts_of_model: dict[str, list[str]] = {}
         self._listed_hosts = 0
-        self._dirty: set[Key] = set()
+        self._dirty: set[HostKey] = set()
         self._dirty_models: set[str] = set()
-        self._dropped: set[Key] = set()
+        self._dropped: set[HostKey] = set()
         self._on_sync: list[Callable[[set[str]], Iterator[None] | None]] = []
 
     def on_sync(self, listener: Callable[[set[str]], Iterator[None] | None]) -> None:
@@ -106,18 +105,18 @@ class Fleet:
         for hosts in membership.models.values():
             listed.update(hosts)
         members = ((model, host, info) for model, host, info in membership.pairs() if model not in aliases)
-        wanted: dict[Key, bool] = dict(
-            (yield from mapped(members, lambda m: ((m[0], m[1]), m[2].trusted), SYNC_STEP))
+        wanted: dict[HostKey, bool] = dict(
+            (yield from mapped(members, lambda m: (HostKey(m[0], m[1]), m[2].trusted), SYNC_STEP))
         )
 
-        def drop_retired(key: Key) -> None:
+        def drop_retired(key: HostKey) -> None:
             if key not in wanted:
                 self.health.pop(key, None)
                 self._dropped.add(key)
                 self._dirty_models.add(key[0])
                 self.targets.set_kinds(key, (), None, len(self.health))
 
-        def add_entry(member: tuple[Key, bool]) -> None:
+        def add_entry(member: tuple[HostKey, bool]) -> None:
             key, trusted = member
             current = self.health.get(key)
             if current is None or current.trusted != trusted:
@@ -129,7 +128,7 @@ class Fleet:
         # Only now that every member has its entry: the first probes' ramp is sized by their number.
         count = len(self.health)
 
-        def set_targets(member: tuple[Key, bool]) -> None:
+        def set_targets(member: tuple[HostKey, bool]) -> None:
             key, trusted = member
             kinds = probe_kinds(key[0], self._settings) if trusted else ()
             self.targets.set_kinds(key, kinds, self.health.get(key), count)
@@ -145,7 +144,7 @@ class Fleet:
         hosts_of_model: dict[str, list[str]] = {}
         trusted_hosts: set[str] = set()
 
-        def index(member: tuple[Key, bool]) -> None:
+        def index(member: tuple[HostKey, bool]) -> None:
             (model, host), trusted = member
             models_of_host.setdefault(host, []).append(model)
             hosts_of_model.setdefault(model, []).append(host)
@@ -178,14 +177,14 @@ class Fleet:
 
     def interval_of(self, target: Target) -> float:
         model, host, kind = target
-        return interval_of(kind, self.health.get((model, host)), self._settings)
+        return interval_of(kind, self.health.get(HostKey(model, host)), self._settings)
 
-    def update(self, key: Key, h: HostHealth) -> None:
+    def update(self, key: HostKey, h: HostHealth) -> None:
         """A member's new health (its entry must exist), to be rendered at the next snapshot."""
         self.health[key] = h
         self._dirty.add(key)
 
-    def touch(self, key: Key) -> None:
+    def touch(self, key: HostKey) -> None:
         """Render `key` again at the next snapshot (something shown of it changed, not its health)."""
         self._dirty.add(key)
 
@@ -195,7 +194,7 @@ class Fleet:
         self._dirty, self._dirty_models, self._dropped = set(), set(), set()
         return changed
 
-    def give_back(self, keys: Iterable[Key], models: Iterable[str]) -> None:
+    def give_back(self, keys: Iterable[HostKey], models: Iterable[str]) -> None:
         """Work a builder took but did not finish: it is done by the next build."""
         self._dirty.update(keys)
         self._dirty_models.update(models)

@@ -10,8 +10,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import Settings
 from monitor.core.clock import Clock
+from monitor.parts.jobs import add_interval_job
 from monitor.parts.ports import Maintenance
-from monitor.parts.scheduler import add_interval_job
 
 ROLLUP_EVERY_S = 600
 RETENTION_EVERY_S = 3600

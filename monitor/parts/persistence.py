@@ -15,7 +15,7 @@ from monitor.core.membership import MembershipChange
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestChanged
 from monitor.parts.ports import StateWriter
-from monitor.store import DiscoveryRecord, MembershipRecord, StoreError
+from monitor.store import DiscoveryRecord, StoreError
 
 log = get_logger("monitor.service")
 
@@ -64,9 +64,7 @@ class Persistence:
         for i in range(0, len(changes), MEMBERSHIP_BATCH):
             batch = changes[i : i + MEMBERSHIP_BATCH]
             try:
-                await self._store.record_membership(
-                    [MembershipRecord(c.at, c.model, c.host, c.event) for c in batch]
-                )
+                await self._store.record_membership(batch)
             except StoreError as exc:
                 failed.append(str(exc))
         if failed:

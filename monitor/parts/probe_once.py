@@ -10,7 +10,7 @@ from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.core.results import ProbeKind
 from monitor.parts.fleet import Fleet
-from monitor.parts.probing import Probing
+from monitor.parts.target_runner import TargetRunner
 from monitor.parts.targets import HOST_WIDE, Target, probe_kinds
 
 
@@ -37,7 +37,7 @@ async def probe_once(
     clock: Clock,
     discovery: Discovers,
     fleet: Fleet,
-    probing: Probing,
+    runner: TargetRunner,
     publish_now: Callable[[], None],
 ) -> None:
     await discovery.run()
@@ -45,7 +45,7 @@ async def probe_once(
 
     async def one(t: Target) -> bool:
         async with sem:
-            return await probing.probe_and_record(t)
+            return await runner.probe_and_record(t)
 
     # As the running service does, a failure is confirmed by re-probing at once rather than
     # taken as a verdict, until the host is down or recovers (at most the threshold).

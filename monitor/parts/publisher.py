@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from monitor.core.clock import Clock
+from monitor.core.keys import HostKey
 from monitor.core.results import Outcome
 from monitor.core.snapshot import (
     DiscoveryStatus,
@@ -27,7 +28,7 @@ from monitor.core.snapshot import (
 from monitor.core.steps import Steps
 from monitor.core.throughput import Throughput
 from monitor.parts.best_hosts import BestHosts
-from monitor.parts.fleet import Fleet, Key
+from monitor.parts.fleet import Fleet
 from monitor.parts.slices import run_in_slices
 
 PUBLISH_EVERY_S = 0.25
@@ -54,15 +55,15 @@ class Publisher:
         best: BestHosts,
         gateway: GatewayState,
         clock: Clock,
-        throughput: Mapping[Key, Throughput] | None = None,
+        throughput: Mapping[HostKey, Throughput] | None = None,
     ) -> None:
         # The last throughput measurement of each (model, host), as the recorder keeps it.
-        self._throughput: Mapping[Key, Throughput] = {} if throughput is None else throughput
+        self._throughput: Mapping[HostKey, Throughput] = {} if throughput is None else throughput
         self._fleet = fleet
         self._best = best
         self._gateway = gateway
         self._clock = clock
-        self._views: dict[Key, HostView] = {}
+        self._views: dict[HostKey, HostView] = {}
         self._model_views: dict[str, ModelView] = {}  # base ids, as last ranked
         self.served_by: ServedBy | None = None  # set by the service; shown in the answers
         self.vantage: str | None = None
@@ -128,7 +129,7 @@ class Publisher:
             for model in sorted(pending_models):
                 if model in fleet.models():
                     # An entry may be gone while the fleet walks its members in steps: skipped.
-                    entries = (fleet.health.get((model, host)) for host in fleet.hosts_of(model))
+                    entries = (fleet.health.get(HostKey(model, host)) for host in fleet.hosts_of(model))
                     hosts = [h for h in entries if h is not None]
                     done = yield from self._best.ranker(model, hosts, now).run()
                     view = model_view(model, done.ranking, self._views)

@@ -24,11 +24,12 @@ from typing import Any
 
 from monitor.config import Settings
 from monitor.core.health import HealthPolicy, HostHealth, apply, needs_confirmation
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, ProbeKind, ProbeResult
 from monitor.core.steps import mapped
 from monitor.core.throughput import Throughput
 from monitor.logging import get_logger
-from monitor.parts.fleet import SYNC_STEP, Fleet, Key
+from monitor.parts.fleet import SYNC_STEP, Fleet
 from monitor.parts.ports import ResultSink
 
 log = get_logger("monitor.service")  # the service's parts log under one name
@@ -82,7 +83,7 @@ class StateLogBudget:
         return held
 
 
-class ProbeRecorder:
+class Recorder:
     def __init__(
         self,
         fleet: Fleet,
@@ -94,7 +95,7 @@ class ProbeRecorder:
         self._policy = policy
         self._sink = sink
         self.counts: ProbeCounts = Counter()
-        self.throughput: dict[Key, Throughput] = {}  # the last measurement of each (model, host)
+        self.throughput: dict[HostKey, Throughput] = {}  # the last measurement of each (model, host)
         self._on_state: list[StateSubscriber] = []
         self._state_log = StateLogBudget() if state_log is None else state_log
 
@@ -121,7 +122,7 @@ class ProbeRecorder:
         if result.kind is ProbeKind.AUTH:
             self._fan_out_auth(result)
             return False
-        key = (result.model, result.host)
+        key = HostKey(result.model, result.host)
         before = self._fleet.health.get(key)
         if before is None:
             return False  # the host was retired while the probe ran
@@ -153,10 +154,11 @@ class ProbeRecorder:
         """The host auth check is per host: it counts for every model the host serves."""
         host = result.host
         for model in self._fleet.models_of(host):
-            h = self._fleet.health.get((model, host))
+            key = HostKey(model, host)
+            h = self._fleet.health.get(key)
             if h is not None and h.trusted:
                 after = apply(h, replace(result, model=model), self._policy)
-                self._fleet.update((model, host), after)
+                self._fleet.update(key, after)
                 if after.state is not h.state:
                     self._changed(h, after, result.started_at)
 

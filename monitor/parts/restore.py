@@ -7,11 +7,12 @@ import gc
 from dataclasses import dataclass
 
 from monitor.core.health import HealthPolicy, replay_evidence
+from monitor.core.keys import HostKey
 from monitor.core.results import Evidence, ProbeKind
 from monitor.core.steps import Steps, finish, for_each
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts
-from monitor.parts.fleet import Fleet, Key
+from monitor.parts.fleet import Fleet
 from monitor.parts.ports import StateReader
 from monitor.probe.discovery import DiscoveryError, parse_models
 from monitor.store import StoreError
@@ -26,7 +27,7 @@ class Saved:
     """What a vantage's monitor left in the database: members, recent results, best hosts."""
 
     members: dict[str, set[str]]
-    results: list[tuple[tuple[str, str], Evidence]]
+    results: list[tuple[HostKey, Evidence]]
     best: dict[str, str | None]
 
 
@@ -50,16 +51,16 @@ def rebuild(saved: Saved, fleet: Fleet, best: BestHosts, policy: HealthPolicy, n
     # Each (model, host) replays its results in one go (the same as applying them in turn,
     # but its window is built once). A host's auth check is stored once, under any one of
     # its models, and counts for every model it serves, as the recorder does live.
-    replays: dict[Key, list[Evidence]] = {}
+    replays: dict[HostKey, list[Evidence]] = {}
     for key, evidence in saved.results:
         if evidence[1] is ProbeKind.AUTH:
             host = key[1]
             for model in fleet.models_of(host):
-                replays.setdefault((model, host), []).append(evidence)
+                replays.setdefault(HostKey(model, host), []).append(evidence)
         elif key in fleet.health:
             replays.setdefault(key, []).append(evidence)
 
-    def replay(item: tuple[Key, list[Evidence]]) -> None:
+    def replay(item: tuple[HostKey, list[Evidence]]) -> None:
         key, replayed = item
         fleet.update(key, replay_evidence(fleet.health[key], replayed, policy))
 

@@ -4,7 +4,7 @@ A target is (model, host, kind). The decisions (kinds per model, interval per st
 first probes) are pure functions of the settings and a host's health; `Targets` only keeps the
 dispatcher's set of targets in step with the fleet while the service runs. Every member that gets
 completion probes also gets a throughput probe every `throughput_interval` (made only while its
-host is up: `monitor.parts.probing`).
+host is up: `monitor.parts.target_runner`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Protocol
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, ProbeKind
 from monitor.core.steps import Steps, for_each
 
@@ -26,7 +27,7 @@ _SERVING = (ProbeKind.COMPLETION, ProbeKind.EMBEDDING)
 
 
 class TargetSet(Protocol):
-    """What `Targets` needs of the dispatcher (`monitor.parts.scheduler.ProbeDispatcher`)."""
+    """What `Targets` needs of the dispatcher (`monitor.parts.dispatcher.Dispatcher`)."""
 
     def __len__(self) -> int: ...
     def __contains__(self, target: object) -> bool: ...
@@ -120,9 +121,7 @@ class Targets:
         if self._set is not None:
             self._set.soon(target, delay)
 
-    def set_kinds(
-        self, key: tuple[str, str], kinds: Iterable[ProbeKind], h: HostHealth | None, hosts: int
-    ) -> None:
+    def set_kinds(self, key: HostKey, kinds: Iterable[ProbeKind], h: HostHealth | None, hosts: int) -> None:
         """Make `key`'s targets exactly those of `kinds` (`target_kinds`; a new one is placed by
         `first_within`/`since_last`)."""
         d = self._set

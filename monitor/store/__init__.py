@@ -7,15 +7,13 @@ from monitor.store.core import check_vantage
 from monitor.store.errors import MissingDriverError, SchemaTooNewError, StoreError, UnsupportedDatabaseError
 from monitor.store.schema import DEFAULT_VANTAGE
 from monitor.store.store import Store
-from monitor.store.tail import MembershipChange, MembershipTail, ResultTail, TailCursor, load_best
-from monitor.store.types import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreStats, VantageInfo
+from monitor.store.tail import MembershipTail, ResultTail, TailCursor, load_best
+from monitor.store.types import DiscoveryRecord, HistoryPoint, StoreStats, VantageInfo
 
 __all__ = [
     "DEFAULT_VANTAGE",
     "DiscoveryRecord",
     "HistoryPoint",
-    "MembershipChange",
-    "MembershipRecord",
     "MembershipTail",
     "MissingDriverError",
     "ResultTail",

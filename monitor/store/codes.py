@@ -55,5 +55,3 @@ NEUTRAL_OUTCOME_CODES: Final = frozenset(
     {OUTCOME_CODES[Outcome.UNSUPPORTED], OUTCOME_CODES[Outcome.NOT_PROBED]}
 )
 OK_CODE: Final = OUTCOME_CODES[Outcome.OK]
-
-MEMBERSHIP_EVENTS: Final = ("joined", "left", "retired")

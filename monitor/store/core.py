@@ -3,7 +3,6 @@ and the one way reads and short writes fail (`StoreError`, with the reason in it
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -13,6 +12,7 @@ from sqlalchemy import Table, exc, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from monitor.logging import get_logger
 from monitor.store import bulk, queries
 from monitor.store.aggregate import round_ms
 from monitor.store.engine import read_transaction, write_transaction
@@ -21,7 +21,7 @@ from monitor.store.schema import DEFAULT_VANTAGE, VANTAGE_MAX, hosts, models
 
 __all__ = ["Core", "StoreError", "describe", "is_transient", "ms"]
 
-log = logging.getLogger("monitor.store")
+log = get_logger("monitor.store")
 
 T = TypeVar("T")
 
@@ -200,7 +200,7 @@ class Core:
                 value = await fn(conn)
         except Exception as error:
             self.record_failure(error, batch=False)
-            log.warning("%s failed: %s", what, describe(error))
+            log.warning("database operation failed", operation=what, error=describe(error))
             await self.recover_from(error)
             raise StoreError(f"{what} failed: {describe(error)}") from error
         self.record_success(batch=False)
@@ -211,5 +211,5 @@ class Core:
             async with read_transaction(self.engine) as conn:
                 return await conn.run_sync(fn)
         except Exception as error:
-            log.warning("%s failed: %s", what, describe(error))
+            log.warning("database operation failed", operation=what, error=describe(error))
             raise StoreError(f"{what} failed: {describe(error)}") from error

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,8 +23,6 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from monitor.store.errors import MissingDriverError, UnsupportedDatabaseError
-
-log = logging.getLogger("monitor.store")
 
 # Execution option that makes the SQLite `begin` hook emit BEGIN IMMEDIATE: the write lock is taken
 # up front, so a transaction never fails with "database is locked" half-way (busy_timeout applies).

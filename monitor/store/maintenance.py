@@ -62,7 +62,7 @@ async def _rollup_vantage(core: Core, vantage: str, now: float) -> int:
         chunk_end = min(begin + ROLLUP_CHUNK_HOURS * HOUR, end_hour)
         lo, hi = begin, chunk_end
 
-        def read_chunk(conn: Connection, lo: int = lo, hi: int = hi) -> queries.RawByPair:
+        def read_chunk(conn: Connection, lo: int = lo, hi: int = hi) -> queries.RawByIdPair:
             return queries.raw_for_rollup(conn, vantage, lo * 1000, hi * 1000)
 
         raw = await core.read("reading probe results for roll-up", read_chunk)
@@ -94,7 +94,7 @@ async def _retention_vantage(
     raw_cut_ms = ms(now - raw_days * DAY)
     rollup_cut_hour = int((now - rollup_days * DAY) // HOUR) * HOUR
 
-    def plan(conn: Connection) -> tuple[int | None, list[queries.Pair], list[queries.Pair]]:
+    def plan(conn: Connection) -> tuple[int | None, list[queries.IdPair], list[queries.IdPair]]:
         return (
             queries.rolled_until(conn, vantage),
             queries.distinct_pairs(conn, probe_results, vantage),
@@ -129,7 +129,7 @@ def _runner(fn: Callable[..., int], *args: Any) -> Callable[[AsyncConnection], A
     return run
 
 
-def rollup_rows(vantage: str, raw: queries.RawByPair) -> list[dict[str, Any]]:
+def rollup_rows(vantage: str, raw: queries.RawByIdPair) -> list[dict[str, Any]]:
     """One roll-up row per (model, host, hour) of one vantage's raw rows (pure; run in a thread)."""
     rows: list[dict[str, Any]] = []
     for (model_id, host_id), results in raw.items():

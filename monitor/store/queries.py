@@ -26,10 +26,10 @@ from monitor.store.schema import (
     vantages,
 )
 
-Pair = tuple[int, int]
+IdPair = tuple[int, int]  # (model_id, host_id): a member as the tables key it
 # (at ms, kind, outcome, ttft_ms, total_ms)
 RawRow = tuple[int, int, int, float | None, float | None]
-RawByPair = dict[Pair, list[RawRow]]
+RawByIdPair = dict[IdPair, list[RawRow]]
 # (model_id, host_id, at ms, kind, outcome, ttft_ms, total_ms)
 EvidenceRow = tuple[int, int, int, int, int, float | None, float | None]
 # (hour, probes, ok, ttft_ms_p50, ttft_ms_p95, latency_ms_p50)
@@ -92,7 +92,7 @@ _PAIRS_SQL = {
 }
 
 
-def distinct_pairs(conn: Connection, table: Table, vantage: str, model_id: int | None = None) -> list[Pair]:
+def distinct_pairs(conn: Connection, table: Table, vantage: str, model_id: int | None = None) -> list[IdPair]:
     """The (model_id, host_id) pairs of `vantage` present in `table` (whose key starts with them),
     in key order, optionally of one model only; one statement, index seeks only."""
     stmt = _PAIRS_SQL[(table.name, model_id is not None)]
@@ -238,9 +238,9 @@ def earliest_raw_ms(conn: Connection, vantage: str) -> int | None:
     return best
 
 
-def raw_for_rollup(conn: Connection, vantage: str, from_ms: int, until_ms: int) -> RawByPair:
+def raw_for_rollup(conn: Connection, vantage: str, from_ms: int, until_ms: int) -> RawByIdPair:
     """Raw rows of every (model, host) of `vantage` in [from_ms, until_ms)."""
-    out: RawByPair = {}
+    out: RawByIdPair = {}
     for m, h in distinct_pairs(conn, probe_results, vantage):
         rows = raw_rows(conn, vantage, m, h, from_ms, until_ms)
         if rows:
@@ -290,7 +290,7 @@ def write_rollups(conn: Connection, vantage: str, rows: Sequence[dict[str, Any]]
 
 
 def _delete_per_pair(
-    conn: Connection, table: Table, time_column: str, vantage: str, pairs: Sequence[Pair], cutoff: int
+    conn: Connection, table: Table, time_column: str, vantage: str, pairs: Sequence[IdPair], cutoff: int
 ) -> int:
     """Delete rows older than `cutoff`, one (model, host) at a time, so each delete walks the
     primary key (model_id, host_id, time) rather than the whole table."""
@@ -307,11 +307,11 @@ def _delete_per_pair(
     return deleted
 
 
-def delete_raw_before(conn: Connection, vantage: str, pairs: Sequence[Pair], cutoff_ms: int) -> int:
+def delete_raw_before(conn: Connection, vantage: str, pairs: Sequence[IdPair], cutoff_ms: int) -> int:
     return _delete_per_pair(conn, probe_results, "at", vantage, pairs, cutoff_ms)
 
 
-def delete_rollups_before(conn: Connection, vantage: str, pairs: Sequence[Pair], cutoff_hour: int) -> int:
+def delete_rollups_before(conn: Connection, vantage: str, pairs: Sequence[IdPair], cutoff_hour: int) -> int:
     return _delete_per_pair(conn, rollups_hourly, "hour", vantage, pairs, cutoff_hour)
 
 

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from monitor.core.membership import MEMBERSHIP_EVENTS, MembershipChange
 from monitor.store import bulk, queries
-from monitor.store.codes import MEMBERSHIP_EVENTS
 from monitor.store.core import Core, ms
 from monitor.store.schema import DISCOVERY_ERROR_MAX, discovery_runs, membership_events
-from monitor.store.types import DiscoveryRecord, MembershipRecord
+from monitor.store.types import DiscoveryRecord
 
 _MEMBERSHIP_COLUMNS = ("at", "model_id", "host_id", "event")
 _INSERT_MEMBERSHIP = membership_events.insert()
@@ -36,7 +36,7 @@ async def record_discovery(core: Core, record: DiscoveryRecord) -> None:
     await core.write("recording a discovery run", run)
 
 
-async def record_membership(core: Core, events: Sequence[MembershipRecord]) -> None:
+async def record_membership(core: Core, events: Sequence[MembershipChange]) -> None:
     if not events:
         return
     for ev in events:

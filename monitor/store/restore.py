@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from monitor.core.keys import HostKey
 from monitor.core.results import Evidence, ProbeResult
 from monitor.store import queries
 from monitor.store.codes import KIND_BY_CODE, OUTCOME_BY_CODE
@@ -90,7 +91,7 @@ async def load_recent_results(
 
 async def load_recent_evidence(
     core: Core, since: float, per_host_limit: int, vantage: str | None = None
-) -> list[tuple[tuple[str, str], Evidence]]:
+) -> list[tuple[HostKey, Evidence]]:
     since_ms = ms(since)
     of = core.vantage_of(vantage)
 
@@ -101,8 +102,8 @@ async def load_recent_evidence(
     rows, model_names, host_urls = await core.read("loading recent results", run)
     kinds = dict(KIND_BY_CODE)
     outcomes = dict(OUTCOME_BY_CODE)
-    keys: dict[tuple[int, int], tuple[str, str]] = {}
-    out: list[tuple[tuple[str, str], Evidence]] = []
+    keys: dict[tuple[int, int], HostKey] = {}
+    out: list[tuple[HostKey, Evidence]] = []
     append = out.append
     for m, h, at, k, o, tt, tot in rows:
         kind = kinds.get(k)
@@ -111,6 +112,6 @@ async def load_recent_evidence(
             continue
         key = keys.get((m, h))
         if key is None:
-            key = keys[(m, h)] = (model_names[m], host_urls[h])
+            key = keys[(m, h)] = HostKey(model_names[m], host_urls[h])
         append((key, (at / 1000, kind, outcome, tt, tot)))
     return out

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor.core.keys import HostKey
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
 from monitor.store import maintenance, queries, records, restore
 from monitor.store.core import Core, check_vantage, describe
@@ -28,7 +30,7 @@ from monitor.store.errors import StoreError
 from monitor.store.history import HistoryReads
 from monitor.store.migrate import upgrade_with_engine
 from monitor.store.schema import DEFAULT_VANTAGE
-from monitor.store.types import DiscoveryRecord, MembershipRecord, StoreStats, VantageInfo
+from monitor.store.types import DiscoveryRecord, StoreStats, VantageInfo
 from monitor.store.writer import ResultWriter
 
 __all__ = ["Store", "StoreError"]
@@ -160,7 +162,7 @@ class Store(HistoryReads):
     async def record_discovery(self, record: DiscoveryRecord) -> None:
         await records.record_discovery(self._core, record)
 
-    async def record_membership(self, events: Sequence[MembershipRecord]) -> None:
+    async def record_membership(self, events: Sequence[MembershipChange]) -> None:
         await records.record_membership(self._core, events)
 
     async def save_best(self, model: str, host: str | None, at: float) -> None:
@@ -187,7 +189,7 @@ class Store(HistoryReads):
 
     async def load_recent_evidence(
         self, since: float, per_host_limit: int = 200, vantage: str | None = None
-    ) -> list[tuple[tuple[str, str], Evidence]]:
+    ) -> list[tuple[HostKey, Evidence]]:
         """The results of `load_recent_results`, in the same order, as ((model, host), evidence):
         only what the health state machine reads, without a `ProbeResult` per row (a restart reads
         one per kind and window slot of every host: 150,000 at 1,000 hosts)."""

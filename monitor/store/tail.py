@@ -32,17 +32,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
+from monitor.core.membership import MEMBERSHIP_EVENTS, MembershipChange, MembershipEvent
 from monitor.core.results import ProbeResult
 from monitor.store.codes import KIND_BY_CODE, OUTCOME_BY_CODE
 from monitor.store.core import Core, ms
 from monitor.store.schema import best_hosts, hosts, membership_events, models, probe_results
 
-__all__ = ["MembershipChange", "MembershipTail", "ResultTail", "TailCursor", "load_best"]
+__all__ = ["MembershipTail", "ResultTail", "TailCursor", "load_best"]
 
 DEFAULT_OVERLAP_S: Final = 60.0
 DEFAULT_BATCH: Final = 5000
 
-Key = tuple[int, int, int, int]  # (model_id, host_id, at ms, kind code): the results' primary key
+RowKey = tuple[int, int, int, int]  # (model_id, host_id, at ms, kind code): the results' primary key
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class TailCursor:
 
     since_ms: int
     high_ms: int
-    seen: frozenset[Key]
+    seen: frozenset[RowKey]
 
     @classmethod
     def starting_at(cls, at: float) -> TailCursor:
@@ -60,13 +61,8 @@ class TailCursor:
         return cls(since_ms=ms(at), high_ms=ms(at), seen=frozenset())
 
 
-@dataclass(frozen=True, slots=True)
-class MembershipChange:
-    id: int
-    at: float
-    model: str
-    host: str
-    event: str  # "joined" | "left" | "retired"
+# A stored event this version does not name is skipped, not guessed at.
+_EVENT_NAMED: Final[dict[str, MembershipEvent]] = {e: e for e in MEMBERSHIP_EVENTS}
 
 
 _S = TypeVar("_S", bound="Select[Any]")
@@ -212,7 +208,7 @@ class MembershipTail:
     async def read(self) -> list[MembershipChange]:
         after = self.after_id
 
-        def run(conn: Connection) -> list[MembershipChange]:
+        def run(conn: Connection) -> tuple[list[MembershipChange], int]:
             e = membership_events.c
             stmt = (
                 select(e.id, e.at, models.c.name, hosts.c.url, e.event)
@@ -221,14 +217,16 @@ class MembershipTail:
                 .where(e.id > after)
             )
             stmt = _vantage_filter(stmt, membership_events, self.vantage).order_by(e.id).limit(self._batch)
-            return [
-                MembershipChange(int(row[0]), int(row[1]) / 1000, str(row[2]), str(row[3]), str(row[4]))
-                for row in conn.execute(stmt)
-            ]
+            changes: list[MembershipChange] = []
+            last = after
+            for row in conn.execute(stmt):
+                last = int(row[0])
+                event = _EVENT_NAMED.get(str(row[4]))
+                if event is not None:
+                    changes.append(MembershipChange(int(row[1]) / 1000, str(row[2]), str(row[3]), event))
+            return changes, last
 
-        changes = await self._core.read("reading membership changes", run)
-        if changes:
-            self.after_id = changes[-1].id
+        changes, self.after_id = await self._core.read("reading membership changes", run)
         return changes
 
 

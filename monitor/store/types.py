@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-MembershipEventName = Literal["joined", "left", "retired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,16 +16,6 @@ class DiscoveryRecord:
     models: int
     hosts: int
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MembershipRecord:
-    """One membership change as stored (`monitor.core.membership.MembershipEvent` is only its name)."""
-
-    at: float
-    model: str
-    host: str
-    event: MembershipEventName
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 from collections.abc import Sequence
 from typing import Any
 
 from monitor.core.results import ProbeResult
+from monitor.logging import get_logger
 from monitor.store import bulk, queries
 from monitor.store.codes import KIND_CODES, OUTCOME_CODES
 from monitor.store.core import Core, describe, finite_or_none, is_transient, ms
 from monitor.store.engine import write_transaction
 from monitor.store.schema import probe_results
 
-log = logging.getLogger("monitor.store")
+log = get_logger("monitor.store")
 
 # A batch of up to this many times `batch_size` when at least `batch_size` results wait.
 DEEP_BATCHES = 5
@@ -131,7 +131,7 @@ class ResultWriter:
             async with asyncio.timeout(grace_s):
                 await self.flush()
         except (TimeoutError, RuntimeError):
-            log.warning("closing with %d probe results not written", self.depth)
+            log.warning("closing with probe results not written", results=self.depth)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -197,11 +197,11 @@ class ResultWriter:
                     self._core.record_failure(error, batch=True)
                     if is_transient(error):
                         log.warning(
-                            "writing %d probe results failed (%s); retrying in %.1f s, %d queued",
-                            len(part),
-                            describe(error),
-                            delay,
-                            self.depth,
+                            "writing probe results failed, retrying",
+                            results=len(part),
+                            error=describe(error),
+                            retry_in_s=round(delay, 1),
+                            queued=self.depth,
                         )
                         await self._core.recover_from(error)
                         await asyncio.sleep(delay)
@@ -213,7 +213,7 @@ class ResultWriter:
                         pending[:0] = [part[:mid], part[mid:]]
                     else:
                         self.dropped += 1
-                        log.error("dropped 1 probe result the database rejected: %s", describe(error))
+                        log.error("dropped a probe result the database rejected", error=describe(error))
                     continue
                 pending.pop(0)
                 self._core.record_success(batch=True)

@@ -19,12 +19,12 @@ from monitor.parts.slices import SLICE_S, Slices, run_in_slices
 from monitor.store import StoreError
 from monitor.web.httpcache import cache_headers
 from monitor.web.metrics import make_registry, negotiate, next_chunk, render
+from monitor.web.readout import Readout, VantageSource
 from monitor.web.status.routes import MODEL_PATTERN, StatusSource, add_status_routes
-from monitor.web.view import MonitorView, VantageSource
 
 log = get_logger("monitor.web.api")
 
-VIEW_KEY = web.AppKey("view", MonitorView)
+READOUT_KEY = web.AppKey("readout", Readout)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 MAX_HOSTS_KEY: web.AppKey[int | None] = web.AppKey("metrics_max_hosts")
 BUILDS_KEY: web.AppKey[_Builds] = web.AppKey("answer_builds")
@@ -70,15 +70,15 @@ class _Refused(Exception):
 async def _snapshot_of(request: web.Request) -> Snapshot:
     """The snapshot a request asks for: this vantage's, or `?vantage=NAME`'s (another vantage's
     answers, built from its stored results). Raises `_Refused` with the error answer."""
-    view = request.app[VIEW_KEY]
-    snap = view.snapshot
+    readout = request.app[READOUT_KEY]
+    snap = readout.snapshot
     vantage = request.query.get("vantage") if request.query_string else None
     if vantage is None or vantage == snap.vantage:
         return snap
-    if not isinstance(view, VantageSource):
+    if not isinstance(readout, VantageSource):
         raise _Refused(_error(404, f"Unknown vantage {vantage}"))
     try:
-        return await view.vantage_snapshot(vantage)
+        return await readout.vantage_snapshot(vantage)
     except ValueError as exc:
         raise _Refused(_error(422, str(exc))) from None
     except LookupError:
@@ -170,7 +170,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     exposition = negotiate(request.headers.get("Accept", ""))
     if request.method == "HEAD":
         return web.Response(headers={"Content-Type": exposition.content_type})
-    chunks = render(request.app[VIEW_KEY], exposition, request.app[REGISTRY_KEY], request.app[MAX_HOSTS_KEY])
+    app = request.app
+    chunks = render(app[READOUT_KEY], exposition, app[REGISTRY_KEY], app[MAX_HOSTS_KEY])
     # The first chunk before the headers: a failure there is still an error answer, not a cut body.
     chunk = next_chunk(chunks)
     response = web.StreamResponse(headers={"Content-Type": exposition.content_type})
@@ -194,10 +195,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    view = request.app[VIEW_KEY]
-    r = view.readiness()
+    readout = request.app[READOUT_KEY]
+    r = readout.readiness()
     body: dict[str, Any] = {"status": "ready" if r.ready else "not ready", "checks": dict(r.checks)}
-    served_by = view.snapshot.served_by
+    served_by = readout.snapshot.served_by
     if served_by is not None:
         body["served_by"] = served_by.as_json()
     if not r.ready:
@@ -283,7 +284,7 @@ def history_host(query: Mapping[str, str]) -> str | None:
 
 
 async def history(request: web.Request) -> web.Response:
-    monitor = request.app[VIEW_KEY]
+    monitor = request.app[READOUT_KEY]
     model = request.match_info["model"]
     view = monitor.snapshot.models.get(model)
     if view is None:
@@ -327,13 +328,13 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def vantages(request: web.Request) -> web.Response:
-    view = request.app[VIEW_KEY]
-    local = view.snapshot.vantage
-    if not isinstance(view, VantageSource):
+    readout = request.app[READOUT_KEY]
+    local = readout.snapshot.vantage
+    if not isinstance(readout, VantageSource):
         listed = [] if local is None else [{"name": local, "last_result_at": None, "local": True}]
         return _json({"vantages": listed})
     try:
-        infos = await view.vantage_list()
+        infos = await readout.vantage_list()
     except StoreError as exc:
         log.warning("vantage list failed", error=str(exc))
         return _error(503, str(exc))
@@ -364,7 +365,7 @@ async def json_errors(
 
 
 def make_app(
-    monitor: MonitorView,
+    monitor: Readout,
     status: StatusSource | None = None,
     status_title: str = "",
     metrics_max_hosts: int | None = None,
@@ -372,7 +373,7 @@ def make_app(
     """The HTTP API; with a `status` source, the status page too. `metrics_max_hosts`: see
     `metrics.render` (None: every host's series)."""
     app = web.Application(middlewares=[cache_headers(), json_errors])
-    app[VIEW_KEY] = monitor
+    app[READOUT_KEY] = monitor
     app[MAX_HOSTS_KEY] = metrics_max_hosts
     app[BUILDS_KEY] = {}
     registry = make_registry(monitor)

@@ -1,4 +1,4 @@
-"""Prometheus metrics, read from the monitor's snapshot and counters (`MonitorView`) at scrape time.
+"""Prometheus metrics, read from the monitor's snapshot and counters (`Readout`) at scrape time.
 
 Nothing here is updated on the probe path; a scrape walks the current snapshot, so metrics and the
 JSON API always agree. One registry per application keeps tests free of duplicate series.
@@ -38,8 +38,8 @@ from monitor.web.host_metrics import (
     hole,
     negotiate,
 )
+from monitor.web.readout import Readout
 from monitor.web.service_metrics import MonitorCollector
-from monitor.web.view import MonitorView
 
 __all__ = [
     "CHUNK_CHARS",
@@ -62,7 +62,7 @@ PIECES_PER_CHUNK = 2000
 
 
 def render(
-    monitor: MonitorView, exposition: Exposition, registry: Collector, max_hosts: int | None = None
+    monitor: Readout, exposition: Exposition, registry: Collector, max_hosts: int | None = None
 ) -> Iterator[bytes]:
     """The whole exposition in UTF-8 chunks of at most about `CHUNK_CHARS` (some empty: a step
     that wrote nothing): the per-host families as text, then `registry` (the small families)
@@ -99,7 +99,7 @@ def quotas(sizes: Sequence[int], most: int) -> list[int]:
 
 
 def _text(
-    monitor: MonitorView, exposition: Exposition, registry: Collector, max_hosts: int | None
+    monitor: Readout, exposition: Exposition, registry: Collector, max_hosts: int | None
 ) -> Iterator[str]:
     snap = monitor.snapshot
     refused = _Refused()
@@ -206,7 +206,7 @@ def _chunks(pieces: Iterable[str], size: int, most: int) -> Iterator[bytes]:
 
 
 def _probe_lines(
-    monitor: MonitorView, exposition: Exposition, refused: _Refused, kept: set[tuple[str, str]] | None
+    monitor: Readout, exposition: Exposition, refused: _Refused, kept: set[tuple[str, str]] | None
 ) -> Iterator[str]:
     labels = ("model", "host", "kind", "outcome")
     family = CounterMetricFamily(PREFIX + "probes", "Probes by model, host, kind and outcome.", labels=labels)
@@ -230,7 +230,7 @@ def _probe_lines(
         )
 
 
-def make_registry(monitor: MonitorView) -> CollectorRegistry:
+def make_registry(monitor: Readout) -> CollectorRegistry:
     """The registry of the small families, which `render` encodes after the per-host ones."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MonitorCollector(monitor))

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from monitor.core.results import Outcome
 from monitor.core.snapshot import Snapshot
-from monitor.web.view import Counters, MonitorView
+from monitor.web.readout import Counters, Readout
 
 P = "libertai_monitor_"
 
@@ -20,7 +20,7 @@ class MonitorCollector(Collector):
     """The small families: per model, discovery, scheduler, store and build (a few dozen series;
     the per-host ones are `render`'s)."""
 
-    def __init__(self, monitor: MonitorView) -> None:
+    def __init__(self, monitor: Readout) -> None:
         self._m = monitor
 
     def describe(self) -> list[Metric]:

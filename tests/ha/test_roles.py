@@ -15,12 +15,14 @@ from sqlalchemy import func, select
 
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
+from monitor.core.membership import MembershipChange
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.ha.election import Role
 from monitor.ha.follower import Follower, Mark, listing_after
 from monitor.service import Monitor
-from monitor.store import MembershipChange, MembershipRecord, Store
+from monitor.store import Store
 from monitor.store.schema import probe_results
 from monitor.web.api import make_app
 from tests.service.support import eventually
@@ -60,18 +62,18 @@ async def follower_of(store: Store) -> AsyncIterator[tuple[Monitor, Follower]]:
 
 def test_membership_follows_joined_and_retired_and_keeps_a_host_that_left() -> None:
     changes = [
-        MembershipChange(1, 0.0, M, A, "joined"),
-        MembershipChange(2, 0.0, M, B, "joined"),
-        MembershipChange(3, 1.0, M, B, "left"),
+        MembershipChange(0.0, M, A, "joined"),
+        MembershipChange(0.0, M, B, "joined"),
+        MembershipChange(1.0, M, B, "left"),
     ]
     assert listing_after({}, changes) == {M: {A, B}}
-    assert listing_after({M: {A, B}}, [MembershipChange(4, 2.0, M, A, "retired")]) == {M: {B}}
+    assert listing_after({M: {A, B}}, [MembershipChange(2.0, M, A, "retired")]) == {M: {B}}
 
 
 async def _leader_listed_a_and_b(store: Store, now: float) -> None:
     """What a leader records when its discovery found hosts A and B of model M."""
     await store.record_membership(
-        [MembershipRecord(now - 5, M, A, "joined"), MembershipRecord(now - 5, M, B, "joined")]
+        [MembershipChange(now - 5, M, A, "joined"), MembershipChange(now - 5, M, B, "joined")]
     )
 
 
@@ -88,12 +90,12 @@ async def test_a_follower_takes_in_each_of_the_leaders_results_once_and_writes_n
     while await follower.read_once():
         pass
     assert set(m.fleet.hosts_of(M)) == {A, B}
-    assert len(m.fleet.health[(M, A)].samples) == 3
+    assert len(m.fleet.health[HostKey(M, A)].samples) == 3
     assert follower.taken_in == 3
     # Read again from the same mark (a tail restarted with its overlap): nothing twice.
     follower.open(Mark(0, now))
     await follower.read_once()
-    assert len(m.fleet.health[(M, A)].samples) == 3
+    assert len(m.fleet.health[HostKey(M, A)].samples) == 3
     assert sum(m.recorder.counts.values()) == 0, "a follower counts no probe of its own"
     assert await _rows(store) == 3, "and writes none"
 
@@ -106,7 +108,7 @@ async def test_a_follower_drops_a_retired_host_and_adopts_the_leaders_best(
     await _leader_listed_a_and_b(store, now)
     follower.open(Mark(0, now))
     await follower.read_once()
-    await store.record_membership([MembershipRecord(now - 1, M, B, "retired")])
+    await store.record_membership([MembershipChange(now - 1, M, B, "retired")])
     await store.save_best(M, A, now)
     await follower.read_once()
     assert list(m.fleet.hosts_of(M)) == [A]
@@ -153,7 +155,7 @@ async def two_vantages(tmp_path: Path) -> AsyncIterator[tuple[Monitor, Store]]:
     eu.start_writer()
     now = time.time()
     await eu.record_membership(
-        [MembershipRecord(now - 9, M, A, "joined"), MembershipRecord(now - 9, M, B, "joined")]
+        [MembershipChange(now - 9, M, A, "joined"), MembershipChange(now - 9, M, B, "joined")]
     )
     for i in range(4):
         eu.submit(_result(now - 8 + i, A, Outcome.SERVER_ERROR))

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
-from monitor.store import MembershipRecord, Store
+from monitor.store import Store
 from monitor.store.schema import probe_results
 from monitor.store.tail import MembershipTail, ResultTail, TailCursor, load_best
 
@@ -99,9 +100,9 @@ async def test_tail_of_one_vantage_can_be_asked_by_name(store: Store) -> None:
 
 async def test_membership_tail_returns_changes_once_in_order(store: Store) -> None:
     tail = MembershipTail(store.engine)
-    await store.record_membership([MembershipRecord(T0, "llama-3", A, "joined")])
+    await store.record_membership([MembershipChange(T0, "llama-3", A, "joined")])
     await store.record_membership(
-        [MembershipRecord(T0 + 1, "llama-3", B, "joined"), MembershipRecord(T0 + 2, "llama-3", A, "left")]
+        [MembershipChange(T0 + 1, "llama-3", B, "joined"), MembershipChange(T0 + 2, "llama-3", A, "left")]
     )
     changes = await tail.read()
     assert [(c.host, c.event) for c in changes] == [(A, "joined"), (B, "joined"), (A, "left")]
@@ -109,10 +110,10 @@ async def test_membership_tail_returns_changes_once_in_order(store: Store) -> No
 
 
 async def test_membership_tail_started_at_the_latest_id_skips_the_restored_past(store: Store) -> None:
-    await store.record_membership([MembershipRecord(T0, "llama-3", A, "joined")])
+    await store.record_membership([MembershipChange(T0, "llama-3", A, "joined")])
     tail = MembershipTail(store.engine)
     tail.after_id = await tail.latest_id()
-    await store.record_membership([MembershipRecord(T0 + 1, "llama-3", B, "joined")])
+    await store.record_membership([MembershipChange(T0 + 1, "llama-3", B, "joined")])
     assert [c.host for c in await tail.read()] == [B]
 
 

@@ -12,6 +12,8 @@ from structlog.testing import capture_logs
 
 from monitor.config import load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestChanged, BestHosts, ranking_policy
@@ -22,7 +24,7 @@ from monitor.parts.recorder import health_policy
 from monitor.parts.restore import restore
 from monitor.parts.targets import Targets
 from monitor.service import Monitor
-from monitor.store import DiscoveryRecord, HistoryPoint, MembershipRecord, StoreError, StoreStats
+from monitor.store import DiscoveryRecord, HistoryPoint, StoreError, StoreStats
 from monitor.web.api import make_app
 
 HOST = "http://127.0.0.1:1001"
@@ -46,7 +48,7 @@ class _BrokenStore:
     async def record_discovery(self, record: DiscoveryRecord) -> None:
         raise StoreError("recording a discovery run failed: disk I/O error")
 
-    async def record_membership(self, events: Sequence[MembershipRecord]) -> None:
+    async def record_membership(self, events: Sequence[MembershipChange]) -> None:
         raise StoreError("recording membership failed: disk I/O error")
 
     async def save_best(self, model: str, host: str | None, at: float) -> None:
@@ -57,7 +59,7 @@ class _BrokenStore:
 
     async def load_recent_evidence(
         self, since: float, per_host_limit: int = 200
-    ) -> list[tuple[tuple[str, str], Evidence]]:
+    ) -> list[tuple[HostKey, Evidence]]:
         raise StoreError("loading recent results failed: no such table")
 
     async def load_best(self) -> dict[str, str | None]:

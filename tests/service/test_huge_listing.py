@@ -19,8 +19,8 @@ from monitor.core.results import ProbeKind
 from monitor.core.snapshot import Snapshot
 from monitor.core.steps import finish
 from monitor.parts import slices
+from monitor.parts.dispatcher import Dispatcher
 from monitor.parts.fleet import SYNC_STEP
-from monitor.parts.scheduler import ProbeDispatcher
 from monitor.parts.slices import run_in_slices
 from monitor.parts.targets import HOST_WIDE, Target
 from monitor.service import Monitor
@@ -94,15 +94,13 @@ async def test_a_snapshot_built_in_steps_equals_one_built_at_once() -> None:
         assert _body(stepped.snapshot, key) == _body(at_once.snapshot, key)
 
 
-def _probing(m: Monitor) -> ProbeDispatcher[Target]:
+def _probing(m: Monitor) -> Dispatcher[Target]:
     """A dispatcher the fleet keeps its targets in (never run: nothing is probed)."""
 
     async def run(_target: Target) -> None:
         return None
 
-    dispatcher: ProbeDispatcher[Target] = ProbeDispatcher(
-        run, m.fleet.interval_of, limit=1, jitter=0.0, clock=m.clock
-    )
+    dispatcher: Dispatcher[Target] = Dispatcher(run, m.fleet.interval_of, limit=1, jitter=0.0, clock=m.clock)
     m.fleet.start_probing(dispatcher)
     return dispatcher
 

@@ -22,14 +22,14 @@ from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.core.results import HostState, Outcome
 from monitor.core.snapshot import HostView, ModelView, Snapshot
 from monitor.core.steps import finish
+from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.ports import HistoryReader
 from monitor.parts.readiness import Readiness
-from monitor.parts.scheduler import SchedulerStats
 from monitor.server import serving
 from monitor.web import api
 from monitor.web.api import make_app
 from monitor.web.metrics import CHUNK_CHARS, PIECES_PER_CHUNK, MonitorCollector, negotiate, quotas, render
-from monitor.web.view import Counters, MonitorView
+from monitor.web.readout import Counters, Readout
 from tests.deploy.prom import tool
 from tests.service.support import eventually, network, settings_for
 from tests.turns import Turns
@@ -132,7 +132,7 @@ def _view(model: str, url: str, **figures: Any) -> HostView:
 
 
 class _View:
-    """A `MonitorView` over a given snapshot and probe counts: what /metrics reads, no service."""
+    """A `Readout` over a given snapshot and probe counts: what /metrics reads, no service."""
 
     def __init__(
         self, snapshot: Snapshot, probes: dict[tuple[str, str, str, str], int] | None = None
@@ -153,7 +153,7 @@ class _View:
         return Readiness(True, {})
 
 
-def _awkward_monitor() -> MonitorView:
+def _awkward_monitor() -> Readout:
     """Hosts with every figure, with none, a rejected key, an alias, and label values to escape."""
     hosts = (
         _view(
@@ -207,7 +207,7 @@ class _Reference(Collector):
     """How every family was collected before the per-host ones were written as text: the
     prometheus_client objects of the per-host families and the probe counter, then the rest."""
 
-    def __init__(self, monitor: MonitorView) -> None:
+    def __init__(self, monitor: Readout) -> None:
         self._m = monitor
 
     def collect(self) -> Iterator[Metric]:
@@ -334,7 +334,7 @@ def _parsed(text: str, accept: str) -> dict[str, Metric]:
     return {f.name: f for f in families}
 
 
-def _rendered(monitor: MonitorView, accept: str) -> str:
+def _rendered(monitor: Readout, accept: str) -> str:
     return b"".join(render(monitor, negotiate(accept), MonitorCollector(monitor))).decode()
 
 
@@ -390,7 +390,7 @@ def test_counters_are_named_as_each_format_wants() -> None:
         assert "_created" not in body
 
 
-def _crowded_monitor(hosts: int) -> MonitorView:
+def _crowded_monitor(hosts: int) -> Readout:
     views = tuple(_view(BASE, f"http://10.0.{i // 250}.{i % 250}:8000", samples=i) for i in range(hosts))
     return _View(Snapshot(time.time(), {BASE: ModelView(BASE, BASE, None, (), 0, hosts, False, views)}))
 
@@ -468,7 +468,7 @@ def test_past_the_cap_each_model_gets_an_equal_share_and_small_ones_give_theirs_
     assert quotas([100, 4, 100], 50) == [23, 4, 23]
 
 
-def _two_models(big: int, small: int) -> MonitorView:
+def _two_models(big: int, small: int) -> Readout:
     def model(name: str, n: int) -> ModelView:
         views = tuple(_view(name, f"http://127.0.0.{n % 200}:{1025 + i}", samples=i) for i in range(n))
         return ModelView(name, name, views[0].url, (), n, n, False, views)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestChanged, BestHosts, ranking_policy
+from monitor.parts.dispatcher import Dispatcher
 from monitor.parts.fleet import Fleet
-from monitor.parts.recorder import ProbeRecorder, health_policy
-from monitor.parts.scheduler import ProbeDispatcher
+from monitor.parts.recorder import Recorder, health_policy
 from monitor.parts.targets import HOST_WIDE, Target, Targets
 
 A, B = "http://127.0.0.1:1001", "http://127.0.0.1:1002"
@@ -25,12 +26,10 @@ async def _nothing(target: Target) -> None:
     return None
 
 
-def _probing_fleet(settings: Settings) -> tuple[Fleet, ProbeDispatcher[Target]]:
+def _probing_fleet(settings: Settings) -> tuple[Fleet, Dispatcher[Target]]:
     clock = FakeClock()
     fleet = Fleet(settings, Targets(settings, clock))
-    dispatcher: ProbeDispatcher[Target] = ProbeDispatcher(
-        _nothing, fleet.interval_of, limit=4, jitter=0.0, clock=clock
-    )
+    dispatcher: Dispatcher[Target] = Dispatcher(_nothing, fleet.interval_of, limit=4, jitter=0.0, clock=clock)
     fleet.start_probing(dispatcher)
     return fleet, dispatcher
 
@@ -75,13 +74,16 @@ def test_an_auth_check_counts_for_every_model_of_its_host() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()))
     finish(fleet.apply_listing({"hermes": [A], "gemma": [A]}, T0))
-    recorder = ProbeRecorder(fleet, health_policy(settings), None)
+    recorder = Recorder(fleet, health_policy(settings), None)
     recorder.record(ProbeResult(HOST_WIDE, A, ProbeKind.AUTH, Outcome.KEY_REJECTED, T0, 401))
-    assert fleet.health[("hermes", A)].key_ok is False and fleet.health[("gemma", A)].key_ok is False
+    assert (
+        fleet.health[HostKey("hermes", A)].key_ok is False
+        and fleet.health[HostKey("gemma", A)].key_ok is False
+    )
     assert recorder.counts[(HOST_WIDE, A, "auth", "key_rejected")] == 1
 
 
-def _up(fleet: Fleet, recorder: ProbeRecorder, host: str, ttft: float) -> None:
+def _up(fleet: Fleet, recorder: Recorder, host: str, ttft: float) -> None:
     for i in range(3):
         ok = ProbeResult("hermes", host, ProbeKind.COMPLETION, Outcome.OK, T0 + i, 200, 1.0, ttft, ttft + 5)
         recorder.record(ok)
@@ -91,15 +93,15 @@ def test_best_host_events_come_once_per_change() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()))
     finish(fleet.apply_listing({"hermes": [A, B]}, T0))
-    recorder = ProbeRecorder(fleet, health_policy(settings), None)
+    recorder = Recorder(fleet, health_policy(settings), None)
     best = BestHosts(ranking_policy(settings))
     events: list[BestChanged] = []
     best.subscribe(events.append)
-    hosts = [fleet.health[("hermes", h)] for h in (A, B)]
+    hosts = [fleet.health[HostKey("hermes", h)] for h in (A, B)]
     finish(best.rank("hermes", hosts, T0))  # nobody up: no best yet, but the model is now known
     _up(fleet, recorder, A, 80.0)
     for _ in range(3):
-        finish(best.rank("hermes", [fleet.health[("hermes", h)] for h in (A, B)], T0 + 10))
+        finish(best.rank("hermes", [fleet.health[HostKey("hermes", h)] for h in (A, B)], T0 + 10))
     assert [(e.previous, e.host, e.known) for e in events] == [(None, None, False), (None, A, True)]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from monitor.core.membership import MembershipChange
 from monitor.parts.persistence import MEMBERSHIP_BATCH, Persistence
-from monitor.store import DiscoveryRecord, MembershipRecord
+from monitor.store import DiscoveryRecord
 
 CHANGES = 10 * MEMBERSHIP_BATCH
 
@@ -17,14 +17,14 @@ class _Writer:
     """Records what it is asked to write and, at each batch, how many turns another task had."""
 
     def __init__(self, turns: list[int]) -> None:
-        self.rows: list[MembershipRecord] = []
+        self.rows: list[MembershipChange] = []
         self.turns_at_batch: list[int] = []
         self._turns = turns
 
     async def record_discovery(self, record: DiscoveryRecord) -> None:
         return None
 
-    async def record_membership(self, events: Sequence[MembershipRecord]) -> None:
+    async def record_membership(self, events: Sequence[MembershipChange]) -> None:
         self.turns_at_batch.append(self._turns[0])
         self.rows.extend(events)
         await asyncio.sleep(0)  # a real store awaits its database here

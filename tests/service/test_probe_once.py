@@ -12,9 +12,9 @@ from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestHosts, ranking_policy
 from monitor.parts.fleet import Fleet
 from monitor.parts.probe_once import probe_once
-from monitor.parts.probing import Probing
 from monitor.parts.publisher import Publisher
-from monitor.parts.recorder import ProbeRecorder, health_policy
+from monitor.parts.recorder import Recorder, health_policy
+from monitor.parts.target_runner import TargetRunner
 from monitor.parts.targets import Targets
 
 GOOD, BAD = "http://127.0.0.1:1001", "http://127.0.0.1:1002"
@@ -58,14 +58,14 @@ async def test_a_failing_host_is_reprobed_after_the_confirm_delay_and_reported_d
     clock = FakeClock()
     targets = Targets(settings, clock)
     fleet = Fleet(settings, targets)
-    recorder = ProbeRecorder(fleet, health_policy(settings), None)
+    recorder = Recorder(fleet, health_policy(settings), None)
     prober = _Prober(clock)
     listing = _Listing(fleet, clock)
     publisher = Publisher(fleet, BestHosts(ranking_policy(settings)), listing, clock)
-    probing = Probing(prober, fleet, recorder, targets, settings.confirm_delay)
+    runner = TargetRunner(prober, fleet, recorder, targets, settings.confirm_delay)
 
     once = asyncio.create_task(
-        probe_once(settings, clock, listing, fleet, probing, lambda: finish(publisher.publish(force=True)))
+        probe_once(settings, clock, listing, fleet, runner, lambda: finish(publisher.publish(force=True)))
     )
     await clock.advance(1.9)
     assert sorted(prober.calls) == [(GOOD, 0.0), (BAD, 0.0)] and not once.done()

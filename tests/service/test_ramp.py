@@ -6,7 +6,7 @@ from monitor.config import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import ProbeKind
 from monitor.core.steps import finish
-from monitor.parts.scheduler import ProbeDispatcher
+from monitor.parts.dispatcher import Dispatcher
 from monitor.service import Monitor, Target
 
 HOSTS = 4000  # a ramp of HOSTS / 200 = 20 s
@@ -22,9 +22,7 @@ async def test_first_probes_of_a_large_list_are_spread_evenly_over_the_ramp() ->
     )
     clock = FakeClock()
     m = Monitor(settings, clock=clock)
-    dispatcher: ProbeDispatcher[Target] = ProbeDispatcher(
-        _run, lambda t: 30.0, limit=8, jitter=0.0, clock=clock
-    )
+    dispatcher: Dispatcher[Target] = Dispatcher(_run, lambda t: 30.0, limit=8, jitter=0.0, clock=clock)
     m.fleet.start_probing(dispatcher)
     start = clock.monotonic()
     listing = {

@@ -18,7 +18,7 @@ from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import (
     STATE_LINES_PER_WINDOW,
     STATE_LOG_WINDOW_S,
-    ProbeRecorder,
+    Recorder,
     StateLogBudget,
     health_policy,
 )
@@ -42,14 +42,14 @@ def _refused(i: int, at: float) -> ProbeResult:
     return ProbeResult("hermes", _host(i), ProbeKind.HEALTH, Outcome.CONNECT_ERROR, at)
 
 
-def _fleet(hosts: int) -> tuple[Fleet, ProbeRecorder]:
+def _fleet(hosts: int) -> tuple[Fleet, Recorder]:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()))
     finish(fleet.apply_listing({"hermes": [_host(i) for i in range(hosts)]}, T0))
-    return fleet, ProbeRecorder(fleet, health_policy(settings), None)
+    return fleet, Recorder(fleet, health_policy(settings), None)
 
 
-def _down_everywhere(recorder: ProbeRecorder, hosts: int, at: float) -> None:
+def _down_everywhere(recorder: Recorder, hosts: int, at: float) -> None:
     """Refused probes until every host is down (however many the policy needs)."""
     for n in range(10):
         for i in range(hosts):

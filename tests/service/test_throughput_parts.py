@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.core.throughput import Throughput
+from monitor.parts.dispatcher import Dispatcher
 from monitor.parts.fleet import Fleet
-from monitor.parts.probing import Probing
-from monitor.parts.recorder import ProbeRecorder, health_policy
-from monitor.parts.scheduler import ProbeDispatcher
+from monitor.parts.recorder import Recorder, health_policy
+from monitor.parts.target_runner import TargetRunner
 from monitor.parts.targets import Target, Targets, first_within, interval_of
 from monitor.service import Monitor
 
@@ -29,12 +30,10 @@ async def _nothing(target: Target) -> None:
     return None
 
 
-def _probing_fleet(settings: Settings) -> tuple[Fleet, ProbeDispatcher[Target]]:
+def _probing_fleet(settings: Settings) -> tuple[Fleet, Dispatcher[Target]]:
     clock = FakeClock()
     fleet = Fleet(settings, Targets(settings, clock), quiet=True)
-    dispatcher: ProbeDispatcher[Target] = ProbeDispatcher(
-        _nothing, fleet.interval_of, limit=4, jitter=0.0, clock=clock
-    )
+    dispatcher: Dispatcher[Target] = Dispatcher(_nothing, fleet.interval_of, limit=4, jitter=0.0, clock=clock)
     fleet.start_probing(dispatcher)
     return fleet, dispatcher
 
@@ -43,7 +42,7 @@ def _measured(host: str = A, m: Throughput | None = FAST, outcome: Outcome = Out
     return ProbeResult("hermes", host, ProbeKind.THROUGHPUT, outcome, T0, 200, throughput=m)
 
 
-def _up(recorder: ProbeRecorder, host: str = A) -> None:
+def _up(recorder: Recorder, host: str = A) -> None:
     for i in range(3):
         ok = ProbeResult("hermes", host, ProbeKind.COMPLETION, Outcome.OK, T0 + i, 200, 1.0, 80.0, 85.0)
         recorder.record(ok)
@@ -69,10 +68,10 @@ def test_throughput_is_probed_every_throughput_interval_even_of_a_down_host() ->
     settings = _settings(THROUGHPUT_INTERVAL="1800", DOWN_PROBE_INTERVAL="5")
     fleet, _ = _probing_fleet(settings)
     finish(fleet.apply_listing({"hermes": [A]}, T0))
-    recorder = ProbeRecorder(fleet, health_policy(settings), None)
+    recorder = Recorder(fleet, health_policy(settings), None)
     for i in range(3):
         recorder.record(ProbeResult("hermes", A, ProbeKind.HEALTH, Outcome.CONNECT_ERROR, T0 + i))
-    h = fleet.health[("hermes", A)]
+    h = fleet.health[HostKey("hermes", A)]
     assert h.state is HostState.DOWN
     assert interval_of(ProbeKind.THROUGHPUT, h, settings) == 1800.0
     assert fleet.interval_of(("hermes", A, ProbeKind.THROUGHPUT)) == 1800.0
@@ -99,12 +98,12 @@ async def test_a_throughput_probe_is_made_only_of_an_up_host() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
     finish(fleet.apply_listing({"hermes": [A, B]}, T0))
-    recorder = ProbeRecorder(fleet, health_policy(settings), None)
+    recorder = Recorder(fleet, health_policy(settings), None)
     _up(recorder, A)
     prober = _CountingProber()
-    probing = Probing(prober, fleet, recorder, fleet.targets, 1.0)
-    await probing.run(("hermes", A, ProbeKind.THROUGHPUT))
-    await probing.run(("hermes", B, ProbeKind.THROUGHPUT))  # unknown yet: billed for nothing
+    runner = TargetRunner(prober, fleet, recorder, fleet.targets, 1.0)
+    await runner.run(("hermes", A, ProbeKind.THROUGHPUT))
+    await runner.run(("hermes", B, ProbeKind.THROUGHPUT))  # unknown yet: billed for nothing
     assert prober.made == [(ProbeKind.THROUGHPUT, A)]
     assert recorder.throughput == {("hermes", A): FAST}
 
@@ -122,12 +121,12 @@ def test_a_measurement_is_kept_but_neither_health_evidence_nor_counted_nor_store
     fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
     finish(fleet.apply_listing({"hermes": [A]}, T0))
     sink = _Sink()
-    recorder = ProbeRecorder(fleet, health_policy(settings), sink)
-    before = fleet.health[("hermes", A)]
+    recorder = Recorder(fleet, health_policy(settings), sink)
+    before = fleet.health[HostKey("hermes", A)]
     assert recorder.record(_measured()) is False
     assert recorder.record(_measured(outcome=Outcome.SERVER_ERROR, m=None)) is False  # no confirmation
     assert recorder.throughput == {("hermes", A): FAST}
-    assert fleet.health[("hermes", A)] is before
+    assert fleet.health[HostKey("hermes", A)] is before
     assert not recorder.counts and not sink.got
 
 
@@ -135,7 +134,7 @@ def test_a_failed_measurement_leaves_the_last_one_shown() -> None:
     settings = _settings()
     fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
     finish(fleet.apply_listing({"hermes": [A]}, T0))
-    recorder = ProbeRecorder(fleet, health_policy(settings), None)
+    recorder = Recorder(fleet, health_policy(settings), None)
     recorder.record(_measured())
     recorder.record(_measured(outcome=Outcome.TIMEOUT, m=None))
     recorder.record(_measured(m=Throughput(1, None, None)))  # too short a stream to measure

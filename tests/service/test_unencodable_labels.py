@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from monitor.config import Settings, load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.keys import HostKey
 from monitor.core.results import Evidence, Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.parts.best_hosts import BestHosts, ranking_policy
@@ -101,7 +102,7 @@ class _OldStore:
 
     async def load_recent_evidence(
         self, since: float, per_host_limit: int = 200
-    ) -> list[tuple[tuple[str, str], Evidence]]:
+    ) -> list[tuple[HostKey, Evidence]]:
         return []
 
     async def load_best(self) -> dict[str, str | None]:

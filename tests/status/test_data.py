@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.core.keys import HostKey
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.parts.slices import run_in_slices
 from monitor.store import Store
@@ -52,7 +53,7 @@ async def test_rolled_up_hours_and_the_current_hour_are_both_shown(store: Store)
     )
     await store.rollup(T0 + HOUR + 200)  # rolls up the first hour only
     history = await HistoryReader(store.engine).read(T0 + HOUR + 300)
-    hours = history.hourly[(M, H)]
+    hours = history.hourly[HostKey(M, H)]
     first, current = hours[T0], hours[T0 + HOUR]
     assert (first.probes, first.ok, first.ttft_ms_p50) == (2, 1, 300.0)
     assert (current.probes, current.ok, current.ttft_ms_p50) == (1, 1, 100.0)
@@ -69,7 +70,7 @@ async def test_a_day_sums_its_rolled_up_and_raw_hours(store: Store) -> None:
     )
     await store.rollup(T0 + HOUR + 200)
     history = await HistoryReader(store.engine).read(T0 + HOUR + 300)
-    day = history.daily[(M, H)][day_start(T0)]
+    day = history.daily[HostKey(M, H)][day_start(T0)]
     assert (day.probes, day.ok) == (3, 2)
 
 
@@ -78,8 +79,8 @@ async def test_days_older_than_a_day_come_from_the_roll_ups(store: Store) -> Non
     await _fill(store, [_result(old + 10, ProbeKind.COMPLETION, ttft=200.0)])
     await store.rollup(T0)
     history = await HistoryReader(store.engine).read(T0 + 60)
-    assert (M, H) not in history.hourly
-    day = history.daily[(M, H)][day_start(old)]
+    assert HostKey(M, H) not in history.hourly
+    day = history.daily[HostKey(M, H)][day_start(old)]
     assert (day.probes, day.ok, day.ttft_ms_p50) == (1, 1, 200.0)
 
 
@@ -88,7 +89,7 @@ async def test_unsupported_answers_do_not_count_as_probes(store: Store) -> None:
         store, [_result(T0 + 10, ProbeKind.AUTH, Outcome.UNSUPPORTED), _result(T0 + 20, ProbeKind.HEALTH)]
     )
     history = await HistoryReader(store.engine).read(T0 + 60)
-    assert history.hourly[(M, H)][T0].probes == 1
+    assert history.hourly[HostKey(M, H)][T0].probes == 1
 
 
 async def test_each_read_is_a_new_version(store: Store) -> None:

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from monitor.config import ConfigError, load_settings
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.snapshot import with_aliases
 from monitor.core.steps import finish
@@ -115,7 +116,7 @@ async def test_uptime_bars_carry_the_hourly_figures(aiohttp_client: Any) -> None
     hour = hour_start(NOW) - 3600
     bucket = Bucket(hour, 120, 117, 143.6, 200.0)
     app, state = app_for(source)
-    state.history = History(hourly={("hermes-3-8b-tee", A): {hour: bucket}}, loaded_at=NOW, version=1)
+    state.history = History(hourly={HostKey("hermes-3-8b-tee", A): {hour: bucket}}, loaded_at=NOW, version=1)
     client = await aiohttp_client(app)
     html = await _page(client)
     assert "<title>Nov 24 15:00 · 97.5% · 120 probes · TTFT p50 144 ms</title>" in html
@@ -126,7 +127,9 @@ async def test_model_page_has_the_30_day_ttft_chart(aiohttp_client: Any) -> None
     day = float(int(NOW // 86400) * 86400)
     app, state = app_for(source)
     state.history = History(
-        daily={("hermes-3-8b-tee", A): {day: Bucket(day, 3000, 2990, 81.0, 140.0)}}, loaded_at=NOW, version=1
+        daily={HostKey("hermes-3-8b-tee", A): {day: Bucket(day, 3000, 2990, 81.0, 140.0)}},
+        loaded_at=NOW,
+        version=1,
     )
     client = await aiohttp_client(app)
     html = await _page(client, "/status/hermes-3-8b-tee")

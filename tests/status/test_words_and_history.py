@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome
 from monitor.web.status.history import Bucket, model_bucket, model_series
 from monitor.web.status.incidents import IncidentLog
@@ -91,6 +92,6 @@ def test_incidents_of_one_model_only() -> None:
 def test_a_models_series_reads_each_period_as_model_bucket_does() -> None:
     a = {0.0: Bucket(0, 100, 50, 50.0, 60.0), 1.0: Bucket(1, 10, 10, 300.0, 400.0)}
     b = {0.0: Bucket(0, 100, 99, 300.0, 400.0), 1.0: Bucket(1, 10, 10, 90.0, 120.0)}
-    history = {("m", "a"): a, ("m", "b"): b}
+    history = {HostKey("m", "a"): a, HostKey("m", "b"): b}
     got = model_series(history, "m", ["a", "b", "c"], [0.0, 1.0, 2.0])
     assert got == [model_bucket(0.0, [a[0.0], b[0.0]]), model_bucket(1.0, [a[1.0], b[1.0]]), None]

@@ -4,11 +4,13 @@ server (see tests/pg.py; skipped with the reason without its binaries, failed in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from tests.pg import PgServer
@@ -31,6 +33,29 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
     server: PgServer = request.getfixturevalue("pg_server")
     return server.new_database()
+
+
+class Logs:
+    """The store's log lines (structlog's events) written during a test.
+
+    A logger that wrote once after `configure_logging` (called by the command-line tests) keeps
+    that configuration and writes through the standard library, where `capture_logs` does not see
+    it: lines are taken from both."""
+
+    def __init__(self, direct: list[MutableMapping[str, Any]], caplog: pytest.LogCaptureFixture) -> None:
+        self._direct = direct
+        self._caplog = caplog
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        yield from self._direct
+        yield from (r.msg for r in self._caplog.records if isinstance(r.msg, dict))
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Iterator[Logs]:
+    caplog.set_level(logging.INFO, logger="monitor.store")
+    with capture_logs() as direct:
+        yield Logs(direct, caplog)
 
 
 def sqlite_only(backend: str, why: str) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Outcome, ProbeKind
 from monitor.store import Store
-from monitor.store.types import MembershipRecord
 from monitor.store.writer import DEEP_BATCHES
 from tests.store.conftest import T0, MakeResult
 
@@ -71,8 +71,8 @@ async def test_a_batch_of_results_from_new_hosts_is_written_whole_with_its_value
 
 
 async def test_membership_of_many_new_hosts_is_recorded_whole(store: Store) -> None:
-    await store.record_membership([MembershipRecord(T0, "llama-3", _host(i), "joined") for i in range(N)])
-    await store.record_membership([MembershipRecord(T0 + 1, "llama-3", _host(0), "left")])
+    await store.record_membership([MembershipChange(T0, "llama-3", _host(i), "joined") for i in range(N)])
+    await store.record_membership([MembershipChange(T0 + 1, "llama-3", _host(0), "left")])
     members = await store.load_members()
     assert members == {"llama-3": {_host(i) for i in range(1, N)}}
 
@@ -85,7 +85,7 @@ async def test_on_sqlite_a_batch_is_not_written_a_row_at_a_time(
     for i in range(N):
         store.submit(make_result(T0 + i, host=_host(i)))
     await store.flush()
-    await store.record_membership([MembershipRecord(T0, "llama-3", _host(i), "joined") for i in range(N)])
+    await store.record_membership([MembershipChange(T0, "llama-3", _host(i), "joined") for i in range(N)])
     assert store.stats.rows_written == N
     assert [s for s, many in statements if many] == []
     assert len(statements) < 20  # not one per name, nor per chunk of names

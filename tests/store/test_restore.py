@@ -8,9 +8,11 @@ import time
 
 from monitor.config import load_settings
 from monitor.core.health import HostHealth, apply, new_host
+from monitor.core.keys import HostKey
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.service import Monitor
-from monitor.store import MembershipRecord, Store
+from monitor.store import Store
 
 from .conftest import T0
 
@@ -53,8 +55,8 @@ async def test_recent_evidence_is_empty_without_results(store: Store) -> None:
 
 
 def restored_one_by_one(
-    results: list[ProbeResult], health: dict[tuple[str, str], HostHealth], monitor: Monitor
-) -> dict[tuple[str, str], HostHealth]:
+    results: list[ProbeResult], health: dict[HostKey, HostHealth], monitor: Monitor
+) -> dict[HostKey, HostHealth]:
     """Every stored result applied in turn, as the live monitor does: a host's auth check (stored
     once, under any one of its models) goes to every model the host serves."""
     health = dict(health)
@@ -62,10 +64,12 @@ def restored_one_by_one(
     for model, host in health:
         models_of_host.setdefault(host, []).append(model)
     for r in results:
-        key = (r.model, r.host)
+        key = HostKey(r.model, r.host)
         if r.kind is ProbeKind.AUTH:
             for model in models_of_host.get(r.host, ()):
-                health[(model, r.host)] = apply(health[(model, r.host)], r, monitor.health_policy)
+                health[HostKey(model, r.host)] = apply(
+                    health[HostKey(model, r.host)], r, monitor.health_policy
+                )
         elif key in health:
             health[key] = apply(health[key], r, monitor.health_policy)
     return health
@@ -76,9 +80,9 @@ async def test_restart_rebuilds_the_health_that_applying_each_stored_result_live
 ) -> None:
     now = time.time()
     members = [("llama-3", A), ("llama-3", B), ("qwen", A), ("qwen", STRANGER), ("qwen", C)]
-    await store.record_membership([MembershipRecord(now - 3600, m, h, "joined") for m, h in members])
+    await store.record_membership([MembershipChange(now - 3600, m, h, "joined") for m, h in members])
     # The host's auth checks were stored under a model it no longer serves.
-    await store.record_membership([MembershipRecord(now - 3600, "retired-model", A, "left")])
+    await store.record_membership([MembershipChange(now - 3600, "retired-model", A, "left")])
     for r in random_history(random.Random(11), now - 600, 1500):
         store.submit(r)
     await store.flush()
@@ -96,7 +100,7 @@ async def test_restart_rebuilds_the_health_that_applying_each_stored_result_live
         stored = await store.load_recent_results(now - 24 * 3600, per_host_limit=settings.window)
         fresh = {key: new_host(*key, trusted=h.trusted) for key, h in monitor.health.items()}
         assert monitor.health == restored_one_by_one(stored, fresh, monitor)
-        assert monitor.health[("qwen", A)].samples  # the comparison is not between empty hosts
-        assert not monitor.health[("qwen", STRANGER)].trusted
+        assert monitor.health[HostKey("qwen", A)].samples  # the comparison is not between empty hosts
+        assert not monitor.health[HostKey("qwen", STRANGER)].trusted
     finally:
         await monitor.stop()

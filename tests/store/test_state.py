@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
+from monitor.core.membership import MembershipChange
 from monitor.core.results import ProbeKind
-from monitor.store import DiscoveryRecord, MembershipRecord, Store
+from monitor.store import DiscoveryRecord, Store
 from monitor.store.schema import best_hosts
 
 from .conftest import T0, MakeResult
@@ -37,25 +38,25 @@ async def test_save_best_moves_since_only_when_the_host_changes(store: Store) ->
 async def test_membership_events_fold_into_current_members(store: Store) -> None:
     await store.record_membership(
         [
-            MembershipRecord(T0, "llama-3", A, "joined"),
-            MembershipRecord(T0, "llama-3", B, "joined"),
-            MembershipRecord(T0 + 10, "llama-3", A, "left"),
-            MembershipRecord(T0, "llama-3", C, "joined"),
-            MembershipRecord(T0 + 10, "llama-3", C, "retired"),
-            MembershipRecord(T0, "bge-m3", D, "joined"),
-            MembershipRecord(T0, "gone-model", D, "joined"),
-            MembershipRecord(T0 + 5, "gone-model", D, "left"),
+            MembershipChange(T0, "llama-3", A, "joined"),
+            MembershipChange(T0, "llama-3", B, "joined"),
+            MembershipChange(T0 + 10, "llama-3", A, "left"),
+            MembershipChange(T0, "llama-3", C, "joined"),
+            MembershipChange(T0 + 10, "llama-3", C, "retired"),
+            MembershipChange(T0, "bge-m3", D, "joined"),
+            MembershipChange(T0, "gone-model", D, "joined"),
+            MembershipChange(T0 + 5, "gone-model", D, "left"),
         ]
     )
     # Recorded later but happened in between: order is by time, not by arrival.
-    await store.record_membership([MembershipRecord(T0 + 20, "llama-3", A, "joined")])
-    await store.record_membership([MembershipRecord(T0 + 15, "llama-3", B, "left")])
+    await store.record_membership([MembershipChange(T0 + 20, "llama-3", A, "joined")])
+    await store.record_membership([MembershipChange(T0 + 15, "llama-3", B, "left")])
     assert await store.load_members() == {"llama-3": {A}, "bge-m3": {D}}
 
 
 async def test_membership_rejects_unknown_event_names(store: Store) -> None:
     with pytest.raises(ValueError, match="unknown membership event"):
-        await store.record_membership([MembershipRecord(T0, "m", A, "exploded")])  # type: ignore[arg-type]
+        await store.record_membership([MembershipChange(T0, "m", A, "exploded")])  # type: ignore[arg-type]
 
 
 async def test_discovery_runs_are_recorded_with_a_bounded_error(store: Store) -> None:
@@ -81,7 +82,7 @@ async def test_reopened_database_keeps_everything(db_url: str, make_result: Make
     ]
     for r in results:
         first.submit(r)
-    await first.record_membership([MembershipRecord(T0, "llama-3", A, "joined")])
+    await first.record_membership([MembershipChange(T0, "llama-3", A, "joined")])
     await first.save_best("llama-3", A, T0)
     await first.record_discovery(DiscoveryRecord(T0, True, 0.1, 1, 1))
     await first.close()  # flushes

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
+from monitor.core.membership import MembershipChange
 from monitor.core.results import Outcome, ProbeKind
-from monitor.store import MembershipRecord, Store, VantageInfo
+from monitor.store import Store, VantageInfo
 from monitor.store.migrate import upgrade_with_engine
 
 from .conftest import T0, MakeResult
@@ -48,8 +49,8 @@ async def test_another_vantage_is_read_by_its_name(store: Store, eu: Store, make
 async def test_best_hosts_and_members_are_kept_per_vantage(store: Store, eu: Store) -> None:
     await store.save_best("llama-3", A, T0)
     await eu.save_best("llama-3", B, T0)
-    await store.record_membership([MembershipRecord(T0, "llama-3", A, "joined")])
-    await eu.record_membership([MembershipRecord(T0, "llama-3", B, "joined")])
+    await store.record_membership([MembershipChange(T0, "llama-3", A, "joined")])
+    await eu.record_membership([MembershipChange(T0, "llama-3", B, "joined")])
     assert await store.load_best() == {"llama-3": A}
     assert await eu.load_best() == {"llama-3": B}
     assert await store.load_best(vantage="eu") == {"llama-3": B}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import math
 import sqlite3
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.store import Store
 from monitor.store.engine import sqlite_path
 
-from .conftest import T0, MakeResult, sqlite_only
+from .conftest import T0, Logs, MakeResult, sqlite_only
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -180,10 +179,9 @@ async def test_unstorable_results_are_dropped_not_raised(store: Store, make_resu
 
 
 async def test_locked_database_counts_errors_stays_alive_and_recovers(
-    db_url: str, backend: str, make_result: MakeResult, caplog: pytest.LogCaptureFixture
+    db_url: str, backend: str, make_result: MakeResult, logs: Logs
 ) -> None:
     sqlite_only(backend, "another process holds SQLite's write lock")
-    caplog.set_level(logging.INFO, logger="monitor.store")
     store = await Store.open(db_url, busy_timeout_ms=20, retry_initial_s=0.02, retry_max_s=0.05)
     await store.upgrade()
     store.start_writer()
@@ -210,7 +208,7 @@ async def test_locked_database_counts_errors_stays_alive_and_recovers(
     assert (stats.healthy, stats.rows_written, stats.dropped, stats.queue_depth) == (True, 101, 0, 0)
     assert len(await store.load_recent_results(0)) == 101
     await store.close()
-    messages = [r.getMessage() for r in caplog.records if r.name == "monitor.store"]
+    messages = [" ".join(str(v) for v in e.values()) for e in logs]
     assert any("retrying" in m for m in messages)
     assert any("work again" in m for m in messages)
     assert not any("secret-model-name" in m for m in messages)

@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from monitor.core.keys import HostKey
 from monitor.core.steps import Steps, finish
 from monitor.parts.slices import run_in_slices
 from monitor.store.aggregate import Observation, aggregate
@@ -29,7 +30,6 @@ from monitor.web.status.history import (
     HOURS_SHOWN,
     Bucket,
     History,
-    Pair,
     day_start,
     hour_start,
     merge,
@@ -43,7 +43,7 @@ _PAIRS_PER_STEP: Final = 500
 # Raw results are read for at most this long back: older un-rolled hours are left out, not scanned.
 _RAW_HORIZON_S: Final = (HOURS_SHOWN + 1) * HOUR
 
-Series = dict[Pair, dict[float, Bucket]]
+Series = dict[HostKey, dict[float, Bucket]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class DailyCut:
     """The days summed from roll-ups before `cut` (epoch seconds, an hour boundary)."""
 
     cut: float
-    days: Mapping[Pair, Mapping[float, Bucket]]
+    days: Mapping[HostKey, Mapping[float, Bucket]]
     read_at: float
 
 
@@ -133,7 +133,7 @@ def _hourly(
     out: Series = defaultdict(dict)
     for n, (model_id, host_id, hour, probes, ok, p50, p95) in enumerate(rollup_rows, 1):
         if model_id in m and host_id in h and probes:
-            out[(m[model_id], h[host_id])][float(hour)] = Bucket(float(hour), probes, ok, p50, p95)
+            out[HostKey(m[model_id], h[host_id])][float(hour)] = Bucket(float(hour), probes, ok, p50, p95)
         if n % _ROWS_PER_STEP == 0:
             yield None
     grouped: dict[tuple[int, int, float], list[Observation]] = defaultdict(list)
@@ -150,7 +150,7 @@ def _hourly(
         agg = aggregate(rows)
         if agg is None or model_id not in m or host_id not in h:
             continue
-        out[(m[model_id], h[host_id])][hour] = Bucket(
+        out[HostKey(m[model_id], h[host_id])][hour] = Bucket(
             hour, agg.probes, agg.ok, agg.ttft_ms_p50, agg.ttft_ms_p95
         )
     return dict(out)
@@ -163,19 +163,21 @@ def _daily(rows: Sequence[Any], m: Mapping[int, str], h: Mapping[int, str]) -> S
             at = float(int(day) * DAY)
             p50 = s50 / w50 if w50 else None
             p95 = s95 / w95 if w95 else None
-            out[(m[model_id], h[host_id])][at] = Bucket(at, int(probes), int(ok), p50, p95)
+            out[HostKey(m[model_id], h[host_id])][at] = Bucket(at, int(probes), int(ok), p50, p95)
         if n % _ROWS_PER_STEP == 0:
             yield None
     return dict(out)
 
 
-def combine_days(cut: DailyCut | None, hourly: Mapping[Pair, Mapping[float, Bucket]], now: float) -> Series:
+def combine_days(
+    cut: DailyCut | None, hourly: Mapping[HostKey, Mapping[float, Bucket]], now: float
+) -> Series:
     """Days before the cut from the roll-up sums; hours from the cut on from the hourly buckets."""
     return finish(_combine_days(cut, hourly, now))
 
 
 def _combine_days(
-    cut: DailyCut | None, hourly: Mapping[Pair, Mapping[float, Bucket]], now: float
+    cut: DailyCut | None, hourly: Mapping[HostKey, Mapping[float, Bucket]], now: float
 ) -> Steps[Series]:
     out: Series = {}
     for n, (pair, days) in enumerate((cut.days if cut else {}).items(), 1):

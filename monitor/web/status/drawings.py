@@ -15,6 +15,7 @@ from typing import Final
 
 from markupsafe import Markup
 
+from monitor.core.keys import HostKey
 from monitor.web.status import svg
 from monitor.web.status.history import (
     CHART_DAYS,
@@ -177,13 +178,13 @@ class Drawings:
                 hp = pasts.get((base, url))
                 if hp is None:
                     hp = _past(
-                        series(history.hourly.get((base, url)), slots.hours[:h]),
-                        series(history.daily.get((base, url)), slots.days[:d]),
+                        series(history.hourly.get(HostKey(base, url)), slots.hours[:h]),
+                        series(history.daily.get(HostKey(base, url)), slots.days[:d]),
                         slots,
                     )
                     pasts[(base, url)] = hp
-                hh = series(history.hourly.get((base, url)), slots.hours[h:])
-                hd = series(history.daily.get((base, url)), slots.days[d:])
+                hh = series(history.hourly.get(HostKey(base, url)), slots.hours[h:])
+                hd = series(history.daily.get(HostKey(base, url)), slots.days[d:])
                 per_host[url] = draw(hp, hh, hd, slots, url, False)
         drawing = ModelDrawing(draw(past, live_h, live_d, slots, base, chart), per_host)
         cache[key] = drawing

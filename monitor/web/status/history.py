@@ -1,6 +1,6 @@
 """History for the page as values: buckets per (model, host), and how a model's bucket is read.
 
-Pure: built by `monitor.web.status.data` from the store, read by `monitor.web.status.view`.
+Pure: built by `monitor.web.status.data` from the store, read by `monitor.web.status.page`.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from monitor.core.keys import HostKey
+
 HOUR: Final = 3600
 DAY: Final = 86400
 HOURS_SHOWN: Final = 24
 DAYS_SHOWN: Final = 90
 CHART_DAYS: Final = 30
-
-Pair = tuple[str, str]  # (base model id, host url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,8 @@ class Bucket:
 class History:
     """What the page shows of the past, read in the background (never on a request)."""
 
-    hourly: Mapping[Pair, Mapping[float, Bucket]] = field(default_factory=dict)
-    daily: Mapping[Pair, Mapping[float, Bucket]] = field(default_factory=dict)
+    hourly: Mapping[HostKey, Mapping[float, Bucket]] = field(default_factory=dict)
+    daily: Mapping[HostKey, Mapping[float, Bucket]] = field(default_factory=dict)
     loaded_at: float | None = None
     version: int = 0  # one per read
     epoch: int = 0  # one per read of the daily sums: settled periods are the same within an epoch
@@ -128,10 +128,13 @@ def series(by_time: Mapping[float, Bucket] | None, slots: Sequence[float]) -> li
 
 
 def model_series(
-    history: Mapping[Pair, Mapping[float, Bucket]], model: str, hosts: Iterable[str], slots: Sequence[float]
+    history: Mapping[HostKey, Mapping[float, Bucket]],
+    model: str,
+    hosts: Iterable[str],
+    slots: Sequence[float],
 ) -> list[Bucket | None]:
     """`model_bucket` for every slot, in one pass (a page draws ten thousand of them)."""
-    per_host = [m for h in hosts if (m := history.get((model, h)))]
+    per_host = [m for h in hosts if (m := history.get(HostKey(model, h)))]
     out: list[Bucket | None] = []
     inf = float("inf")
     for s in slots:

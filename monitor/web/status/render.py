@@ -25,12 +25,12 @@ from monitor.web.status.drawings import Drawings, Drawn, ModelDrawing
 from monitor.web.status.gzjoin import Piece, assemble, piece
 from monitor.web.status.history import History, hour_slots, model_series
 from monitor.web.status.incidents import Incident
-from monitor.web.status.view import (
-    PageView,
+from monitor.web.status.page import (
+    Page,
+    build_page,
     host_row,
     model_card,
     model_status,
-    page_view,
     reasoning_bases,
     show_host_bars,
 )
@@ -54,7 +54,7 @@ _MACROS: Any = _ENV.get_template("_model.html").module
 
 
 def _context(
-    page: PageView, refresh: float, message: str | None = None, model: str | None = None
+    page: Page, refresh: float, message: str | None = None, model: str | None = None
 ) -> dict[str, Any]:
     return {
         "model": model,
@@ -164,7 +164,7 @@ def render_page(
         base_id = models[model].probed_as
         incidents = [i for i in incidents if i.model == base_id]
     # The page around the cards is rendered with a marker where they go, and split there.
-    page = page_view(title, snapshot, history, readiness, incidents, (Markup(_CARDS),), only=model)
+    page = build_page(title, snapshot, history, readiness, incidents, (Markup(_CARDS),), only=model)
     template = "overview.html" if model is None else "model.html"
     head, _, tail = _ENV.get_template(template).render(_context(page, refresh, model=model)).partition(_CARDS)
     blocks = yield from cards.blocks(html, chart)
@@ -172,7 +172,7 @@ def render_page(
 
 
 def render_missing(title: str, snapshot: Snapshot, readiness: Mapping[str, str], model: str) -> bytes:
-    page = page_view(title, snapshot, History(), readiness, (), ())
+    page = build_page(title, snapshot, History(), readiness, (), ())
     return _ENV.get_template("error.html").render(_context(page, 0, f"Unknown model {model}")).encode()
 
 

@@ -12,9 +12,9 @@ from typing import Protocol, runtime_checkable
 
 from monitor.core.clock import Clock
 from monitor.core.snapshot import Snapshot
+from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.ports import HistoryReader
 from monitor.parts.readiness import Readiness
-from monitor.parts.scheduler import SchedulerStats
 from monitor.store import StoreStats, VantageInfo
 
 
@@ -30,7 +30,7 @@ class Counters:
     version: str
 
 
-class MonitorView(Protocol):
+class Readout(Protocol):
     @property
     def snapshot(self) -> Snapshot:
         """The current snapshot (swapped whole, never edited)."""
@@ -54,7 +54,7 @@ class MonitorView(Protocol):
 
 @runtime_checkable
 class VantageSource(Protocol):
-    """Vantages and their answers (the running service; a `MonitorView` without it answers for
+    """Vantages and their answers (the running service; a `Readout` without it answers for
     its own snapshot only)."""
 
     async def vantage_list(self) -> list[VantageInfo]:

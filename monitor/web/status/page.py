@@ -98,7 +98,7 @@ class IncidentRow:
 
 
 @dataclass(frozen=True, slots=True)
-class PageView:
+class Page:
     title: str
     generated: str
     generated_iso: str
@@ -214,7 +214,7 @@ def show_host_bars(models: Mapping[str, ModelView]) -> bool:
     return sum(len(v.hosts) for v in models.values() if v.model == v.probed_as) <= HOST_BARS_MAX_ROWS
 
 
-def page_view(
+def build_page(
     title: str,
     snapshot: Snapshot,
     history: History,
@@ -222,7 +222,7 @@ def page_view(
     incidents: Sequence[Incident],
     cards: tuple[Markup, ...],
     only: str | None = None,
-) -> PageView:
+) -> Page:
     """The overview (`only=None`) or one model's page (`only` = its id, which must be known),
     around the models' cards (rendered by the caller, which keeps those that did not change)."""
     now = snapshot.generated_at
@@ -234,7 +234,7 @@ def page_view(
         note = f"No history: {history.error}."
     elif history.loaded_at is None:
         note = "History is being read."
-    return PageView(
+    return Page(
         title=title,
         generated=clock(now),
         generated_iso=f"{now:.3f}",

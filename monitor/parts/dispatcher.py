@@ -1,15 +1,13 @@
-"""When things run: periodic jobs on APScheduler 3, and probes from one dispatcher over a heap.
+"""Probes on the clock: one dispatcher over a heap gives every (model, host, kind) target its slot.
 
-Periodic work (discovery, roll-up, retention, snapshot refresh) is a handful of APScheduler jobs
-whose errors, misfires and overlaps are counted. Probes are not APScheduler jobs: at 10,000 hosts
-there are tens of thousands of (model, host, kind) targets, each on its own slot, and a job per
-target costs far more than one heap entry. The dispatcher gives every target a fixed slot within
-its interval (spread evenly by a stable hash, plus jitter that only delays), and never lets a hung
-host hold back the others: each probe is its own task with its own timeout. Backpressure: a probe
-task is created only when one of the `limit` slots is free; targets due meanwhile wait in the heap
-(one tuple each), not as tasks waiting on a semaphore. At 100,000 probed servers those waiting tasks
-were hundreds of thousands of live objects that every collection walked (0.1-0.3 s stalls), and
-all of them had to be cancelled at stop.
+Probes are not APScheduler jobs (those are the few periodic ones, `monitor.parts.jobs`): there are
+tens of thousands of targets, each on its own slot, and a job per target costs far more than one
+heap entry. The dispatcher gives every target a fixed slot within its interval (spread evenly by a
+stable hash, plus jitter that only delays), and never lets a hung host hold back the others: each
+probe is its own task with its own timeout. Backpressure: a probe task is created only when one of
+the `limit` slots is free; targets due meanwhile wait in the heap (one tuple each), not as tasks
+waiting on a semaphore, which every garbage collection would walk and the stop would have to
+cancel (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -20,21 +18,12 @@ import random
 import zlib
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    JobExecutionEvent,
-)
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import Generic, TypeVar
 
 from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.logging import get_logger
 
-log = get_logger("monitor.parts.scheduler")
+log = get_logger("monitor.parts.dispatcher")
 T = TypeVar("T", bound=Hashable)
 
 
@@ -105,7 +94,7 @@ def _follow_turn(current: int, turn_s: float, low: int, high: int, growth: int) 
     return min(high, current + max(1, current // growth))
 
 
-class ProbeDispatcher(Generic[T]):
+class Dispatcher(Generic[T]):
     """Runs `run(target)` for each scheduled target at its slot, at most `limit` at once.
 
     `interval_of(target)` is asked after each dispatch, so a down host can be re-probed sooner.
@@ -285,40 +274,3 @@ class ProbeDispatcher(Generic[T]):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def make_job_scheduler(stats: SchedulerStats) -> AsyncIOScheduler:
-    """An AsyncIOScheduler whose job errors, misfires and overlaps are counted in `stats`."""
-    scheduler = AsyncIOScheduler(
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
-        timezone="UTC",
-    )
-
-    def listener(event: JobExecutionEvent) -> None:
-        if event.code == EVENT_JOB_ERROR:
-            stats.job_errors += 1
-            log.error("job failed", job=event.job_id, error=repr(event.exception))
-        elif event.code == EVENT_JOB_MISSED:
-            stats.job_missed += 1
-            log.warning("job run missed", job=event.job_id)
-        elif event.code == EVENT_JOB_MAX_INSTANCES:
-            stats.job_max_instances += 1
-            log.warning("job still running, run skipped", job=event.job_id)
-
-    scheduler.add_listener(listener, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-    return scheduler
-
-
-def add_interval_job(
-    scheduler: AsyncIOScheduler, func: Callable[[], Awaitable[Any]], seconds: float, job_id: str
-) -> None:
-
-    async def job() -> None:
-        try:
-            await func()
-        except asyncio.CancelledError:
-            # The process is stopping with the run under way (a discovery of 100,000 servers takes
-            # seconds): abandoned, not failed. APScheduler would log it as an error with a traceback.
-            log.debug("job cancelled at stop", job=job_id)
-
-    scheduler.add_job(job, IntervalTrigger(seconds=seconds), id=job_id, name=job_id, replace_existing=True)

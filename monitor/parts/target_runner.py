@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from monitor.core.keys import HostKey
 from monitor.core.results import HostState, ProbeKind, ProbeResult
 from monitor.core.upstream import is_reasoning
 from monitor.parts.fleet import Fleet
-from monitor.parts.recorder import ProbeRecorder
+from monitor.parts.recorder import Recorder
 from monitor.parts.targets import Target, Targets
 
 
-class ProbeRunner(Protocol):
+class ProberPort(Protocol):
     """What is used of `monitor.probe.prober.Prober` (which never raises but to cancel)."""
 
     async def auth(self, host: str, model: str) -> ProbeResult: ...
@@ -24,12 +25,12 @@ class ProbeRunner(Protocol):
     ) -> ProbeResult: ...
 
 
-class Probing:
+class TargetRunner:
     def __init__(
         self,
-        prober: ProbeRunner,
+        prober: ProberPort,
         fleet: Fleet,
-        recorder: ProbeRecorder,
+        recorder: Recorder,
         targets: Targets,
         confirm_delay: float,
     ) -> None:
@@ -48,7 +49,7 @@ class Probing:
         return await self._prober.probe(kind, host, model, reasoning=is_reasoning(model, self._fleet.aliases))
 
     async def probe_and_record(self, target: Target) -> bool:
-        """True when the failure it found should be confirmed at once (see `ProbeRecorder.record`)."""
+        """True when the failure it found should be confirmed at once (see `Recorder.record`)."""
         return self._recorder.record(await self.probe(target))
 
     def wanted(self, target: Target) -> bool:
@@ -56,7 +57,7 @@ class Probing:
         model, host, kind = target
         if kind is not ProbeKind.THROUGHPUT:
             return True
-        h = self._fleet.health.get((model, host))
+        h = self._fleet.health.get(HostKey(model, host))
         return h is not None and h.state is HostState.UP
 
     async def run(self, target: Target) -> None:
