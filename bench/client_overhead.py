@@ -1,4 +1,4 @@
-"""What the failover client costs and what it saves (issue 12).
+"""What the failover client costs and what it saves.
 
 1. Added latency: the official openai SDK (sync) calls one simulated host directly, and the same
    SDK calls it through `FailoverTransport` (with the monitor's answer for that model cached, as

@@ -1,4 +1,4 @@
-"""Render time and weight of the status page at 100 models x 5 hosts (issue 13: < 50 ms at p99,
+"""Render time and weight of the status page at 100 models x 5 hosts (< 50 ms at p99,
 < 200 KB).
 
 A snapshot of `models` x `hosts` hosts (the last host of every third model down, with a reason)

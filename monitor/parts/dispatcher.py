@@ -66,8 +66,8 @@ def next_start_per_turn(current: int, turn_s: float) -> int:
     A probe's first steps run in the turn after its start, and what they cost depends on what
     it meets (a refused connection about a millisecond of CPU on a busy loop, a TLS handshake
     several), so a fixed number of starts per turn is either too slow for cheap probes or a stall
-    for dear ones. At 100,000 probed hosts, 200 refused connections per turn made turns of
-    100-400 ms; halving on a long turn keeps them near the budget whatever a probe costs."""
+    for dear ones; halving on a long turn keeps turns near the budget whatever a probe costs
+    (docs/performance.md)."""
     return _follow_turn(current, turn_s, MIN_START_PER_TURN, START_PER_TURN, 4)
 
 
@@ -81,8 +81,8 @@ def next_in_flight_cap(current: int, turn_s: float, limit: int) -> int:
     turn was over budget, else an eighth more, up to `limit` (the `max_concurrency` setting).
 
     Probes in flight end when their hosts answer, many in the same turn when many answer at once
-    (100,000 refused connections: 150-250 probe steps in one turn, 100-230 ms): so many as may
-    end together, so long may a turn be. A loop with time to spare keeps the whole `limit`."""
+    (a wave of refused connections): so many as may end together, so long may a turn be. A loop
+    with time to spare keeps the whole `limit`."""
     return _follow_turn(current, turn_s, min(MIN_IN_FLIGHT, limit), limit, 8)
 
 
@@ -191,8 +191,8 @@ class Dispatcher(Generic[T]):
                 if len(self._running) >= self._cap:
                     break  # no free slot: the due targets stay in the heap until a probe ends
                 if started >= self._per_turn:
-                    # Far behind (say 100,000 targets just listed): the loop gets a turn between
-                    # batches, or starting them all would stall it for seconds (issue 10, item 6).
+                    # Far behind (a huge listing just arrived): the loop gets a turn between
+                    # batches, or starting them all would stall it for seconds.
                     started = 0
                     turn_began = self._clock.monotonic()
                     await asyncio.sleep(0)

@@ -53,7 +53,7 @@ def add_interval_job(
         try:
             await func()
         except asyncio.CancelledError:
-            # The process is stopping with the run under way (a discovery of 100,000 servers takes
+            # The process is stopping with the run under way (a discovery of a huge listing takes
             # seconds): abandoned, not failed. APScheduler would log it as an error with a traceback.
             log.debug("job cancelled at stop", job=job_id)
 

@@ -69,7 +69,7 @@ _S = TypeVar("_S", bound="Select[Any]")
 
 
 def _vantage_filter(stmt: _S, table: Table, vantage: str | None) -> _S:
-    # The place where the vantage column (helper B's migration) narrows every tail read.
+    # The one place where the vantage column narrows every tail read.
     if vantage is not None and "vantage" in table.c:
         return stmt.where(table.c["vantage"] == vantage)
     return stmt

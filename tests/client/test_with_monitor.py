@@ -88,8 +88,7 @@ async def test_a_thinking_alias_completes_on_a_host_without_a_404(
     net, svc = watched
     async with aiohttp.ClientSession() as http:
         answer = await get_json(http, svc.url + "/v1/best/m-thinking")
-    if "upstream_model" not in answer:
-        pytest.skip("the monitor does not give upstream_model yet (issue 11)")
+    assert "upstream_model" in answer
     w = wire(svc.url, net)
     assert await chat(w, net.gateway_url, sync=False, stream=True, model="m-thinking") == net.host_url("h0")
     assert requests_to(net, "gateway") == 0

@@ -1,5 +1,5 @@
 """The real service process (`python -m monitor run`) against hostile gateways, hosts and clients
-(issue 10): every case ends in a clear outcome, with bounded time and request counts.
+: every case ends in a clear outcome, with bounded time and request counts.
 
 Cases: a listing with ids that are not printable Unicode, braces, slashes and percent signs; a
 listing of 100,000 servers with /healthz asked meanwhile; hostile history queries; /metrics read

@@ -1,4 +1,4 @@
-"""Stopping the real service process: clean and quick whatever a client does (issue 10, item 4)."""
+"""Stopping the real service process: clean and quick whatever a client does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The monitor's stop is bounded whatever the fleet's size (issue 10): on a `FakeClock`."""
+"""The monitor's stop is bounded whatever the fleet's size: on a `FakeClock`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Discovery's edge: what the gateway lists is checked where it enters (issue 10, items 1 and 6)."""
+"""Discovery's edge: what the gateway lists is checked where it enters."""
 
 from __future__ import annotations
 

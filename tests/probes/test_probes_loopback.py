@@ -107,7 +107,7 @@ async def test_completion_ok_sends_one_token_stream_request(
     assert seen.headers["Authorization"] == f"Bearer {api_key.reveal()}"
     body = json.loads(seen.body)
     prompt = body["messages"][0]["content"]
-    assert re.fullmatch(r"[0-9a-f]{10} ping", prompt)  # a fresh nonce first (issue 11)
+    assert re.fullmatch(r"[0-9a-f]{10} ping", prompt)  # a fresh nonce first
     assert body == {
         "model": MODEL,
         "messages": [{"role": "user", "content": prompt}],

@@ -1,5 +1,5 @@
 """Hostile requests through the real app: awkward model ids are reachable, bad history queries are
-422 with a reason, never a 500 (issue 10, items 5 and 7)."""
+422 with a reason, never a 500."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Membership changes of a huge listing are recorded in batches, with turns of the loop between
-them (issue 10, item 6). No timings: the test counts the turns another task got."""
+them. No timings: the test counts the turns another task got."""
 
 from __future__ import annotations
 

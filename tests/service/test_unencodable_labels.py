@@ -1,4 +1,4 @@
-"""Defence in depth behind discovery's id check (issue 10, item 1): a label value that cannot be
+"""Defence in depth behind discovery's id check: a label value that cannot be
 encoded never turns /metrics into an error, and ids restored from an old database are checked as
 a gateway listing is."""
 

@@ -1,4 +1,4 @@
-"""The simulator's side of issue 11: what real hosts do with reasoning ids, a prompt cache, and a
+"""What real hosts do with reasoning ids, a prompt cache, and a
 configured time between tokens."""
 
 from __future__ import annotations
