@@ -38,11 +38,11 @@ from monitor.parts.publisher import Publisher
 from monitor.parts.readiness import Readiness, readiness
 from monitor.parts.recorder import STATE_LOG_WINDOW_S, Recorder, health_policy
 from monitor.parts.restore import restore
-from monitor.parts.slices import run_in_slices
 from monitor.parts.target_runner import TargetRunner
 from monitor.parts.targets import HOST_WIDE, Target, Targets, probe_kinds
 from monitor.probe.http import make_session
 from monitor.probe.prober import Prober
+from monitor.slices import run_in_slices
 from monitor.store import StoreError, VantageInfo
 from monitor.web.readout import Counters
 from monitor.web.status.incidents import IncidentLog

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from monitor.core.steps import Steps, finish, for_each, mapped
-from monitor.parts.slices import run_in_slices
+from monitor.slices import run_in_slices
 from tests.turns import Turns
 
 

@@ -1,6 +1,6 @@
 """Long work as a generator of steps: it yields between steps of a few milliseconds and returns its
 result. One form of each such function; a driver decides how it runs: `finish` at once (start-up,
-tests, small inputs), `monitor.parts.slices.run_in_slices` on the event loop. Why steps rather than a
+tests, small inputs), `monitor.slices.run_in_slices` on the event loop. Why steps rather than a
 worker thread: docs/performance.md."""
 
 from __future__ import annotations

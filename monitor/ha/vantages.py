@@ -30,8 +30,8 @@ from monitor.parts.fleet import Fleet
 from monitor.parts.ports import VantageReads
 from monitor.parts.publisher import Publisher
 from monitor.parts.restore import Saved, read_saved, rebuild
-from monitor.parts.slices import run_in_slices
 from monitor.parts.targets import Targets
+from monitor.slices import run_in_slices
 from monitor.store import StoreError, VantageInfo, check_vantage
 
 log = get_logger("monitor.vantages")

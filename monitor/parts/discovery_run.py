@@ -20,8 +20,8 @@ from monitor.core.snapshot import DiscoveryStatus
 from monitor.logging import get_logger
 from monitor.parts.fleet import Fleet
 from monitor.parts.persistence import Persistence
-from monitor.parts.slices import run_in_slices
 from monitor.probe.discovery import check_gateway_key, fetch_models
+from monitor.slices import run_in_slices
 from monitor.store import DiscoveryRecord
 
 log = get_logger("monitor.service")  # the service's parts log under one name

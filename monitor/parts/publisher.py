@@ -29,7 +29,7 @@ from monitor.core.steps import Steps
 from monitor.core.throughput import Throughput
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet
-from monitor.parts.slices import run_in_slices
+from monitor.slices import run_in_slices
 
 PUBLISH_EVERY_S = 0.25
 PUBLISH_EVERY_LARGE_S = 1.0  # beyond LARGE_FLEET entries a rebuild is no longer free: less often

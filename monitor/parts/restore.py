@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet
 from monitor.parts.ports import StateReader
 from monitor.probe.discovery import DiscoveryError, parse_models
+from monitor.slices import run_in_slices
 from monitor.store import StoreError
 
 log = get_logger("monitor.service")  # the service's parts log under one name
@@ -33,9 +33,7 @@ class Saved:
 
 async def read_saved(store: StateReader, policy: HealthPolicy, now: float) -> Saved:
     """Read what a restore needs (raises `StoreError`)."""
-    # A worker thread, not steps: `parse_models` checks every restored URL in one call. In a thread
-    # the loop gets the GIL back at every switch interval; one blocking call would hold it throughout.
-    listed = await asyncio.to_thread(_checked, await store.load_members())
+    listed = await run_in_slices(_checked(await store.load_members()))
     members = {model: set(hosts) for model, hosts in listed.items()}
     results = await store.load_recent_evidence(now - RESTORE_HORIZON_S, per_host_limit=policy.window)
     return Saved(members, results, await store.load_best())
@@ -90,7 +88,7 @@ async def restore(
             gc.enable()
 
 
-def _checked(members: dict[str, set[str]]) -> dict[str, tuple[str, ...]]:
+def _checked(members: dict[str, set[str]]) -> Steps[dict[str, tuple[str, ...]]]:
     """The members read back, through the checks a listing from the gateway gets: rows written
     before discovery refused ids that are not printable (a lone surrogate, a control character)
     would otherwise bring them back, to break every /metrics scrape and database batch again.
@@ -100,7 +98,7 @@ def _checked(members: dict[str, set[str]]) -> dict[str, tuple[str, ...]]:
     warnings: list[str] = []
     try:
         listed = {m: {"servers": sorted(hosts)} for m, hosts in members.items() if m.strip()}
-        listing = parse_models(listed, warnings)
+        listing = yield from parse_models(listed, warnings)
     except DiscoveryError as exc:  # nothing valid was left
         warnings.append(exc.reason)
         listing = {}

@@ -20,11 +20,13 @@ import aiohttp
 
 from monitor.core.results import Outcome, ProbeKind
 from monitor.core.secret import Secret
+from monitor.core.steps import Steps
 from monitor.core.upstream import THINKING_SUFFIX
 from monitor.core.urls import normalise_url
 from monitor.logging import get_logger
 from monitor.probe.http import BodyTooLarge, classify_exception, read_bounded
 from monitor.probe.prober import classify_status
+from monitor.slices import run_in_slices
 
 __all__ = [
     "MAX_LISTING_BYTES",
@@ -41,6 +43,8 @@ __all__ = [
 MAX_LISTING_BYTES = 4 * 1024 * 1024
 MAX_MODEL_ID_CHARS = 200
 MAX_WARNINGS_SHOWN = 20
+# Servers checked per step of a listing: the loop turns between steps (monitor.slices).
+URLS_PER_STEP = 1000
 
 log = get_logger("monitor.probe.discovery")
 
@@ -79,8 +83,9 @@ def _valid_id(model_id: str) -> bool:
     return not any(unicodedata.category(ch)[0] in "CZ" for ch in model_id)
 
 
-def parse_models(payload: object, warnings: list[str] | None = None) -> dict[str, tuple[str, ...]]:
-    """Validate and normalise the gateway's listing: model id -> normalised server URLs.
+def parse_models(payload: object, warnings: list[str] | None = None) -> Steps[dict[str, tuple[str, ...]]]:
+    """Validate and normalise the gateway's listing: model id -> normalised server URLs, in steps
+    (one per model and per `URLS_PER_STEP` servers).
 
     A wrong overall shape raises `DiscoveryError`: not an object, an empty object (never wipe the
     list), an empty model id, an entry that is not an object, or `servers` missing or not a list of
@@ -108,20 +113,26 @@ def parse_models(payload: object, warnings: list[str] | None = None) -> dict[str
             notes.append(f"model {_short(model_id)}: invalid model id skipped")
             continue
         urls: dict[str, None] = {}
-        for raw in servers:
+        for n, raw in enumerate(servers, 1):
             try:
                 urls[normalise_url(raw)] = None
             except ValueError as exc:
                 notes.append(f"model {_short(model_id)}: server skipped: {exc}")
+            if n % URLS_PER_STEP == 0:
+                yield None
         models[model_id] = tuple(urls)
+        yield None
     if not models:
         raise DiscoveryError("listing has no valid model")
     return models
 
 
-def _parse_body(body: bytes) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+def _parse_body(body: bytes) -> Steps[tuple[dict[str, tuple[str, ...]], list[str]]]:
     warnings: list[str] = []
-    return parse_models(json.loads(body), warnings), warnings
+    # One C call that holds the GIL however it is run, then the checks in steps on the loop.
+    payload = json.loads(body)
+    yield None
+    return (yield from parse_models(payload, warnings)), warnings
 
 
 class ListingWarnings:
@@ -185,8 +196,9 @@ async def fetch_models(
     """GET `{gateway_url}/libertai/models` and validate it. Never raises (but CancelledError).
 
     No Authorization header (the listing is public), no redirects, at most `max_bytes` read, one
-    overall timeout covering connect and body. The body is decoded and validated in a worker
-    thread (see below). What was skipped is logged through `listing_warnings` (once per change).
+    overall timeout covering connect and body. The body is decoded, then validated in steps on the
+    loop (outside the timeout: a listing read in time is not thrown away for the time its checks
+    take). What was skipped is logged through `listing_warnings` (once per change).
     """
     fetched_at = time.time()
     t0 = time.perf_counter()
@@ -201,12 +213,7 @@ async def fetch_models(
                 error = f"HTTP {status}" + (": redirect not followed" if 300 <= status < 400 else "")
                 return DiscoveryResult(False, None, error, time.perf_counter() - t0, fetched_at)
             body = await read_bounded(response, max_bytes)
-        # A worker thread, not steps: `json.loads` is one call that holds the GIL throughout
-        # (on the loop or not), but the checks of every URL after it are Python, which in a thread
-        # gives the loop the GIL back at every switch interval instead of stalling it for the
-        # whole listing. The timeout bounds the network only: a thread cannot be cancelled, and a
-        # listing read in time is not thrown away for the time it takes to check it.
-        models, warnings = await asyncio.to_thread(_parse_body, body)
+        models, warnings = await run_in_slices(_parse_body(body))
         (listing_warnings or LISTING_WARNINGS).note(warnings)
         return DiscoveryResult(True, models, None, time.perf_counter() - t0, fetched_at, tuple(warnings))
     except DiscoveryError as exc:

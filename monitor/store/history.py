@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import defaultdict
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from monitor.core.steps import Steps
+from monitor.slices import run_in_slices
 from monitor.store import queries
 from monitor.store.aggregate import Agg, Observation, aggregate, merge
 from monitor.store.core import Core, ms
@@ -84,14 +85,11 @@ class HistoryReads:
             return out
 
         data = await self._core.read("reading history", run)
-        # A worker thread, not steps: the store has no loop driver (that is `monitor.parts`,
-        # above it). In a thread the loop gets the GIL back at every switch interval; one
-        # blocking call would hold it for the whole bucketing.
-        return await asyncio.to_thread(history_points, data, step_s)
+        return await run_in_slices(history_points(data, step_s))
 
 
-def history_points(data: HostData, step_s: int) -> list[HistoryPoint]:
-    """Bucket raw rows and hourly roll-ups of each host into points (pure)."""
+def history_points(data: HostData, step_s: int) -> Steps[list[HistoryPoint]]:
+    """Bucket raw rows and hourly roll-ups of each host into points (pure), a step per host."""
     points: list[HistoryPoint] = []
     for url, (raw, rolled) in data.items():
         raw_by_bucket: dict[int, list[Observation]] = defaultdict(list)
@@ -118,5 +116,6 @@ def history_points(data: HostData, step_s: int) -> list[HistoryPoint]:
                     latency_ms_p50=agg.latency_ms_p50,
                 )
             )
+        yield None
     points.sort(key=lambda p: (p.at, p.host))
     return points

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -10,6 +9,8 @@ from typing import Any, Final
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from monitor.core.steps import Steps
+from monitor.slices import run_in_slices
 from monitor.store import queries
 from monitor.store.aggregate import Observation, aggregate, round_ms
 from monitor.store.core import Core, ms
@@ -66,8 +67,7 @@ async def _rollup_vantage(core: Core, vantage: str, now: float) -> int:
             return queries.raw_for_rollup(conn, vantage, lo * 1000, hi * 1000)
 
         raw = await core.read("reading probe results for roll-up", read_chunk)
-        # In a worker thread, as `history` buckets its points (see there).
-        rows = await asyncio.to_thread(rollup_rows, vantage, raw)
+        rows = await run_in_slices(rollup_rows(vantage, raw))
 
         async def write(conn: AsyncConnection, rows: list[dict[str, Any]] = rows, hi: int = hi) -> None:
             await conn.run_sync(queries.write_rollups, vantage, rows, hi)
@@ -129,8 +129,8 @@ def _runner(fn: Callable[..., int], *args: Any) -> Callable[[AsyncConnection], A
     return run
 
 
-def rollup_rows(vantage: str, raw: queries.RawByIdPair) -> list[dict[str, Any]]:
-    """One roll-up row per (model, host, hour) of one vantage's raw rows (pure; run in a thread)."""
+def rollup_rows(vantage: str, raw: queries.RawByIdPair) -> Steps[list[dict[str, Any]]]:
+    """One roll-up row per (model, host, hour) of one vantage's raw rows (pure), a step per host."""
     rows: list[dict[str, Any]] = []
     for (model_id, host_id), results in raw.items():
         by_hour: dict[int, list[Observation]] = defaultdict(list)
@@ -153,4 +153,5 @@ def rollup_rows(vantage: str, raw: queries.RawByIdPair) -> list[dict[str, Any]]:
                     "latency_ms_p50": round_ms(agg.latency_ms_p50),
                 }
             )
+        yield None
     return rows

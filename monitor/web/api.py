@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from monitor.core.answer import HOSTS, MODELS, Answer, AnswerKey, Sort
 from monitor.core.snapshot import Snapshot, iso
 from monitor.logging import get_logger
-from monitor.parts.slices import SLICE_S, Slices, run_in_slices
+from monitor.slices import SLICE_S, Slices, run_in_slices
 from monitor.store import StoreError
 from monitor.web.httpcache import cache_headers
 from monitor.web.metrics import make_registry, negotiate, next_chunk, render

@@ -20,10 +20,10 @@ from aiohttp import web
 
 from monitor.core.membership import Membership, apply_listing
 from monitor.core.urls import AllowList
-from monitor.parts.slices import run_in_slices
 from monitor.probe.discovery import ListingWarnings, fetch_models
 from monitor.probe.http import make_session
 from monitor.runtime import pace_gc
+from monitor.slices import run_in_slices
 
 TICK_S = 0.002
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from monitor.core.steps import finish
 from monitor.probe.discovery import DiscoveryError, alias_of, parse_models
 
 
@@ -14,7 +15,7 @@ def test_parse_models_valid_listing() -> None:
         "hermes-3-8b": {"servers": ["https://a.libertai.io", "https://b.libertai.io/"]},
         "qwen3-coder": {"servers": ["https://c.libertai.io"], "extra": 1},
     }
-    assert parse_models(payload) == {
+    assert finish(parse_models(payload)) == {
         "hermes-3-8b": ("https://a.libertai.io", "https://b.libertai.io"),
         "qwen3-coder": ("https://c.libertai.io",),
     }
@@ -22,23 +23,23 @@ def test_parse_models_valid_listing() -> None:
 
 def test_parse_models_merges_duplicates_keeping_order() -> None:
     payload = {"m": {"servers": ["https://B.io/", "https://a.io", "https://b.io:443"]}}
-    assert parse_models(payload) == {"m": ("https://b.io", "https://a.io")}
+    assert finish(parse_models(payload)) == {"m": ("https://b.io", "https://a.io")}
 
 
 def test_parse_models_skips_bad_url_with_warning() -> None:
     warnings: list[str] = []
-    models = parse_models({"m": {"servers": ["ftp://x.io", "https://ok.io"]}}, warnings)
+    models = finish(parse_models({"m": {"servers": ["ftp://x.io", "https://ok.io"]}}, warnings))
     assert models == {"m": ("https://ok.io",)}
     assert len(warnings) == 1 and "scheme" in warnings[0]
 
 
 def test_parse_models_keeps_model_with_no_servers() -> None:
-    assert parse_models({"m": {"servers": []}, "n": {"servers": ["https://a.io"]}})["m"] == ()
+    assert finish(parse_models({"m": {"servers": []}, "n": {"servers": ["https://a.io"]}}))["m"] == ()
 
 
 def test_parse_models_skips_model_id_with_whitespace() -> None:
     warnings: list[str] = []
-    models = parse_models({"bad id": {"servers": []}, "m": {"servers": []}}, warnings)
+    models = finish(parse_models({"bad id": {"servers": []}, "m": {"servers": []}}, warnings))
     assert list(models) == ["m"] and warnings
 
 
@@ -60,12 +61,12 @@ def test_parse_models_skips_model_id_with_whitespace() -> None:
 )
 def test_parse_models_rejects_wrong_shape(payload: Any, reason: str) -> None:
     with pytest.raises(DiscoveryError, match=reason):
-        parse_models(payload)
+        finish(parse_models(payload))
 
 
 def test_parse_models_rejects_listing_without_any_valid_model() -> None:
     with pytest.raises(DiscoveryError):
-        parse_models({"bad id": {"servers": []}})
+        finish(parse_models({"bad id": {"servers": []}}))
 
 
 def test_alias_of_thinking_maps_to_listed_base() -> None:

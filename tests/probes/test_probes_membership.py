@@ -16,7 +16,7 @@ from monitor.core.membership import (
 )
 from monitor.core.steps import finish
 from monitor.core.urls import AllowList
-from monitor.parts.slices import run_in_slices
+from monitor.slices import run_in_slices
 
 ALLOW = AllowList.parse("https://*.libertai.io")
 A, B = "https://a.libertai.io", "https://b.libertai.io"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from monitor import slices
 from monitor.config import load_settings
 from monitor.core import ranking, steps
 from monitor.core.answer import HOSTS, Answer, AnswerKey
@@ -18,12 +19,11 @@ from monitor.core.clock import FakeClock
 from monitor.core.results import ProbeKind
 from monitor.core.snapshot import Snapshot
 from monitor.core.steps import finish
-from monitor.parts import slices
 from monitor.parts.dispatcher import Dispatcher
 from monitor.parts.fleet import SYNC_STEP
-from monitor.parts.slices import run_in_slices
 from monitor.parts.targets import HOST_WIDE, Target
 from monitor.service import Monitor
+from monitor.slices import run_in_slices
 from monitor.web import api
 from monitor.web.api import make_app
 from tests.turns import Turns

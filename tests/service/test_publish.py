@@ -9,8 +9,8 @@ from monitor.config import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
-from monitor.parts.slices import run_in_slices
 from monitor.service import Monitor
+from monitor.slices import run_in_slices
 
 MODELS = ("alpha", "beta", "gamma")
 HOSTS_PER_MODEL = 400

@@ -10,7 +10,7 @@ import pytest
 
 from monitor.core.keys import HostKey
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
-from monitor.parts.slices import run_in_slices
+from monitor.slices import run_in_slices
 from monitor.store import Store
 from monitor.web.status import data
 from monitor.web.status.data import HistoryReader

@@ -12,12 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from monitor import slices
 from monitor.config import ConfigError, load_settings
 from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.snapshot import with_aliases
 from monitor.core.steps import finish
-from monitor.parts import slices
 from monitor.server import service_app
 from monitor.service import Monitor
 from monitor.web.status import routes

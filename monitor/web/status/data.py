@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.core.keys import HostKey
 from monitor.core.steps import Steps, finish
-from monitor.parts.slices import run_in_slices
+from monitor.slices import run_in_slices
 from monitor.store.aggregate import Observation, aggregate
 from monitor.store.engine import read_transaction
 from monitor.store.schema import hosts, models, probe_results, rollup_state, rollups_hourly

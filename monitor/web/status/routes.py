@@ -20,7 +20,7 @@ from monitor import __version__
 from monitor.core.snapshot import Snapshot
 from monitor.logging import get_logger
 from monitor.parts.ports import EngineHolder
-from monitor.parts.slices import run_in_slices
+from monitor.slices import run_in_slices
 from monitor.web.status.data import HistoryReader
 from monitor.web.status.drawings import Drawings
 from monitor.web.status.history import History
