@@ -26,6 +26,7 @@ BENCHMARKS = {
     "api_load": "/v1/best and /metrics under load while 5,000 hosts are probed, against a ceiling",
     "storage": "database growth per day, 400-day projection, restore and history times",
     "sim_delay": "the simulator's own added delay (what the others do not count)",
+    "herd": "many clients on hosts of finite capacity: TTFT, spread, affinity, cache hits per router",
 }
 
 
@@ -144,7 +145,47 @@ def rows_of(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "",
             )
         ]
+    if name == "herd":
+        return herd_rows(r)
     return []
+
+
+def herd_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    out = []
+    for router, run in r.get("runs", {}).items():
+        t = run["ttft_ms"]
+        hosts = ", ".join(
+            f"{h} {v['share']:.2f} ({v['capacity_share']:.2f})" for h, v in run["hosts"].items()
+        )
+        out += [
+            (f"{router}: TTFT p50 / p95 / p99 ms", f"{_f(t['p50'])} / {_f(t['p95'])} / {_f(t['p99'])}", ""),
+            (
+                f"{router}: affinity; cache hits of later turns",
+                f"{_f(run['affinity'])}; {_f(run['cache_hit_rate'])}",
+                "",
+            ),
+            (f"{router}: share of requests (of slots)", hosts, ""),
+        ]
+    f = r.get("figures", {})
+    met = r.get("targets_met", {})
+    out += [
+        (
+            "spread p99 / least-in-flight p99",
+            f"{_f(f.get('spread_p99_vs_least_in_flight'))} ({_f(met.get('p99_vs_least_in_flight'))})",
+            "<= 0.8",
+        ),
+        (
+            "spread p99 / single-best p99",
+            f"{_f(f.get('spread_p99_vs_single_best'))} ({_f(met.get('p99_vs_single_best'))})",
+            "<= 0.5",
+        ),
+        (
+            "spread affinity; cache hits",
+            f"{_f(f.get('spread_affinity'))}; {_f(f.get('spread_cache_hit_rate'))}",
+            ">= 0.9; >= 0.8",
+        ),
+    ]
+    return out
 
 
 def table(names: list[str], status: dict[str, str], quick: bool = False) -> str:

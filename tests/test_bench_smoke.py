@@ -102,3 +102,23 @@ def test_sim_delay(tmp_path: Path) -> None:
     r = run_bench("sim_delay", tmp_path)
     assert r["measured"] > 0
     assert r["host_truth_minus_configured_ms"]["median"] is not None
+
+
+def test_herd(tmp_path: Path) -> None:
+    r = run_bench("herd", tmp_path, timeout=300)  # four routers, each with a fresh simulator and monitor
+    assert set(r["runs"]) == {"spread", "single", "gateway", "round_robin"}
+    for name, run in r["runs"].items():
+        assert run["requests_in_window"] > 0 and run["failed_in_window"] == 0, name
+        assert run["ttft_ms"]["p50"] is not None and run["ttft_ms"]["p50"] > 0, name
+        assert sum(h["requests"] for h in run["hosts"].values()) > 0, name
+        assert 0 <= (run["cache_hit_rate"] or 0) <= 1, name
+    # The transport names the host that answered; the gateway does not, so it has no affinity.
+    assert r["runs"]["spread"]["affinity"] is not None and r["runs"]["gateway"]["affinity"] is None
+    # Round-robin never calls the host that is not loaded.
+    assert r["runs"]["round_robin"]["hosts"]["cold"]["requests"] == 0
+    assert set(r["targets_met"]) == {
+        "p99_vs_least_in_flight",
+        "p99_vs_single_best",
+        "affinity",
+        "cache_hit_rate",
+    }
