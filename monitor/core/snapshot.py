@@ -15,10 +15,11 @@ from functools import partial
 from typing import Any
 
 from monitor.core.answer import DUMP_SLICE, Answer, AnswerKey, Kind, Sort, dump, packed, weak_etag
+from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, measured_by
 from monitor.core.health import HostHealth, stats
 from monitor.core.keys import HostKey
 from monitor.core.ranking import ModelRanking
-from monitor.core.results import HostState, Outcome
+from monitor.core.results import HostState, Outcome, ProbeKind
 from monitor.core.steps import Steps, mapped
 from monitor.core.throughput import Throughput, by_throughput
 from monitor.core.upstream import upstream_request
@@ -58,6 +59,10 @@ class HostView:
     # Vantages that see this host down (this one included), sorted, of `vantages` with fresh data.
     down_from: tuple[str, ...] = ()
     vantages: int = 1
+    # For the status page (not in the JSON): the kind `latency_ms_p50` is measured on, and for a down
+    # host, which probe succeeded last and which fails since when (`monitor.core.facts`).
+    latency_kind: ProbeKind | None = None
+    down: DownFacts = NO_DOWN_FACTS
 
     @property
     def scope(self) -> str | None:
@@ -129,6 +134,8 @@ def host_view(
         inter_token_ms_p50=None if throughput is None else throughput.inter_token_ms_p50,
         down_from=down_from,
         vantages=max(e.vantages, len(down_from)),
+        latency_kind=ProbeKind.COMPLETION if s.ttft_ms_p50 is not None else measured_by(h.samples),
+        down=down_facts(h),
     )
 
 

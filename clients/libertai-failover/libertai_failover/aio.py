@@ -13,6 +13,7 @@ import httpx2
 
 from libertai_failover.cache import Fetch, Want
 from libertai_failover.core import Attempts, Try
+from libertai_failover.options import check_transport
 from libertai_failover.transport import ReportingBase, TransportBase, due, next_wake
 
 __all__ = ["AsyncFailoverTransport"]
@@ -53,6 +54,7 @@ class AsyncFailoverTransport(
     def __init__(
         self, monitor_url: str, *, transport: httpx2.AsyncBaseTransport | None = None, **options: Any
     ) -> None:
+        check_transport(transport, httpx2.AsyncBaseTransport)
         super().__init__(
             monitor_url, transport, options, asyncio.Event, httpx2.AsyncHTTPTransport, httpx2.AsyncClient
         )

@@ -50,6 +50,9 @@ class Attempt:
     elapsed_s: float
     passed_over: bool  # True: the next host was tried
     cancelled: bool = False  # a hedged try that lost the race (not the host's fault)
+    # The monitor named this host but `allowed_hosts` refuses it: nothing was sent to it (reason
+    # `not_probed`, as the service reports a host outside its allow-list).
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class FailoverCore:
         self.affinity = Affinity(clock, self.spread.affinity_size, self.spread.affinity_ttl)
         self.in_flight = InFlight()
         self.hedges = HedgeBudget(clock, self.spread.hedge_budget)
+        self._warned: set[str] = set()  # hosts refused by the allow-list, logged once each
 
     def model_of(self, request: httpx2.Request, body: bytes) -> tuple[str, dict[str, Any]] | None:
         if request.method != "POST":
@@ -120,8 +124,11 @@ class FailoverCore:
     ) -> Attempts:
         answer = None if named is None else self.cache.current(named[0])
         hosts: tuple[str, ...] = ()
+        refused: tuple[str, ...] = ()
         key: str | None = None
         if named is not None and answer is not None:
+            named_hosts = dict.fromkeys((*answer.order, *(c.url for c in answer.candidates)))
+            refused = tuple(h for h in named_hosts if not self.allowed.admits(h))
             now = self.clock.monotonic()
             with self._lock:
                 penalised = {h for h, until in self._penalised.items() if until > now}
@@ -137,7 +144,10 @@ class FailoverCore:
             else:
                 hosts = order_hosts(answer, sticky, penalised, self.allowed.admits)
         self.hedges.request()
-        return Attempts(self, request, body, named, answer, hosts, key)
+        attempts = Attempts(self, request, body, named, answer, hosts, key)
+        for host in refused:
+            attempts.refused(host)
+        return attempts
 
     def deadline(self, answer: Answer | None, host: str, streamed: bool) -> float | None:
         """Seconds a try of a streamed request may wait for its first byte; None: no limit (a
@@ -162,6 +172,9 @@ class FailoverCore:
     # -- what the core learns ------------------------------------------------------------------
 
     def report(self, attempt: Attempt) -> None:
+        if attempt.refused:
+            self._refused(attempt)
+            return
         if not attempt.gateway and not attempt.cancelled:
             with self._lock:
                 if attempt.reason is Outcome.OK and attempt.model is not None:
@@ -179,6 +192,23 @@ class FailoverCore:
                 attempt.elapsed_s * 1000,
                 ", trying the next" if attempt.passed_over else "",
                 extra={"host": attempt.host, "reason": attempt.reason.value, "elapsed_s": attempt.elapsed_s},
+            )
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
+
+    def _refused(self, attempt: Attempt) -> None:
+        with self._lock:
+            first = attempt.host not in self._warned
+            if first:
+                if len(self._warned) >= 4096:
+                    self._warned.clear()
+                self._warned.add(attempt.host)
+        if first:
+            log.warning(
+                "libertai host %s is outside allowed_hosts (%s): requests skip it",
+                attempt.host,
+                self.allowed,
+                extra={"host": attempt.host, "reason": "outside allowed_hosts"},
             )
         if self.on_attempt is not None:
             self.on_attempt(attempt)
@@ -288,6 +318,12 @@ class Attempts:
         url = self._core.url(base, req.url.raw_path)
         headers = [(k, v) for k, v in req.headers.raw if k.lower() not in _DROPPED_HEADERS]
         return httpx2.Request(req.method, url, headers=headers, content=body, extensions=extensions)
+
+    def refused(self, host: str) -> None:
+        """The monitor named `host` but the allow-list refuses it: an attempt that sent nothing."""
+        attempt = Attempt(self.model, host, False, Outcome.NOT_PROBED, None, 0.0, True, refused=True)
+        self.history.append(attempt)
+        self._core.report(attempt)
 
     def _record(
         self, t: Try, reason: Outcome, status: int | None, passed_over: bool, cancelled: bool = False

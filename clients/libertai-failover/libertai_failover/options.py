@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import os
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +15,7 @@ from libertai_failover.core import Attempt, FailoverCore, Spread
 from libertai_failover.tls import make_ssl_context
 from libertai_failover.urls import AllowList, normalise_url
 
-__all__ = ["DEFAULT_ALLOWED_HOSTS", "Options"]
+__all__ = ["DEFAULT_ALLOWED_HOSTS", "Options", "check_transport"]
 
 DEFAULT_ALLOWED_HOSTS = "https://*.libertai.io"  # the service's own default
 
@@ -22,7 +24,9 @@ DEFAULT_ALLOWED_HOSTS = "https://*.libertai.io"  # the service's own default
 class Options:
     monitor_url: str
     gateway_url: str | None = None
-    allowed_hosts: str | AllowList = DEFAULT_ALLOWED_HOSTS
+    # A comma-separated string, a list of patterns (as the service's TOML takes) or an AllowList;
+    # kept as an AllowList.
+    allowed_hosts: str | Iterable[str] | AllowList = DEFAULT_ALLOWED_HOSTS
     ca_bundle: str | None = None
     refresh: float = 5.0
     monitor_timeout: float = 2.0
@@ -39,28 +43,48 @@ class Options:
     rng: random.Random | None = None
 
     def __post_init__(self) -> None:
-        normalise_url(self.monitor_url)
+        _url("monitor_url", self.monitor_url)
         if self.gateway_url is not None:
-            normalise_url(self.gateway_url)
-        for name in ("refresh", "monitor_timeout", "connect_timeout", "penalty"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
+            _url("gateway_url", self.gateway_url)
+        object.__setattr__(self, "allowed_hosts", _allow_list(self.allowed_hosts))
+        if self.ca_bundle is not None:
+            if not isinstance(self.ca_bundle, str | os.PathLike):
+                raise ValueError(f"ca_bundle must be the path of a PEM file, not {self.ca_bundle!r}")
+            object.__setattr__(self, "ca_bundle", os.fspath(self.ca_bundle))
+        for name in ("refresh", "monitor_timeout", "connect_timeout", "penalty", "affinity_ttl"):
+            _seconds(name, getattr(self, name))
         for name in ("first_token_timeout", "hedge_after"):
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
-        if not 0 <= self.hedge_budget <= 1:
-            raise ValueError("hedge_budget must be a share of requests between 0 and 1")
-        if self.affinity_size < 1 or not self.affinity_ttl > 0:
-            raise ValueError("affinity_size and affinity_ttl must be positive")
+            if getattr(self, name) is not None:
+                _seconds(name, getattr(self, name))
+        if not _number(self.hedge_budget) or not 0 <= self.hedge_budget <= 1:
+            raise ValueError(
+                f"hedge_budget must be a share of requests between 0 and 1, not {self.hedge_budget!r}"
+            )
+        if (
+            not isinstance(self.affinity_size, int)
+            or isinstance(self.affinity_size, bool)
+            or self.affinity_size < 1
+        ):
+            raise ValueError(f"affinity_size must be a positive whole number, not {self.affinity_size!r}")
+        if not isinstance(self.spread, bool):
+            raise ValueError(f"spread must be True or False, not {self.spread!r}")
+        if self.on_attempt is not None and not callable(self.on_attempt):
+            raise ValueError(f"on_attempt must be callable (it gets each Attempt), not {self.on_attempt!r}")
+        if not callable(getattr(self.clock, "monotonic", None)):
+            raise ValueError(f"clock must be a libertai_failover.clock.Clock, not {self.clock!r}")
+        if self.rng is not None and not isinstance(self.rng, random.Random):
+            raise ValueError(f"rng must be a random.Random, not {self.rng!r}")
 
     def allow_list(self) -> AllowList:
-        if isinstance(self.allowed_hosts, AllowList):
-            return self.allowed_hosts
-        return AllowList.parse(self.allowed_hosts)
+        assert isinstance(self.allowed_hosts, AllowList)  # made one at construction
+        return self.allowed_hosts
 
     def ssl_context(self) -> ssl.SSLContext:
         """System trust plus `ca_bundle` (CAs or pinned host certificates), as the service's."""
-        return make_ssl_context(self.ca_bundle)
+        try:
+            return make_ssl_context(self.ca_bundle)
+        except ValueError as exc:
+            raise ValueError(f"ca_bundle: {exc}") from None
 
     def monitor_client(self) -> dict[str, Any]:
         """The settings of the HTTP client that asks the monitor (no proxy from the environment)."""
@@ -87,3 +111,46 @@ class Options:
             ),
             rng=self.rng,
         )
+
+
+def check_transport(transport: object, kind: type) -> None:
+    """The `transport` argument: None (a pooled one) or an httpx2 transport of `kind`."""
+    if transport is not None and not isinstance(transport, kind):
+        raise ValueError(f"transport must be an httpx2.{kind.__name__} (or None), not {transport!r}")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _seconds(name: str, value: object) -> None:
+    if not _number(value) or not value > 0:  # type: ignore[operator]
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+def _url(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a URL string, not {value!r}")
+    try:
+        normalise_url(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _allow_list(value: object) -> AllowList:
+    """`allowed_hosts` as an AllowList, from a comma-separated string or a list of patterns."""
+    if isinstance(value, AllowList):
+        return value
+    if isinstance(value, str):
+        spec = value
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        items = list(value)
+        if not all(isinstance(item, str) for item in items):
+            raise ValueError(f"allowed_hosts must hold URL patterns as strings, not {items!r}")
+        spec = ",".join(items)
+    else:
+        raise ValueError(f"allowed_hosts must be a string or a list of URL patterns, not {value!r}")
+    try:
+        return AllowList.parse(spec)
+    except ValueError as exc:
+        raise ValueError(f"allowed_hosts: {exc}") from None

@@ -12,6 +12,7 @@ import httpx2
 
 from libertai_failover.cache import Fetch, Want
 from libertai_failover.core import Attempts, Try
+from libertai_failover.options import check_transport
 from libertai_failover.transport import ReportingBase, TransportBase, due, next_wake
 
 __all__ = ["FailoverTransport"]
@@ -74,6 +75,7 @@ class FailoverTransport(TransportBase[httpx2.BaseTransport, httpx2.Client], http
     def __init__(
         self, monitor_url: str, *, transport: httpx2.BaseTransport | None = None, **options: Any
     ) -> None:
+        check_transport(transport, httpx2.BaseTransport)
         super().__init__(
             monitor_url, transport, options, threading.Event, httpx2.HTTPTransport, httpx2.Client
         )

@@ -13,7 +13,7 @@ from typing import Final
 
 from markupsafe import Markup
 
-from monitor.core.results import HostState
+from monitor.core.results import HostState, ProbeKind
 from monitor.core.snapshot import HostView, ModelView, Snapshot
 from monitor.web.status.drawings import Drawn, ModelDrawing
 from monitor.web.status.history import History
@@ -37,6 +37,16 @@ OVERALL_WORDS: Final = {
     "unknown": "Waiting for the first probes",
     "empty": "No models known yet",
 }
+# A model's own page speaks of that model only.
+MODEL_WORDS: Final = {
+    "served": "This model is served",
+    "degraded": "This model is served, some of its hosts are down",
+    "unserved": "This model has no healthy host",
+    "unknown": "Waiting for this model's first probes",
+}
+# What a model's hosts are measured by when no time to first token is (embeddings; image and
+# audio models have their health probe only).
+LATENCY_LABEL: Final = {ProbeKind.EMBEDDING: "Embedding time", ProbeKind.HEALTH: "Health latency"}
 _RANK = {"served": 0, "unknown": 1, "degraded": 2, "unserved": 3}
 
 
@@ -55,6 +65,12 @@ class HostRow:
     availability: str
     last_ok: str  # absolute (UTC); the script shows it as an age
     last_ok_at: float | None
+    # A down host: which probe's success that was, and which probe fails since when.
+    last_ok_kind: str | None
+    failing_kind: str | None
+    failing_since: str | None
+    failing_since_at: float | None
+    latency: str | None  # the measured latency's label when not a time to first token
     bars24: Markup | None
     bars90: Markup | None
     spark: Markup | None
@@ -78,6 +94,7 @@ class ModelCard:
     bars90: Markup
     spark: Markup
     chart: Markup | None = None
+    latency: str | None = None  # see `latency_label`; None: measured by time to first token
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +144,30 @@ def overall_status(views: Iterable[ModelView]) -> str:
     return max(statuses, key=lambda s: _RANK[s])
 
 
-def host_row(h: HostView, model: str, best: str | None, drawn: Drawn | None) -> HostRow:
+def url_markup(url: str) -> Markup:
+    """A host URL as code whose `host:port` never breaks across lines (the rest may)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return Markup("<code>{}</code>").format(url)
+    netloc, slash, path = rest.partition("/")
+    return Markup('<code>{}://<span class="hp">{}</span>{}</code>').format(scheme, netloc, slash + path)
+
+
+def latency_label(v: ModelView) -> str | None:
+    """None when the model's hosts are measured by time to first token (or nothing yet), else
+    what they are measured by: no TTFT is ever measured for embedding, image or audio models."""
+    kinds = {h.latency_kind for h in v.hosts}
+    if ProbeKind.COMPLETION in kinds:
+        return None
+    return next((LATENCY_LABEL[k] for k in (ProbeKind.EMBEDDING, ProbeKind.HEALTH) if k in kinds), None)
+
+
+def host_row(
+    h: HostView, model: str, best: str | None, drawn: Drawn | None, latency: str | None = None
+) -> HostRow:
     symbol, word = STATE_LABEL[h.state]
     itl = h.inter_token_ms_p50
+    down = h.down
     return HostRow(
         url=h.url,
         state=h.state.value,
@@ -137,13 +175,18 @@ def host_row(h: HostView, model: str, best: str | None, drawn: Drawn | None) -> 
         word=word,
         reason=reason_words(h.state, h.reason),
         best=h.url == best,
-        ttft_p50=ms(h.ttft_ms_p50),
+        ttft_p50=ms(h.ttft_ms_p50 if latency is None else h.latency_ms_p50),
         ttft_p95=ms(h.ttft_ms_p95),
         tokens_per_s=rate(h.tokens_per_s),
         inter_token="" if itl is None else ms(itl),
         availability=pct(h.availability),
         last_ok=clock(h.last_ok_at),
         last_ok_at=h.last_ok_at,
+        last_ok_kind=None if down.last_ok_kind is None else down.last_ok_kind.value,
+        failing_kind=None if down.failing_kind is None else down.failing_kind.value,
+        failing_since=None if down.failing_since is None else clock(down.failing_since),
+        failing_since_at=down.failing_since,
+        latency=latency,
         bars24=None if drawn is None else drawn.bars24,
         bars90=None if drawn is None else drawn.bars90,
         spark=None if drawn is None else drawn.spark,
@@ -174,6 +217,7 @@ def model_card(v: ModelView, drawing: ModelDrawing, chart: bool = False) -> Mode
         bars90=d.bars90,
         spark=d.spark,
         chart=d.chart,
+        latency=latency_label(v),
     )
 
 
@@ -239,7 +283,9 @@ def build_page(
         generated=clock(now),
         generated_iso=f"{now:.3f}",
         overall=overall,
-        overall_words=OVERALL_WORDS[overall],
+        overall_words=OVERALL_WORDS[overall]
+        if only is None
+        else MODEL_WORDS.get(overall, OVERALL_WORDS[overall]),
         checks=checks_of(readiness, snapshot, now),
         counts=counts,
         models=cards,

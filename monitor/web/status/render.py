@@ -29,10 +29,12 @@ from monitor.web.status.page import (
     Page,
     build_page,
     host_row,
+    latency_label,
     model_card,
     model_status,
     reasoning_bases,
     show_host_bars,
+    url_markup,
 )
 from monitor.web.status.words import pct
 
@@ -50,6 +52,7 @@ _ENV = Environment(
     lstrip_blocks=True,
     auto_reload=False,  # templates ship with the package; no stat() per page
 )
+_ENV.filters["url"] = url_markup
 _MACROS: Any = _ENV.get_template("_model.html").module
 
 
@@ -82,19 +85,33 @@ class Cards:
             table.clear()
         table[key] = value
 
-    def row(self, h: HostView, model: str, best: str | None, drawn: Drawn | None) -> Markup:
-        inputs = (h, h.url == best, drawn)
+    def row(
+        self, h: HostView, model: str, best: str | None, drawn: Drawn | None, latency: str | None = None
+    ) -> Markup:
+        inputs = (h, h.url == best, drawn, latency)
         entry = self._rows.get((model, h.url))
         if entry is not None and entry[0] == inputs:
             return entry[1]
-        html = Markup(_MACROS.host_row(host_row(h, model, best, drawn)))
+        html = Markup(_MACROS.host_row(host_row(h, model, best, drawn, latency)))
         self._put(self._rows, (model, h.url), (inputs, html))
         return html
 
     def card(
         self, v: ModelView, reasoning: bool, drawing: ModelDrawing, rows: tuple[Markup, ...], chart: bool
     ) -> bytes:
-        inputs = (v.model, v.probed_as, v.best, v.healthy, v.known, _statuses(v), reasoning, drawing, rows)
+        latency = latency_label(v)
+        inputs = (
+            v.model,
+            v.probed_as,
+            v.best,
+            v.healthy,
+            v.known,
+            _statuses(v),
+            reasoning,
+            drawing,
+            rows,
+            latency,
+        )
         entry = self._cards.get((v.model, chart))
         if entry is not None and entry[0] == inputs:
             return entry[1]
@@ -157,7 +174,12 @@ def render_page(
         show_hosts = chart or v.model == base
         urls = tuple(h.url for h in v.hosts)
         drawing = drawings.model(history, now, base, urls, host_bars and show_hosts, chart)
-        rows = tuple(cards.row(h, base, v.best, _drawn(drawing, h)) for h in v.hosts) if show_hosts else ()
+        latency = latency_label(v)
+        rows = (
+            tuple(cards.row(h, base, v.best, _drawn(drawing, h), latency) for h in v.hosts)
+            if show_hosts
+            else ()
+        )
         html.append(cards.card(v, v.probed_as in reasoning, drawing, rows, chart))
         yield None
     if model is not None:
@@ -171,9 +193,12 @@ def render_page(
     return assemble([piece(head.encode(), 1), *blocks, piece(tail.encode(), 1)])
 
 
-def render_missing(title: str, snapshot: Snapshot, readiness: Mapping[str, str], model: str) -> bytes:
+def render_missing(
+    title: str, snapshot: Snapshot, readiness: Mapping[str, str], model: str, refresh: float
+) -> bytes:
+    """The page of a model the snapshot does not know (it may appear: it refreshes as asked)."""
     page = build_page(title, snapshot, History(), readiness, (), ())
-    return _ENV.get_template("error.html").render(_context(page, 0, f"Unknown model {model}")).encode()
+    return _ENV.get_template("error.html").render(_context(page, refresh, f"Unknown model {model}")).encode()
 
 
 def compressed(body: bytes) -> bytes:

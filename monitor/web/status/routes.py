@@ -39,6 +39,9 @@ log = get_logger("monitor.web.status")
 
 HISTORY_EVERY_S: Final = 30.0
 DEFAULT_REFRESH_S: Final = 15.0
+# A shorter interval is raised to this: without JavaScript the browser reloads the whole page.
+MIN_REFRESH_S: Final = 5.0
+MAX_REFRESH_S: Final = 3600.0
 _CACHE_SIZE: Final = 32
 # A route's model id: anything to the end of the path (aiohttp's default stops at `/`, `{`, `}`,
 # and a listed model id may hold any of them).
@@ -135,13 +138,24 @@ def _accepts_gzip(request: web.Request) -> bool:
     return "gzip" in request.headers.get("Accept-Encoding", "").lower()
 
 
-def _refresh(request: web.Request) -> float:
-    """`?refresh=SECONDS` (0.2 to 3600) sets the in-page refresh interval; the default is 15 s."""
+def refresh_of(text: str | None) -> float:
+    """`?refresh=SECONDS`: the page's refresh interval, 5 to 3600 s (the default 15 s); `0` turns
+    refreshing off (no reload, no timer). Unreadable values get the default."""
+    if text is None:
+        return DEFAULT_REFRESH_S
     try:
-        value = float(request.query.get("refresh", DEFAULT_REFRESH_S))
+        value = float(text)
     except ValueError:
         return DEFAULT_REFRESH_S
-    return min(max(value, 0.2), 3600.0) if value == value else DEFAULT_REFRESH_S
+    if value != value or value < 0:
+        return DEFAULT_REFRESH_S
+    if value == 0:
+        return 0.0
+    return min(max(value, MIN_REFRESH_S), MAX_REFRESH_S)
+
+
+def _refresh(request: web.Request) -> float:
+    return refresh_of(request.query.get("refresh"))
 
 
 def _html(request: web.Request, plain: bytes, gz: bytes, status: int = 200) -> web.Response:
@@ -170,7 +184,7 @@ async def model_page(request: web.Request) -> web.Response:
     page = await state.page(model, _refresh(request))
     if page is None:
         snap, checks = state.source.snapshot, dict(state.source.readiness().checks)
-        body = render_missing(state.title, snap, checks, model)
+        body = render_missing(state.title, snap, checks, model, _refresh(request))
         return _html(request, body, compressed(body), 404)
     return _html(request, *page)
 

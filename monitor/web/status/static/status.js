@@ -4,7 +4,9 @@
 (function () {
   "use strict";
   var body = document.body;
-  var every = parseFloat(body.getAttribute("data-refresh")) || 15;
+  // 0: refreshing is off (no timer); anything unreadable: the default.
+  var every = parseFloat(body.getAttribute("data-refresh"));
+  if (isNaN(every) || every < 0) { every = 15; }
   var timer = null;
   var busy = false;
 
@@ -46,7 +48,7 @@
           ages();
         }
         body.setAttribute("data-refreshes", String(parseInt(body.getAttribute("data-refreshes"), 10) + 1));
-        setLive("live, every " + every + " s", false);
+        setLive(liveText(), false);
         return true;
       })
       .catch(function (err) {
@@ -56,9 +58,11 @@
       .then(function (ok) { busy = false; return ok; });
   }
 
+  function liveText() { return every > 0 ? "live, every " + every + " s" : "not refreshing"; }
+
   function schedule() {
-    if (timer !== null) { window.clearInterval(timer); }
-    timer = window.setInterval(refresh, every * 1000);
+    if (timer !== null) { window.clearInterval(timer); timer = null; }
+    if (every > 0) { timer = window.setInterval(refresh, every * 1000); }
   }
 
   var tip = document.createElement("div");
@@ -88,6 +92,6 @@
 
   window.statusPage = { refresh: refresh, every: every };
   ages();
-  setLive("live, every " + every + " s", false);
+  setLive(liveText(), false);
   schedule();
 })();
