@@ -22,7 +22,7 @@ from monitor.core.secret import Secret
 from monitor.core.snapshot import DiscoveryStatus, Snapshot
 from monitor.core.steps import finish
 from monitor.ha.duties import Duties
-from monitor.ha.election import Election, asyncpg_dsn
+from monitor.ha.election import Election, Role, asyncpg_dsn
 from monitor.ha.follower import Follower, Mark
 from monitor.ha.roles import Roles
 from monitor.ha.vantages import UnknownVantage, Vantages
@@ -45,7 +45,7 @@ from monitor.probe.prober import Prober
 from monitor.slices import run_in_slices
 from monitor.store import StoreError, VantageInfo
 from monitor.web.readout import Counters
-from monitor.web.status.incidents import IncidentLog
+from monitor.web.status.incidents import IncidentLog, IncidentStore, keep_incidents, save_incidents
 
 __all__ = ["HOST_WIDE", "Monitor", "Readiness", "Target", "probe_kinds"]
 
@@ -181,6 +181,9 @@ class Monitor:
         self._prepared()
         self._tasks.append(asyncio.create_task(self.publisher.run_forever(), name="snapshot-publisher"))
         self._tasks.append(asyncio.create_task(self._summarise_state_log(), name="state-log-summary"))
+        if isinstance(self.store, IncidentStore):
+            kept = keep_incidents(self.incidents, self.store, self._leading, self.clock)
+            self._tasks.append(asyncio.create_task(kept, name="incidents"))
         if self.vantages is not None:
             refresh = self.vantages.run_forever(self.publisher)
             self._tasks.append(asyncio.create_task(refresh, name="vantages"))
@@ -189,6 +192,9 @@ class Monitor:
             return
         await self.roles.follow(self._mark)
         self._tasks.append(asyncio.create_task(self.election.run(), name="election"))
+
+    def _leading(self) -> bool:
+        return self.roles.role is Role.LEADER
 
     async def _summarise_state_log(self) -> None:
         """A burst of state changes past the log's budget is summed up even if no change follows."""
@@ -210,6 +216,8 @@ class Monitor:
         if self.persistence is not None:
             left = _STOP_S - (self.clock.monotonic() - started)
             await self.persistence.drain(max(left, _STOP_WRITES_MIN_S))
+        if isinstance(self.store, IncidentStore) and self._leading():
+            await save_incidents(self.incidents, self.store, _STOP_WRITES_MIN_S)
         if self._session is not None:
             await self._session.close()
 

@@ -14,6 +14,7 @@ from monitor.slices import run_in_slices
 from monitor.store import queries
 from monitor.store.aggregate import Observation, aggregate, round_ms
 from monitor.store.core import Core, ms
+from monitor.store.incidents import delete_incidents_before
 from monitor.store.schema import probe_results, rollups_hourly
 
 HOUR: Final = 3600
@@ -80,7 +81,7 @@ async def _rollup_vantage(core: Core, vantage: str, now: float) -> int:
 
 async def apply_retention(core: Core, now: float, raw_days: float, rollup_days: float) -> int:
     """Delete, for every vantage, raw results older than `raw_days` (only those already rolled
-    up), roll-ups and discovery runs older than `rollup_days`. Returns the number of rows deleted.
+    up), roll-ups, discovery runs and incidents older than `rollup_days`. Returns the number of rows deleted.
     Membership events and best hosts are kept (they are few)."""
     deleted = 0
     for vantage in await known_vantages(core):
@@ -116,6 +117,8 @@ async def _retention_vantage(
         step = _runner(queries.delete_rollups_before, vantage, chunk, rollup_cut_hour)
         deleted += await core.write("applying retention", step)
     step = _runner(queries.delete_discovery_before, vantage, rollup_cut_hour * 1000)
+    deleted += await core.write("applying retention", step)
+    step = _runner(delete_incidents_before, vantage, rollup_cut_hour * 1000)
     deleted += await core.write("applying retention", step)
     return deleted
 

@@ -14,7 +14,8 @@ Size is a design constraint (400 days of 1,000 hosts must fit in < 1 GiB of SQLi
   hour) does the same for roll-ups.
 
 No column can hold an API key: the only text columns are model ids, host URLs, membership event
-names and the discovery error summary (written by our own code, secret-free). A test enforces this.
+names, incident kinds and the discovery error summary (written by our own code, secret-free). A
+test enforces this.
 """
 
 from __future__ import annotations
@@ -156,4 +157,21 @@ best_hosts = Table(
     Column("since", BigInteger, nullable=False),  # epoch ms
     _vantage(),
     PrimaryKeyConstraint("vantage", "model_id"),
+)
+
+# The status page's incidents: hosts going down or coming back, best-host changes (written by the
+# leader, read back at start and by followers; kept as long as discovery runs).
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", BigInteger, nullable=False),  # epoch ms
+    Column("kind", String(8), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=True),  # the host, or the new best
+    Column("outcome", SmallInteger, nullable=True),  # why a host went down (codes.OUTCOME_CODES)
+    Column("previous_id", Integer, ForeignKey("hosts.id"), nullable=True),  # the previous best
+    _vantage(),
+    CheckConstraint("kind IN ('down', 'up', 'best')", name="kind"),
+    Index(None, "vantage", "at"),
 )

@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from monitor.core.keys import HostKey
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
-from monitor.store import maintenance, queries, records, restore
+from monitor.store import incidents, maintenance, queries, records, restore
 from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
 from monitor.store.errors import StoreError
 from monitor.store.history import HistoryReads
+from monitor.store.incidents import StoredIncident
 from monitor.store.migrate import upgrade_with_engine
 from monitor.store.schema import DEFAULT_VANTAGE
 from monitor.store.types import DiscoveryRecord, StoreStats, VantageInfo
@@ -170,6 +171,14 @@ class Store(HistoryReads):
         host changes."""
         await records.save_best(self._core, model, host, at)
 
+    async def record_incidents(self, items: Sequence[StoredIncident]) -> None:
+        """Store the status page's incidents (one transaction; StoreError: none was stored)."""
+        await incidents.record_incidents(self._core, items)
+
+    async def load_incidents(self, since: float, vantage: str | None = None) -> list[StoredIncident]:
+        """The stored incidents at or after `since`, oldest first."""
+        return await incidents.load_incidents(self._core, since, vantage)
+
     # -- restore reads ----------------------------------------------------------------------
 
     async def load_best(self, vantage: str | None = None) -> dict[str, str | None]:
@@ -208,6 +217,6 @@ class Store(HistoryReads):
         return await maintenance.rollup(self._core, now)
 
     async def apply_retention(self, now: float, raw_days: float = 7, rollup_days: float = 400) -> int:
-        """Delete raw results (rolled up) older than `raw_days`, roll-ups and discovery runs older
-        than `rollup_days`, of every vantage; returns the number of rows deleted."""
+        """Delete raw results (rolled up) older than `raw_days`, roll-ups, discovery runs and
+        incidents older than `rollup_days`, of every vantage; returns the number of rows deleted."""
         return await maintenance.apply_retention(self._core, now, raw_days, rollup_days)

@@ -27,6 +27,7 @@ from .conftest import MakeResult, sqlite_only
 REPO = Path(__file__).resolve().parents[2]
 
 TABLES = {
+    "incidents",
     "models",
     "hosts",
     "membership_events",
@@ -52,7 +53,7 @@ async def test_upgrade_creates_schema_from_empty_database(db_url: str) -> None:
         async with store.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES | {"alembic_version"}
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0002"
+        assert version == "0003"
     finally:
         await store.close()
 
@@ -64,7 +65,7 @@ async def test_upgrade_is_idempotent_and_keeps_data(store: Store, make_result: M
     await store.upgrade()
     async with store.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0002",)]
+    assert versions == [("0003",)]
     assert len(await store.load_recent_results(0)) == 1
 
 
@@ -118,14 +119,15 @@ async def test_upgrade_database_creates_the_parent_directory(tmp_path: Path) -> 
 
 async def test_no_column_can_hold_an_api_key(store: Store) -> None:
     # The API key must never reach the database. The only text columns allowed are names we
-    # control: model ids, host URLs, membership event names, the discovery error summary (built by
-    # our own code, secret-free), vantage names (from the operator's settings), and Alembic's own
+    # control: model ids, host URLs, membership event and incident kinds, the discovery error
+    # summary (built by our own code, secret-free), vantage names (from the operator's settings), and Alembic's own
     # version number. Probe results keep no text but their vantage (`ProbeResult.detail` is not
     # stored). A new text column must be added here on purpose.
     allowed = {
         ("models", "name"),
         ("hosts", "url"),
         ("membership_events", "event"),
+        ("incidents", "kind"),
         ("discovery_runs", "error"),
         ("alembic_version", "version_num"),
         ("vantages", "name"),
@@ -138,6 +140,7 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
             "best_hosts",
             "membership_events",
             "discovery_runs",
+            "incidents",
         )
     }
 
@@ -204,7 +207,7 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     assert done.returncode == 0, done.stderr
     found, version = done.stdout.split()
     assert Path(found) == pkg / "migrations"
-    assert version == "0002"
+    assert version == "0003"
 
 
 async def test_the_vantage_revision_downgrades_and_upgrades_again(

@@ -1,21 +1,32 @@
 """Recent incidents: hosts going down or coming back, and best-host changes, newest first.
 
 Kept in memory (bounded, 7 days): the monitor notes them as they happen; the page reads a copy.
+With a database (`keep_incidents`) the leader stores them and every process reads them back at
+start, so a restart keeps them; a follower shows the leader's, read again every few seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, Protocol, cast, runtime_checkable
 
+from monitor.core.clock import Clock
 from monitor.core.results import HostState, Outcome
+from monitor.logging import get_logger
+from monitor.store.errors import StoreError
+from monitor.store.incidents import StoredIncident
 
 if TYPE_CHECKING:
     from monitor.core.health import HostHealth
     from monitor.parts.best_hosts import BestChanged
 
+log = get_logger("monitor.web.status")
+
 KEEP_S: Final = 7 * 86400.0
+KEEP_EVERY_S: Final = 5.0  # how often the leader stores new incidents and a follower reads them
 MAX_KEPT: Final = 5000  # a flapping fleet must not grow this without bound
 
 IncidentKind = Literal["down", "up", "best"]
@@ -34,6 +45,7 @@ class Incident:
 class IncidentLog:
     def __init__(self) -> None:
         self._items: deque[Incident] = deque(maxlen=MAX_KEPT)
+        self._unsaved: deque[Incident] = deque(maxlen=MAX_KEPT)  # noted, not stored yet
         self._served: set[str] = set()  # models that had a best host since the start
         self.version = 0
 
@@ -68,6 +80,22 @@ class IncidentLog:
 
     def _add(self, incident: Incident) -> None:
         self._items.append(incident)
+        self._unsaved.append(incident)
+        self.version += 1
+
+    def take_unsaved(self) -> list[Incident]:
+        """The incidents noted since the last call (to store); `put_back` if storing failed."""
+        items = list(self._unsaved)
+        self._unsaved.clear()
+        return items
+
+    def put_back(self, items: Sequence[Incident]) -> None:
+        self._unsaved.extendleft(reversed(items))
+
+    def load(self, stored: Iterable[Incident]) -> None:
+        """Replace the list with `stored` (oldest first) plus what is noted and not stored yet."""
+        merged = sorted({*stored, *self._unsaved}, key=lambda i: i.at)
+        self._items = deque(merged, maxlen=MAX_KEPT)
         self.version += 1
 
     def recent(self, now: float, model: str | None = None) -> tuple[Incident, ...]:
@@ -76,3 +104,66 @@ class IncidentLog:
         while self._items and self._items[0].at < since:
             self._items.popleft()
         return tuple(i for i in reversed(self._items) if model is None or i.model == model)
+
+
+@runtime_checkable
+class IncidentStore(Protocol):
+    async def record_incidents(self, items: Sequence[StoredIncident]) -> None: ...
+
+    async def load_incidents(self, since: float, vantage: str | None = None) -> list[StoredIncident]: ...
+
+
+def _stored(i: Incident) -> StoredIncident:
+    return StoredIncident(i.at, i.kind, i.model, i.host, i.reason, i.previous)
+
+
+def _incident(s: StoredIncident) -> Incident:
+    return Incident(s.at, cast(IncidentKind, s.kind), s.model, s.host, s.reason, s.previous)
+
+
+async def sync_incidents(
+    incidents: IncidentLog, store: IncidentStore, leading: bool, now: float, loaded: bool
+) -> None:
+    """One turn of `keep_incidents`: a follower (or a process that has not read them yet) reads
+    the stored incidents; the leader stores what it noted since. StoreError: nothing was lost."""
+    if not leading:
+        incidents.take_unsaved()  # the leader stores its own notes of the same changes
+    if not leading or not loaded:
+        incidents.load([_incident(s) for s in await store.load_incidents(now - KEEP_S)])
+    if leading:
+        items = incidents.take_unsaved()
+        try:
+            await store.record_incidents([_stored(i) for i in items])
+        except BaseException:
+            incidents.put_back(items)
+            raise
+
+
+async def keep_incidents(
+    incidents: IncidentLog, store: IncidentStore, leading: Callable[[], bool], clock: Clock
+) -> None:
+    """Read the stored incidents back, then store new ones (the leader) or read them again (a
+    follower) every `KEEP_EVERY_S`. A database failure is logged once and tried again."""
+    loaded = failing = False
+    while True:
+        lead = leading()
+        try:
+            await sync_incidents(incidents, store, lead, clock.time(), loaded)
+            loaded, failing = True, False
+        except StoreError as exc:
+            if not failing:
+                log.warning("could not store or read the status page's incidents", error=str(exc))
+            failing = True
+        await clock.sleep(KEEP_EVERY_S)
+
+
+async def save_incidents(incidents: IncidentLog, store: IncidentStore, timeout_s: float) -> None:
+    """At stop: store what the leader noted since the last turn, within `timeout_s`."""
+    items = incidents.take_unsaved()
+    if not items:
+        return
+    try:
+        async with asyncio.timeout(timeout_s):
+            await store.record_incidents([_stored(i) for i in items])
+    except (StoreError, TimeoutError):
+        log.warning("incidents of the last seconds not stored at stop", incidents=len(items))
