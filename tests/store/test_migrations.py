@@ -121,8 +121,8 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
     # The API key must never reach the database. The only text columns allowed are names we
     # control: model ids, host URLs, membership event and incident kinds, the discovery error
     # summary (built by our own code, secret-free), vantage names (from the operator's settings),
-    # and Alembic's own version number. Probe results keep no text but their vantage (`ProbeResult.detail` is not
-    # stored). A new text column must be added here on purpose.
+    # and Alembic's own version number. Probe results keep no text but their vantage
+    # (`ProbeResult.detail` is not stored). A new text column must be added here on purpose.
     allowed = {
         ("models", "name"),
         ("hosts", "url"),
