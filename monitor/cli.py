@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -42,8 +43,12 @@ DEMO_DEFAULTS = {
     "ejection_time": "10",
     "ejection_max_time": "60",
     "retire_after": "30",
-    "database_url": "sqlite+aiosqlite:///libertai-monitor-demo.db",
 }
+# The demo's database with `--keep`; without it, a new temporary file each run (the previous run's
+# hosts would otherwise be shown down until probed again).
+DEMO_KEPT_DATABASE = "sqlite+aiosqlite:///libertai-monitor-demo.db"
+DEMO_ALLOWED_HOSTS = "http://127.0.0.1:*,https://127.0.0.1:*"
+DEMO_MODEL = "hermes-3-8b-tee"
 
 
 def _flags(command: str) -> argparse.ArgumentParser:
@@ -71,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         "demo", parents=[_flags("demo")], help="the simulated network and the service against it"
     )
     demo.add_argument("--seed", type=int, default=1, help="seed of the simulated network")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the history between runs in ./libertai-monitor-demo.db (default: a new temporary "
+        "database each run; --database-url chooses another)",
+    )
     sim = sub.add_parser("simulate", help="the simulated LibertAI network alone")
     sim.add_argument(
         "--scenario", default="demo", help="a preset (demo, chaos, scale:hosts=N) or a TOML file"
@@ -203,38 +214,79 @@ def _demo(args: argparse.Namespace) -> int:
     return runtime.run(_serve_demo(args))
 
 
+def demo_database(keep: bool, workdir: Path) -> str:
+    """The demo's database: kept in the current directory with `--keep`, else new in `workdir`."""
+    return DEMO_KEPT_DATABASE if keep else f"sqlite+aiosqlite:///{workdir / 'demo.db'}"
+
+
+def demo_snippet(monitor_url: str, gateway_url: str, ca_file: str) -> str:
+    """Python that sends a chat completion through the failover transport to the demo, as pasted."""
+    return f"""import httpx2
+from libertai_failover import FailoverTransport
+
+transport = FailoverTransport(
+    "{monitor_url}",
+    gateway_url="{gateway_url}",
+    allowed_hosts="{DEMO_ALLOWED_HOSTS}",
+    ca_bundle="{ca_file}",
+)
+auth = {{"Authorization": "Bearer {DEMO_KEY}"}}
+with httpx2.Client(transport=transport, base_url="{gateway_url}/v1", headers=auth) as client:
+    body = {{"model": "{DEMO_MODEL}", "messages": [{{"role": "user", "content": "Hello"}}]}}
+    reply = client.post("/chat/completions", json=body)
+    print(reply.headers["X-LibertAI-Host"], reply.json()["choices"][0]["message"]["content"])
+"""
+
+
 async def _serve_demo(args: argparse.Namespace) -> int:
     from monitor.sim import SimNetwork, load_scenario
 
     scenario = load_scenario("demo")
     async with SimNetwork(scenario, seed=args.seed, port=0, host="127.0.0.1") as net:
         ca_dir = tempfile.mkdtemp(prefix="libertai-monitor-demo-")
-        ca_file = Path(ca_dir) / "sim-ca.pem"
-        ca_file.write_bytes(net.ca_pem)
-        env = {ENV_PREFIX + k.upper(): v for k, v in DEMO_DEFAULTS.items()}
-        env[ENV_PREFIX + "GATEWAY_URL"] = net.gateway_url
-        env[ENV_PREFIX + "ALLOWED_HOSTS"] = "http://127.0.0.1:*,https://127.0.0.1:*"
-        env[ENV_PREFIX + "CA_BUNDLE"] = str(ca_file)
-        env["LIBERTAI_API_KEY"] = DEMO_KEY
-        env.update(os.environ)  # the user's own settings win over the demo's
         try:
-            settings = _settings(args, environ=env)
-        except ConfigError as exc:
-            print(f"libertai-monitor: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        _start_logging(settings, env)
-        base = "{api}"
-        banner = "\n".join(
-            [
-                "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
-                f"  simulated gateway   {net.gateway_url}/libertai/models",
-                f"  simulator truth     {net.gateway_url}/_sim/hosts",
-                f"  status page         {base}/",
-                f"  best host per model {base}/v1/best",
-                f"  every host          {base}/v1/hosts",
-                f"  models, best first  {base}/libertai/models",
-                f"  Prometheus metrics  {base}/metrics",
-                "Press Ctrl+C to stop.",
-            ]
-        )
-        return await _serve(settings, banner=banner)
+            return await _run_demo(args, net.gateway_url, net.ca_pem, Path(ca_dir))
+        finally:
+            shutil.rmtree(ca_dir, ignore_errors=True)
+
+
+async def _run_demo(args: argparse.Namespace, gateway_url: str, ca_pem: bytes, workdir: Path) -> int:
+    from monitor.server import safe_url
+
+    ca_file = workdir / "sim-ca.pem"
+    ca_file.write_bytes(ca_pem)
+    env = {ENV_PREFIX + k.upper(): v for k, v in DEMO_DEFAULTS.items()}
+    database = demo_database(args.keep, workdir)
+    env[ENV_PREFIX + "DATABASE_URL"] = database
+    env[ENV_PREFIX + "GATEWAY_URL"] = gateway_url
+    env[ENV_PREFIX + "ALLOWED_HOSTS"] = DEMO_ALLOWED_HOSTS
+    env[ENV_PREFIX + "CA_BUNDLE"] = str(ca_file)
+    env["LIBERTAI_API_KEY"] = DEMO_KEY
+    env.update(os.environ)  # the user's own settings win over the demo's
+    try:
+        settings = _settings(args, environ=env)
+    except ConfigError as exc:
+        print(f"libertai-monitor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    _start_logging(settings, env)
+    base = "{api}"
+    snippet = demo_snippet(base, gateway_url, str(ca_file))
+    banner = "\n".join(
+        [
+            "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
+            f"  simulated gateway   {gateway_url}/libertai/models",
+            f"  simulator truth     {gateway_url}/_sim/hosts",
+            f"  status page         {base}/",
+            f"  best host per model {base}/v1/best",
+            f"  every host          {base}/v1/hosts",
+            f"  models, best first  {base}/libertai/models",
+            f"  Prometheus metrics  {base}/metrics",
+            f"  database            {safe_url(settings.database_url)}"
+            + (" (a new one each run; --keep keeps it)" if settings.database_url == database else ""),
+            "From your application (pip install ./clients/libertai-failover), as pasted:",
+            "",
+            snippet,
+            "Press Ctrl+C to stop.",
+        ]
+    )
+    return await _serve(settings, banner=banner)

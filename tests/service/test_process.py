@@ -168,4 +168,4 @@ async def test_installed_demo_command_serves_best_hosts(tmp_path: Path, http: ai
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert f"http://127.0.0.1:{port}/v1/best" in out.decode()
-    assert (tmp_path / "libertai-monitor-demo.db").exists()
+    assert not (tmp_path / "libertai-monitor-demo.db").exists()  # a temporary database unless --keep
