@@ -227,15 +227,17 @@ async def test_no_console_errors_across_refreshes(tmp_path: Path, browser: Any, 
             assert await in_thread(console_errors, browser) == [], path
 
 
-def layout(driver: Any) -> dict[str, Any]:
+def layout(driver: Any, model: str) -> dict[str, Any]:
+    """The page's width and the columns of `model`'s history (a chat model: bars and sparkline)."""
     return dict(
         driver.execute_script(
             """
-            const h = document.querySelector("section.model .history");
+            const h = document.querySelector(`section.model[data-model="${arguments[0]}"] .history`);
             const lefts = [...h.children].map(c => Math.round(c.getBoundingClientRect().left));
             return {scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
                     columns: new Set(lefts).size};
-            """
+            """,
+            model,
         )
     )
 
@@ -249,7 +251,7 @@ async def test_page_fits_the_width_with_one_column_on_a_phone(
         await in_thread(set_width, browser, width)
         for path in ("/", "/status/gemma-3-27b"):
             await in_thread(browser.get, f"{svc.url}{path}?refresh={REFRESH}")
-            shape = await in_thread(layout, browser)
+            shape = await in_thread(layout, browser, "hermes-3-8b-tee" if path == "/" else "gemma-3-27b")
             assert shape["inner"] == width
             assert shape["scroll"] <= width, f"{path} scrolls sideways at {width} px: {shape}"
             assert shape["columns"] == columns, shape
@@ -275,5 +277,17 @@ async def test_script_in_a_model_id_or_host_url_is_shown_as_text_never_run(
         assert evil_url in text
         errors = [e for e in await in_thread(console_errors, browser) if "/x" not in e]
         assert errors == []
+    finally:
+        await server.close()
+
+
+async def test_refresh_zero_starts_no_timer(browser: Any) -> None:
+    server = TestServer(app_for(FakeSource(snapshot(model("m", [host("m", A)]), at=NOW)))[0])
+    await server.start_server()
+    try:
+        await in_thread(browser.get, str(server.make_url("/?refresh=0")))
+        assert await in_thread(browser.execute_script, "return window.statusPage.every") == 0
+        live = await in_thread(browser.find_element, "css selector", "#live")
+        assert live.text == "not refreshing"
     finally:
         await server.close()
