@@ -52,14 +52,14 @@ class _Fed:
                 ProbeResult("hermes", host, ProbeKind.HEALTH, Outcome.NOT_LOADED, at, 202, 1.0, None, 3.0)
             )
 
-    def answer(self) -> tuple[dict[str, Any], str]:
+    def best(self) -> tuple[dict[str, Any], str]:
         """`/v1/best/hermes` as sent, and its ETag."""
         finish(self.monitor.publisher.publish(force=True))
         sent = finish(self.monitor.snapshot.answer(AnswerKey.best("hermes")))
         assert sent is not None
         return json.loads(sent.body), sent.etag
 
-    def entry(self) -> dict[str, Any]:
+    def listed(self) -> dict[str, Any]:
         """The `hermes` entry of `/v1/best`."""
         finish(self.monitor.publisher.publish(force=True))
         sent = finish(self.monitor.snapshot.answer(AnswerKey.best()))
@@ -76,7 +76,7 @@ def test_a_host_whose_health_answers_202_is_offered_last_with_no_share_while_a_w
     fed = _Fed()
     fed.completions(A, 100.0, 3)
     fed.not_loaded()
-    answer, _ = fed.answer()
+    answer, _ = fed.best()
     assert [(c["url"], c["warm"], c["weight"]) for c in answer["candidates"]] == [
         (A, True, 1.0),
         (COLD, False, 0.0),
@@ -89,7 +89,7 @@ def test_with_no_warm_host_up_the_202_host_takes_the_requests() -> None:
     fed.completions(A, 100.0, 3)
     fed.not_loaded()
     fed.failures(A)
-    answer, _ = fed.answer()
+    answer, _ = fed.best()
     assert answer["host"] is None
     assert [(c["url"], c["warm"], c["weight"]) for c in answer["candidates"]] == [(COLD, False, 1.0)]
 
@@ -99,8 +99,8 @@ def test_the_best_host_is_the_first_candidate_in_both_best_answers() -> None:
     fed.completions(B, 300.0, 3)
     fed.completions(A, 100.0, 3)
     fed.not_loaded()
-    answer, _ = fed.answer()
-    entry = fed.entry()
+    answer, _ = fed.best()
+    entry = fed.listed()
     assert answer["candidates"][0]["url"] == answer["host"] == entry["candidates"][0]["url"] == entry["host"]
     assert answer["candidates"] == entry["candidates"]
 
@@ -109,10 +109,10 @@ def test_weights_follow_speed_and_free_capacity() -> None:
     fed = _Fed()
     fed.completions(A, 100.0, 10)
     fed.completions(B, 300.0, 10)
-    answer, _ = fed.answer()
+    answer, _ = fed.best()
     assert _weights(answer) == {A: 0.75, B: 0.25}  # idle: by speed alone
     fed.completions(A, 200.0, 3)  # A's time to first token doubled: load 1, a quarter of it free
-    answer, _ = fed.answer()
+    answer, _ = fed.best()
     a = next(c for c in answer["candidates"] if c["url"] == A)
     assert a["load"] == 1.0 and _weights(answer) == {A: 0.428571, B: 0.571429}
 
@@ -121,11 +121,11 @@ def test_a_host_that_slows_under_load_loses_its_share_and_regains_it_when_the_lo
     fed = _Fed()
     fed.completions(A, 100.0, 10)
     fed.completions(B, 100.0, 10)
-    idle, _ = fed.answer()
+    idle, _ = fed.best()
     fed.completions(A, 200.0, 3)
-    busy, _ = fed.answer()
+    busy, _ = fed.best()
     fed.completions(A, 100.0, 3)
-    calm, _ = fed.answer()
+    calm, _ = fed.best()
     assert _weights(idle) == {A: 0.5, B: 0.5}
     assert _weights(busy) == {A: 0.2, B: 0.8}
     assert _weights(calm) == _weights(idle)
@@ -135,10 +135,10 @@ def test_a_small_drift_keeps_the_etag_and_a_real_shift_changes_it() -> None:
     fed = _Fed()
     fed.completions(A, 100.0, 10)
     fed.completions(B, 100.0, 10)
-    before, first = fed.answer()
+    before, first = fed.best()
     fed.completions(A, 105.0, 3)  # a little slower: its share moves a little
-    answer, drifted = fed.answer()
+    answer, drifted = fed.best()
     assert _weights(answer) != _weights(before) and drifted == first
     fed.completions(A, 200.0, 3)
-    _, shifted = fed.answer()
+    _, shifted = fed.best()
     assert shifted != first
