@@ -16,9 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN python -m venv /opt/venv
 
-# Only what `pip install` needs: the package metadata, the README it names, the code, the migrations.
+# Only what `pip install` needs: the package metadata, the README it names, the code (the monitor and
+# the failover client's package, which it ships too), the migrations.
 COPY pyproject.toml README.md /src/
 COPY monitor /src/monitor
+COPY clients/libertai-failover/libertai_failover /src/clients/libertai-failover/libertai_failover
 COPY migrations /src/migrations
 
 # With the `postgres` extra (asyncpg): the same image runs on SQLite or, for several replicas, on

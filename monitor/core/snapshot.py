@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from monitor.core.answer import DUMP_SLICE, Answer, AnswerKey, Kind, Sort, dump, packed, weak_etag
+from monitor.core.candidates import Candidate, coarse, host_load, reordered
 from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, measured_by
 from monitor.core.health import HostHealth, stats
 from monitor.core.keys import HostKey
@@ -59,6 +60,9 @@ class HostView:
     # Vantages that see this host down (this one included), sorted, of `vantages` with fresh data.
     down_from: tuple[str, ...] = ()
     vantages: int = 1
+    # Its unloaded time to first token and how far its recent one is above it (`monitor.core.candidates`).
+    ttft_ms_baseline: float | None = None
+    load: float = 0.0
     # For the status page (not in the JSON): the kind `latency_ms_p50` is measured on, and for a down
     # host, which probe succeeded last and which fails since when (`monitor.core.facts`).
     latency_kind: ProbeKind | None = None
@@ -108,6 +112,7 @@ def host_view(
 ) -> HostView:
     s = stats(h)
     last = h.samples.last()
+    baseline, load = host_load(h.samples.ok_ttfts_at(ProbeKind.COMPLETION))
     e = elsewhere or _ALONE
     down_from: tuple[str, ...] = ()
     if e.down or h.state is HostState.DOWN:  # most hosts are up everywhere: nothing to sort
@@ -134,6 +139,8 @@ def host_view(
         inter_token_ms_p50=None if throughput is None else throughput.inter_token_ms_p50,
         down_from=down_from,
         vantages=max(e.vantages, len(down_from)),
+        ttft_ms_baseline=baseline,
+        load=load,
         latency_kind=ProbeKind.COMPLETION if s.ttft_ms_p50 is not None else measured_by(h.samples),
         down=down_facts(h),
     )
@@ -169,6 +176,7 @@ class ModelView:
     upstream_model: str = ""
     request_fields: Mapping[str, Any] = field(default_factory=dict)
     eligible: tuple[str, ...] = ()  # the hosts that may be best (`ModelRanking.eligible`)
+    candidates: tuple[Candidate, ...] = ()  # the hosts to spread requests over, best first
 
     def upstream_json(self) -> dict[str, Any]:
         return {
@@ -180,6 +188,7 @@ class ModelView:
         return {
             "host": self.best,
             "fallbacks": list(self.fallbacks),
+            "candidates": [c.as_json() for c in self.candidates],
             "healthy_hosts": self.healthy,
             "known_hosts": self.known,
             **self.upstream_json(),
@@ -270,23 +279,28 @@ def _data(s: Snapshot, key: AnswerKey) -> Steps[_Built | None]:
 
 
 def _best_of(s: Snapshot, model: str, sort: Sort) -> Steps[_Built | None]:
-    """`/v1/best/{model}`; its decision: the choice, and per host only its URL and state (the
-    measurements move on every probe while the choice stays)."""
+    """`/v1/best/{model}`; its decision: the choice, the candidates as clients act on them
+    (`candidates.coarse`), and per host only its URL and state (the measurements move on every
+    probe while the choice stays)."""
     view = s.models.get(model)
     if view is None:
         return None
-    best, fallbacks = _by_throughput(view) if sort is Sort.THROUGHPUT else (view.best, view.fallbacks)
+    best, fallbacks, chosen = _sorted(view, sort)
     choice = {"model": model, "host": best, "fallbacks": list(fallbacks), **view.upstream_json()}
     hosts = yield from mapped(view.hosts, lambda h: h.as_json(model), DUMP_SLICE)
     states = yield from mapped(view.hosts, lambda h: [h.url, h.state.value], DUMP_SLICE)
-    data = {**choice, "generated_at": iso(s.generated_at), "hosts": hosts, **_vantage(s)}
-    return data, {**choice, "hosts": states, **_vantage(s)}
+    listed = {"candidates": [c.as_json() for c in chosen]}
+    data = {**choice, **listed, "generated_at": iso(s.generated_at), "hosts": hosts, **_vantage(s)}
+    return data, {**choice, "candidates": coarse(chosen), "hosts": states, **_vantage(s)}
 
 
 def _best(s: Snapshot, sort: Sort) -> Steps[_Built]:
-    """`/v1/best`; its decision: everything but when it was generated."""
-    models = yield from _per_model(s, _best_by_throughput_json if sort is Sort.THROUGHPUT else _best_json)
-    return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}, {"models": models, **_who(s)}
+    """`/v1/best`; its decision: everything but when it was generated and the candidates'
+    figures (`candidates.coarse`)."""
+    pairs = yield from _per_model(s, lambda v: _best_entry(v, sort))
+    models = {m: entry for m, (entry, _) in pairs.items()}
+    decided = {m: decision for m, (_, decision) in pairs.items()}
+    return {"generated_at": iso(s.generated_at), "models": models, **_who(s)}, {"models": decided, **_who(s)}
 
 
 def _per_model(s: Snapshot, fn: Callable[[ModelView], Any]) -> Steps[dict[str, Any]]:
@@ -295,17 +309,22 @@ def _per_model(s: Snapshot, fn: Callable[[ModelView], Any]) -> Steps[dict[str, A
     return dict(pairs)
 
 
-def _best_json(v: ModelView) -> dict[str, Any]:
-    return v.best_json()
+def _sorted(v: ModelView, sort: Sort) -> tuple[str | None, tuple[str, ...], tuple[Candidate, ...]]:
+    """(best, fallbacks, candidates) in the order `sort` asks for."""
+    if sort is not Sort.THROUGHPUT:
+        return v.best, v.fallbacks, v.candidates
+    best, fallbacks = by_throughput(v.best, v.fallbacks, v.eligible, {h.url: h.tokens_per_s for h in v.hosts})
+    order = (best, *fallbacks) if best is not None else fallbacks
+    return best, fallbacks, reordered(v.candidates, order)
 
 
-def _by_throughput(v: ModelView) -> tuple[str | None, tuple[str, ...]]:
-    return by_throughput(v.best, v.fallbacks, v.eligible, {h.url: h.tokens_per_s for h in v.hosts})
-
-
-def _best_by_throughput_json(v: ModelView) -> dict[str, Any]:
-    best, fallbacks = _by_throughput(v)
-    return {**v.best_json(), "host": best, "fallbacks": list(fallbacks)}
+def _best_entry(v: ModelView, sort: Sort) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A model's entry of `/v1/best` and what a client acts on in it."""
+    best, fallbacks, chosen = _sorted(v, sort)
+    entry = {**v.best_json(), "host": best, "fallbacks": list(fallbacks)}
+    if sort is Sort.THROUGHPUT:
+        entry["candidates"] = [c.as_json() for c in chosen]
+    return entry, {**entry, "candidates": coarse(chosen)}
 
 
 def _hosts(s: Snapshot) -> Steps[_Built]:

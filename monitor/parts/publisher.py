@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
+from monitor.core.candidates import candidates
 from monitor.core.clock import Clock
 from monitor.core.keys import HostKey
 from monitor.core.results import Outcome
@@ -98,7 +100,7 @@ class Publisher:
     def publish(self, *, force: bool = False) -> Steps[None]:
         """Rebuild the snapshot, in steps of a few milliseconds: views of the hosts probed since
         the last rebuild (a slice at a time), then each changed model ranked on its own (in steps
-        too), then the snapshot swapped in whole. `force`: every model ranked again.
+        too, with its candidates), then the snapshot swapped in whole. `force`: every model ranked again.
 
         On the loop, run it with `run_in_slices(..., 0.0)` under `building`: a turn after every
         step, so that no probe answer waits (its time to first token would grow by the wait), and
@@ -133,6 +135,8 @@ class Publisher:
                     hosts = [h for h in entries if h is not None]
                     done = yield from self._best.ranker(model, hosts, now).run()
                     view = model_view(model, done.ranking, self._views)
+                    chosen = yield from candidates(view.best, view.hosts)
+                    view = replace(view, candidates=chosen)
                     if model in fleet.models():  # not retired meanwhile
                         self._best.settle(done)
                         self._model_views[model] = view

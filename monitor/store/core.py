@@ -19,7 +19,7 @@ from monitor.store.engine import read_transaction, write_transaction
 from monitor.store.errors import StoreError
 from monitor.store.schema import DEFAULT_VANTAGE, VANTAGE_MAX, hosts, models
 
-__all__ = ["Core", "StoreError", "describe", "is_transient", "ms"]
+__all__ = ["Core", "StoreError", "describe", "ms", "rejects_rows"]
 
 log = get_logger("monitor.store")
 
@@ -27,8 +27,18 @@ T = TypeVar("T")
 
 _NAME_CHUNK: Final = 500
 
-# Database failures worth retrying: everything the driver reports except bad data.
-_PERMANENT_DB_ERRORS: Final = (exc.IntegrityError, exc.DataError)
+# The database refused the rows themselves: a retry of the same rows cannot work.
+_REJECTED_ROWS: Final = (exc.IntegrityError, exc.DataError)
+# The database or the connection to it failed, whatever other error it was raised while handling:
+# the rows wait for it.
+_DATABASE_FAILED: Final = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.InternalError,
+    exc.DisconnectionError,
+    exc.TimeoutError,
+    OSError,
+)
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -48,7 +58,8 @@ def _bad_value(error: BaseException) -> ValueError | TypeError | None:
     """The error that says a row's value cannot be sent to the database (not the database's
     fault, so never worth a retry), if any in the chain."""
     for e in _chain(error):
-        if isinstance(e, (ValueError, TypeError)):
+        # aiosqlite says a closed connection with a ValueError: the database failed, not a value.
+        if isinstance(e, (ValueError, TypeError)) and "connection" not in str(e).lower():
             return e
     return None
 
@@ -72,10 +83,16 @@ def describe(error: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def is_transient(error: BaseException) -> bool:
-    if isinstance(error, _PERMANENT_DB_ERRORS) or _bad_value(error) is not None:
+def rejects_rows(error: BaseException) -> bool:
+    """True when the database refused the rows themselves (a constraint, a value it cannot take).
+    Anything else is a failure of the database or of the connection to it (locked, read-only,
+    full, gone, or not known): retrying the same rows is right, and dropping them would lose
+    results for a fault that clears."""
+    if isinstance(error, _DATABASE_FAILED):
         return False
-    return isinstance(error, (exc.DBAPIError, exc.TimeoutError, exc.DisconnectionError, OSError))
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return False
+    return isinstance(error, _REJECTED_ROWS) or _bad_value(error) is not None
 
 
 def says_read_only(error: BaseException) -> bool:
@@ -174,7 +191,10 @@ class Core:
         again, and would keep every later write failing."""
         if says_read_only(error):
             log.info("discarding pooled database connections after a read-only failure")
-            await self.engine.dispose()
+            try:
+                await self.engine.dispose()
+            except Exception as failure:  # closing a broken connection may fail too: never fatal
+                log.warning("discarding pooled connections failed", error=describe(failure))
 
     def record_failure(self, error: BaseException, *, batch: bool) -> None:
         self.write_errors += 1

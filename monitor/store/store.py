@@ -9,9 +9,11 @@ Vantages: a store belongs to one vantage (the monitor's location or name, `defau
 and tags every write with it; every read is of its own vantage unless given another's name.
 
 Failure policy: the service keeps serving from memory when the database fails. `submit` never
-blocks or raises; the writer retries transient failures and logs through the "monitor.store" logger
-without row contents; `stats.healthy` says whether the batches of results are being written. Other
-writes and every read raise `StoreError`, whose message says what failed and why.
+blocks or raises; every result is written or counted as dropped with its reason (`stats`); the
+writer retries while the database fails (nothing is dropped for a fault that clears) and logs
+through the "monitor.store" logger without row contents; `stats.healthy` says whether the batches
+of results are being written. Other writes and every read raise `StoreError`, whose message says
+what failed and why.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.core.keys import HostKey
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
@@ -32,9 +35,16 @@ from monitor.store.incidents import StoredIncident
 from monitor.store.migrate import upgrade_with_engine
 from monitor.store.schema import DEFAULT_VANTAGE
 from monitor.store.types import DiscoveryRecord, StoreStats, VantageInfo
-from monitor.store.writer import ResultWriter
+from monitor.store.writer import DROP_REASONS, SHUTDOWN, ResultWriter
 
 __all__ = ["Store", "StoreError"]
+
+# How long a result waits in memory for its batch, at most, while the database works: what a
+# crash (SIGKILL, power) can lose, with the write of the batches ahead of it.
+FLUSH_INTERVAL_S = 0.25
+# The longest wait between two tries of a failing write: how long results stay in memory after a
+# fault clears, at most.
+RETRY_MAX_S = 5.0
 
 
 class Store(HistoryReads):
@@ -47,9 +57,10 @@ class Store(HistoryReads):
         vantage: str = DEFAULT_VANTAGE,
         queue_size: int = 100_000,
         batch_size: int = 2000,
-        flush_interval_s: float = 1.0,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
         retry_initial_s: float = 1.0,
-        retry_max_s: float = 30.0,
+        retry_max_s: float = RETRY_MAX_S,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._core = Core(engine, vantage)
         self._writer = ResultWriter(
@@ -59,6 +70,7 @@ class Store(HistoryReads):
             flush_interval_s=flush_interval_s,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
+            clock=clock,
         )
         self._closed = False
 
@@ -73,9 +85,10 @@ class Store(HistoryReads):
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         queue_size: int = 100_000,
         batch_size: int = 2000,
-        flush_interval_s: float = 1.0,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
         retry_initial_s: float = 1.0,
-        retry_max_s: float = 30.0,
+        retry_max_s: float = RETRY_MAX_S,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> Store:
         """Make the engine (SQLite: pragmas on connect; the file's directory is created). Touches
         no table: call `upgrade()` to apply migrations."""
@@ -97,6 +110,7 @@ class Store(HistoryReads):
             flush_interval_s=flush_interval_s,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
+            clock=clock,
         )
 
     @property
@@ -137,7 +151,7 @@ class Store(HistoryReads):
         never raises; drops (counted) when the queue is full, the store is closing, or the result
         cannot be stored (unknown kind or outcome, non-finite time, impossible HTTP status)."""
         if self._closed:
-            self._writer.dropped += 1
+            self._writer.drop(SHUTDOWN)
             return
         self._writer.submit(result)
 
@@ -156,6 +170,7 @@ class Store(HistoryReads):
             queue_depth=self._writer.depth,
             healthy=self._core.healthy,
             last_error=self._core.last_error,
+            dropped_by_reason={reason: self._writer.dropped_by[reason] for reason in DROP_REASONS},
         )
 
     # -- short writes -----------------------------------------------------------------------

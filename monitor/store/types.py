@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,10 @@ class HistoryPoint:
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
-    """The writer's state. `dropped` counts probe results never written: queue full, rejected by
-    the database (not a transient failure), duplicate key, or left in the queue at close."""
+    """The writer's state. Every probe result submitted is written (`rows_written`), waiting
+    (`queue_depth`) or dropped (`dropped`, and by reason in `dropped_by_reason`: `queue_full`,
+    `unstorable`, `rejected` by the database for its data, `duplicate` key, `shutdown`; see
+    monitor.store.writer). A failing database drops nothing until the queue is full."""
 
     rows_written: int
     write_errors: int
@@ -50,6 +53,7 @@ class StoreStats:
     queue_depth: int
     healthy: bool
     last_error: str | None
+    dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,14 @@
 """The probe-result writer: a bounded queue, one task writing it in batches, retries.
 
-`submit` never blocks or raises. The writer retries transient failures (locked, disk full,
-unwritable, connection lost) with backoff while the queue keeps accepting (and drops, counted, when
-full). A batch the database rejects for its data is split until the rows it rejects are alone:
-those are dropped (counted, logged without their contents), every other row is written.
+Every submitted result ends up in exactly one place: the database, or a drop counted with its
+reason (`DROP_REASONS`). `submit` never blocks or raises. A result waits in memory at most
+`flush_interval_s` before its batch is written, while the database works. When the database or
+the connection to it fails (locked, read-only, full, gone), the same batch is retried with backoff,
+on the injected clock, until it is written: nothing is dropped for a fault that clears. Meanwhile
+the queue keeps accepting up to `queue_size` results (the writer's retention bound), and drops the
+newest beyond, counted as `queue_full`. A batch the database rejects for its data is split until
+the rows it rejects are alone: those are dropped (`rejected`, logged without their contents),
+every other row is written.
 """
 
 from __future__ import annotations
@@ -11,18 +16,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
+from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.core.results import ProbeResult
 from monitor.logging import get_logger
 from monitor.store import bulk, queries
 from monitor.store.codes import KIND_CODES, OUTCOME_CODES
-from monitor.store.core import Core, describe, finite_or_none, is_transient, ms
+from monitor.store.core import Core, describe, finite_or_none, ms, rejects_rows
 from monitor.store.engine import write_transaction
 from monitor.store.schema import probe_results
 
 log = get_logger("monitor.store")
+
+# Why a result was not written (the `reason` of the dropped-results counter).
+QUEUE_FULL: Final = "queue_full"  # the database failed longer than the queue holds
+UNSTORABLE: Final = "unstorable"  # unknown kind or outcome, non-finite time, impossible status
+REJECTED: Final = "rejected"  # the database refused the row's data
+DUPLICATE: Final = "duplicate"  # a result with the same key is stored already
+SHUTDOWN: Final = "shutdown"  # submitted after close, or still unwritten when close gave up
+DROP_REASONS: Final = (QUEUE_FULL, UNSTORABLE, REJECTED, DUPLICATE, SHUTDOWN)
 
 # A batch of up to this many times `batch_size` when at least `batch_size` results wait.
 DEEP_BATCHES = 5
@@ -52,9 +67,12 @@ class ResultWriter:
         flush_interval_s: float,
         retry_initial_s: float,
         retry_max_s: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._core = core
-        self._queue: asyncio.Queue[ProbeResult] = asyncio.Queue(maxsize=queue_size)
+        self._clock = clock
+        # (when it was queued, on the clock's monotonic time; the result)
+        self._queue: asyncio.Queue[tuple[float, ProbeResult]] = asyncio.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._retry_initial_s = retry_initial_s
@@ -68,9 +86,11 @@ class ResultWriter:
         self._completed = 0
         self._flush_waiters = 0
         self._progress = asyncio.Condition()
+        # Set to end a wait early: a batch is full, a flush is awaited, the store is closing.
+        self._wake = asyncio.Event()
         self.closing = False
         self.rows_written = 0
-        self.dropped = 0
+        self.dropped_by: Counter[str] = Counter()
         self._ins_results = queries.insert_ignore(core.dialect, probe_results)
         self._ins_json = bulk.insert_json_rows(
             probe_results, _RESULT_COLUMNS, constants=["vantage"], ignore=True
@@ -80,6 +100,13 @@ class ResultWriter:
     def depth(self) -> int:
         return self._queue.qsize() + len(self._inflight)
 
+    @property
+    def dropped(self) -> int:
+        return sum(self.dropped_by.values())
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.dropped_by[reason] += count
+
     def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="monitor.store.writer")
@@ -87,7 +114,7 @@ class ResultWriter:
     def submit(self, result: ProbeResult) -> None:
         try:
             if self.closing:
-                self.dropped += 1
+                self.drop(SHUTDOWN)
                 return
             if (
                 result.kind not in KIND_CODES
@@ -95,14 +122,16 @@ class ResultWriter:
                 or not math.isfinite(result.started_at)
                 or (result.status is not None and not 0 <= result.status <= 999)
             ):
-                self.dropped += 1
+                self.drop(UNSTORABLE)
                 return
-            self._queue.put_nowait(result)
+            self._queue.put_nowait((self._clock.monotonic(), result))
             self._submitted += 1
+            if self._queue.qsize() >= self._batch_size:
+                self._wake.set()
         except asyncio.QueueFull:
-            self.dropped += 1
+            self.drop(QUEUE_FULL)
         except Exception:
-            self.dropped += 1
+            self.drop(UNSTORABLE)
 
     async def flush(self) -> None:
         target = self._submitted
@@ -112,6 +141,7 @@ class ResultWriter:
         if task is None or task.done():
             raise RuntimeError("the store's writer is not running (call start_writer())")
         self._flush_waiters += 1
+        self._wake.set()
         try:
             async with self._progress:
                 await self._progress.wait_for(lambda: self._completed >= target or task.done())
@@ -123,6 +153,7 @@ class ResultWriter:
     async def close(self, grace_s: float) -> None:
         """Write what is queued (waiting at most `grace_s`), then stop; what is left is dropped."""
         self.closing = True
+        self._wake.set()  # a batch being gathered goes now, a retry's backoff ends
         if self._task is None and self._queue.qsize():
             self.start()
         if self._task is None:
@@ -137,7 +168,7 @@ class ResultWriter:
             await self._task
         lost = self.depth
         if lost:
-            self.dropped += lost
+            self.drop(SHUTDOWN, lost)
             self._inflight = []
             while not self._queue.empty():
                 self._queue.get_nowait()
@@ -157,15 +188,28 @@ class ResultWriter:
             async with self._progress:
                 self._progress.notify_all()
 
+    async def _nap(self, seconds: float) -> None:
+        """Wait `seconds` on the clock, or until woken (see `_wake`)."""
+        if self._wake.is_set():
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
     async def _next_batch(self) -> list[ProbeResult]:
         """Up to `batch_size` results (`DEEP_BATCHES` times that when the writer is behind): the
-        first one, then whatever arrives within the flush interval (less when a flush is awaited
-        or the store is closing)."""
-        first = await self._queue.get()
+        first one, then whatever arrives until the first one has waited the flush interval (at
+        once when a flush is awaited or the store is closing). The deadline counts from when the
+        first result was queued, not from when the writer got to it: a result waits at most the
+        flush interval, plus the writes of the batches ahead of it."""
+        queued_at, first = await self._queue.get()
         batch = [first]
         self._inflight = batch
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._flush_interval_s
+        deadline = queued_at + self._flush_interval_s
         # Behind: a bigger batch. A transaction costs a few round trips to the driver's thread
         # whatever its size, and on a busy loop each takes a turn or two: batches of `batch_size`
         # could not keep up (docs/performance.md).
@@ -173,19 +217,21 @@ class ResultWriter:
         while True:
             while len(batch) < size:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get_nowait()[1])
                 except asyncio.QueueEmpty:
                     break
             if len(batch) >= size or self._flush_waiters or self.closing:
                 return batch
-            remaining = deadline - loop.time()
+            remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 return batch
-            await asyncio.sleep(min(remaining, 0.05))
+            self._wake.clear()
+            await self._nap(remaining)
 
     async def _write_batch(self, batch: list[ProbeResult]) -> None:
-        """Write `batch`: retry transient failures (the same rows, never ones already written);
-        split a rejected batch in halves until each rejected row is alone, and drop only those."""
+        """Write `batch`: retry while the database fails (the same rows, never ones already
+        written); split a rejected batch in halves until each rejected row is alone, and drop
+        only those."""
         pending: list[list[ProbeResult]] = [batch]
         delay = self._retry_initial_s
         try:
@@ -195,7 +241,7 @@ class ResultWriter:
                     written = await self._write_results(part)
                 except Exception as error:
                     self._core.record_failure(error, batch=True)
-                    if is_transient(error):
+                    if not rejects_rows(error):
                         log.warning(
                             "writing probe results failed, retrying",
                             results=len(part),
@@ -204,7 +250,11 @@ class ResultWriter:
                             queued=self.depth,
                         )
                         await self._core.recover_from(error)
-                        await asyncio.sleep(delay)
+                        if self.closing:  # close's grace period is short: try again soon
+                            await self._clock.sleep(min(delay, 0.05))
+                        else:
+                            self._wake.clear()
+                            await self._nap(delay)
                         delay = min(delay * 2, self._retry_max_s)
                         continue
                     pending.pop(0)
@@ -212,15 +262,16 @@ class ResultWriter:
                         mid = len(part) // 2
                         pending[:0] = [part[:mid], part[mid:]]
                     else:
-                        self.dropped += 1
+                        self.drop(REJECTED)
                         log.error("dropped a probe result the database rejected", error=describe(error))
                     continue
                 pending.pop(0)
                 self._core.record_success(batch=True)
                 self.rows_written += written
-                self.dropped += len(part) - written
+                if written < len(part):
+                    self.drop(DUPLICATE, len(part) - written)
         except asyncio.CancelledError:
-            self.dropped += sum(len(p) for p in pending)  # closing while the database fails
+            self.drop(SHUTDOWN, sum(len(p) for p in pending))  # closing while the database fails
             raise
 
     async def _write_results(self, batch: Sequence[ProbeResult]) -> int:

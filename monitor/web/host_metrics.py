@@ -85,7 +85,8 @@ class Template:
         return cls(header, pattern + " {value}\n")
 
 
-Hosts = list[tuple[HostView, str, str]]  # (view, escaped model, escaped host)
+# (view, escaped model, escaped host, its weight among the model's candidates: 0 when not one)
+Hosts = list[tuple[HostView, str, str, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +102,26 @@ class _Gauge:
         family.add_metric([hole("model"), hole("host")], 0.0)
         t = Template.of(family, exposition, ("model", "host"))
         yield t.header
-        for h, model, host in hosts:
+        for h, model, host, _ in hosts:
             v = self.value(h)
             if v is not None:
                 yield t.line.format(model=model, host=host, value=go(v))
+
+
+@dataclass(frozen=True, slots=True)
+class _Weight:
+    """Each host's weight among its model's candidates (`monitor.core.candidates`)."""
+
+    name: str
+    doc: str
+
+    def lines(self, hosts: Hosts, exposition: Exposition) -> Iterator[str]:
+        family = GaugeMetricFamily(PREFIX + self.name, self.doc, labels=_HOST)
+        family.add_metric([hole("model"), hole("host")], 0.0)
+        t = Template.of(family, exposition, ("model", "host"))
+        yield t.header
+        for _, model, host, weight in hosts:
+            yield t.line.format(model=model, host=host, value=go(weight))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +139,7 @@ class _Labelled:
         t = Template.of(family, exposition, ("model", "host", "extra"))
         yield t.header
         one = go(1.0)
-        for h, model, host in hosts:
+        for h, model, host, _ in hosts:
             yield t.line.format(model=model, host=host, extra=escape(self.value(h)), value=one)
 
 
@@ -141,7 +158,7 @@ class _States:
         # In prometheus_client's order: its add_metric sorts the states by name.
         states = [(escape(s.value), s) for s in sorted(HostState, key=lambda s: s.value)]
         one, zero = go(1), go(0)
-        for h, model, host in hosts:
+        for h, model, host, _ in hosts:
             for name, s in states:
                 yield t.line.format(model=model, host=host, state=name, value=one if h.state is s else zero)
 
@@ -150,7 +167,7 @@ def _seconds(ms: float | None) -> float | None:
     return None if ms is None else ms / 1000
 
 
-HOST_FAMILIES: tuple[_Gauge | _Labelled | _States, ...] = (
+HOST_FAMILIES: tuple[_Gauge | _Weight | _Labelled | _States, ...] = (
     _Gauge(
         "host_up",
         "1 if the host is up for the model, else 0.",
@@ -206,5 +223,14 @@ HOST_FAMILIES: tuple[_Gauge | _Labelled | _States, ...] = (
         "host_inter_token_p50_seconds",
         "Median gap between output tokens in the last throughput probe.",
         lambda h: _seconds(h.inter_token_ms_p50),
+    ),
+    _Gauge(
+        "host_load",
+        "How far the host's recent time to first token is above its unloaded one (0: idle; 1: doubled).",
+        lambda h: h.load,
+    ),
+    _Weight(
+        "candidate_weight",
+        "The host's share of new requests for the model (0 when it is not a candidate).",
     ),
 )

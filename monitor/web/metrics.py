@@ -112,9 +112,10 @@ def _text(
     kept: set[tuple[str, str]] | None = set() if left_out else None
     for (model, view), share in zip(views, shares, strict=True):
         escaped = escape(model)
+        weights = {c.url: c.weight for c in view.candidates}
         for h in view.hosts[:share]:
             if refused.encodable(model, h.url):
-                hosts.append((h, escaped, escape(h.url)))
+                hosts.append((h, escaped, escape(h.url), weights.get(h.url, 0.0)))
             if kept is not None:
                 kept.add((model, h.url))
             yield ""  # a piece: the list is built a chunk's worth of hosts at a time

@@ -136,9 +136,15 @@ def _service_families(c: Counters) -> Iterator[Metric]:
         yield CounterMetricFamily(P + "db_rows_written", "Probe results written.", value=st.rows_written)
         yield CounterMetricFamily(
             P + "db_dropped_results",
-            "Results dropped because the write queue was full.",
+            "Probe results never written (every reason; see db_dropped_results_by_reason).",
             value=st.dropped,
         )
+        by_reason = CounterMetricFamily(
+            P + "db_dropped_results_by_reason", "Probe results never written, by reason.", labels=["reason"]
+        )
+        for reason, count in st.dropped_by_reason.items():
+            by_reason.add_metric([reason], float(count))
+        yield by_reason
         yield GaugeMetricFamily(P + "db_queue_depth", "Results waiting to be written.", value=st.queue_depth)
         yield GaugeMetricFamily(
             P + "db_healthy",

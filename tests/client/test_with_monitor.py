@@ -58,7 +58,7 @@ async def test_the_monitors_best_host_is_used_and_a_killed_one_costs_nothing(
     watched: tuple[SimNetwork, Running], sync: bool
 ) -> None:
     net, svc = watched
-    w = wire(svc.url, net)
+    w = wire(svc.url, net, spread=False)  # the best host alone (spreading: tests/client/test_spread_*)
     assert await chat(w, net.gateway_url, sync=sync, stream=True) == net.host_url("h0")
     net.set_host("h0", down=True, down_mode="refuse")
     for _ in range(3):
@@ -89,7 +89,7 @@ async def test_a_thinking_alias_completes_on_a_host_without_a_404(
     async with aiohttp.ClientSession() as http:
         answer = await get_json(http, svc.url + "/v1/best/m-thinking")
     assert "upstream_model" in answer
-    w = wire(svc.url, net)
+    w = wire(svc.url, net, spread=False)
     assert await chat(w, net.gateway_url, sync=False, stream=True, model="m-thinking") == net.host_url("h0")
     assert requests_to(net, "gateway") == 0
 

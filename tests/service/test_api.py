@@ -56,6 +56,25 @@ async def test_best_names_the_fastest_host_and_the_others_as_fallbacks(aiohttp_c
     assert body["models"]["hermes"] == {
         "host": FAST,
         "fallbacks": [SLOW],
+        # Shares by speed (1/80 against 1/400 ms), in millionths that sum to one.
+        "candidates": [
+            {
+                "url": FAST,
+                "weight": 0.833333,
+                "ttft_ms_p50": 80.0,
+                "ttft_ms_p95": 80.0,
+                "load": 0.0,
+                "warm": True,
+            },
+            {
+                "url": SLOW,
+                "weight": 0.166667,
+                "ttft_ms_p50": 400.0,
+                "ttft_ms_p95": 400.0,
+                "load": 0.0,
+                "warm": True,
+            },
+        ],
         "healthy_hosts": 2,
         "known_hosts": 4,
         # hermes is a reasoning model (hermes-thinking is listed): its base id runs with thinking off.

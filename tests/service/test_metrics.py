@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.registry import Collector
 
+from monitor.core.candidates import Candidate
 from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.core.results import HostState, Outcome
 from monitor.core.snapshot import HostView, ModelView, Snapshot
@@ -172,6 +173,8 @@ def _awkward_monitor() -> Readout:
             last_outcome=Outcome.OK,
             tokens_per_s=42.5,
             inter_token_ms_p50=23.5,
+            ttft_ms_baseline=70.0,
+            load=0.375,
         ),
         _view(BASE, BARE),
         _view(
@@ -186,11 +189,12 @@ def _awkward_monitor() -> Readout:
         ),
     )
     odd = (_view(ODD, ODD_HOST, state=HostState.UNTRUSTED, availability=0.5, samples=2),)
+    chosen = (Candidate(FULL, 1.0, 80.25, 1234.5, 0.375, True),)
     snapshot = Snapshot(
         generated_at=time.time(),
         models={
-            BASE: ModelView(BASE, BASE, FULL, (), 1, 3, False, hosts),
-            ALIAS: ModelView(ALIAS, BASE, FULL, (), 1, 3, False, hosts),
+            BASE: ModelView(BASE, BASE, FULL, (), 1, 3, False, hosts, candidates=chosen),
+            ALIAS: ModelView(ALIAS, BASE, FULL, (), 1, 3, False, hosts, candidates=chosen),
             ODD: ModelView(ODD, ODD, None, (), 0, 1, False, odd),
         },
     )
@@ -270,9 +274,20 @@ class _Reference(Collector):
             "Median gap between output tokens in the last throughput probe.",
             labels=labels,
         )
+        load = GaugeMetricFamily(
+            p + "host_load",
+            "How far the host's recent time to first token is above its unloaded one (0: idle; 1: doubled).",
+            labels=labels,
+        )
+        weight = GaugeMetricFamily(
+            p + "candidate_weight",
+            "The host's share of new requests for the model (0 when it is not a candidate).",
+            labels=labels,
+        )
         for model, view in self._m.snapshot.models.items():
             if view.probed_as != model:
                 continue
+            weights = {c.url: c.weight for c in view.candidates}
             for h in view.hosts:
                 values = [model, h.url]
                 up.add_metric(values, 1.0 if h.state is HostState.UP else 0.0)
@@ -297,6 +312,8 @@ class _Reference(Collector):
                     tps.add_metric(values, h.tokens_per_s)
                 if h.inter_token_ms_p50 is not None:
                     itl.add_metric(values, h.inter_token_ms_p50 / 1000)
+                load.add_metric(values, h.load)
+                weight.add_metric(values, weights.get(h.url, 0.0))
         yield from (
             up,
             state,
@@ -312,6 +329,8 @@ class _Reference(Collector):
             key_ok,
             tps,
             itl,
+            load,
+            weight,
         )
 
     def _probes(self) -> Iterator[Metric]:

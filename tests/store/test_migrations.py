@@ -186,8 +186,11 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     site = tmp_path / "site"
     pkg = site / "monitor"
     pkg.mkdir(parents=True)
-    shutil.copy(REPO / "monitor" / "__init__.py", pkg / "__init__.py")
+    for name in ("__init__.py", "logging.py", "slices.py"):
+        shutil.copy(REPO / "monitor" / name, pkg / name)
     shutil.copytree(REPO / "monitor" / "core", pkg / "core", ignore=shutil.ignore_patterns("__pycache__"))
+    client = REPO / "clients" / "libertai-failover" / "libertai_failover"
+    shutil.copytree(client, site / "libertai_failover", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "monitor" / "store", pkg / "store", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "migrations", pkg / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
     elsewhere = tmp_path / "elsewhere"
