@@ -214,10 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test; figures mean nothing)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="the same as --only")
     p.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME", help=", ".join(BENCHMARKS))
     p.add_argument("--table", action="store_true", help="only print the table of the existing results")
     args = p.parse_args(argv)
-    names = args.only or list(BENCHMARKS)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark {unknown[0]!r} (choose from {', '.join(BENCHMARKS)})")
+    names = args.names + (args.only or []) or list(BENCHMARKS)
     status: dict[str, str] = {}
     if not args.table:
         for name in names:
