@@ -10,18 +10,22 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from monitor import __version__, bestcmd, runtime
 from monitor.config import (
     CONFIG_ENV,
     ENV_PREFIX,
     FIELDS,
+    KEY_ENV,
+    KEY_FILE_ENV,
     ConfigError,
     Settings,
     check_key,
     load_settings,
     unknown_env_warnings,
 )
+from monitor.config_values import flag_type, parse_port
 from monitor.core.results import HostState
 from monitor.logging import configure_logging, get_logger
 from monitor.settings_doc import settings_help
@@ -46,6 +50,13 @@ DEMO_DEFAULTS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every usage error is one line naming the command it is about, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _flags(command: str) -> argparse.ArgumentParser:
     """`--config` and the settings that `command` takes as flags, from their declarations."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -56,36 +67,60 @@ def _flags(command: str) -> argparse.ArgumentParser:
     return parent
 
 
+def _command(sub: Any, name: str, about: str, **kw: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=about, description=about + ".", **kw)
+    parser.set_defaults(parser=parser)  # the command whose usage an unknown argument is about
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="libertai-monitor",
         description="Discovers LibertAI's inference hosts, probes them and serves the best host per model.",
     )
     parser.add_argument("--version", action="version", version=f"libertai-monitor {__version__}")
+    parser.set_defaults(parser=parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
-    sub.add_parser(
-        "run", parents=[_flags("run")], help="run the service", epilog=settings_help(), formatter_class=raw
+    _command(
+        sub, "run", "run the service", parents=[_flags("run")], epilog=settings_help(), formatter_class=raw
     )
-    demo = sub.add_parser(
-        "demo", parents=[_flags("demo")], help="the simulated network and the service against it"
-    )
+    demo = _command(sub, "demo", "the simulated network and the service against it", parents=[_flags("demo")])
     demo.add_argument("--seed", type=int, default=1, help="seed of the simulated network")
-    sim = sub.add_parser("simulate", help="the simulated LibertAI network alone")
+    sim = _command(sub, "simulate", "the simulated LibertAI network alone, until interrupted")
     sim.add_argument(
         "--scenario", default="demo", help="a preset (demo, chaos, scale:hosts=N) or a TOML file"
     )
-    sim.add_argument("--port", type=int, default=0, help="gateway port (default: any free port)")
-    sim.add_argument("--seed", type=int, default=1, help="same seed, same behaviour")
-    sim.add_argument("--key", action="append", default=[], help="accept only this key (repeatable)")
-    sub.add_parser(
-        "probe-once", parents=[_flags("probe-once")], help="one discovery and one probe round, as a table"
+    sim.add_argument(
+        "--port", type=flag_type(parse_port), default=0, help="gateway port (default: any free port)"
     )
-    bestcmd.add_parser(sub)
-    db = sub.add_parser("db", help="database maintenance")
+    sim.add_argument("--seed", type=int, default=1, help="same seed, same behaviour")
+    sim.add_argument(
+        "--key", action="append", default=[], type=flag_type(_key), help="accept only this key (repeatable)"
+    )
+    _command(
+        sub, "probe-once", "one discovery and one probe round, as a table", parents=[_flags("probe-once")]
+    )
+    best = bestcmd.add_parser(sub)
+    best.set_defaults(parser=best)
+    db = _command(sub, "db", "database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
-    db_sub.add_parser("upgrade", parents=[_flags("db")], help="apply pending migrations")
+    _command(db_sub, "upgrade", "apply pending migrations", parents=[_flags("db")])
     return parser
+
+
+def _key(raw: object) -> str:
+    if not str(raw).strip():
+        raise ValueError("expected a non-empty key")
+    return str(raw)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:
+        # Reported by the command they were given to, not by the top-level parser.
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -105,7 +140,10 @@ def _start_logging(settings: Settings, environ: Mapping[str, str] | None = None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parse(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
     try:
         if args.command == "simulate":
             from monitor.sim.cli import run_simulate
@@ -140,10 +178,10 @@ async def _serve(settings: Settings, *, banner: str | None = None) -> int:
     # SIGHUP too: a closed terminal or a supervisor's hang-up gets the same clean stop.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    if settings.api_key is None:
-        log.warning("no API key: only the free probes run", hint="set LIBERTAI_API_KEY")
     try:
         async with serving(settings) as running:
+            if settings.api_key is None:
+                log.warning("no API key: only the free probes run", hint=f"set {KEY_ENV}")
             runtime.settle()
             log.info("listening", url=running.url, gateway=settings.gateway_url, loop=runtime.loop_name(loop))
             if banner:
@@ -176,6 +214,18 @@ async def _probe_once(settings: Settings) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    if settings.api_key is None:
+        print(
+            f"no API key: only the free health probes ran (set {KEY_ENV} or {KEY_FILE_ENV})", file=sys.stderr
+        )
+    untrusted = sum(1 for v in snap.models.values() for h in v.hosts if h.state is HostState.UNTRUSTED)
+    if untrusted:
+        allowed = next(f.env for f in FIELDS if f.name == "allowed_hosts")
+        print(
+            f"{untrusted} host(s) untrusted: outside allowed_hosts ({allowed}={settings.allowed_hosts}), "
+            "so never probed",
+            file=sys.stderr,
+        )
     if not snap.models:
         print(f"no models: discovery failed ({monitor.discovery.error})", file=sys.stderr)
         return 1
@@ -187,15 +237,15 @@ async def _probe_once(settings: Settings) -> int:
 
 
 async def _db_upgrade(settings: Settings) -> int:
-    from monitor.server import StartupError, open_store, safe_url
+    from monitor.server import StartupError, open_store
 
     try:
-        store = await open_store(settings)
+        store, upgrade = await open_store(settings)
     except StartupError as exc:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     await store.close()
-    print(f"database {safe_url(settings.database_url)} is at the latest schema")
+    print(upgrade.describe(settings.database_url))
     return 0
 
 
@@ -227,7 +277,7 @@ async def _serve_demo(args: argparse.Namespace) -> int:
         banner = "\n".join(
             [
                 "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
-                f"  simulated gateway   {net.gateway_url}/libertai/models",
+                f"  simulated gateway   {net.gateway_url}   (--gateway-url; list at /libertai/models)",
                 f"  simulator truth     {net.gateway_url}/_sim/hosts",
                 f"  status page         {base}/",
                 f"  best host per model {base}/v1/best",

@@ -70,12 +70,15 @@ async def test_probe_once_exits_1_when_a_model_has_no_healthy_host(tmp_path: Pat
 
 
 async def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
-    db = tmp_path / "sub" / "m.db"
+    db = tmp_path / "m.db"
     url = f"sqlite+aiosqlite:///{db}"
+    said = []
     for _ in range(2):
         code, out, err = await _run("db", "upgrade", "--database-url", url, env={})
         assert code == 0, err
-        assert "latest schema" in out
+        said.append(out)
+    assert "upgraded from no schema to revision" in said[0]
+    assert "already at the latest schema" in said[1]
     tables = {r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")}
     assert {"probe_results", "hosts", "models", "alembic_version"} <= tables
 
