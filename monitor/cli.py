@@ -273,18 +273,24 @@ async def _serve_demo(args: argparse.Namespace) -> int:
             print(f"libertai-monitor: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         _start_logging(settings, env)
-        base = "{api}"
-        banner = "\n".join(
-            [
-                "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
-                f"  simulated gateway   {net.gateway_url}   (--gateway-url; list at /libertai/models)",
-                f"  simulator truth     {net.gateway_url}/_sim/hosts",
-                f"  status page         {base}/",
-                f"  best host per model {base}/v1/best",
-                f"  every host          {base}/v1/hosts",
-                f"  models, best first  {base}/libertai/models",
-                f"  Prometheus metrics  {base}/metrics",
-                "Press Ctrl+C to stop.",
-            ]
-        )
+        banner = demo_banner(net.gateway_url)
         return await _serve(settings, banner=banner)
+
+
+def demo_banner(gateway_url: str) -> str:
+    """What the demo prints once it serves; `{api}` stands for the monitor's URL. The gateway is
+    shown as `--gateway-url` takes it, its base URL."""
+    api = "{api}"
+    return "\n".join(
+        [
+            "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
+            f"  simulated gateway   {gateway_url}   (for --gateway-url; it lists hosts at /libertai/models)",
+            f"  simulator truth     {gateway_url}/_sim/hosts",
+            f"  status page         {api}/",
+            f"  best host per model {api}/v1/best",
+            f"  every host          {api}/v1/hosts",
+            f"  models, best first  {api}/libertai/models",
+            f"  Prometheus metrics  {api}/metrics",
+            "Press Ctrl+C to stop.",
+        ]
+    )
