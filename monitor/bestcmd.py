@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 from monitor.client.answers import MAX_ANSWER_BYTES, parse_answer
 from monitor.config import ConfigError, load_settings
+from monitor.config_values import flag_type, parse_seconds
+from monitor.core.urls import normalise_url
 
 __all__ = ["add_parser", "run"]
 
@@ -24,21 +26,27 @@ EXIT_CONFIG = 2
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    best: argparse.ArgumentParser = subparsers.add_parser(
-        "best", help="the best host and fallbacks of a model, from a running monitor"
-    )
+    about = "the best host and fallbacks of a model, from a running monitor"
+    best: argparse.ArgumentParser = subparsers.add_parser("best", help=about, description=about + ".")
     best.add_argument("model", metavar="MODEL", help="model id, as in /v1/best")
     best.add_argument("--monitor-url", metavar="URL", help="the monitor's API (default: the listen setting)")
     best.add_argument("--json", action="store_true", help="print JSON for scripts")
     best.add_argument("--config", metavar="FILE", help="TOML file of settings (for the listen address)")
-    best.add_argument("--listen", metavar="HOST:PORT", help="address of the monitor's HTTP API")
-    best.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the monitor")
+    best.add_argument(
+        "--listen", metavar="HOST:PORT", help="address of the monitor's HTTP API ([::1]:PORT for IPv6)"
+    )
+    best.add_argument(
+        "--timeout", type=flag_type(parse_seconds), default=5.0, help="seconds to wait for the monitor"
+    )
     return best
 
 
 def _monitor_url(args: argparse.Namespace) -> str:
     if args.monitor_url:
-        return str(args.monitor_url).rstrip("/")
+        try:
+            return normalise_url(str(args.monitor_url))
+        except ValueError as exc:
+            raise ConfigError(f"--monitor-url: {exc}") from None
     return load_settings(config_file=args.config, overrides={"listen": args.listen}).listen_url
 
 
@@ -57,9 +65,6 @@ def run(args: argparse.Namespace) -> int:
         base = _monitor_url(args)
     except ConfigError as exc:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if not base.startswith(("http://", "https://")):
-        print(f"libertai-monitor: --monitor-url must be an http(s) URL, got {base!r}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         status, body = _get(f"{base}/v1/best/{quote(model, safe='')}", args.timeout)

@@ -11,18 +11,22 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from monitor import __version__, bestcmd, runtime
 from monitor.config import (
     CONFIG_ENV,
     ENV_PREFIX,
     FIELDS,
+    KEY_ENV,
+    KEY_FILE_ENV,
     ConfigError,
     Settings,
     check_key,
     load_settings,
     unknown_env_warnings,
 )
+from monitor.config_values import flag_type, parse_port
 from monitor.core.results import HostState
 from monitor.logging import configure_logging, get_logger
 from monitor.settings_doc import settings_help
@@ -51,6 +55,13 @@ DEMO_ALLOWED_HOSTS = "http://127.0.0.1:*,https://127.0.0.1:*"
 DEMO_MODEL = "hermes-3-8b-tee"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every usage error is one line naming the command it is about, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _flags(command: str) -> argparse.ArgumentParser:
     """`--config` and the settings that `command` takes as flags, from their declarations."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -61,20 +72,25 @@ def _flags(command: str) -> argparse.ArgumentParser:
     return parent
 
 
+def _command(sub: Any, name: str, about: str, **kw: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=about, description=about + ".", **kw)
+    parser.set_defaults(parser=parser)  # the command whose usage an unknown argument is about
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="libertai-monitor",
         description="Discovers LibertAI's inference hosts, probes them and serves the best host per model.",
     )
     parser.add_argument("--version", action="version", version=f"libertai-monitor {__version__}")
+    parser.set_defaults(parser=parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
-    sub.add_parser(
-        "run", parents=[_flags("run")], help="run the service", epilog=settings_help(), formatter_class=raw
+    _command(
+        sub, "run", "run the service", parents=[_flags("run")], epilog=settings_help(), formatter_class=raw
     )
-    demo = sub.add_parser(
-        "demo", parents=[_flags("demo")], help="the simulated network and the service against it"
-    )
+    demo = _command(sub, "demo", "the simulated network and the service against it", parents=[_flags("demo")])
     demo.add_argument("--seed", type=int, default=1, help="seed of the simulated network")
     demo.add_argument(
         "--keep",
@@ -82,21 +98,40 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the history between runs in ./libertai-monitor-demo.db (default: a new temporary "
         "database each run; --database-url chooses another)",
     )
-    sim = sub.add_parser("simulate", help="the simulated LibertAI network alone")
+    sim = _command(sub, "simulate", "the simulated LibertAI network alone, until interrupted")
     sim.add_argument(
         "--scenario", default="demo", help="a preset (demo, chaos, scale:hosts=N) or a TOML file"
     )
-    sim.add_argument("--port", type=int, default=0, help="gateway port (default: any free port)")
-    sim.add_argument("--seed", type=int, default=1, help="same seed, same behaviour")
-    sim.add_argument("--key", action="append", default=[], help="accept only this key (repeatable)")
-    sub.add_parser(
-        "probe-once", parents=[_flags("probe-once")], help="one discovery and one probe round, as a table"
+    sim.add_argument(
+        "--port", type=flag_type(parse_port), default=0, help="gateway port (default: any free port)"
     )
-    bestcmd.add_parser(sub)
-    db = sub.add_parser("db", help="database maintenance")
+    sim.add_argument("--seed", type=int, default=1, help="same seed, same behaviour")
+    sim.add_argument(
+        "--key", action="append", default=[], type=flag_type(_key), help="accept only this key (repeatable)"
+    )
+    _command(
+        sub, "probe-once", "one discovery and one probe round, as a table", parents=[_flags("probe-once")]
+    )
+    best = bestcmd.add_parser(sub)
+    best.set_defaults(parser=best)
+    db = _command(sub, "db", "database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
-    db_sub.add_parser("upgrade", parents=[_flags("db")], help="apply pending migrations")
+    _command(db_sub, "upgrade", "apply pending migrations", parents=[_flags("db")])
     return parser
+
+
+def _key(raw: object) -> str:
+    if not str(raw).strip():
+        raise ValueError("expected a non-empty key")
+    return str(raw)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:
+        # Reported by the command they were given to, not by the top-level parser.
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -116,7 +151,10 @@ def _start_logging(settings: Settings, environ: Mapping[str, str] | None = None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parse(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
     try:
         if args.command == "simulate":
             from monitor.sim.cli import run_simulate
@@ -151,10 +189,10 @@ async def _serve(settings: Settings, *, banner: str | None = None) -> int:
     # SIGHUP too: a closed terminal or a supervisor's hang-up gets the same clean stop.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    if settings.api_key is None:
-        log.warning("no API key: only the free probes run", hint="set LIBERTAI_API_KEY")
     try:
         async with serving(settings) as running:
+            if settings.api_key is None:
+                log.warning("no API key: only the free probes run", hint=f"set {KEY_ENV}")
             runtime.settle()
             log.info("listening", url=running.url, gateway=settings.gateway_url, loop=runtime.loop_name(loop))
             if banner:
@@ -187,6 +225,18 @@ async def _probe_once(settings: Settings) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    if settings.api_key is None:
+        print(
+            f"no API key: only the free health probes ran (set {KEY_ENV} or {KEY_FILE_ENV})", file=sys.stderr
+        )
+    untrusted = sum(1 for v in snap.models.values() for h in v.hosts if h.state is HostState.UNTRUSTED)
+    if untrusted:
+        allowed = next(f.env for f in FIELDS if f.name == "allowed_hosts")
+        print(
+            f"{untrusted} host(s) untrusted: outside allowed_hosts ({allowed}={settings.allowed_hosts}), "
+            "so never probed",
+            file=sys.stderr,
+        )
     if not snap.models:
         print(f"no models: discovery failed ({monitor.discovery.error})", file=sys.stderr)
         return 1
@@ -198,15 +248,15 @@ async def _probe_once(settings: Settings) -> int:
 
 
 async def _db_upgrade(settings: Settings) -> int:
-    from monitor.server import StartupError, open_store, safe_url
+    from monitor.server import StartupError, open_store
 
     try:
-        store = await open_store(settings)
+        store, upgrade = await open_store(settings)
     except StartupError as exc:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     await store.close()
-    print(f"database {safe_url(settings.database_url)} is at the latest schema")
+    print(upgrade.describe(settings.database_url))
     return 0
 
 
@@ -269,24 +319,31 @@ async def _run_demo(args: argparse.Namespace, gateway_url: str, ca_pem: bytes, w
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     _start_logging(settings, env)
-    base = "{api}"
-    snippet = demo_snippet(base, gateway_url, str(ca_file))
-    banner = "\n".join(
-        [
-            "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
-            f"  simulated gateway   {gateway_url}/libertai/models",
-            f"  simulator truth     {gateway_url}/_sim/hosts",
-            f"  status page         {base}/",
-            f"  best host per model {base}/v1/best",
-            f"  every host          {base}/v1/hosts",
-            f"  models, best first  {base}/libertai/models",
-            f"  Prometheus metrics  {base}/metrics",
-            f"  database            {safe_url(settings.database_url)}"
-            + (" (a new one each run; --keep keeps it)" if settings.database_url == database else ""),
-            "From your application (pip install ./clients/libertai-failover), as pasted:",
-            "",
-            snippet,
-            "Press Ctrl+C to stop.",
-        ]
+    kept = "" if settings.database_url != database else " (a new one each run; --keep keeps it)"
+    banner = demo_banner(
+        gateway_url,
+        database=safe_url(settings.database_url) + kept,
+        snippet=demo_snippet("{api}", gateway_url, str(ca_file)),
     )
     return await _serve(settings, banner=banner)
+
+
+def demo_banner(gateway_url: str, database: str | None = None, snippet: str | None = None) -> str:
+    """What the demo prints once it serves; `{api}` stands for the monitor's URL. The gateway is
+    shown as `--gateway-url` takes it, its base URL."""
+    api = "{api}"
+    lines = [
+        "libertai-monitor demo: the simulated LibertAI network and the monitor against it",
+        f"  simulated gateway   {gateway_url}   (for --gateway-url; it lists hosts at /libertai/models)",
+        f"  simulator truth     {gateway_url}/_sim/hosts",
+        f"  status page         {api}/",
+        f"  best host per model {api}/v1/best",
+        f"  every host          {api}/v1/hosts",
+        f"  models, best first  {api}/libertai/models",
+        f"  Prometheus metrics  {api}/metrics",
+    ]
+    if database is not None:
+        lines.append(f"  database            {database}")
+    if snippet is not None:
+        lines += ["From your application (pip install ./clients/libertai-failover), as pasted:", "", snippet]
+    return "\n".join([*lines, "Press Ctrl+C to stop."])

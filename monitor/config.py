@@ -27,13 +27,13 @@ from monitor.config_values import (
     parse_database_url,
     parse_days,
     parse_fraction,
+    parse_gateway_url,
     parse_globs,
     parse_listen,
     parse_non_negative,
     parse_positive_int,
     parse_seconds,
     parse_title,
-    parse_url,
     parse_vantage,
 )
 from monitor.core.secret import Secret
@@ -81,7 +81,7 @@ def setting(parse: Callable[[object], Any], default: str, meaning: str, *, flag_
 @dataclass(frozen=True, slots=True)
 class Settings:
     gateway_url: str = setting(
-        parse_url,
+        parse_gateway_url,
         "https://api.libertai.io",
         "LibertAI gateway to discover hosts from",
         flag_for="run demo probe-once",
@@ -161,11 +161,10 @@ class Settings:
     ejection_time: float = setting(
         parse_seconds,
         "30",
-        "seconds a host that went down stays out of best once up (at most ejection_max_time)",
+        "seconds a host that went down stays out of best, counted from when it went down (doubled per "
+        "ejection in an hour, at most ejection_max_time)",
     )
-    ejection_max_time: float = setting(
-        parse_seconds, "300", "cap of the ejection time, doubled per ejection in an hour"
-    )
+    ejection_max_time: float = setting(parse_seconds, "300", "cap of the ejection time")
     retire_after: float = setting(
         parse_non_negative, "600", "seconds a host missing from the list is kept before retiring"
     )
@@ -191,9 +190,18 @@ class Settings:
 
     @property
     def listen_url(self) -> str:
-        host, port = self.listen
-        shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host
-        return f"http://{shown}:{port}"
+        return listen_url(*self.listen)
+
+
+def listen_url(host: str, port: int) -> str:
+    """The URL a client on this machine reaches a listen address at (IPv6 in brackets)."""
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+
+
+def listen_text(host: str, port: int) -> str:
+    """A listen address as written in the setting (`[::1]:8787` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def env_name(name: str) -> str:

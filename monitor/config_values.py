@@ -4,12 +4,29 @@ validated value out, or `ValueError` saying what was expected (the caller adds w
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from monitor.core.urls import AllowList, normalise_url
 from monitor.store import check_vantage
+
+T = TypeVar("T")
+
+
+def flag_type(parse: Callable[[object], T]) -> Callable[[str], T]:
+    """A parser as an argparse `type`: its message, not argparse's "invalid value", on a bad one."""
+
+    def convert(raw: str) -> T:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} (got {raw!r})") from None
+
+    return convert
 
 
 def _number(raw: object, ok: Callable[[float], bool], expected: str) -> float:
@@ -73,15 +90,38 @@ def parse_allow_list(raw: object) -> AllowList:
     return AllowList.parse(text)
 
 
+def parse_port(raw: object) -> int:
+    text = str(raw).strip()
+    if not text.isdigit() or int(text) > 65535:
+        raise ValueError("expected a port from 0 to 65535 (0: any free port)")
+    return int(text)
+
+
 def parse_listen(raw: object) -> tuple[str, int]:
-    host, sep, port = str(raw).rpartition(":")
+    """`HOST:PORT`, an IPv6 address in brackets (`[::1]:8787`); the host is returned bare."""
+    host, sep, port = str(raw).strip().rpartition(":")
+    expected = "expected HOST:PORT, for example 127.0.0.1:8787 or [::1]:8787"
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8787")
-    return host.strip("[]"), int(port)
+        raise ValueError(expected)
+    if host.startswith("[") or host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1] if host[:1] + host[-1:] == "[]" else "!")
+        except ValueError:
+            raise ValueError(f"{expected} (an IPv6 address in brackets)") from None
+        host = host[1:-1]
+    return host, int(port)
 
 
-def parse_url(raw: object) -> str:
-    return normalise_url(str(raw))
+LISTING_PATH = "/libertai/models"
+
+
+def parse_gateway_url(raw: object) -> str:
+    """The gateway's base URL; the listing's own URL is refused, naming the form to give."""
+    url = normalise_url(str(raw))
+    if url.endswith(LISTING_PATH):
+        base = url[: -len(LISTING_PATH)]
+        raise ValueError(f"expected the gateway's base URL, without {LISTING_PATH} ({base})")
+    return url
 
 
 def parse_database_url(raw: object) -> str:

@@ -230,3 +230,12 @@ def test_run_help_lists_every_setting_with_its_variable_and_default() -> None:
     text = settings_help()
     for f in FIELDS:
         assert f"{f.name}  {f.env}  [default: {f.default or 'none'}]" in text
+
+
+def test_ejection_time_is_described_as_counted_from_going_down() -> None:
+    # monitor.core.health sets ejected_until from the result that took the host down
+    # (tests/decisions/test_health.py: down at 100 -> out of best until 130).
+    meaning = next(f.meaning for f in FIELDS if f.name == "ejection_time")
+    assert "counted from when it went down" in meaning
+    assert "once up" not in meaning
+    assert "counted from when it went down" in settings_help()

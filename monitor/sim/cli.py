@@ -35,7 +35,7 @@ def run_simulate(scenario: str, port: int, seed: int, keys: list[str]) -> int:
         return 2
     try:
         asyncio.run(_serve(SimNetwork(loaded, seed=seed, port=port, keys=keys or None)))
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:  # OverflowError: a port outside 0-65535
         print(f"libertai-monitor simulate: {exc}", file=sys.stderr)
         return 2
     return 0

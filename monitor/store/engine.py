@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,6 +74,33 @@ def sqlite_path(url: str | URL) -> Path | None:
     if u.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
         return None
     return Path(db)
+
+
+def sqlite_file_problem(path: Path, *, create_parent: bool = False) -> str | None:
+    """Why SQLite cannot open or create the database file `path`, or None when nothing is in the
+    way. A missing directory is created only when `create_parent` says so: a mistyped path must
+    fail here rather than leave a database where nobody looks for it."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    parent = path.parent
+    if not parent.exists():
+        existing = next((p for p in parent.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            return f"{existing} is not a directory"
+        if not create_parent:
+            return f"the directory {parent} does not exist (create it first)"
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create the directory {parent}: {exc.strerror or exc}"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"{path}: permission denied (it must be readable and writable)"
+    # SQLite makes the file, and in WAL mode its -wal and -shm files, beside it.
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent}: permission denied (the database's directory must be writable)"
+    return None
 
 
 def create_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> AsyncEngine:

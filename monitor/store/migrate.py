@@ -8,6 +8,7 @@ directory is read, and no logging configuration is touched.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -50,10 +51,20 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+def _quiet_alembic() -> None:
+    """Alembic's info lines ("Context impl SQLiteImpl.", each script's name) at every start are
+    noise: the callers say what changed (`schema_revision` before and after). A level set by the
+    application's own logging configuration is left as it is."""
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:
+        alembic_log.setLevel(logging.WARNING)
+
+
 def run_upgrade(connection: Connection, revision: str = "head") -> None:
     """Upgrade over a sync connection (call through `AsyncConnection.run_sync`). Raises
     SchemaTooNewError, before changing anything, when the database is at a revision these scripts
     do not know (a newer version of the package upgraded it)."""
+    _quiet_alembic()
     config = alembic_config()
     config.attributes["connection"] = connection
     check_known_revision(connection, ScriptDirectory.from_config(config))
@@ -70,6 +81,18 @@ def check_known_revision(connection: Connection, scripts: ScriptDirectory) -> No
             f"{__version__} does not know (newest known: {scripts.get_current_head()}): a newer version "
             "upgraded it; install that version or a later one again, or use another database"
         )
+
+
+def _current_revision(connection: Connection) -> str | None:
+    _quiet_alembic()
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) or None
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    """The database's schema revision (None for a database without the schema)."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current_revision)
 
 
 async def upgrade_database(url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:

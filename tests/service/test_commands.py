@@ -70,12 +70,15 @@ async def test_probe_once_exits_1_when_a_model_has_no_healthy_host(tmp_path: Pat
 
 
 async def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
-    db = tmp_path / "sub" / "m.db"
+    db = tmp_path / "m.db"
     url = f"sqlite+aiosqlite:///{db}"
+    said = []
     for _ in range(2):
         code, out, err = await _run("db", "upgrade", "--database-url", url, env={})
         assert code == 0, err
-        assert "latest schema" in out
+        said.append(out)
+    assert "upgraded from no schema to revision" in said[0]
+    assert "already at the latest schema" in said[1]
     tables = {r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")}
     assert {"probe_results", "hosts", "models", "alembic_version"} <= tables
 
@@ -102,3 +105,26 @@ async def test_port_in_use_exits_2_with_one_line(tmp_path: Path) -> None:
         server.close()
     assert code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.subprocess
+async def test_probe_once_without_a_key_says_only_the_free_probes_ran(tmp_path: Path) -> None:
+    async with network("demo") as net:
+        env = env_for(net, tmp_path)
+        env["LIBERTAI_API_KEY"] = ""
+        code, _, err = await _run("probe-once", env=env)
+    assert code == 0, err[-2000:]  # every model has a healthy host: the exit status is unchanged
+    assert "no API key: only the free health probes ran" in err
+
+
+@pytest.mark.subprocess
+async def test_probe_once_names_the_setting_that_left_hosts_untrusted(tmp_path: Path) -> None:
+    async with network("demo") as net:
+        code, out, err = await _run(
+            "probe-once", env=env_for(net, tmp_path, ALLOWED_HOSTS="https://*.libertai.io")
+        )
+    assert code == 1  # no model has a healthy host
+    assert "untrusted" in out
+    note = [line for line in err.splitlines() if "untrusted" in line]
+    assert len(note) == 1
+    assert "allowed_hosts" in note[0] and "LIBERTAI_MONITOR_ALLOWED_HOSTS" in note[0]
