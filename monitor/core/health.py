@@ -58,10 +58,11 @@ O(window + results); `stats` sorts at most `window` values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from monitor.core.failure import Failure, failure_of
 from monitor.core.percentile import percentile
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.window import Evidence, Sample, Window
@@ -156,6 +157,10 @@ class HostHealth:
     # share (see `monitor.core.ranking`). Set when the host comes back up after its only ejection
     # within `ejection_memory_s`; a host that went down again within that memory is not forgiven.
     forgiven_before: float | None = None
+    # The last failure of each group, with its status and error text: kept in memory only (a
+    # restored host has none until it fails again). See `monitor.core.failure`.
+    liveness_failure: Failure | None = None
+    serving_failure: Failure | None = None
 
 
 def new_host(model: str, host: str, trusted: bool) -> HostHealth:
@@ -169,13 +174,37 @@ def _later(current: float | None, at: float) -> float:
 
 def apply(h: HostHealth, r: ProbeResult, policy: HealthPolicy) -> HostHealth:
     """The health of `h` after the probe result `r` (pure; `h` is not changed)."""
-    return replay_evidence(h, ((r.started_at, r.kind, r.outcome, r.ttft_ms, r.total_ms),), policy)
+    after = replay_evidence(h, ((r.started_at, r.kind, r.outcome, r.ttft_ms, r.total_ms),), policy)
+    return _with_failures(after, (r,))
 
 
 def replay(h: HostHealth, results: Iterable[ProbeResult], policy: HealthPolicy) -> HostHealth:
     """The health of `h` after `results` in order: equal to folding `apply` over them."""
-    return replay_evidence(
-        h, ((r.started_at, r.kind, r.outcome, r.ttft_ms, r.total_ms) for r in results), policy
+    rs = results if isinstance(results, Sequence) else list(results)
+    after = replay_evidence(h, ((r.started_at, r.kind, r.outcome, r.ttft_ms, r.total_ms) for r in rs), policy)
+    return _with_failures(after, rs)
+
+
+def _with_failures(h: HostHealth, results: Sequence[ProbeResult]) -> HostHealth:
+    """`h` with the last failure of each group among `results` (arrival order) as its own."""
+    if not h.trusted:
+        return h
+    liveness = serving = None
+    for r in reversed(results):
+        if r.outcome is Outcome.OK or r.outcome in NEUTRAL_OUTCOMES:
+            continue
+        if r.kind is ProbeKind.HEALTH:
+            liveness = liveness or r
+        else:
+            serving = serving or r
+        if liveness is not None and serving is not None:
+            break
+    if liveness is None and serving is None:
+        return h
+    return replace(
+        h,
+        liveness_failure=h.liveness_failure if liveness is None else failure_of(liveness),
+        serving_failure=h.serving_failure if serving is None else failure_of(serving),
     )
 
 
@@ -270,6 +299,8 @@ def replay_evidence(h: HostHealth, evidence: Iterable[Evidence], policy: HealthP
         ejected_until=ejected_until,
         ejections=ejections,
         forgiven_before=forgiven_before,
+        liveness_failure=h.liveness_failure,
+        serving_failure=h.serving_failure,
     )
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from monitor.core.answer import DUMP_SLICE, Answer, AnswerKey, Kind, Sort, dump, packed, weak_etag
 from monitor.core.candidates import Candidate, coarse, host_load, reordered
-from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, measured_by
+from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, last_failure, measured_by
+from monitor.core.failure import Failure, blamed
 from monitor.core.health import HostHealth, stats
 from monitor.core.keys import HostKey
 from monitor.core.ranking import ModelRanking
@@ -67,6 +68,8 @@ class HostView:
     # host, which probe succeeded last and which fails since when (`monitor.core.facts`).
     latency_kind: ProbeKind | None = None
     down: DownFacts = NO_DOWN_FACTS
+    # The failure that explains `reason` (`monitor.core.facts.last_failure`); None when none was kept.
+    last_failure: Failure | None = None
 
     @property
     def scope(self) -> str | None:
@@ -75,7 +78,15 @@ class HostView:
             return None
         return "all" if len(self.down_from) >= self.vantages else "regional"
 
-    def as_json(self, model: str | None = None) -> dict[str, Any]:
+    def blamed(self, gateway_rejects_key: bool) -> tuple[Failure | None, bool | None]:
+        """(last failure, key_ok) as answers give them: see `monitor.core.failure.blamed`."""
+        d = self.down
+        return blamed(
+            self.last_failure, self.reason, self.key_ok, gateway_rejects_key, d.failing_kind, d.failing_since
+        )
+
+    def as_json(self, model: str | None = None, gateway_rejects_key: bool = False) -> dict[str, Any]:
+        failure, key_ok = self.blamed(gateway_rejects_key)
         return {
             "model": model or self.model,
             "url": self.url,
@@ -89,12 +100,18 @@ class HostView:
             "last_probe_at": iso(self.last_probe_at),
             "last_ok_at": iso(self.last_ok_at),
             "consecutive_failures": self.consecutive_failures,
-            "key_ok": self.key_ok,
+            "key_ok": key_ok,
             "tokens_per_s": _ms(self.tokens_per_s),
             "inter_token_ms_p50": _ms(self.inter_token_ms_p50),
             "down_from": list(self.down_from),
             "scope": self.scope,
+            "last_failure": None if failure is None else _failure_json(failure),
+            "failing_since": iso(self.down.failing_since),
         }
+
+
+def _failure_json(f: Failure) -> dict[str, Any]:
+    return {"kind": f.kind.value, "status": f.status, "error": f.error, "at": iso(f.at)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +160,7 @@ def host_view(
         load=load,
         latency_kind=ProbeKind.COMPLETION if s.ttft_ms_p50 is not None else measured_by(h.samples),
         down=down_facts(h),
+        last_failure=last_failure(h),
     )
 
 
@@ -220,6 +238,10 @@ class Snapshot:
     )
 
     @property
+    def gateway_rejects_key(self) -> bool:
+        return self.key_outcome is Outcome.KEY_REJECTED
+
+    @property
     def host_count(self) -> int:
         return len({h.url for m in self.models.values() for h in m.hosts})
 
@@ -287,7 +309,8 @@ def _best_of(s: Snapshot, model: str, sort: Sort) -> Steps[_Built | None]:
         return None
     best, fallbacks, chosen = _sorted(view, sort)
     choice = {"model": model, "host": best, "fallbacks": list(fallbacks), **view.upstream_json()}
-    hosts = yield from mapped(view.hosts, lambda h: h.as_json(model), DUMP_SLICE)
+    rejects = s.gateway_rejects_key
+    hosts = yield from mapped(view.hosts, lambda h: h.as_json(model, rejects), DUMP_SLICE)
     states = yield from mapped(view.hosts, lambda h: [h.url, h.state.value], DUMP_SLICE)
     listed = {"candidates": [c.as_json() for c in chosen]}
     data = {**choice, **listed, "generated_at": iso(s.generated_at), "hosts": hosts, **_vantage(s)}
@@ -331,12 +354,13 @@ def _hosts(s: Snapshot) -> Steps[_Built]:
     hosts: list[dict[str, Any]] = []
     for m, v in s.models.items():
         upstream = v.upstream_json()
-        hosts += yield from mapped(v.hosts, partial(_host_json, model=m, upstream=upstream), DUMP_SLICE)
+        host = partial(_host_json, model=m, upstream=upstream, rejects=s.gateway_rejects_key)
+        hosts += yield from mapped(v.hosts, host, DUMP_SLICE)
     return {"generated_at": iso(s.generated_at), "hosts": hosts, **_vantage(s)}, None
 
 
-def _host_json(h: HostView, model: str, upstream: dict[str, Any]) -> dict[str, Any]:
-    return {**h.as_json(model), **upstream}
+def _host_json(h: HostView, model: str, upstream: dict[str, Any], rejects: bool) -> dict[str, Any]:
+    return {**h.as_json(model, rejects), **upstream}
 
 
 def _models(s: Snapshot) -> Steps[_Built]:

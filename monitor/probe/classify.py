@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any, Final
 
 from monitor.core.results import classify_status
@@ -28,8 +29,10 @@ def sanitise_detail(text: str, secret: str = "") -> str:
     """Make server-provided text safe for `detail`: no key, no credential, one line, <= 120 chars.
 
     Removes the key itself and any fragment of it of 8 or more characters, `Bearer ...` values and
-    `authorization=`/`api_key:`-style values; replaces control characters; truncates.
+    `authorization=`/`api_key:`-style values; replaces characters that do not print (control,
+    format, separators) first, so that none hides a fragment of the key; truncates.
     """
+    text = _printable(text)
     if secret:
         if len(secret) <= _MIN_KEY_FRAGMENT:
             text = text.replace(secret, "***")
@@ -55,10 +58,19 @@ def sanitise_detail(text: str, secret: str = "") -> str:
                 text = "".join(out)
     text = _BEARER.sub("Bearer ***", text)
     text = _CREDENTIAL_FIELD.sub(r"\1\2***", text)
-    text = _CONTROL.sub(" ", text).strip()
+    text = text.strip()
     if len(text) > DETAIL_MAX_CHARS:
         text = text[: DETAIL_MAX_CHARS - 3] + "..."
     return text
+
+
+def _printable(text: str) -> str:
+    """One printable line: format characters (zero-width, bidi controls) dropped, any other
+    character that does not print (control, line and paragraph separators) made a space."""
+    text = _CONTROL.sub(" ", text)
+    if text.isprintable():
+        return text
+    return "".join("" if unicodedata.category(c) == "Cf" else c if c.isprintable() else " " for c in text)
 
 
 def json_message(obj: Any) -> str | None:

@@ -13,7 +13,7 @@ from typing import Final
 
 from markupsafe import Markup
 
-from monitor.core.results import HostState, ProbeKind
+from monitor.core.results import HostState, Outcome, ProbeKind
 from monitor.core.snapshot import HostView, ModelView, Snapshot
 from monitor.web.status.drawings import Drawn, ModelDrawing
 from monitor.web.status.history import History
@@ -47,6 +47,10 @@ MODEL_WORDS: Final = {
 # What a model's hosts are measured by when no time to first token is (embeddings; image and
 # audio models have their health probe only).
 LATENCY_LABEL: Final = {ProbeKind.EMBEDDING: "Embedding time", ProbeKind.HEALTH: "Health latency"}
+KEY_BANNER: Final = (
+    "The monitor's API key is rejected by the gateway: hosts that refuse it are not at fault, and "
+    "billed probes cannot pass. Check LIBERTAI_API_KEY (or LIBERTAI_MONITOR_API_KEY_FILE)."
+)
 _RANK = {"served": 0, "unknown": 1, "degraded": 2, "unserved": 3}
 
 
@@ -70,6 +74,8 @@ class HostRow:
     failing_kind: str | None
     failing_since: str | None
     failing_since_at: float | None
+    # A host not up: what its last failing probe answered (`HTTP 503: overloaded`, `TimeoutError`).
+    error: str | None
     latency: str | None  # the measured latency's label when not a time to first token
     bars24: Markup | None
     bars90: Markup | None
@@ -127,6 +133,7 @@ class Page:
     incidents: tuple[IncidentRow, ...]
     host_bars: bool
     history_note: str | None
+    banner: str | None = None  # what the whole page must say first (the gateway rejects the key)
 
 
 def model_status(v: ModelView) -> str:
@@ -162,8 +169,28 @@ def latency_label(v: ModelView) -> str | None:
     return next((LATENCY_LABEL[k] for k in (ProbeKind.EMBEDDING, ProbeKind.HEALTH) if k in kinds), None)
 
 
+def failure_words(h: HostView, gateway_rejects_key: bool = False) -> str | None:
+    """What a host that is not up last failed with: `HTTP 401: Invalid API key`, `TimeoutError`;
+    None for an up host, one without a kept failure, or one that refuses a key the gateway
+    rejects too (the banner says that once, for every host)."""
+    f = h.last_failure
+    if h.state is HostState.UP or f is None:
+        return None
+    if gateway_rejects_key and f.outcome is Outcome.KEY_REJECTED:
+        return None
+    status = f"HTTP {f.status}" if f.status is not None else None
+    if status is None or f.error == status:
+        return f.error
+    return f"{status}: {f.error}"
+
+
 def host_row(
-    h: HostView, model: str, best: str | None, drawn: Drawn | None, latency: str | None = None
+    h: HostView,
+    model: str,
+    best: str | None,
+    drawn: Drawn | None,
+    latency: str | None = None,
+    gateway_rejects_key: bool = False,
 ) -> HostRow:
     symbol, word = STATE_LABEL[h.state]
     itl = h.inter_token_ms_p50
@@ -173,7 +200,7 @@ def host_row(
         state=h.state.value,
         symbol=symbol,
         word=word,
-        reason=reason_words(h.state, h.reason),
+        reason=reason_words(h.state, h.reason, gateway_rejects_key),
         best=h.url == best,
         ttft_p50=ms(h.ttft_ms_p50 if latency is None else h.latency_ms_p50),
         ttft_p95=ms(h.ttft_ms_p95),
@@ -186,6 +213,7 @@ def host_row(
         failing_kind=None if down.failing_kind is None else down.failing_kind.value,
         failing_since=None if down.failing_since is None else clock(down.failing_since),
         failing_since_at=down.failing_since,
+        error=failure_words(h, gateway_rejects_key),
         latency=latency,
         bars24=None if drawn is None else drawn.bars24,
         bars90=None if drawn is None else drawn.bars90,
@@ -221,9 +249,10 @@ def model_card(v: ModelView, drawing: ModelDrawing, chart: bool = False) -> Mode
     )
 
 
-def incident_row(i: Incident, now: float) -> IncidentRow:
+def incident_row(i: Incident, now: float, gateway_rejects_key: bool = False) -> IncidentRow:
     if i.kind == "down":
-        text = f"{i.host} went down: {reason_words(HostState.DOWN, i.reason) if i.reason else 'failing'}"
+        why = reason_words(HostState.DOWN, i.reason, gateway_rejects_key) if i.reason else "failing"
+        text = f"{i.host} went down: {why}"
         symbol, kind = "✕", "down"
     elif i.kind == "up":
         text, symbol, kind = f"{i.host} is back up", "✓", "up"
@@ -270,6 +299,7 @@ def build_page(
     """The overview (`only=None`) or one model's page (`only` = its id, which must be known),
     around the models' cards (rendered by the caller, which keeps those that did not change)."""
     now = snapshot.generated_at
+    rejects = snapshot.gateway_rejects_key
     views = snapshot.models.values() if only is None else [snapshot.models[only]]
     overall = overall_status(views)
     counts = f"{len(snapshot.models)} models, {snapshot.host_count} hosts"
@@ -289,7 +319,8 @@ def build_page(
         checks=checks_of(readiness, snapshot, now),
         counts=counts,
         models=cards,
-        incidents=tuple(incident_row(i, now) for i in incidents[:200]),
+        incidents=tuple(incident_row(i, now, rejects) for i in incidents[:200]),
         host_bars=only is not None or show_host_bars(snapshot.models),
         history_note=note,
+        banner=KEY_BANNER if rejects else None,
     )

@@ -86,13 +86,19 @@ class Cards:
         table[key] = value
 
     def row(
-        self, h: HostView, model: str, best: str | None, drawn: Drawn | None, latency: str | None = None
+        self,
+        h: HostView,
+        model: str,
+        best: str | None,
+        drawn: Drawn | None,
+        latency: str | None = None,
+        rejects: bool = False,
     ) -> Markup:
-        inputs = (h, h.url == best, drawn, latency)
+        inputs = (h, h.url == best, drawn, latency, rejects)
         entry = self._rows.get((model, h.url))
         if entry is not None and entry[0] == inputs:
             return entry[1]
-        html = Markup(_MACROS.host_row(host_row(h, model, best, drawn, latency)))
+        html = Markup(_MACROS.host_row(host_row(h, model, best, drawn, latency, rejects)))
         self._put(self._rows, (model, h.url), (inputs, html))
         return html
 
@@ -166,6 +172,7 @@ def render_page(
     now = snapshot.generated_at
     models = snapshot.models
     reasoning = reasoning_bases(models)
+    rejects = snapshot.gateway_rejects_key
     chart = model is not None
     host_bars = chart or show_host_bars(models)
     html: list[bytes] = []
@@ -176,7 +183,7 @@ def render_page(
         drawing = drawings.model(history, now, base, urls, host_bars and show_hosts, chart)
         latency = latency_label(v)
         rows = (
-            tuple(cards.row(h, base, v.best, _drawn(drawing, h), latency) for h in v.hosts)
+            tuple(cards.row(h, base, v.best, _drawn(drawing, h), latency, rejects) for h in v.hosts)
             if show_hosts
             else ()
         )

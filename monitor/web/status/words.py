@@ -34,7 +34,14 @@ REASON_WORDS: Final = {
 }
 
 
-def reason_words(state: HostState, reason: Outcome) -> str:
+# A host's 401/403 while the gateway rejects the monitor's key: the key is at fault, not the host
+# (the page's banner says so once).
+KEY_REJECTED_BY_GATEWAY: Final = "refuses the monitor's key, which the gateway rejects too"
+
+
+def reason_words(state: HostState, reason: Outcome, gateway_rejects_key: bool = False) -> str:
+    if gateway_rejects_key and reason is Outcome.KEY_REJECTED:
+        return KEY_REJECTED_BY_GATEWAY
     if state is HostState.UNTRUSTED:
         return "outside the allow-list: never probed"
     if state is HostState.UNKNOWN and reason is Outcome.OK:
