@@ -25,6 +25,17 @@ settings.register_profile("thorough", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 SLOW_KINDS = ("postgresql", "subprocess", "e2e")
+# The fast loop (`-m "not slow"`) runs on two worker processes when pytest-xdist is installed and
+# `-n` was not given: it is meant to take well under a minute on two cores. `-n 0` runs it in one.
+FAST_LOOP_WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads `-n`
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    fast_loop = config.option.markexpr.replace("'", '"') in ("not slow", '"not slow"')
+    is_worker = "PYTEST_XDIST_WORKER" in os.environ
+    if fast_loop and not is_worker and getattr(config.option, "numprocesses", 0) is None:
+        config.option.numprocesses = FAST_LOOP_WORKERS
 # Fixtures that give a test a PostgreSQL database: the test is of kind `postgresql`.
 PG_FIXTURES = {"pg_server", "pg_url"}
 
