@@ -248,7 +248,7 @@ async def test_service_serves_the_page_with_its_title(aiohttp_client: Any) -> No
 
 async def test_status_page_can_be_turned_off(aiohttp_client: Any) -> None:
     client = await aiohttp_client(service_app(_monitor(LIBERTAI_MONITOR_STATUS_PAGE="false")))
-    for path in ("/", "/status", "/status/m", "/badge/m.svg"):
+    for path in ("/", "/status", "/status/feed.atom", "/status/m", "/badge/m.svg"):
         resp = await client.get(path)
         assert resp.status == 404
         assert await resp.json() == {"detail": "Not Found"}

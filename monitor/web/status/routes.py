@@ -23,6 +23,7 @@ from monitor.parts.ports import EngineHolder
 from monitor.slices import run_in_slices
 from monitor.web.status.data import HistoryReader
 from monitor.web.status.drawings import Drawings
+from monitor.web.status.feed import FEED_PATH, RenderedFeed, base_url_of, build_feed, feed_response, rendered
 from monitor.web.status.history import History
 from monitor.web.status.incidents import IncidentLog
 from monitor.web.status.render import (
@@ -85,7 +86,9 @@ class StatusState:
     history_every_s: float = HISTORY_EVERY_S
     drawings: Drawings = field(default_factory=Drawings)
     cards: Cards = field(default_factory=Cards)
+    started_at: float = field(default_factory=time.time)  # the empty feed's `updated`
     _pages: dict[tuple[object, ...], asyncio.Future[tuple[bytes, bytes]]] = field(default_factory=dict)
+    _feed: tuple[tuple[object, ...], RenderedFeed] | None = None
 
     async def page(self, model: str | None, refresh: float) -> tuple[bytes, bytes] | None:
         """(plain, gzipped) HTML, rendered once per state of its inputs, on the loop in steps
@@ -129,6 +132,16 @@ class StatusState:
         except Exception:
             self._pages.pop(key, None)
             raise
+
+    def feed(self, base_url: str) -> RenderedFeed:
+        """The Atom feed of the incidents the overview lists, rendered again when they change."""
+        snap, inc = self.source.snapshot, self.source.incidents
+        key = (id(snap), snap.generated_at, inc.version, base_url)
+        if self._feed is None or self._feed[0] != key:
+            incidents = inc.recent(snap.generated_at)
+            body = build_feed(self.title, base_url, incidents, self.started_at, snap.gateway_rejects_key)
+            self._feed = (key, rendered(body))
+        return self._feed[1]
 
 
 STATUS_KEY: Final = web.AppKey("status", StatusState)
@@ -189,6 +202,11 @@ async def model_page(request: web.Request) -> web.Response:
     return _html(request, *page)
 
 
+async def atom_feed(request: web.Request) -> web.Response:
+    state = request.app[STATUS_KEY]
+    return feed_response(request, state.feed(base_url_of(request)))
+
+
 async def badge(request: web.Request) -> web.Response:
     state = request.app[STATUS_KEY]
     text, status = badge_for(state.source.snapshot, state.history, request.match_info["model"])
@@ -236,13 +254,15 @@ async def load_history_forever(state: StatusState) -> None:
 def add_status_routes(
     app: web.Application, source: StatusSource, title: str, history_every_s: float = HISTORY_EVERY_S
 ) -> StatusState:
-    """GET /, /status, /status/{model}, /badge/{model}.svg and the page's static files."""
+    """GET /, /status, /status/feed.atom, /status/{model}, /badge/{model}.svg and the page's
+    static files."""
     state = StatusState(source, title, history_every_s=history_every_s)
     app[STATUS_KEY] = state
     pkg = resources.files("monitor.web.status") / "static"
     files = {name: (pkg / name).read_bytes() for name in STATIC_FILES}
     app.router.add_get("/", overview)
     app.router.add_get("/status", overview)
+    app.router.add_get(FEED_PATH, atom_feed)  # before the model pages, whose pattern matches it too
     app.router.add_get(f"/status/{MODEL_PATTERN}", model_page)
     app.router.add_get(f"/badge/{MODEL_PATTERN}.svg", badge)
     app.router.add_get(STATIC_PREFIX + "/" + __version__ + "/{name}", _static_handler(files))
