@@ -183,7 +183,9 @@ class Settings:
         "an equal share",
     )
     status_page: bool = setting(
-        parse_bool, "true", "serve the status page (/, /status, /status/{model}, /badge/{model}.svg)"
+        parse_bool,
+        "true",
+        "serve the status page (/, /status, /status/{model}, /status/feed.atom, /badge/{model}.svg)",
     )
     status_title: str = setting(parse_title, "LibertAI status", "title of the status page")
     api_key: Secret | None = None  # not a setting: from LIBERTAI_API_KEY or the key file only
