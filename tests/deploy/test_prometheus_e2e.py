@@ -16,6 +16,7 @@ from tests.deploy.dashboards import dashboard_expressions
 from tests.deploy.prom import (
     SHIPPED_CONFIG,
     SHIPPED_RULES,
+    SHIPPED_SLO_RULES,
     Prometheus,
     alert_names,
     local_config,
@@ -116,7 +117,8 @@ async def _check(prom: Prometheus, net: Any) -> None:
 
     # ... and every alert expression, as Prometheus loaded it, is valid and evaluates cleanly.
     rules = await eventually(_evaluated_rules(prom), timeout=10, every=0.5)
-    assert sorted(r["name"] for r in rules) == sorted(alert_names(SHIPPED_RULES.read_text()))
+    shipped = alert_names(SHIPPED_RULES.read_text()) + alert_names(SHIPPED_SLO_RULES.read_text())
+    assert sorted(r["name"] for r in rules) == sorted(shipped)
     for rule in rules:
         assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
         assert rule["duration"] == 2, f"{rule['name']}: for: shortened to 2 s"
