@@ -84,6 +84,20 @@ def budgets(
     return out
 
 
+def budget_words(by_slo: Mapping[str, Budget]) -> str | None:
+    """The status page's line of a model: "error budget left: 73%" (availability), with the TTFT
+    objective's beside it; None before any event."""
+    shown = [(slo, b.left) for slo, b in sorted(by_slo.items()) if b.total > 0]
+    if not shown:
+        return None
+
+    def percent(left: float) -> str:
+        return f"{max(0.0, left):.0%}" if left > 0 else "none (spent)"
+
+    parts = [f"{percent(left)}{'' if slo == AVAILABILITY else ' (TTFT)'}" for slo, left in shown]
+    return "error budget left: " + ", ".join(parts)
+
+
 def report(
     good: Mapping[tuple[str, str], int],
     total: Mapping[tuple[str, str], int],

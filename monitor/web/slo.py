@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.core.slo import report
+from monitor.core.slo import budget_words, budgets, report
 from monitor.core.snapshot import iso
-from monitor.web.readout import Readout
+from monitor.web.readout import Counters, Readout
 
 
 def slo_body(readout: Readout) -> dict[str, Any]:
@@ -19,6 +19,16 @@ def slo_body(readout: Readout) -> dict[str, Any]:
     # Copies first: the loop keeps counting, and the two must agree with each other.
     good, total = dict(c.slo_good), dict(c.slo_total)
     return report(good, total, c.objectives, iso(readout.clock.time()), iso(c.started_at))
+
+
+def budget_lines(c: Counters) -> dict[str, str]:
+    """Each model's budget line for the status page (models with no event yet have none)."""
+    out = {}
+    for model, by_slo in budgets(dict(c.slo_good), dict(c.slo_total), c.objectives).items():
+        words = budget_words(by_slo)
+        if words is not None:
+            out[model] = words
+    return out
 
 
 def add_slo_route(app: web.Application, readout: Readout) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from monitor.config import ConfigError, load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
-from monitor.core.slo import Objectives, budget_left
+from monitor.core.slo import Budget, Objectives, budget_left, budget_words
 from monitor.core.steps import finish
 from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import Recorder, health_policy, slo_objectives
@@ -162,3 +162,21 @@ async def test_metrics_export_the_slo_counters_and_objectives(aiohttp_client: An
 def test_objectives_name_each_slos_target() -> None:
     o = Objectives(0.9, 100.0, 0.8)
     assert (o.target("availability"), o.target("ttft")) == (0.9, 0.8)
+
+
+def test_the_budget_line_names_each_objectives_share_left() -> None:
+    by_slo = {"availability": Budget(0.99, 995, 1000), "ttft": Budget(0.95, 80, 100)}
+    assert budget_words(by_slo) == "error budget left: 50%, none (spent) (TTFT)"
+    assert budget_words({}) is None
+
+
+async def test_the_status_page_shows_each_models_error_budget_left(aiohttp_client: Any) -> None:
+    m = Monitor(load_settings(environ=BASE), clock=FakeClock())
+    finish(m.fleet.apply_listing({"hermes": [A]}, m.clock.time()))
+    for _ in range(199):
+        m.recorder.record(_completion(Outcome.OK, 100.0))
+    m.recorder.record(_completion(Outcome.SERVER_ERROR))  # 1 of the 2 failures 0.99 allows
+    finish(m.publisher.publish(force=True))
+    client: TestClient = await aiohttp_client(make_app(m, m))  # type: ignore[type-arg]
+    page = await (await client.get("/status/hermes")).text()
+    assert "error budget left: 50%, 100% (TTFT)" in page

@@ -85,6 +85,7 @@ class StatusState:
     history_every_s: float = HISTORY_EVERY_S
     drawings: Drawings = field(default_factory=Drawings)
     cards: Cards = field(default_factory=Cards)
+    budgets: Callable[[], Mapping[str, str]] = dict  # model -> "error budget left: 73%"
     _pages: dict[tuple[object, ...], asyncio.Future[tuple[bytes, bytes]]] = field(default_factory=dict)
 
     async def page(self, model: str | None, refresh: float) -> tuple[bytes, bytes] | None:
@@ -97,7 +98,9 @@ class StatusState:
             return None
         readiness = dict(src.readiness().checks)
         inc = src.incidents
+        budgets = self.budgets()
         key = (
+            tuple(sorted(budgets.items())),
             id(snap),
             snap.generated_at,
             self.history.version,
@@ -119,6 +122,7 @@ class StatusState:
                 model,
                 self.drawings,
                 self.cards,
+                budgets,
             )
             cached = asyncio.ensure_future(run_in_slices(steps))
             if len(self._pages) >= _CACHE_SIZE:
@@ -234,10 +238,15 @@ async def load_history_forever(state: StatusState) -> None:
 
 
 def add_status_routes(
-    app: web.Application, source: StatusSource, title: str, history_every_s: float = HISTORY_EVERY_S
+    app: web.Application,
+    source: StatusSource,
+    title: str,
+    history_every_s: float = HISTORY_EVERY_S,
+    budgets: Callable[[], Mapping[str, str]] = dict,
 ) -> StatusState:
-    """GET /, /status, /status/{model}, /badge/{model}.svg and the page's static files."""
-    state = StatusState(source, title, history_every_s=history_every_s)
+    """GET /, /status, /status/{model}, /badge/{model}.svg and the page's static files. `budgets`:
+    each model's error budget line (see `monitor.web.slo`)."""
+    state = StatusState(source, title, history_every_s=history_every_s, budgets=budgets)
     app[STATUS_KEY] = state
     pkg = resources.files("monitor.web.status") / "static"
     files = {name: (pkg / name).read_bytes() for name in STATIC_FILES}
