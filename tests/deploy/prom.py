@@ -115,16 +115,23 @@ class Prometheus:
 
 @contextlib.asynccontextmanager
 async def running_prometheus(
-    workdir: Path, config_text: str, rules_text: str, *, start_timeout: float = 20.0
+    workdir: Path,
+    config_text: str,
+    rules_text: str,
+    *,
+    slo_rules_text: str | None = None,
+    start_timeout: float = 20.0,
 ) -> AsyncIterator[Prometheus]:
     """A real Prometheus on a loopback port with `config_text` and `rules_text` (as alerts.yml beside
-    it, and the shipped slo.yml); its log goes to workdir/prometheus.log. Stopped (SIGTERM, then
-    SIGKILL) on exit."""
+    it, and `slo_rules_text` as slo.yml, the shipped one by default); its log goes to
+    workdir/prometheus.log. Stopped (SIGTERM, then SIGKILL) on exit."""
     binary = tool("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus.yml").write_text(config_text)
     (workdir / "alerts.yml").write_text(rules_text)
-    (workdir / "slo.yml").write_text(SHIPPED_SLO_RULES.read_text())  # the config lists it too
+    (workdir / "slo.yml").write_text(
+        SHIPPED_SLO_RULES.read_text() if slo_rules_text is None else slo_rules_text
+    )
     log = workdir / "prometheus.log"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         for attempt in range(3):  # the free port may be taken between choosing and binding it

@@ -71,10 +71,13 @@ async def _model_alert(prom: Prometheus) -> dict[str, Any] | None:
 async def test_dashboards_and_alerts_against_a_live_prometheus(tmp_path: Path) -> None:
     tool("prometheus")  # skip (or fail in CI) before starting anything
     rules_text = shorten_for(SHIPPED_RULES.read_text(), "2s")
+    slo_text = shorten_for(SHIPPED_SLO_RULES.read_text(), "2s")
     async with network("demo") as net, serving(settings_for(net, tmp_path)) as svc:
         target = svc.url.removeprefix("http://")
         config = local_config(SHIPPED_CONFIG.read_text(), target, "1s")
-        async with running_prometheus(tmp_path / "prometheus", config, rules_text) as prom:
+        async with running_prometheus(
+            tmp_path / "prometheus", config, rules_text, slo_rules_text=slo_text
+        ) as prom:
             try:
                 await _check(prom, net)
             except AssertionError as exc:
