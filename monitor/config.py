@@ -30,8 +30,10 @@ from monitor.config_values import (
     parse_gateway_url,
     parse_globs,
     parse_listen,
+    parse_milliseconds,
     parse_non_negative,
     parse_positive_int,
+    parse_ratio,
     parse_seconds,
     parse_title,
     parse_vantage,
@@ -188,6 +190,15 @@ class Settings:
         "serve the status page (/, /status, /status/{model}, /status/feed.atom, /badge/{model}.svg)",
     )
     status_title: str = setting(parse_title, "LibertAI status", "title of the status page")
+    slo_availability: float = setting(
+        parse_ratio, "0.99", "objective: share of a model's probes that succeed (see SLOs)"
+    )
+    slo_ttft_ms: float = setting(
+        parse_milliseconds, "2000", "milliseconds to the first token a completion must not exceed (see SLOs)"
+    )
+    slo_ttft_target: float = setting(
+        parse_ratio, "0.95", "objective: share of a model's completions within slo_ttft_ms (see SLOs)"
+    )
     api_key: Secret | None = None  # not a setting: from LIBERTAI_API_KEY or the key file only
 
     @property

@@ -62,6 +62,14 @@ def parse_fraction(raw: object) -> float:
     return _number(raw, lambda v: 0 <= v < 1, "a number from 0 to below 1")
 
 
+def parse_ratio(raw: object) -> float:
+    return _number(raw, lambda v: 0 < v < 1, "a number above 0 and below 1")
+
+
+def parse_milliseconds(raw: object) -> float:
+    return _number(raw, lambda v: v > 0, "a positive number of milliseconds")
+
+
 def parse_bool(raw: object) -> bool:
     if isinstance(raw, bool):
         return raw

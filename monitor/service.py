@@ -36,7 +36,7 @@ from monitor.parts.ports import HistoryReader, ServiceStore
 from monitor.parts.probe_once import probe_once
 from monitor.parts.publisher import Publisher
 from monitor.parts.readiness import Readiness, readiness
-from monitor.parts.recorder import STATE_LOG_WINDOW_S, Recorder, health_policy
+from monitor.parts.recorder import STATE_LOG_WINDOW_S, Recorder, health_policy, slo_objectives
 from monitor.parts.restore import restore
 from monitor.parts.target_runner import TargetRunner
 from monitor.parts.targets import HOST_WIDE, Target, Targets, probe_kinds
@@ -81,7 +81,7 @@ class Monitor:
         self.persistence = Persistence(store) if store is not None else None
         if self.persistence is not None:
             self.best_hosts.subscribe(self.persistence.best_changed)
-        self.recorder = Recorder(self.fleet, self.health_policy, store)
+        self.recorder = Recorder(self.fleet, self.health_policy, store, objectives=slo_objectives(settings))
         self.fleet.on_sync(self.recorder.retain_throughput)
         self.probe_counts = self.recorder.counts
         # State and best-host changes of the last days, for the status page.
@@ -100,6 +100,9 @@ class Monitor:
             store=lambda: None if store is None else store.stats,
             started_at=clock.time(),
             version=__version__,
+            slo_good=self.recorder.slo_good,
+            slo_total=self.recorder.slo_total,
+            objectives=self.recorder.objectives,
         )
         self._session: aiohttp.ClientSession | None = None
         self._runner: TargetRunner | None = None

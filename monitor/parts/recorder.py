@@ -26,6 +26,7 @@ from monitor.config import Settings
 from monitor.core.health import HealthPolicy, HostHealth, apply, needs_confirmation
 from monitor.core.keys import HostKey
 from monitor.core.results import HostState, ProbeKind, ProbeResult
+from monitor.core.slo import Objectives, SloCounts, events
 from monitor.core.steps import mapped
 from monitor.core.throughput import Throughput
 from monitor.logging import get_logger
@@ -46,6 +47,10 @@ def health_policy(settings: Settings) -> HealthPolicy:
         ejection_base_s=settings.ejection_time,
         ejection_max_s=settings.ejection_max_time,
     )
+
+
+def slo_objectives(settings: Settings) -> Objectives:
+    return Objectives(settings.slo_availability, settings.slo_ttft_ms, settings.slo_ttft_target)
 
 
 # At most this many state-change lines per window; beyond them, one summary line per window.
@@ -90,11 +95,16 @@ class Recorder:
         policy: HealthPolicy,
         sink: ResultSink | None,
         state_log: StateLogBudget | None = None,
+        objectives: Objectives | None = None,
     ) -> None:
         self._fleet = fleet
         self._policy = policy
         self._sink = sink
         self.counts: ProbeCounts = Counter()
+        # Good and all events of each (model, objective), counted with `counts`.
+        self.objectives = Objectives() if objectives is None else objectives
+        self.slo_good: SloCounts = Counter()
+        self.slo_total: SloCounts = Counter()
         self.throughput: dict[HostKey, Throughput] = {}  # the last measurement of each (model, host)
         self._on_state: list[StateSubscriber] = []
         self._state_log = StateLogBudget() if state_log is None else state_log
@@ -109,6 +119,9 @@ class Recorder:
         if result.kind is ProbeKind.THROUGHPUT:
             return self.take_in(result)
         self.counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
+        for slo, good in events(result, self.objectives):
+            self.slo_total[(result.model, slo)] += 1
+            self.slo_good[(result.model, slo)] += good
         if self._sink is not None:
             self._sink.submit(result)
         return self.take_in(result)

@@ -20,6 +20,7 @@ from monitor.store import StoreError
 from monitor.web.httpcache import cache_headers
 from monitor.web.metrics import make_registry, negotiate, next_chunk, render
 from monitor.web.readout import Readout, VantageSource
+from monitor.web.slo import add_slo_route, budget_lines
 from monitor.web.status.routes import MODEL_PATTERN, StatusSource, add_status_routes
 
 log = get_logger("monitor.web.api")
@@ -390,6 +391,7 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    add_slo_route(app, monitor)
     if status is not None:
-        add_status_routes(app, status, status_title)
+        add_status_routes(app, status, status_title, budgets=lambda: budget_lines(monitor.counters))
     return app

@@ -7,10 +7,11 @@ from any source of snapshots, and the service's insides can change without touch
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from monitor.core.clock import Clock
+from monitor.core.slo import Objectives
 from monitor.core.snapshot import Snapshot
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.ports import HistoryReader
@@ -28,6 +29,10 @@ class Counters:
     store: Callable[[], StoreStats | None]  # None without a database
     started_at: float
     version: str
+    # (model, slo) -> good and all events since start; see `monitor.core.slo`.
+    slo_good: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    slo_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    objectives: Objectives = field(default_factory=Objectives)
 
 
 class Readout(Protocol):

@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from monitor.core.results import Outcome
+from monitor.core.slo import AVAILABILITY, TTFT
 from monitor.core.snapshot import Snapshot
 from monitor.web.readout import Counters, Readout
 
@@ -32,6 +33,7 @@ class MonitorCollector(Collector):
         yield from _vantage_families(snap)
         yield from _discovery_families(snap, self._m.clock.time())
         yield from _service_families(self._m.counters)
+        yield from _slo_families(self._m.counters)
 
 
 def _model_families(snap: Snapshot) -> Iterator[Metric]:
@@ -155,3 +157,29 @@ def _service_families(c: Counters) -> Iterator[Metric]:
     info = InfoMetricFamily(P + "build", "Version of the service.")
     info.add_metric([], {"version": c.version, "python": platform.python_version()})
     yield info
+
+
+def _slo_families(c: Counters) -> Iterator[Metric]:
+    """Good and all events per (model, objective) and the objectives themselves, so that the
+    burn-rate rules (grafana/prometheus/slo.yml) hold no target of their own."""
+    labels = ["model", "slo"]
+    good = CounterMetricFamily(
+        P + "slo_good", "Events within the objective, by model and SLO.", labels=labels
+    )
+    total = CounterMetricFamily(P + "slo", "Events counted toward an SLO, by model and SLO.", labels=labels)
+    good_counts = dict(c.slo_good)
+    for (model, slo), n in sorted(dict(c.slo_total).items()):
+        total.add_metric([model, slo], float(n))
+        good.add_metric([model, slo], float(good_counts.get((model, slo), 0)))
+    yield from (good, total)
+    objective = GaugeMetricFamily(
+        P + "slo_objective", "The share of events an SLO wants within it (a setting).", labels=["slo"]
+    )
+    objective.add_metric([AVAILABILITY], c.objectives.availability)
+    objective.add_metric([TTFT], c.objectives.ttft_target)
+    yield objective
+    yield GaugeMetricFamily(
+        P + "slo_ttft_threshold_seconds",
+        "The time to first token a completion must not exceed to count within the ttft SLO.",
+        value=c.objectives.ttft_ms / 1000.0,
+    )

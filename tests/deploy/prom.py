@@ -24,6 +24,8 @@ PROM_DIR = REPO / "grafana" / "prometheus"
 SHIPPED_CONFIG = PROM_DIR / "prometheus.yml"
 SHIPPED_RULES = PROM_DIR / "alerts.yml"
 RULES_TEST = PROM_DIR / "alerts_test.yml"
+SHIPPED_SLO_RULES = PROM_DIR / "slo.yml"
+SLO_RULES_TEST = PROM_DIR / "slo_test.yml"
 SHIPPED_TARGET = '["libertai-monitor:8787"]'
 
 
@@ -113,14 +115,23 @@ class Prometheus:
 
 @contextlib.asynccontextmanager
 async def running_prometheus(
-    workdir: Path, config_text: str, rules_text: str, *, start_timeout: float = 20.0
+    workdir: Path,
+    config_text: str,
+    rules_text: str,
+    *,
+    slo_rules_text: str | None = None,
+    start_timeout: float = 20.0,
 ) -> AsyncIterator[Prometheus]:
     """A real Prometheus on a loopback port with `config_text` and `rules_text` (as alerts.yml beside
-    it); its log goes to workdir/prometheus.log. Stopped (SIGTERM, then SIGKILL) on exit."""
+    it, and `slo_rules_text` as slo.yml, the shipped one by default); its log goes to
+    workdir/prometheus.log. Stopped (SIGTERM, then SIGKILL) on exit."""
     binary = tool("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus.yml").write_text(config_text)
     (workdir / "alerts.yml").write_text(rules_text)
+    (workdir / "slo.yml").write_text(
+        SHIPPED_SLO_RULES.read_text() if slo_rules_text is None else slo_rules_text
+    )
     log = workdir / "prometheus.log"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         for attempt in range(3):  # the free port may be taken between choosing and binding it

@@ -16,6 +16,7 @@ from tests.deploy.dashboards import dashboard_expressions
 from tests.deploy.prom import (
     SHIPPED_CONFIG,
     SHIPPED_RULES,
+    SHIPPED_SLO_RULES,
     Prometheus,
     alert_names,
     local_config,
@@ -70,10 +71,13 @@ async def _model_alert(prom: Prometheus) -> dict[str, Any] | None:
 async def test_dashboards_and_alerts_against_a_live_prometheus(tmp_path: Path) -> None:
     tool("prometheus")  # skip (or fail in CI) before starting anything
     rules_text = shorten_for(SHIPPED_RULES.read_text(), "2s")
+    slo_text = shorten_for(SHIPPED_SLO_RULES.read_text(), "2s")
     async with network("demo") as net, serving(settings_for(net, tmp_path)) as svc:
         target = svc.url.removeprefix("http://")
         config = local_config(SHIPPED_CONFIG.read_text(), target, "1s")
-        async with running_prometheus(tmp_path / "prometheus", config, rules_text) as prom:
+        async with running_prometheus(
+            tmp_path / "prometheus", config, rules_text, slo_rules_text=slo_text
+        ) as prom:
             try:
                 await _check(prom, net)
             except AssertionError as exc:
@@ -116,7 +120,8 @@ async def _check(prom: Prometheus, net: Any) -> None:
 
     # ... and every alert expression, as Prometheus loaded it, is valid and evaluates cleanly.
     rules = await eventually(_evaluated_rules(prom), timeout=10, every=0.5)
-    assert sorted(r["name"] for r in rules) == sorted(alert_names(SHIPPED_RULES.read_text()))
+    shipped = alert_names(SHIPPED_RULES.read_text()) + alert_names(SHIPPED_SLO_RULES.read_text())
+    assert sorted(r["name"] for r in rules) == sorted(shipped)
     for rule in rules:
         assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
         assert rule["duration"] == 2, f"{rule['name']}: for: shortened to 2 s"

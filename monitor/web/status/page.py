@@ -101,6 +101,7 @@ class ModelCard:
     spark: Markup
     chart: Markup | None = None
     latency: str | None = None  # see `latency_label`; None: measured by time to first token
+    budget: str | None = None  # "error budget left: 73%"; None before any probe counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,9 @@ def host_row(
     )
 
 
-def model_card(v: ModelView, drawing: ModelDrawing, chart: bool = False) -> ModelCard:
+def model_card(
+    v: ModelView, drawing: ModelDrawing, chart: bool = False, budget: str | None = None
+) -> ModelCard:
     """A model's card without its host rows (rendered and kept one by one: see `host_row`)."""
     status = model_status(v)
     symbol, word = STATUS_LABEL[status]
@@ -246,6 +249,7 @@ def model_card(v: ModelView, drawing: ModelDrawing, chart: bool = False) -> Mode
         spark=d.spark,
         chart=d.chart,
         latency=latency_label(v),
+        budget=budget,
     )
 
 

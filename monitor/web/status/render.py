@@ -103,7 +103,13 @@ class Cards:
         return html
 
     def card(
-        self, v: ModelView, reasoning: bool, drawing: ModelDrawing, rows: tuple[Markup, ...], chart: bool
+        self,
+        v: ModelView,
+        reasoning: bool,
+        drawing: ModelDrawing,
+        rows: tuple[Markup, ...],
+        chart: bool,
+        budget: str | None = None,
     ) -> bytes:
         latency = latency_label(v)
         inputs = (
@@ -117,11 +123,12 @@ class Cards:
             drawing,
             rows,
             latency,
+            budget,
         )
         entry = self._cards.get((v.model, chart))
         if entry is not None and entry[0] == inputs:
             return entry[1]
-        card = model_card(v, drawing, chart)
+        card = model_card(v, drawing, chart, budget)
         html = str(_MACROS.model_card(card, Markup("").join(rows), "")).encode()
         self._put(self._cards, (v.model, chart), (inputs, html))
         return html
@@ -163,6 +170,7 @@ def render_page(
     model: str | None = None,
     drawings: Drawings | None = None,
     cards: Cards | None = None,
+    budgets: Mapping[str, str] | None = None,
 ) -> Steps[tuple[bytes, bytes]]:
     """The overview, or one model's page (with that model's incidents only), plain and gzipped,
     a step per model card; `model` must be known. Cards and rows are kept in `cards` and history
@@ -187,7 +195,8 @@ def render_page(
             if show_hosts
             else ()
         )
-        html.append(cards.card(v, v.probed_as in reasoning, drawing, rows, chart))
+        budget = None if budgets is None else budgets.get(base)
+        html.append(cards.card(v, v.probed_as in reasoning, drawing, rows, chart, budget))
         yield None
     if model is not None:
         base_id = models[model].probed_as

@@ -87,6 +87,7 @@ class StatusState:
     drawings: Drawings = field(default_factory=Drawings)
     cards: Cards = field(default_factory=Cards)
     started_at: float = field(default_factory=time.time)  # the empty feed's `updated`
+    budgets: Callable[[], Mapping[str, str]] = dict  # model -> "error budget left: 73%"
     _pages: dict[tuple[object, ...], asyncio.Future[tuple[bytes, bytes]]] = field(default_factory=dict)
     _feed: tuple[tuple[object, ...], RenderedFeed] | None = None
 
@@ -100,7 +101,9 @@ class StatusState:
             return None
         readiness = dict(src.readiness().checks)
         inc = src.incidents
+        budgets = self.budgets()
         key = (
+            tuple(sorted(budgets.items())),
             id(snap),
             snap.generated_at,
             self.history.version,
@@ -122,6 +125,7 @@ class StatusState:
                 model,
                 self.drawings,
                 self.cards,
+                budgets,
             )
             cached = asyncio.ensure_future(run_in_slices(steps))
             if len(self._pages) >= _CACHE_SIZE:
@@ -252,11 +256,15 @@ async def load_history_forever(state: StatusState) -> None:
 
 
 def add_status_routes(
-    app: web.Application, source: StatusSource, title: str, history_every_s: float = HISTORY_EVERY_S
+    app: web.Application,
+    source: StatusSource,
+    title: str,
+    history_every_s: float = HISTORY_EVERY_S,
+    budgets: Callable[[], Mapping[str, str]] = dict,
 ) -> StatusState:
     """GET /, /status, /status/feed.atom, /status/{model}, /badge/{model}.svg and the page's
-    static files."""
-    state = StatusState(source, title, history_every_s=history_every_s)
+    static files. `budgets`: each model's error budget line (see `monitor.web.slo`)."""
+    state = StatusState(source, title, history_every_s=history_every_s, budgets=budgets)
     app[STATUS_KEY] = state
     pkg = resources.files("monitor.web.status") / "static"
     files = {name: (pkg / name).read_bytes() for name in STATIC_FILES}

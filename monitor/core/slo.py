@@ -1,0 +1,120 @@
+"""Service level objectives: which probe results count toward which objective, and the error
+budget left of each.
+
+Two objectives per model. `availability`: the share of the model's probes (health, completion,
+embedding; not the host-wide auth check, not throughput) that succeed. `ttft`: the share of
+successful completions whose time to first token is at most `ttft_ms` (a failed completion is
+availability's business, not latency's). The error budget is the bad events an objective allows,
+`(1 - objective) * total`; `budget_left` is the share of it not yet spent (negative once overspent).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.core.results import ProbeKind, ProbeResult
+
+AVAILABILITY = "availability"
+TTFT = "ttft"
+SLOS = (AVAILABILITY, TTFT)
+
+_AVAILABILITY_KINDS = frozenset({ProbeKind.HEALTH, ProbeKind.COMPLETION, ProbeKind.EMBEDDING})
+
+SloCounts = Counter[tuple[str, str]]  # (model, slo) -> events
+
+
+@dataclass(frozen=True, slots=True)
+class Objectives:
+    availability: float = 0.99
+    ttft_ms: float = 2000.0
+    ttft_target: float = 0.95
+
+    def target(self, slo: str) -> float:
+        return self.availability if slo == AVAILABILITY else self.ttft_target
+
+
+def events(result: ProbeResult, objectives: Objectives) -> Iterator[tuple[str, bool]]:
+    """(slo, good) for each objective `result` counts toward."""
+    if not result.model or result.kind not in _AVAILABILITY_KINDS:
+        return
+    yield AVAILABILITY, result.ok
+    if result.kind is ProbeKind.COMPLETION and result.ok and result.ttft_ms is not None:
+        yield TTFT, result.ttft_ms <= objectives.ttft_ms
+
+
+def budget_left(good: int, total: int, objective: float) -> float:
+    """The share of the error budget not spent: 1 with no bad event (or no event), 0 when the bad
+    events are exactly what the objective allows, below 0 past it."""
+    if total <= 0:
+        return 1.0
+    allowed = (1.0 - objective) * total
+    bad = total - min(good, total)
+    return 1.0 - bad / allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    objective: float
+    good: int
+    total: int
+
+    @property
+    def left(self) -> float:
+        return budget_left(self.good, self.total, self.objective)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "good": self.good,
+            "total": self.total,
+            "budget_left": round(self.left, 6),
+        }
+
+
+def budgets(
+    good: Mapping[tuple[str, str], int], total: Mapping[tuple[str, str], int], objectives: Objectives
+) -> dict[str, dict[str, Budget]]:
+    """Every model's budgets, by model then objective (an objective with no event is left out)."""
+    out: dict[str, dict[str, Budget]] = {}
+    for (model, slo), n in sorted(total.items()):
+        out.setdefault(model, {})[slo] = Budget(objectives.target(slo), good.get((model, slo), 0), n)
+    return out
+
+
+def budget_words(by_slo: Mapping[str, Budget]) -> str | None:
+    """The status page's line of a model: "error budget left: 73%" (availability), with the TTFT
+    objective's beside it; None before any event."""
+    shown = [(slo, b.left) for slo, b in sorted(by_slo.items()) if b.total > 0]
+    if not shown:
+        return None
+
+    def percent(left: float) -> str:
+        return f"{max(0.0, left):.0%}" if left > 0 else "none (spent)"
+
+    parts = [f"{percent(left)}{'' if slo == AVAILABILITY else ' (TTFT)'}" for slo, left in shown]
+    return "error budget left: " + ", ".join(parts)
+
+
+def report(
+    good: Mapping[tuple[str, str], int],
+    total: Mapping[tuple[str, str], int],
+    objectives: Objectives,
+    generated_at: str | None,
+    since: str | None,
+) -> dict[str, Any]:
+    """The body of `/v1/slo` (times as ISO 8601 text)."""
+    return {
+        "generated_at": generated_at,
+        "since": since,
+        "objectives": {
+            AVAILABILITY: objectives.availability,
+            TTFT: {"target": objectives.ttft_target, "threshold_ms": objectives.ttft_ms},
+        },
+        "models": {
+            model: {slo: b.as_json() for slo, b in by_slo.items()}
+            for model, by_slo in budgets(good, total, objectives).items()
+        },
+    }
