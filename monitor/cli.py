@@ -23,6 +23,7 @@ from monitor.config import (
     ConfigError,
     Settings,
     check_key,
+    check_notify_extra,
     load_settings,
     unknown_env_warnings,
 )
@@ -168,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         _start_logging(settings)
         if args.command == "run":
+            check_notify_extra(settings)
             return runtime.run(_serve(settings))
         if args.command == "probe-once":
             return runtime.run(_probe_once(settings), pace=None)

@@ -10,6 +10,7 @@ Rules across settings are `RULES`, checked when the settings load. Adding a sett
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import re
 import tomllib
@@ -32,7 +33,9 @@ from monitor.config_values import (
     parse_listen,
     parse_milliseconds,
     parse_non_negative,
+    parse_notify_urls,
     parse_positive_int,
+    parse_public_url,
     parse_ratio,
     parse_seconds,
     parse_title,
@@ -199,6 +202,22 @@ class Settings:
     slo_ttft_target: float = setting(
         parse_ratio, "0.95", "objective: share of a model's completions within slo_ttft_ms (see SLOs)"
     )
+    notify_urls: Secret | None = setting(  # noqa: RUF009 - a field(), made fresh per Settings
+        parse_notify_urls,
+        "",
+        "comma-separated Apprise URLs to send notifications to (a secret: never shown; see Notifications)",
+    )
+    notify_min_interval: float = setting(
+        parse_seconds,
+        "300",
+        "seconds between two messages about one host or model (a flapping one: one, with a count)",
+    )
+    notify_gateway_after: float = setting(
+        parse_seconds, "300", "seconds the gateway's list must keep failing before a message says so"
+    )
+    public_url: str | None = setting(
+        parse_public_url, "", "public base URL of the status page, linked from notifications"
+    )
     api_key: Secret | None = None  # not a setting: from LIBERTAI_API_KEY or the key file only
 
     @property
@@ -227,6 +246,7 @@ FIELDS: tuple[Field, ...] = tuple(
     if "parse" in f.metadata
 )
 _BY_NAME = {f.name: f for f in FIELDS}
+SECRET_SETTINGS: frozenset[str] = frozenset({"notify_urls"})  # never quoted in an error
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +301,8 @@ def load_settings(
             values[name] = _BY_NAME[name].parse(value)
         except (ValueError, TypeError) as exc:
             reason = str(exc) if str(exc) else type(exc).__name__
-            raise ConfigError(f"{source}: {reason} (got {_shown(value)})") from None
+            shown = "a secret value" if name in SECRET_SETTINGS else _shown(value)
+            raise ConfigError(f"{source}: {reason} (got {shown})") from None
     for rule in RULES:
         if rule.broken(values):
             sources = ", ".join(raw[n][1] for n in rule.names if raw[n][1] != "default")
@@ -339,6 +360,14 @@ def check_key(settings: Settings, environ: Mapping[str, str] | None = None) -> N
         raise ConfigError(
             f"{source}: the API key is {len(key.reveal())} characters, too short to be a LibertAI key "
             f"(at least {MIN_KEY_CHARS}); check for a typo or a placeholder"
+        )
+
+
+def check_notify_extra(settings: Settings) -> None:
+    """Refuse notification URLs without Apprise installed (`run` calls this)."""
+    if settings.notify_urls is not None and importlib.util.find_spec("apprise") is None:
+        raise ConfigError(
+            "notify_urls is set but Apprise is not installed: pip install 'libertai-monitor[notify]'"
         )
 
 

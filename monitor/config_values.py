@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from monitor.core.secret import Secret
 from monitor.core.urls import AllowList, normalise_url
 from monitor.store import check_vantage
 
@@ -167,4 +168,26 @@ def parse_ca_bundle(raw: object) -> str | None:
         ssl.create_default_context().load_verify_locations(cafile=text)
     except (OSError, ssl.SSLError, ValueError):
         raise ValueError(f"{text} holds no PEM certificate") from None
+    return text
+
+
+def parse_notify_urls(raw: object) -> Secret | None:
+    """Comma-separated Apprise URLs, kept as a secret (they hold tokens); "" for none. The error
+    never quotes the value."""
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    urls = [str(item).strip() for item in items if str(item).strip()]
+    if not urls:
+        return None
+    if any("://" not in url for url in urls):
+        raise ValueError("expected comma-separated Apprise URLs such as tgram://BOT_TOKEN/CHAT_ID")
+    return Secret(",".join(urls))
+
+
+def parse_public_url(raw: object) -> str | None:
+    """The status page's public base URL, for links in messages; "" for none."""
+    text = str(raw).strip().rstrip("/")
+    if not text:
+        return None
+    if not text.startswith(("http://", "https://")) or text[-3:] == "://":
+        raise ValueError("expected an http:// or https:// URL such as https://status.example.org")
     return text

@@ -31,6 +31,7 @@ from monitor.parts.best_hosts import BestHosts, log_best_change, ranking_policy
 from monitor.parts.discovery_run import DiscoveryRun
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.fleet import Fleet
+from monitor.parts.notifier import Notifier
 from monitor.parts.persistence import Persistence
 from monitor.parts.ports import HistoryReader, ServiceStore
 from monitor.parts.probe_once import probe_once
@@ -88,6 +89,10 @@ class Monitor:
         self.incidents = IncidentLog()
         self.recorder.on_state_change(self.incidents.note_state)
         self.best_hosts.subscribe(self.incidents.note_best)
+        # Notifications (with notify_urls): decided on every change, sent by the leader only.
+        self.notifier = Notifier.from_settings(settings, clock, self._leading)
+        if self.notifier is not None:
+            self.recorder.on_state_change(self.notifier.note_state)
         self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
         self.publisher = Publisher(
             self.fleet, self.best_hosts, self.gateway, clock, throughput=self.recorder.throughput
@@ -103,6 +108,7 @@ class Monitor:
             slo_good=self.recorder.slo_good,
             slo_total=self.recorder.slo_total,
             objectives=self.recorder.objectives,
+            notifications=self.notifier.counts if self.notifier is not None else {},
         )
         self._session: aiohttp.ClientSession | None = None
         self._runner: TargetRunner | None = None
@@ -187,6 +193,8 @@ class Monitor:
         if isinstance(self.store, IncidentStore):
             kept = keep_incidents(self.incidents, self.store, self._leading, self.clock)
             self._tasks.append(asyncio.create_task(kept, name="incidents"))
+        if self.notifier is not None:
+            self.notifier.start(self.gateway)
         if self.vantages is not None:
             refresh = self.vantages.run_forever(self.publisher)
             self._tasks.append(asyncio.create_task(refresh, name="vantages"))
@@ -210,6 +218,8 @@ class Monitor:
         pending database writes finish: within `_STOP_S` in all."""
         started = self.clock.monotonic()
         await self.roles.close()  # probes first: the lock is released after the last one
+        if self.notifier is not None:
+            await self.notifier.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

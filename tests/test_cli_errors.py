@@ -126,3 +126,17 @@ def test_run_on_a_port_in_use_stops_before_touching_the_database(tmp_path: Path,
         line = _refused([*argv, "--gateway-url", "http://127.0.0.1:9"], capsys)
     assert line.startswith(f"libertai-monitor: cannot listen on 127.0.0.1:{port}: ")
     assert not db.exists()  # no migration ran
+
+
+def test_run_with_notify_urls_but_no_apprise_asks_for_the_extra(
+    capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "apprise" else real(name, *a)
+    )
+    monkeypatch.setenv("LIBERTAI_MONITOR_NOTIFY_URLS", "tgram://BOT-SECRET-TOKEN/42")
+    line = _refused(["run"], capsys)
+    assert "[notify]" in line and "BOT-SECRET-TOKEN" not in line

@@ -33,6 +33,7 @@ class Counters:
     slo_good: Mapping[tuple[str, str], int] = field(default_factory=dict)
     slo_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
     objectives: Objectives = field(default_factory=Objectives)
+    notifications: Mapping[str, int] = field(default_factory=dict)  # state -> messages
 
 
 class Readout(Protocol):

@@ -132,6 +132,12 @@ def _service_families(c: Counters) -> Iterator[Metric]:
     yield CounterMetricFamily(P + "scheduler_job_errors", "Periodic jobs that raised.", value=s.job_errors)
     yield GaugeMetricFamily(P + "probes_in_flight", "Probes running now.", value=s.in_flight)
     yield GaugeMetricFamily(P + "probe_targets", "Scheduled probe targets.", value=float(c.targets()))
+    notified = CounterMetricFamily(
+        P + "notifications", "Notification messages by state: sent, retried, dropped.", labels=["state"]
+    )
+    for state in ("sent", "retried", "dropped"):
+        notified.add_metric([state], float(c.notifications.get(state, 0)))
+    yield notified
     st = c.store()
     if st is not None:
         yield CounterMetricFamily(P + "db_write_errors", "Failed database writes.", value=st.write_errors)
