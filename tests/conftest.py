@@ -36,6 +36,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     is_worker = "PYTEST_XDIST_WORKER" in os.environ
     if fast_loop and not is_worker and getattr(config.option, "numprocesses", 0) is None:
         config.option.numprocesses = FAST_LOOP_WORKERS
+
+
 # Fixtures that give a test a PostgreSQL database: the test is of kind `postgresql`.
 PG_FIXTURES = {"pg_server", "pg_url"}
 
