@@ -142,9 +142,10 @@ class Publisher:
                     drained = self._drained(model, hosts, now)
                     done = yield from self._best.ranker(model, hosts, now, frozenset(drained)).run()
                     view = model_view(model, done.ranking, self._views)
+                    routable = view.hosts
                     if drained:
                         view = _marked(view, drained)
-                    routable = [h for h in view.hosts if h.maintenance is None]
+                        routable = tuple(h for h in view.hosts if h.maintenance is None)
                     chosen = yield from candidates(view.best, routable)
                     view = replace(view, candidates=chosen)
                     if model in fleet.models():  # not retired meanwhile
