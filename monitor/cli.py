@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from monitor import __version__, bestcmd, maintenancecmd, runtime
+from monitor import __version__, runtime
+from monitor.commands import best as bestcmd
+from monitor.commands import maintenance as maintenancecmd
 from monitor.config import (
     CONFIG_ENV,
     ENV_PREFIX,
