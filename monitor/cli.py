@@ -1,4 +1,4 @@
-"""The `libertai-monitor` command: run, demo, simulate, probe-once, db upgrade."""
+"""The `libertai-monitor` command: run, demo, simulate, probe-once, best, db upgrade, maintenance."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from monitor import __version__, bestcmd, runtime
+from monitor import __version__, runtime
+from monitor.commands import best as bestcmd
+from monitor.commands import maintenance as maintenancecmd
 from monitor.config import (
     CONFIG_ENV,
     ENV_PREFIX,
@@ -31,6 +34,7 @@ from monitor.config_values import flag_type, parse_port
 from monitor.core.results import HostState
 from monitor.logging import configure_logging, get_logger
 from monitor.settings_doc import settings_help
+from monitor.store.errors import StoreError
 
 log = get_logger("monitor.cli")
 
@@ -118,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     db = _command(sub, "db", "database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     _command(db_sub, "upgrade", "apply pending migrations", parents=[_flags("db")])
+    windows = _command(sub, "maintenance", "maintenance windows: hosts or models out of routing for a while")
+    maintenancecmd.add_parsers(windows, _flags("db"))
     return parser
 
 
@@ -175,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return runtime.run(_probe_once(settings), pace=None)
         if args.command == "db":
             return runtime.run(_db_upgrade(settings), pace=None)
+        if args.command == "maintenance":
+            return runtime.run(_maintenance(args, settings), pace=None)
     except ConfigError as exc:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -260,6 +268,23 @@ async def _db_upgrade(settings: Settings) -> int:
     await store.close()
     print(upgrade.describe(settings.database_url))
     return 0
+
+
+async def _maintenance(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.server import StartupError, open_store
+
+    try:
+        store, _ = await open_store(settings)
+    except StartupError as exc:
+        print(f"libertai-monitor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return await maintenancecmd.run(args, store, time.time())
+    except StoreError as exc:
+        print(f"libertai-monitor: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
 
 
 def _demo(args: argparse.Namespace) -> int:

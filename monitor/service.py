@@ -41,6 +41,7 @@ from monitor.parts.recorder import STATE_LOG_WINDOW_S, Recorder, health_policy, 
 from monitor.parts.restore import restore
 from monitor.parts.target_runner import TargetRunner
 from monitor.parts.targets import HOST_WIDE, Target, Targets, probe_kinds
+from monitor.parts.windows import MaintenanceWindows
 from monitor.probe.http import make_session
 from monitor.probe.prober import Prober
 from monitor.slices import run_in_slices
@@ -89,13 +90,22 @@ class Monitor:
         self.incidents = IncidentLog()
         self.recorder.on_state_change(self.incidents.note_state)
         self.best_hosts.subscribe(self.incidents.note_best)
-        # Notifications (with notify_urls): decided on every change, sent by the leader only.
-        self.notifier = Notifier.from_settings(settings, clock, self._leading)
+        self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
+        self.maintenance = MaintenanceWindows(store, clock)
+        # Notifications (with notify_urls): decided on every change, sent by the leader only,
+        # nothing for a host in maintenance.
+        self.notifier = Notifier.from_settings(
+            settings, clock, self._leading, self.maintenance.in_maintenance
+        )
         if self.notifier is not None:
             self.recorder.on_state_change(self.notifier.note_state)
-        self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
         self.publisher = Publisher(
-            self.fleet, self.best_hosts, self.gateway, clock, throughput=self.recorder.throughput
+            self.fleet,
+            self.best_hosts,
+            self.gateway,
+            clock,
+            throughput=self.recorder.throughput,
+            windows=self.maintenance,
         )
         self.sched_stats = SchedulerStats()
         self.counters = Counters(
@@ -176,6 +186,7 @@ class Monitor:
                 self._mark = await self.follower.mark()  # before the restore: nothing falls between
             except StoreError:
                 self._mark = None  # the follower finds its own when the database answers
+        await self.maintenance.refresh()
         if self.store is not None:
             await restore(self.store, self.fleet, self.best_hosts, self.health_policy, self.clock.time())
         finish(self.publisher.publish(force=True))
@@ -190,6 +201,7 @@ class Monitor:
         self._prepared()
         self._tasks.append(asyncio.create_task(self.publisher.run_forever(), name="snapshot-publisher"))
         self._tasks.append(asyncio.create_task(self._summarise_state_log(), name="state-log-summary"))
+        self._tasks.append(asyncio.create_task(self.maintenance.run_forever(), name="maintenance-windows"))
         if isinstance(self.store, IncidentStore):
             kept = keep_incidents(self.incidents, self.store, self._leading, self.clock)
             self._tasks.append(asyncio.create_task(kept, name="incidents"))

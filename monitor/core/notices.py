@@ -10,8 +10,9 @@ value with the count of changes, or "flapping" when the value is back where it w
 A model has no healthy host when its last host that was up goes down (so the order in which a
 model's hosts are first probed at start cannot announce a false outage), and is healthy again
 when one of its hosts comes up after that. The gateway's list is announced failing once it has
-failed for `gateway_after_s` without a good run. A subject for which `quiet` is true (a host in
-maintenance) sends nothing: its value is taken as announced, silently.
+failed for `gateway_after_s` without a good run. A host for which `quiet` is true (in maintenance)
+sends nothing, nor does its model for the change it causes: the value is taken as announced,
+silently (so a host still down when its window ends is not announced then).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class _Track:
     changes: int = 0  # changes since the last message
 
 
-def never_quiet(_model: str | None, _host: str | None, _at: float) -> bool:
+def never_quiet(_model: str, _host: str, _at: float) -> bool:
     return False
 
 
@@ -80,8 +81,8 @@ class Notices:
 
     min_interval_s: float = 300.0
     gateway_after_s: float = 300.0
-    # A host (or model: host None) that must send nothing now, e.g. in maintenance.
-    quiet: Callable[[str | None, str | None, float], bool] = never_quiet
+    # A (model, host) whose changes, and the model changes they cause, send nothing now: in maintenance.
+    quiet: Callable[[str, str, float], bool] = never_quiet
     _tracks: dict[Subject, _Track] = field(default_factory=dict)
     _up: dict[str, set[str]] = field(default_factory=dict)  # the hosts of each model now up
     _gateway_failing_since: float | None = None
@@ -100,11 +101,12 @@ class Notices:
             up.discard(host)
         value = "up" if after is HostState.UP else "down"
         why = reason.value if after is HostState.DOWN else None
-        out = self._observe(("host", model, host), value, at, why)
+        quiet = self.quiet(model, host, at)
+        out = self._observe(("host", model, host), value, at, why, quiet=quiet)
         if had_up and not up:
-            out += self._observe(("model", model, None), "none", at, why)
+            out += self._observe(("model", model, None), "none", at, why, quiet=quiet)
         elif up and not had_up:
-            out += self._observe(("model", model, None), "healthy", at, None)
+            out += self._observe(("model", model, None), "healthy", at, None, quiet=quiet)
         return out
 
     def gateway(self, ok: bool, at: float, error: str | None = None) -> list[Notice]:
@@ -135,7 +137,14 @@ class Notices:
         return out
 
     def _observe(
-        self, subject: Subject, value: str, since: float, reason: str | None, now: float | None = None
+        self,
+        subject: Subject,
+        value: str,
+        since: float,
+        reason: str | None,
+        now: float | None = None,
+        *,
+        quiet: bool = False,
     ) -> list[Notice]:
         at = since if now is None else now
         track = self._tracks.get(subject)
@@ -145,7 +154,7 @@ class Notices:
         if value == track.value:
             return []
         track.value, track.since, track.reason = value, since, reason
-        if self.quiet(subject[1], subject[2], at):
+        if quiet:
             track.announced, track.changes = value, 0
             return []
         track.changes += 1

@@ -57,8 +57,12 @@ are not fallbacks. Panic mode, when no host is up (as Envoy's): `best` is None, 
 then not_loaded, then other down, then URL) so a client always has something to try; `ordered` is
 then the same list followed by the untrusted hosts.
 
-Counts: `healthy` = up hosts; `known` = every listed host, untrusted ones included (they are known,
-just never used). Hosts are expected to be distinct by URL.
+Drained hosts (`drained`: in a maintenance window, `monitor.core.maintenance`) are never best nor
+fallbacks, not even in panic mode: they are left out of all of the above and listed in `ordered`
+after the down hosts, before the untrusted ones.
+
+Counts: `healthy` = up hosts not drained; `known` = every listed host, untrusted ones included
+(they are known, just never used). Hosts are expected to be distinct by URL.
 """
 
 from __future__ import annotations
@@ -246,6 +250,7 @@ def rank(
     memo: ScoreMemo | None = None,
     *,
     keyed: bool = False,
+    drained: frozenset[str] = frozenset(),
 ) -> Steps[ModelRanking]:
     """Rank the hosts of `model` at time `now`, in steps of `HOSTS_PER_STEP` hosts;
     `previous_best` is the last answer's best host.
@@ -257,9 +262,11 @@ def rank(
     between steps but `memo`, which is lent to it (the hosts are immutable states).
 
     `keyed`: the model gets billed (keyed) probes, so a host needs an accepted key to be best.
+    `drained`: hosts in a maintenance window, out of routing.
     """
-    trusted = [h for h in hosts if h.trusted]
+    trusted = [h for h in hosts if h.trusted and h.host not in drained]
     untrusted = sorted(h.host for h in hosts if not h.trusted)
+    held = sorted(h.host for h in hosts if h.trusted and h.host in drained) if drained else []
     basis = yield from _basis(trusted)
     scores = yield from _scores(trusted, basis, policy, memo)
 
@@ -276,7 +283,7 @@ def rank(
             model=model,
             best=None,
             fallbacks=urls,
-            ordered=urls + tuple(untrusted),
+            ordered=(*urls, *held, *untrusted),
             healthy=0,
             known=len(hosts),
             panic=True,
@@ -300,7 +307,7 @@ def rank(
         model=model,
         best=None if best is None else best.host,
         fallbacks=tuple(up_order[1:] if best is not None else up_order),
-        ordered=(*up_order, *(h.host for h in rest), *untrusted),
+        ordered=(*up_order, *(h.host for h in rest), *held, *untrusted),
         healthy=len(up),
         known=len(hosts),
         panic=False,

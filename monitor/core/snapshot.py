@@ -20,6 +20,7 @@ from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, last_failur
 from monitor.core.failure import Failure, blamed
 from monitor.core.health import HostHealth, stats
 from monitor.core.keys import HostKey
+from monitor.core.maintenance import Drain
 from monitor.core.ranking import ModelRanking
 from monitor.core.results import HostState, Outcome, ProbeKind
 from monitor.core.steps import Steps, mapped
@@ -70,6 +71,7 @@ class HostView:
     down: DownFacts = NO_DOWN_FACTS
     # The failure that explains `reason` (`monitor.core.facts.last_failure`); None when none was kept.
     last_failure: Failure | None = None
+    maintenance: Drain | None = None  # in a maintenance window: out of routing, still probed
 
     @property
     def scope(self) -> str | None:
@@ -107,6 +109,9 @@ class HostView:
             "scope": self.scope,
             "last_failure": None if failure is None else _failure_json(failure),
             "failing_since": iso(self.down.failing_since),
+            "maintenance": None
+            if (m := self.maintenance) is None
+            else {"reason": m.reason, "until": iso(m.until)},
         }
 
 

@@ -67,10 +67,12 @@ class BestHosts:
         done = yield from self.ranker(model, hosts, now).run()
         return self.settle(done)
 
-    def ranker(self, model: str, hosts: Sequence[HostHealth], now: float) -> Ranker:
+    def ranker(
+        self, model: str, hosts: Sequence[HostHealth], now: float, drained: frozenset[str] = frozenset()
+    ) -> Ranker:
         """The ranking of `model` as steps that touch nothing shared, so that other work may run
         between them: the hosts are immutable states, and the model's score memo is lent to the
-        ranking. Hand its result to `settle`."""
+        ranking. `drained`: hosts in a maintenance window. Hand its result to `settle`."""
         return Ranker(
             model,
             tuple(hosts),
@@ -79,6 +81,7 @@ class BestHosts:
             self._policy,
             self._memo.pop(model, {}),
             self._keyed(model),
+            drained,
         )
 
     def settle(self, done: Ranked) -> ModelRanking:
@@ -114,11 +117,19 @@ class Ranker:
     policy: RankingPolicy
     memo: ScoreMemo  # lent: only this call uses it until `settle` takes it back
     keyed: bool  # a host may be best only once its key was accepted
+    drained: frozenset[str] = frozenset()  # hosts in a maintenance window: out of routing
 
     def run(self) -> Steps[Ranked]:
         """The ranking, in steps of a few milliseconds (see `ranking.rank`)."""
         ranking = yield from rank(
-            self.model, self.hosts, self.previous, self.now, self.policy, self.memo, keyed=self.keyed
+            self.model,
+            self.hosts,
+            self.previous,
+            self.now,
+            self.policy,
+            self.memo,
+            keyed=self.keyed,
+            drained=self.drained,
         )
         return Ranked(ranking, self.previous, self.now, self.memo)
 

@@ -21,6 +21,7 @@ from typing import Final, Protocol
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
+from monitor.core.keys import HostKey
 from monitor.core.notices import Notice, Notices, render
 from monitor.core.results import Outcome
 from monitor.core.secret import Secret
@@ -89,10 +90,20 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    def from_settings(cls, settings: Settings, clock: Clock, leading: Callable[[], bool]) -> Notifier | None:
+    def from_settings(
+        cls,
+        settings: Settings,
+        clock: Clock,
+        leading: Callable[[], bool],
+        in_maintenance: Callable[[HostKey, float], bool],
+    ) -> Notifier | None:
         if settings.notify_urls is None:
             return None
-        notices = Notices(settings.notify_min_interval, settings.notify_gateway_after)
+
+        def quiet(model: str, host: str, at: float) -> bool:
+            return in_maintenance(HostKey(model, host), at)
+
+        notices = Notices(settings.notify_min_interval, settings.notify_gateway_after, quiet)
         send = apprise_sender(settings.notify_urls)
         return cls(notices, send, clock, leading=leading, public_url=settings.public_url)
 

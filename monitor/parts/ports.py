@@ -9,6 +9,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.core.keys import HostKey
+from monitor.core.maintenance import Window
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
 from monitor.store import DiscoveryRecord, HistoryPoint, StoreStats, VantageInfo
@@ -41,6 +42,12 @@ class StateReader(Protocol):
 class Maintenance(Protocol):
     async def rollup(self, now: float) -> int: ...
     async def apply_retention(self, now: float, raw_days: float = 7, rollup_days: float = 400) -> int: ...
+
+
+class WindowReader(Protocol):
+    """The maintenance windows (`monitor.parts.windows`); raises `StoreError` when the read fails."""
+
+    async def load_windows(self, since: float | None = None) -> list[Window]: ...
 
 
 class StoreHealth(Protocol):
@@ -88,6 +95,7 @@ class ServiceStore(
     StateReader,
     SharedDatabase,
     Maintenance,
+    WindowReader,
     StoreHealth,
     HistoryReader,
     Protocol,

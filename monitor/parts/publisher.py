@@ -8,13 +8,15 @@ millisecond, so the running service gives the event loop a turn between steps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
 from monitor.core.candidates import candidates
 from monitor.core.clock import Clock
+from monitor.core.health import HostHealth
 from monitor.core.keys import HostKey
+from monitor.core.maintenance import Drain
 from monitor.core.results import Outcome
 from monitor.core.snapshot import (
     DiscoveryStatus,
@@ -31,6 +33,7 @@ from monitor.core.steps import Steps
 from monitor.core.throughput import Throughput
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet
+from monitor.parts.windows import MaintenanceWindows
 from monitor.slices import run_in_slices
 
 PUBLISH_EVERY_S = 0.25
@@ -58,7 +61,10 @@ class Publisher:
         gateway: GatewayState,
         clock: Clock,
         throughput: Mapping[HostKey, Throughput] | None = None,
+        windows: MaintenanceWindows | None = None,
     ) -> None:
+        # Hosts in a maintenance window are drained here, model by model, as each is ranked.
+        self._windows = windows
         # The last throughput measurement of each (model, host), as the recorder keeps it.
         self._throughput: Mapping[HostKey, Throughput] = {} if throughput is None else throughput
         self._fleet = fleet
@@ -133,9 +139,14 @@ class Publisher:
                     # An entry may be gone while the fleet walks its members in steps: skipped.
                     entries = (fleet.health.get(HostKey(model, host)) for host in fleet.hosts_of(model))
                     hosts = [h for h in entries if h is not None]
-                    done = yield from self._best.ranker(model, hosts, now).run()
+                    drained = self._drained(model, hosts, now)
+                    done = yield from self._best.ranker(model, hosts, now, frozenset(drained)).run()
                     view = model_view(model, done.ranking, self._views)
-                    chosen = yield from candidates(view.best, view.hosts)
+                    routable = view.hosts
+                    if drained:
+                        view = _marked(view, drained)
+                        routable = tuple(h for h in view.hosts if h.maintenance is None)
+                    chosen = yield from candidates(view.best, routable)
                     view = replace(view, candidates=chosen)
                     if model in fleet.models():  # not retired meanwhile
                         self._best.settle(done)
@@ -157,3 +168,15 @@ class Publisher:
         finally:
             # Stopped early: what was not done yet is done by the next rebuild.
             fleet.give_back(pending_views, pending_models)
+
+    def _drained(self, model: str, hosts: Sequence[HostHealth], now: float) -> dict[str, Drain]:
+        """The hosts of `model` in a maintenance window now: never best, fallback nor candidate."""
+        if self._windows is None:
+            return {}
+        return self._windows.drains(model, (h.host for h in hosts), now, self._fleet.aliases)
+
+
+def _marked(view: ModelView, drained: Mapping[str, Drain]) -> ModelView:
+    """`view` with its drained hosts showing their maintenance (in `/v1/hosts` and on the page)."""
+    hosts = tuple(replace(h, maintenance=drained[h.url]) if h.url in drained else h for h in view.hosts)
+    return replace(view, hosts=hosts)

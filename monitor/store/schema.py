@@ -51,6 +51,7 @@ HOST_URL_MAX = 2048
 DISCOVERY_ERROR_MAX = 500
 VANTAGE_MAX = 64
 DEFAULT_VANTAGE = "default"
+MAINTENANCE_REASON_MAX = 500
 
 
 def _vantage() -> Column[str]:
@@ -174,4 +175,20 @@ incidents = Table(
     _vantage(),
     CheckConstraint("kind IN ('down', 'up', 'best')", name="kind"),
     Index(None, "vantage", "at"),
+)
+
+# Maintenance windows (`monitor.store.windows`): shared by every vantage and replica. Host URL and
+# model id as text, as the operator named them (a host may not be known yet when its window is set).
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("host", String(HOST_URL_MAX), nullable=True),
+    Column("model", String(MODEL_NAME_MAX), nullable=True),
+    Column("starts_at", BigInteger, nullable=False),  # epoch ms
+    Column("ends_at", BigInteger, nullable=False),  # epoch ms
+    Column("reason", String(MAINTENANCE_REASON_MAX), nullable=False),
+    Column("ended_at", BigInteger, nullable=True),  # epoch ms: ended early
+    CheckConstraint("host IS NOT NULL OR model IS NOT NULL", name="scope"),
+    Index(None, "ends_at"),
 )

@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.core.keys import HostKey
+from monitor.core.maintenance import Window
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
-from monitor.store import incidents, maintenance, queries, records, restore
+from monitor.store import incidents, maintenance, queries, records, restore, windows
 from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
 from monitor.store.errors import StoreError
@@ -193,6 +194,22 @@ class Store(HistoryReads):
     async def load_incidents(self, since: float, vantage: str | None = None) -> list[StoredIncident]:
         """The stored incidents at or after `since`, oldest first."""
         return await incidents.load_incidents(self._core, since, vantage)
+
+    # -- maintenance windows (shared by every vantage) ------------------------------------------
+
+    async def add_window(
+        self, host: str | None, model: str | None, starts_at: float, ends_at: float, reason: str
+    ) -> int:
+        """Store a maintenance window; returns its id (ValueError: see `windows.add_window`)."""
+        return await windows.add_window(self._core, host, model, starts_at, ends_at, reason)
+
+    async def end_window(self, window_id: int, at: float) -> Window | None:
+        """End a maintenance window at `at`; None when there is no such window."""
+        return await windows.end_window(self._core, window_id, at)
+
+    async def load_windows(self, since: float | None = None) -> list[Window]:
+        """Every maintenance window, or those not over at `since`, by start time."""
+        return await windows.load_windows(self._core, since)
 
     # -- restore reads ----------------------------------------------------------------------
 

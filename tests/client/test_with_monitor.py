@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from monitor import bestcmd
+from monitor.commands import best as bestcmd
 from monitor.server import Running, serving
 from monitor.sim import SimNetwork
 from monitor.sim.testing import scenario_of

@@ -86,6 +86,13 @@ def test_a_host_in_maintenance_sends_nothing() -> None:
     assert n.tick(T0 + 5000) == []
 
 
+def test_a_model_whose_last_host_goes_down_in_maintenance_sends_nothing() -> None:
+    n = Notices(quiet=lambda model, host, at: host == A)
+    n.host_changed("m", A, UNKNOWN, UP, Outcome.OK, T0)
+    assert n.host_changed("m", A, UP, DOWN, Outcome.TIMEOUT, T0 + 10) == []
+    assert n.host_changed("m", A, DOWN, UP, Outcome.OK, T0 + 1000) == []
+
+
 def test_the_gateway_is_announced_failing_only_after_notify_gateway_after() -> None:
     n = Notices(gateway_after_s=300)
     assert n.gateway(False, T0, "HTTP 502") == []

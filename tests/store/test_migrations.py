@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 TABLES = {
     "incidents",
+    "maintenance_windows",
     "models",
     "hosts",
     "membership_events",
@@ -53,7 +54,7 @@ async def test_upgrade_creates_schema_from_empty_database(db_url: str) -> None:
         async with store.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES | {"alembic_version"}
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0003"
+        assert version == "0004"
     finally:
         await store.close()
 
@@ -65,7 +66,7 @@ async def test_upgrade_is_idempotent_and_keeps_data(store: Store, make_result: M
     await store.upgrade()
     async with store.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0003",)]
+    assert versions == [("0004",)]
     assert len(await store.load_recent_results(0)) == 1
 
 
@@ -121,7 +122,8 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
     # The API key must never reach the database. The only text columns allowed are names we
     # control: model ids, host URLs, membership event and incident kinds, the discovery error
     # summary (built by our own code, secret-free), vantage names (from the operator's settings),
-    # and Alembic's own version number. Probe results keep no text but their vantage
+    # Alembic's own version number, and maintenance windows (host, model and reason as the operator
+    # typed them at the `maintenance` command). Probe results keep no text but their vantage
     # (`ProbeResult.detail` is not stored). A new text column must be added here on purpose.
     allowed = {
         ("models", "name"),
@@ -131,6 +133,9 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
         ("discovery_runs", "error"),
         ("alembic_version", "version_num"),
         ("vantages", "name"),
+        ("maintenance_windows", "host"),
+        ("maintenance_windows", "model"),
+        ("maintenance_windows", "reason"),
     } | {
         (table, "vantage")
         for table in (
@@ -210,7 +215,7 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     assert done.returncode == 0, done.stderr
     found, version = done.stdout.split()
     assert Path(found) == pkg / "migrations"
-    assert version == "0003"
+    assert version == "0004"
 
 
 async def test_the_vantage_revision_downgrades_and_upgrades_again(

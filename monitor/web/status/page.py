@@ -80,6 +80,8 @@ class HostRow:
     bars24: Markup | None
     bars90: Markup | None
     spark: Markup | None
+    # In a maintenance window (out of routing, still probed): until when, and the operator's reason.
+    maintenance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,7 @@ def host_row(
         bars24=None if drawn is None else drawn.bars24,
         bars90=None if drawn is None else drawn.bars90,
         spark=None if drawn is None else drawn.spark,
+        maintenance=None if (m := h.maintenance) is None else f"until {clock(m.until)}: {m.reason}",
     )
 
 
