@@ -13,10 +13,12 @@ and Apprise's own lines below warning (which show URLs) are not let through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Final, Protocol
+from dataclasses import dataclass
+from typing import Final, Protocol, runtime_checkable
 
 from monitor.config import Settings
 from monitor.core.clock import Clock
@@ -27,6 +29,9 @@ from monitor.core.results import Outcome
 from monitor.core.secret import Secret
 from monitor.core.snapshot import DiscoveryStatus
 from monitor.logging import get_logger
+from monitor.store.errors import StoreError
+from monitor.store.notifications import StoredMessage
+from monitor.store.schema import NOTIFICATION_CHANNEL_MAX
 
 log = get_logger("monitor.service")
 
@@ -36,6 +41,31 @@ QUEUE_SIZE: Final = 1000
 ATTEMPTS: Final = 6
 BACKOFF_S: Final = 5.0  # doubled per attempt
 BACKOFF_MAX_S: Final = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    event: str  # the notice's identity (`Notice.event`), recorded once per channel
+    title: str
+    body: str
+    resumed: bool = False  # recorded pending by a leader before this one: send, do not record again
+
+
+@runtime_checkable
+class NotificationLog(Protocol):
+    """The database's record of messages (`monitor.store.notifications`)."""
+
+    async def claim_notification(self, message: StoredMessage, at: float) -> bool: ...
+    async def mark_notification(
+        self, event: str, channel: str, state: str, attempts: int, at: float
+    ) -> None: ...
+    async def pending_notifications(self, channel: str) -> list[StoredMessage]: ...
+
+
+def channel_of(urls: Secret) -> str:
+    """The URLs' schemes (tgram, json, ...): what the database records instead of the URLs."""
+    schemes = sorted({url.split("://", 1)[0].strip().lower() for url in urls.reveal().split(",")})
+    return ",".join(schemes)[:NOTIFICATION_CHANNEL_MAX]
 
 
 class Gateway(Protocol):
@@ -76,6 +106,8 @@ class Notifier:
         attempts: int = ATTEMPTS,
         backoff_s: float = BACKOFF_S,
         queue_size: int = QUEUE_SIZE,
+        record: NotificationLog | None = None,
+        channel: str = "apprise",
     ) -> None:
         self._notices = notices
         self._send = send
@@ -84,7 +116,10 @@ class Notifier:
         self._public_url = public_url
         self._attempts = attempts
         self._backoff_s = backoff_s
-        self._queue: asyncio.Queue[Notice] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Message] = asyncio.Queue(queue_size)
+        self._record = record
+        self._channel = channel
+        self._resumed = False  # the pending messages of earlier leaders are queued
         self.counts: Counter[str] = Counter()  # state (sent, retried, dropped) -> messages
         self._seen_attempt: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,6 +131,7 @@ class Notifier:
         clock: Clock,
         leading: Callable[[], bool],
         in_maintenance: Callable[[HostKey, float], bool],
+        record: NotificationLog | None = None,
     ) -> Notifier | None:
         if settings.notify_urls is None:
             return None
@@ -105,7 +141,16 @@ class Notifier:
 
         notices = Notices(settings.notify_min_interval, settings.notify_gateway_after, quiet)
         send = apprise_sender(settings.notify_urls)
-        return cls(notices, send, clock, leading=leading, public_url=settings.public_url)
+        channel = channel_of(settings.notify_urls)
+        return cls(
+            notices,
+            send,
+            clock,
+            leading=leading,
+            public_url=settings.public_url,
+            record=record,
+            channel=channel,
+        )
 
     def note_state(self, before: HostHealth, after: HostHealth, at: float) -> None:
         """A subscriber of the recorder's state changes."""
@@ -127,11 +172,33 @@ class Notifier:
         if not notices or not self._leading():
             return
         for notice in notices:
-            try:
-                self._queue.put_nowait(notice)
-            except asyncio.QueueFull:
-                self.counts["dropped"] += 1
-                log.warning("notification dropped: the queue is full", kind=notice.kind, model=notice.model)
+            self.put(Message(notice.event, *render(notice, self._public_url)))
+
+    def put(self, message: Message) -> None:
+        """Queue a message for delivery (counted as dropped when the queue is full)."""
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.counts["dropped"] += 1
+            log.warning("notification dropped: the queue is full", event=message.event)
+
+    async def resume(self) -> None:
+        """As the leader: queue what earlier leaders recorded pending, once. As a follower: leave
+        the queue to the leader (what is in it is recorded pending, and the leader resumes it)."""
+        if not self._leading():
+            self._resumed = False
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            return
+        if self._resumed or self._record is None:
+            return
+        try:
+            pending = await self._record.pending_notifications(self._channel)
+        except StoreError:
+            return  # logged by the store; tried again on the next tick
+        self._resumed = True
+        for stored in pending:
+            self.put(Message(stored.event, stored.title, stored.body, resumed=True))
 
     def start(self, gateway: Gateway) -> None:
         self._tasks = [
@@ -147,31 +214,61 @@ class Notifier:
 
     async def _look_forever(self, gateway: Gateway) -> None:
         while True:
-            await self._clock.sleep(TICK_S)
+            await self.resume()
             self.look(gateway, self._clock.time())
+            await self._clock.sleep(TICK_S)
 
     async def deliver_forever(self) -> None:
         while True:
-            notice = await self._queue.get()
-            await self.deliver(notice)
+            await self.deliver_next()
 
-    async def deliver(self, notice: Notice) -> bool:
-        """Send one notice, retrying with backoff; False (and counted as dropped) when it never went."""
-        title, body = render(notice, self._public_url)
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    async def deliver_next(self) -> None:
+        """Wait for the next message and deliver it, unless a leader recorded it already."""
+        message = await self._queue.get()
+        if await self._claimed(message):
+            await self.deliver(message)
+
+    async def _claimed(self, message: Message) -> bool:
+        """Record a new message pending; False when a leader recorded it already. Without the
+        database the message is still sent: better unrecorded than lost."""
+        if self._record is None or message.resumed:
+            return True
+        stored = StoredMessage(message.event, self._channel, message.title, message.body, 0)
+        try:
+            return await self._record.claim_notification(stored, self._clock.time())
+        except StoreError:
+            return True
+
+    async def _mark(self, message: Message, state: str, attempts: int) -> None:
+        if self._record is None:
+            return
+        # A failure is logged by the store; a new leader may then send the message again.
+        with contextlib.suppress(StoreError):
+            await self._record.mark_notification(
+                message.event, self._channel, state, attempts, self._clock.time()
+            )
+
+    async def deliver(self, message: Message) -> bool:
+        """Send one message, retrying with backoff; False (and counted as dropped) when it never went."""
+        kind = message.event.split("|", 1)[0]
         for attempt in range(1, self._attempts + 1):
             try:
-                delivered = await self._send(title, body)
+                delivered = await self._send(message.title, message.body)
             except Exception as exc:  # a notifier's failure must not end the task; its text may hold the URL
-                log.warning(
-                    "notification failed", kind=notice.kind, attempt=attempt, error=type(exc).__name__
-                )
+                log.warning("notification failed", kind=kind, attempt=attempt, error=type(exc).__name__)
                 delivered = False
             if delivered:
                 self.counts["sent"] += 1
+                await self._mark(message, "sent", attempt)
                 return True
             if attempt < self._attempts:
                 self.counts["retried"] += 1
                 await self._clock.sleep(min(self._backoff_s * 2 ** (attempt - 1), BACKOFF_MAX_S))
         self.counts["dropped"] += 1
-        log.error("notification dropped after retries", kind=notice.kind, attempts=self._attempts)
+        log.error("notification dropped after retries", kind=kind, attempts=self._attempts)
+        await self._mark(message, "dropped", self._attempts)
         return False

@@ -34,6 +34,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    UniqueConstraint,
 )
 
 NAMING_CONVENTION = {
@@ -52,6 +53,10 @@ DISCOVERY_ERROR_MAX = 500
 VANTAGE_MAX = 64
 DEFAULT_VANTAGE = "default"
 MAINTENANCE_REASON_MAX = 500
+NOTIFICATION_EVENT_MAX = 600  # kind, model, host and since
+NOTIFICATION_CHANNEL_MAX = 64
+NOTIFICATION_TITLE_MAX = 2500
+NOTIFICATION_BODY_MAX = 5000
 
 
 def _vantage() -> Column[str]:
@@ -191,4 +196,24 @@ maintenance_windows = Table(
     Column("ended_at", BigInteger, nullable=True),  # epoch ms: ended early
     CheckConstraint("host IS NOT NULL OR model IS NOT NULL", name="scope"),
     Index(None, "ends_at"),
+)
+
+
+# Notifications (`monitor.store.notifications`): every message decided by a leader, pending until it
+# is delivered or dropped, so that a new leader sends what was pending and nothing that was sent. The
+# channel is the URLs' schemes (tgram, json, ...): never a URL, whose tokens stay out of the database.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event", String(NOTIFICATION_EVENT_MAX), nullable=False),
+    Column("channel", String(NOTIFICATION_CHANNEL_MAX), nullable=False),
+    Column("state", String(16), nullable=False),  # pending, sent, dropped
+    Column("attempts", Integer, nullable=False),
+    Column("title", String(NOTIFICATION_TITLE_MAX), nullable=False),
+    Column("body", String(NOTIFICATION_BODY_MAX), nullable=False),
+    Column("created_at", BigInteger, nullable=False),  # epoch ms
+    Column("updated_at", BigInteger, nullable=False),  # epoch ms
+    UniqueConstraint("event", "channel"),
+    Index(None, "state"),
 )

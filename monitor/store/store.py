@@ -27,13 +27,14 @@ from monitor.core.keys import HostKey
 from monitor.core.maintenance import Window
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
-from monitor.store import incidents, maintenance, queries, records, restore, windows
+from monitor.store import incidents, maintenance, notifications, queries, records, restore, windows
 from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
 from monitor.store.errors import StoreError
 from monitor.store.history import HistoryReads
 from monitor.store.incidents import StoredIncident
 from monitor.store.migrate import upgrade_with_engine
+from monitor.store.notifications import StoredMessage
 from monitor.store.schema import DEFAULT_VANTAGE
 from monitor.store.types import DiscoveryRecord, StoreStats, VantageInfo
 from monitor.store.writer import DROP_REASONS, SHUTDOWN, ResultWriter
@@ -210,6 +211,18 @@ class Store(HistoryReads):
     async def load_windows(self, since: float | None = None) -> list[Window]:
         """Every maintenance window, or those not over at `since`, by start time."""
         return await windows.load_windows(self._core, since)
+
+    # -- notifications (sent once, whichever replica leads) ----------------------------------
+
+    async def claim_notification(self, message: StoredMessage, at: float) -> bool:
+        """Record a message pending; False when it was recorded already (see `notifications.claim`)."""
+        return await notifications.claim(self._core, message, at)
+
+    async def mark_notification(self, event: str, channel: str, state: str, attempts: int, at: float) -> None:
+        await notifications.mark(self._core, event, channel, state, attempts, at)
+
+    async def pending_notifications(self, channel: str) -> list[StoredMessage]:
+        return await notifications.load_pending(self._core, channel)
 
     # -- restore reads ----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 TABLES = {
     "incidents",
     "maintenance_windows",
+    "notifications",
     "models",
     "hosts",
     "membership_events",
@@ -54,7 +55,7 @@ async def test_upgrade_creates_schema_from_empty_database(db_url: str) -> None:
         async with store.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES | {"alembic_version"}
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0004"
+        assert version == "0005"
     finally:
         await store.close()
 
@@ -66,7 +67,7 @@ async def test_upgrade_is_idempotent_and_keeps_data(store: Store, make_result: M
     await store.upgrade()
     async with store.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0004",)]
+    assert versions == [("0005",)]
     assert len(await store.load_recent_results(0)) == 1
 
 
@@ -123,8 +124,10 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
     # control: model ids, host URLs, membership event and incident kinds, the discovery error
     # summary (built by our own code, secret-free), vantage names (from the operator's settings),
     # Alembic's own version number, and maintenance windows (host, model and reason as the operator
-    # typed them at the `maintenance` command). Probe results keep no text but their vantage
-    # (`ProbeResult.detail` is not stored). A new text column must be added here on purpose.
+    # typed them at the `maintenance` command), and notifications (their text is built by our code
+    # from model, host and reason; the channel is the URLs' schemes, never a URL). Probe results
+    # keep no text but their vantage (`ProbeResult.detail` is not stored). A new text column must
+    # be added here on purpose.
     allowed = {
         ("models", "name"),
         ("hosts", "url"),
@@ -136,6 +139,11 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
         ("maintenance_windows", "host"),
         ("maintenance_windows", "model"),
         ("maintenance_windows", "reason"),
+        ("notifications", "event"),
+        ("notifications", "channel"),
+        ("notifications", "state"),
+        ("notifications", "title"),
+        ("notifications", "body"),
     } | {
         (table, "vantage")
         for table in (
@@ -215,7 +223,7 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     assert done.returncode == 0, done.stderr
     found, version = done.stdout.split()
     assert Path(found) == pkg / "migrations"
-    assert version == "0004"
+    assert version == "0005"
 
 
 async def test_the_vantage_revision_downgrades_and_upgrades_again(
