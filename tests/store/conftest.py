@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
@@ -82,3 +84,28 @@ def make_result() -> MakeResult:
         return ProbeResult(model=model, host=host, kind=kind, outcome=outcome, started_at=at, **defaults)
 
     return make
+
+
+# A fault installed on an engine: `install(engine, fail)` makes every statement first go through
+# `fail` (a `before_cursor_execute` listener that may raise) until the returned function removes it.
+StatementFault = Callable[[AsyncEngine, Callable[..., None]], Callable[[], None]]
+
+
+@pytest.fixture
+def statement_fault() -> Iterator[StatementFault]:
+    """Installs statement faults on engines; every one still installed is removed at the end."""
+    removers: list[Callable[[], None]] = []
+
+    def install(engine: AsyncEngine, fail: Callable[..., None]) -> Callable[[], None]:
+        event.listen(engine.sync_engine, "before_cursor_execute", fail)
+
+        def remove() -> None:
+            if event.contains(engine.sync_engine, "before_cursor_execute", fail):
+                event.remove(engine.sync_engine, "before_cursor_execute", fail)
+
+        removers.append(remove)
+        return remove
+
+    yield install
+    for remove in removers:
+        remove()

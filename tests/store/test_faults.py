@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from monitor.store import DiscoveryRecord, SchemaTooNewError, Store
 from monitor.store.engine import write_transaction
 from tests.pg import PgServer
 
-from .conftest import T0, Logs, MakeResult
+from .conftest import T0, Logs, MakeResult, StatementFault
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -86,10 +86,9 @@ async def test_a_database_that_was_read_only_is_written_again_without_restart(
 
 
 @pytest.fixture
-def batches_fail() -> Iterator[Callable[[AsyncEngine], Callable[[], None]]]:
+def batches_fail(statement_fault: StatementFault) -> Callable[[AsyncEngine], Callable[[], None]]:
     """Installs a fault: inserts of probe results fail as on a full disk; other writes work.
     Returns a function that removes it."""
-    removers: list[Callable[[], None]] = []
 
     def install(engine: AsyncEngine) -> Callable[[], None]:
         dbapi = engine.dialect.loaded_dbapi
@@ -99,18 +98,9 @@ def batches_fail() -> Iterator[Callable[[AsyncEngine], Callable[[], None]]]:
             if words[0] == "INSERT" and "PROBE_RESULTS" in words[:5]:
                 raise dbapi.OperationalError("database or disk is full")
 
-        event.listen(engine.sync_engine, "before_cursor_execute", fail)
+        return statement_fault(engine, fail)
 
-        def remove() -> None:
-            if event.contains(engine.sync_engine, "before_cursor_execute", fail):
-                event.remove(engine.sync_engine, "before_cursor_execute", fail)
-
-        removers.append(remove)
-        return remove
-
-    yield install
-    for remove in removers:
-        remove()
+    return install
 
 
 async def test_a_small_write_that_works_while_batches_fail_does_not_report_healthy(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from monitor.store import Store
 from monitor.store.core import rejects_rows
 from monitor.store.engine import sqlite_path, write_transaction
 
-from .conftest import T0, MakeResult, sqlite_only
+from .conftest import T0, MakeResult, StatementFault, sqlite_only
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -156,27 +156,14 @@ async def test_a_full_disk_that_is_grown_loses_no_result(
 
 
 @pytest.fixture
-def closed_connection() -> Iterator[Callable[[AsyncEngine], Callable[[], None]]]:
+def closed_connection(statement_fault: StatementFault) -> Callable[[AsyncEngine], Callable[[], None]]:
     """Installs a fault: statements fail as aiosqlite fails them on a closed connection (a
     ValueError, not a database error). Returns a function that removes it."""
-    removers: list[Callable[[], None]] = []
 
-    def install(engine: AsyncEngine) -> Callable[[], None]:
-        def fail(*_args: Any) -> None:
-            raise ValueError("Connection closed")
+    def fail(*_args: Any) -> None:
+        raise ValueError("Connection closed")
 
-        event.listen(engine.sync_engine, "before_cursor_execute", fail)
-
-        def remove() -> None:
-            if event.contains(engine.sync_engine, "before_cursor_execute", fail):
-                event.remove(engine.sync_engine, "before_cursor_execute", fail)
-
-        removers.append(remove)
-        return remove
-
-    yield install
-    for remove in removers:
-        remove()
+    return lambda engine: statement_fault(engine, fail)
 
 
 async def test_a_connection_closed_under_the_writer_is_a_failure_not_rejected_rows(
