@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish
 from monitor.logging import configure_logging

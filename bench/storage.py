@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import base_result, loadavg, log, write_result
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.logging import configure_logging

@@ -17,19 +17,8 @@ from typing import Any, NoReturn
 from monitor import __version__, runtime
 from monitor.commands import best as bestcmd
 from monitor.commands import maintenance as maintenancecmd
-from monitor.config import (
-    CONFIG_ENV,
-    ENV_PREFIX,
-    FIELDS,
-    KEY_ENV,
-    KEY_FILE_ENV,
-    ConfigError,
-    Settings,
-    check_key,
-    check_notify_extra,
-    load_settings,
-    unknown_env_warnings,
-)
+from monitor.config import CONFIG_ENV, ENV_PREFIX, FIELDS, KEY_ENV, KEY_FILE_ENV, ConfigError, Settings
+from monitor.config_load import check_key, check_notify_extra, load_settings, unknown_env_warnings
 from monitor.config_values import flag_type, parse_port
 from monitor.core.results import HostState
 from monitor.logging import configure_logging, get_logger

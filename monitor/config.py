@@ -4,20 +4,15 @@ Every setting is declared once, as a field of `Settings` made by `setting(...)`:
 annotation), parser (validation), default, help text and the commands that take it as a flag. The
 rest is derived: the TOML key is the name, the environment variable `LIBERTAI_MONITOR_<NAME>`, the
 flag `--<name>`, `run --help`'s list and README's table (`monitor.settings_doc`, checked by a test).
-Rules across settings are `RULES`, checked when the settings load. Adding a setting is one line.
+Rules across settings are `RULES`, checked when `monitor.config_load` loads the settings. Adding a
+setting is one line.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib.util
-import os
-import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
-from pathlib import Path
 from typing import Any
 
 from monitor.config_values import (
@@ -245,7 +240,7 @@ FIELDS: tuple[Field, ...] = tuple(
     for f in fields(Settings)
     if "parse" in f.metadata
 )
-_BY_NAME = {f.name: f for f in FIELDS}
+BY_NAME = {f.name: f for f in FIELDS}
 SECRET_SETTINGS: frozenset[str] = frozenset({"notify_urls"})  # never quoted in an error
 
 
@@ -265,134 +260,3 @@ RULES: tuple[Rule, ...] = (
         "ejection_time ({ejection_time:g} s) must not exceed ejection_max_time ({ejection_max_time:g} s)",
     ),
 )
-
-
-def _derive(values: dict[str, Any]) -> None:
-    """Values that follow from others (not errors: documented in the settings' help)."""
-    values["down_probe_interval"] = min(values["down_probe_interval"], values["probe_interval"])
-
-
-def load_settings(
-    *,
-    config_file: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, object] | None = None,
-) -> Settings:
-    """Layer the sources and validate every value once; raise ConfigError on the first bad one."""
-    env = os.environ if environ is None else environ
-    raw: dict[str, tuple[object, str]] = {f.name: (f.default, "default") for f in FIELDS}
-
-    path = config_file or env.get(CONFIG_ENV)
-    if path:
-        for name, value in _read_toml(path).items():
-            if name not in _BY_NAME:
-                raise ConfigError(f"{path}: unknown setting {name!r}{_did_you_mean(name)}")
-            raw[name] = (value, f"{path}: {name}")
-    for f in FIELDS:
-        if f.env in env:
-            raw[f.name] = (env[f.env], f.env)
-    for name, value in (overrides or {}).items():
-        if value is not None:
-            raw[name] = (value, _BY_NAME[name].flag)
-
-    values: dict[str, Any] = {}
-    for name, (value, source) in raw.items():
-        try:
-            values[name] = _BY_NAME[name].parse(value)
-        except (ValueError, TypeError) as exc:
-            reason = str(exc) if str(exc) else type(exc).__name__
-            shown = "a secret value" if name in SECRET_SETTINGS else _shown(value)
-            raise ConfigError(f"{source}: {reason} (got {shown})") from None
-    for rule in RULES:
-        if rule.broken(values):
-            sources = ", ".join(raw[n][1] for n in rule.names if raw[n][1] != "default")
-            raise ConfigError(rule.message.format(**values) + (f" (from {sources})" if sources else ""))
-    _derive(values)
-    values["api_key"] = _read_key(env)
-    return Settings(**values)
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _did_you_mean(name: str) -> str:
-    close = difflib.get_close_matches(name.lower(), list(_BY_NAME), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _read_toml(path: str) -> dict[str, object]:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    if "api_key" in data:
-        raise ConfigError(f"{path}: do not put the key in the file; use {KEY_ENV} or {KEY_FILE_ENV}")
-    return data
-
-
-def _read_key(env: Mapping[str, str]) -> Secret | None:
-    key_file = env.get(KEY_FILE_ENV)
-    if key_file:
-        try:
-            value = Path(key_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{KEY_FILE_ENV}: cannot read {key_file}: {exc.strerror}") from None
-        if not value:
-            raise ConfigError(f"{KEY_FILE_ENV}: {key_file} is empty")
-        return Secret(value)
-    value = env.get(KEY_ENV, "").strip()
-    return Secret(value) if value else None
-
-
-def check_key(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
-    """Refuse a key too short to be real (the commands call this; library users choose their keys)."""
-    key = settings.api_key
-    if key is not None and len(key.reveal()) < MIN_KEY_CHARS:
-        env = os.environ if environ is None else environ
-        source = KEY_FILE_ENV if env.get(KEY_FILE_ENV) else KEY_ENV
-        raise ConfigError(
-            f"{source}: the API key is {len(key.reveal())} characters, too short to be a LibertAI key "
-            f"(at least {MIN_KEY_CHARS}); check for a typo or a placeholder"
-        )
-
-
-def check_notify_extra(settings: Settings) -> None:
-    """Refuse notification URLs without Apprise installed (`run` calls this)."""
-    if settings.notify_urls is not None and importlib.util.find_spec("apprise") is None:
-        raise ConfigError(
-            "notify_urls is set but Apprise is not installed: pip install 'libertai-monitor[notify]'"
-        )
-
-
-# Variables an orchestrator sets on its own for a service named libertai-monitor (Kubernetes'
-# service links, Docker's legacy links): not settings, and not worth a warning.
-_INJECTED = re.compile(r"(PORT|PORT_\d+_(TCP|UDP|SCTP)(_\w+)?|SERVICE_HOST|SERVICE_PORT(_\w+)?|NAME|ENV_\w+)")
-
-
-def unknown_env_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
-    """One line per `LIBERTAI_MONITOR_*` variable that names no setting (a typo is otherwise silent)."""
-    env = os.environ if environ is None else environ
-    known = {f.env for f in FIELDS} | {KEY_FILE_ENV, CONFIG_ENV}
-    lines = []
-    for var in sorted(env):
-        if not var.startswith(ENV_PREFIX) or var in known:
-            continue
-        suffix = var[len(ENV_PREFIX) :]
-        if _INJECTED.fullmatch(suffix):
-            continue
-        close = difflib.get_close_matches(suffix.lower(), list(_BY_NAME), n=1, cutoff=0.6)
-        hint = f"did you mean {env_name(close[0])}?" if close else "no setting has that name"
-        lines.append(f"{var} is not a setting and is ignored: {hint}")
-    return lines
-
-
-def describe_settings() -> list[tuple[str, str, str, str]]:
-    """(name, environment variable, default, meaning) for every setting."""
-    return [(f.name, f.env, f.default, f.meaning) for f in FIELDS]

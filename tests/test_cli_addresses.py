@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from monitor.cli import demo_banner, main
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 
 ANSWER = {
     "model": "m",

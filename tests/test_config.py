@@ -8,16 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import (
-    FIELDS,
-    MIN_KEY_CHARS,
-    ConfigError,
-    Settings,
-    check_key,
-    describe_settings,
-    load_settings,
-    unknown_env_warnings,
-)
+from monitor.config import FIELDS, MIN_KEY_CHARS, ConfigError, Settings
+from monitor.config_load import check_key, describe_settings, load_settings, unknown_env_warnings
 from monitor.settings_doc import readme_table, settings_help, settings_table
 
 

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor.client.answers import MAX_ANSWER_BYTES, parse_answer
-from monitor.config import ConfigError, load_settings
+from monitor.config import ConfigError
+from monitor.config_load import load_settings
 from monitor.config_values import flag_type, parse_seconds
 from monitor.core.urls import normalise_url
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import runtime
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.logging import configure_logging
 from monitor.server import serving
 from monitor.service import Monitor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.steps import Steps, finish
 from monitor.service import _STOP_PUBLISH_S, Monitor

@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import ConfigError, Settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.keys import HostKey
 from monitor.core.membership import MembershipChange

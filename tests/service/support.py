@@ -11,7 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.config_load import load_settings
 from monitor.server import Running, serving
 from monitor.sim import SimNetwork, load_scenario
 

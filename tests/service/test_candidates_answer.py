@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.answer import AnswerKey
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.keys import HostKey
 from monitor.core.membership import MembershipChange

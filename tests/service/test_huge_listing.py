@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from monitor import slices
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core import ranking, steps
 from monitor.core.answer import HOSTS, Answer, AnswerKey
 from monitor.core.clock import FakeClock

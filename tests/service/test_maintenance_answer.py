@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.answer import HOSTS, AnswerKey
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult

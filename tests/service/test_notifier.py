@@ -14,7 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import ConfigError, Settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.notices import Notices
 from monitor.core.results import Outcome, ProbeKind, ProbeResult

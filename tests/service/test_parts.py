@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.keys import HostKey
 from monitor.core.results import Outcome, ProbeKind, ProbeResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.steps import finish

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import ProbeKind
 from monitor.core.steps import finish

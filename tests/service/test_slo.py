@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.config import ConfigError, load_settings
+from monitor.config import ConfigError
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.slo import Budget, Objectives, budget_left, budget_words

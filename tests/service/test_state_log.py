@@ -9,7 +9,8 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.health import HostHealth
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult

@@ -3,7 +3,8 @@ hosts, taken in by the recorder (shown, never health evidence, never stored) and
 
 from __future__ import annotations
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult

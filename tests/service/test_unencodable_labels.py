@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
 from monitor.core.keys import HostKey
 from monitor.core.results import Evidence, Outcome, ProbeKind, ProbeResult

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.answer import HOSTS
 from monitor.core.clock import FakeClock
 from monitor.core.failure import failure_of

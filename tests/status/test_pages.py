@@ -13,7 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from monitor import slices
-from monitor.config import ConfigError, load_settings
+from monitor.config import ConfigError
+from monitor.config_load import load_settings
 from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome, ProbeKind, ProbeResult
 from monitor.core.snapshot import with_aliases

@@ -7,7 +7,7 @@ import random
 import time
 from dataclasses import replace
 
-from monitor.config import load_settings
+from monitor.config_load import load_settings
 from monitor.core.health import HostHealth, apply, new_host
 from monitor.core.keys import HostKey
 from monitor.core.membership import MembershipChange
