@@ -33,9 +33,10 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from bench.common import base_result, log, summary, write_result
+from monitor.core.host_view import HostView
 from monitor.core.keys import HostKey
 from monitor.core.results import HostState, Outcome
-from monitor.core.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
+from monitor.core.snapshot import DiscoveryStatus, ModelView, Snapshot
 from monitor.core.steps import finish
 from monitor.web.status.drawings import Drawings
 from monitor.web.status.history import Bucket, History, day_slots, hour_slots

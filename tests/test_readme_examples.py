@@ -11,7 +11,8 @@ import pytest
 
 from monitor.core.answer import AnswerKey
 from monitor.core.health import new_host
-from monitor.core.snapshot import ModelView, ServedBy, Snapshot, host_view
+from monitor.core.host_view import host_view
+from monitor.core.snapshot import ModelView, ServedBy, Snapshot
 from monitor.core.steps import finish
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.core.health import HealthPolicy
+from monitor.core.host_view import Elsewhere
 from monitor.core.keys import HostKey
 from monitor.core.results import Evidence, HostState, Outcome
-from monitor.core.snapshot import DiscoveryStatus, Elsewhere, ServedBy, Snapshot
+from monitor.core.snapshot import DiscoveryStatus, ServedBy, Snapshot
 from monitor.core.steps import Steps
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts, ranking_policy

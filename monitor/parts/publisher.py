@@ -15,20 +15,11 @@ from typing import Protocol
 from monitor.core.candidates import candidates
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
+from monitor.core.host_view import Elsewhere, HostView, host_view
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
 from monitor.core.results import Outcome
-from monitor.core.snapshot import (
-    DiscoveryStatus,
-    Elsewhere,
-    HostView,
-    ModelView,
-    ServedBy,
-    Snapshot,
-    host_view,
-    model_view,
-    with_aliases,
-)
+from monitor.core.snapshot import DiscoveryStatus, ModelView, ServedBy, Snapshot, model_view, with_aliases
 from monitor.core.steps import Steps
 from monitor.core.throughput import Throughput
 from monitor.parts.best_hosts import BestHosts

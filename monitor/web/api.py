@@ -13,7 +13,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.core.answer import HOSTS, MODELS, Answer, AnswerKey, Sort
-from monitor.core.snapshot import Snapshot, iso
+from monitor.core.host_view import iso
+from monitor.core.snapshot import Snapshot
 from monitor.logging import get_logger
 from monitor.slices import SLICE_S, Slices, run_in_slices
 from monitor.store import StoreError

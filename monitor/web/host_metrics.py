@@ -13,8 +13,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from monitor.core.host_view import HostView
 from monitor.core.results import HostState
-from monitor.core.snapshot import HostView
 
 __all__ = ["HOST_FAMILIES", "PREFIX", "Exposition", "Hosts", "Template", "escape", "go", "hole", "negotiate"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from monitor.core.host_view import iso
 from monitor.core.slo import budget_words, budgets, report
-from monitor.core.snapshot import iso
 from monitor.web.readout import Counters, Readout
 
 

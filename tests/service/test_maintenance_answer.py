@@ -14,8 +14,8 @@ import pytest
 from monitor.config_load import load_settings
 from monitor.core.answer import HOSTS, AnswerKey
 from monitor.core.clock import FakeClock
+from monitor.core.host_view import iso
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
-from monitor.core.snapshot import iso
 from monitor.core.steps import finish
 from monitor.parts.windows import REFRESH_EVERY_S
 from monitor.service import Monitor

@@ -20,8 +20,9 @@ from prometheus_client.registry import Collector
 
 from monitor.core.candidates import Candidate
 from monitor.core.clock import SYSTEM_CLOCK, Clock
+from monitor.core.host_view import HostView
 from monitor.core.results import HostState, Outcome
-from monitor.core.snapshot import HostView, ModelView, Snapshot
+from monitor.core.snapshot import ModelView, Snapshot
 from monitor.core.steps import finish
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.ports import HistoryReader

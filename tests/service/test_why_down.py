@@ -14,9 +14,9 @@ from monitor.config_load import load_settings
 from monitor.core.answer import HOSTS
 from monitor.core.clock import FakeClock
 from monitor.core.failure import failure_of
+from monitor.core.host_view import iso
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.secret import Secret
-from monitor.core.snapshot import iso
 from monitor.core.steps import finish
 from monitor.core.urls import AllowList
 from monitor.probe.http import make_session

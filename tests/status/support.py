@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from monitor.core.host_view import HostView
 from monitor.core.results import HostState, Outcome
-from monitor.core.snapshot import DiscoveryStatus, HostView, ModelView, Snapshot
+from monitor.core.snapshot import DiscoveryStatus, ModelView, Snapshot
 from monitor.store import Store
 from monitor.web.status.incidents import IncidentLog
 from monitor.web.status.routes import StatusState, add_status_routes

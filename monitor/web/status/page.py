@@ -13,8 +13,9 @@ from typing import Final
 
 from markupsafe import Markup
 
+from monitor.core.host_view import HostView
 from monitor.core.results import HostState, Outcome, ProbeKind
-from monitor.core.snapshot import HostView, ModelView, Snapshot
+from monitor.core.snapshot import ModelView, Snapshot
 from monitor.web.status.drawings import Drawn, ModelDrawing
 from monitor.web.status.history import History
 from monitor.web.status.incidents import Incident

@@ -17,8 +17,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from monitor import __version__
+from monitor.core.host_view import HostView
 from monitor.core.results import HostState
-from monitor.core.snapshot import HostView, ModelView, Snapshot
+from monitor.core.snapshot import ModelView, Snapshot
 from monitor.core.steps import Steps
 from monitor.web.status import svg
 from monitor.web.status.drawings import Drawings, Drawn, ModelDrawing
