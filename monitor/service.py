@@ -28,6 +28,7 @@ from monitor.ha.roles import Roles
 from monitor.ha.vantages import UnknownVantage, Vantages
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts, log_best_change, ranking_policy
+from monitor.parts.budgets import SloWindowReader, StoredBudgets
 from monitor.parts.discovery_run import DiscoveryRun
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.fleet import Fleet
@@ -108,6 +109,11 @@ class Monitor:
             windows=self.maintenance,
         )
         self.sched_stats = SchedulerStats()
+        self.budgets = (
+            StoredBudgets(store, self.recorder.objectives, clock)
+            if isinstance(store, SloWindowReader)
+            else None
+        )
         self.counters = Counters(
             probes=self.probe_counts,
             scheduler=self.sched_stats,
@@ -119,6 +125,7 @@ class Monitor:
             slo_total=self.recorder.slo_total,
             objectives=self.recorder.objectives,
             notifications=self.notifier.counts if self.notifier is not None else {},
+            slo_window=lambda: None if self.budgets is None else self.budgets.counts,
         )
         self._session: aiohttp.ClientSession | None = None
         self._runner: TargetRunner | None = None
@@ -202,6 +209,8 @@ class Monitor:
         self._tasks.append(asyncio.create_task(self.publisher.run_forever(), name="snapshot-publisher"))
         self._tasks.append(asyncio.create_task(self._summarise_state_log(), name="state-log-summary"))
         self._tasks.append(asyncio.create_task(self.maintenance.run_forever(), name="maintenance-windows"))
+        if self.budgets is not None:
+            self._tasks.append(asyncio.create_task(self.budgets.run_forever(), name="error-budgets"))
         if isinstance(self.store, IncidentStore):
             kept = keep_incidents(self.incidents, self.store, self._leading, self.clock)
             self._tasks.append(asyncio.create_task(kept, name="incidents"))
