@@ -210,6 +210,11 @@ class Settings:
     notify_gateway_after: float = setting(
         parse_seconds, "300", "seconds the gateway's list must keep failing before a message says so"
     )
+    notify_quorum: int = setting(
+        parse_positive_int,
+        "1",
+        "vantages that must see a host down before it is announced down (see Notifications)",
+    )
     public_url: str | None = setting(
         parse_public_url, "", "public base URL of the status page, linked from notifications"
     )

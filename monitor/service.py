@@ -32,7 +32,7 @@ from monitor.parts.budgets import SloWindowReader, StoredBudgets
 from monitor.parts.discovery_run import DiscoveryRun
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.fleet import Fleet
-from monitor.parts.notifier import Notifier
+from monitor.parts.notifier import NotificationLog, Notifier
 from monitor.parts.persistence import Persistence
 from monitor.parts.ports import HistoryReader, ServiceStore
 from monitor.parts.probe_once import probe_once
@@ -93,10 +93,15 @@ class Monitor:
         self.best_hosts.subscribe(self.incidents.note_best)
         self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
         self.maintenance = MaintenanceWindows(store, clock)
-        # Notifications (with notify_urls): decided on every change, sent by the leader only,
+        # Notifications (with notify_urls): decided on every change, sent by one leader only,
         # nothing for a host in maintenance.
         self.notifier = Notifier.from_settings(
-            settings, clock, self._leading, self.maintenance.in_maintenance
+            settings,
+            clock,
+            self._leading,
+            self.maintenance.in_maintenance,
+            record=store if isinstance(store, NotificationLog) else None,
+            vantages=store is not None,
         )
         if self.notifier is not None:
             self.recorder.on_state_change(self.notifier.note_state)
@@ -158,7 +163,14 @@ class Monitor:
         self.vantages = (
             None
             if store is None
-            else Vantages(store, settings, self.health_policy, clock, lambda: self.roles.served_by)
+            else Vantages(
+                store,
+                settings,
+                self.health_policy,
+                clock,
+                lambda: self.roles.served_by,
+                windows=self.maintenance,
+            )
         )
 
     @property
@@ -217,7 +229,8 @@ class Monitor:
         if self.notifier is not None:
             self.notifier.start(self.gateway)
         if self.vantages is not None:
-            refresh = self.vantages.run_forever(self.publisher)
+            also = self.notifier.note_elsewhere if self.notifier is not None else None
+            refresh = self.vantages.run_forever(self.publisher, also=also)
             self._tasks.append(asyncio.create_task(refresh, name="vantages"))
         if self.election is None:
             await self.roles.lead()

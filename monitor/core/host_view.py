@@ -116,6 +116,7 @@ class Elsewhere:
     local: str = "default"
     down: Mapping[HostKey, tuple[str, ...]] = field(default_factory=dict)
     vantages: int = 1
+    others: tuple[str, ...] = ()  # the other vantages with fresh results, by name
 
 
 def host_view(
