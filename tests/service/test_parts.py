@@ -44,9 +44,10 @@ def test_an_alias_shares_its_base_entries_and_probes() -> None:
         ("hermes", A, ProbeKind.HEALTH),
         ("hermes", A, ProbeKind.COMPLETION),
         ("hermes", A, ProbeKind.THROUGHPUT),
+        ("hermes", A, ProbeKind.IDENTITY),
         (HOST_WIDE, A, ProbeKind.AUTH),
     ]
-    assert len(dispatcher) == 4 and all(t in dispatcher for t in expected)
+    assert len(dispatcher) == 5 and all(t in dispatcher for t in expected)
 
 
 def test_a_retired_host_loses_its_entry_and_its_probes() -> None:
