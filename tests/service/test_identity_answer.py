@@ -14,6 +14,7 @@ import pytest
 
 from monitor.core.answer import HOSTS, AnswerKey
 from monitor.core.clock import FakeClock
+from monitor.core.identity import judge
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.secret import Secret
 from monitor.core.steps import finish
@@ -21,6 +22,7 @@ from monitor.core.urls import AllowList
 from monitor.probe.prober import Prober
 from monitor.service import Monitor
 from monitor.sim import SimNetwork
+from monitor.sim.presets import load_scenario
 from monitor.sim.testing import KEY, scenario_of
 
 HONEST: dict[str, Any] = {"logprob_noise": 0.1}
@@ -146,3 +148,22 @@ async def test_a_mismatch_host_is_routed_when_no_other_host_is_up(http: aiohttp.
     assert entries["h3"]["identity"] == "mismatch"
     assert {entries[h]["state"] for h in ("h0", "h1", "h2")} == {"down"}
     assert best["host"] == entries["h3"]["url"]
+
+
+async def test_the_impostor_preset_has_one_host_found_out(http: aiohttp.ClientSession) -> None:
+    prober = Prober(http, Secret(KEY), 10.0, allow=AllowList.parse("http://127.0.0.1:*"))
+    async with SimNetwork(load_scenario("impostor"), keys=[KEY]) as net:
+        names = ("honest-1", "honest-2", "honest-3", "impostor")
+        results = await asyncio.gather(
+            *(prober.probe(ProbeKind.IDENTITY, net.host_url(n), "impostor-model") for n in names)
+        )
+    fingerprints = {
+        n: r.fingerprint for n, r in zip(names, results, strict=True) if r.fingerprint is not None
+    }
+    verdicts = judge(fingerprints, 0.5)
+    assert {n: v.state for n, v in verdicts.items()} == {
+        "honest-1": "ok",
+        "honest-2": "ok",
+        "honest-3": "ok",
+        "impostor": "mismatch",
+    }
