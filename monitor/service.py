@@ -32,6 +32,7 @@ from monitor.parts.budgets import SloWindowReader, StoredBudgets
 from monitor.parts.discovery_run import DiscoveryRun
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.fleet import Fleet
+from monitor.parts.identities import Identities
 from monitor.parts.notifier import NotificationLog, Notifier
 from monitor.parts.persistence import Persistence
 from monitor.parts.ports import HistoryReader, ServiceStore
@@ -84,8 +85,16 @@ class Monitor:
         self.persistence = Persistence(store) if store is not None else None
         if self.persistence is not None:
             self.best_hosts.subscribe(self.persistence.best_changed)
-        self.recorder = Recorder(self.fleet, self.health_policy, store, objectives=slo_objectives(settings))
+        self.identities = Identities(self.fleet, settings.identity_tolerance, settings.identity_reference)
+        self.recorder = Recorder(
+            self.fleet,
+            self.health_policy,
+            store,
+            objectives=slo_objectives(settings),
+            identities=self.identities,
+        )
         self.fleet.on_sync(self.recorder.retain_throughput)
+        self.fleet.on_sync(self.identities.retain)
         self.probe_counts = self.recorder.counts
         # State and best-host changes of the last days, for the status page.
         self.incidents = IncidentLog()
@@ -111,6 +120,7 @@ class Monitor:
             self.gateway,
             clock,
             throughput=self.recorder.throughput,
+            identities=self.identities.verdicts,
             windows=self.maintenance,
         )
         self.sched_stats = SchedulerStats()

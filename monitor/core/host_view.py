@@ -11,6 +11,7 @@ from monitor.core.candidates import host_load
 from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, last_failure, measured_by
 from monitor.core.failure import Failure, blamed
 from monitor.core.health import HostHealth, stats
+from monitor.core.identity import NOT_FINGERPRINTED, Identity
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
 from monitor.core.results import HostState, Outcome, ProbeKind
@@ -61,6 +62,8 @@ class HostView:
     # The failure that explains `reason` (`monitor.core.facts.last_failure`); None when none was kept.
     last_failure: Failure | None = None
     maintenance: Drain | None = None  # in a maintenance window: out of routing, still probed
+    # Whether it serves the model it is listed for (`monitor.core.identity`); set by the publisher.
+    identity: Identity = NOT_FINGERPRINTED
 
     @property
     def scope(self) -> str | None:
@@ -101,6 +104,8 @@ class HostView:
             "maintenance": None
             if (m := self.maintenance) is None
             else {"reason": m.reason, "until": iso(m.until)},
+            "identity": self.identity.state,
+            "identity_detail": self.identity.detail,
         }
 
 
