@@ -209,7 +209,9 @@ class Monitor:
             allow=s.allowed_hosts,
             throughput_tokens=s.throughput_tokens,
         )
-        self._runner = TargetRunner(prober, self.fleet, self.recorder, self.targets, s.confirm_delay)
+        self._runner = TargetRunner(
+            prober, self.fleet, self.recorder, self.targets, s.confirm_delay, retry_skipped=s.probe_interval
+        )
         if self.follower is not None:
             try:
                 self._mark = await self.follower.mark()  # before the restore: nothing falls between

@@ -1,7 +1,9 @@
 """One probe target run: the probe, its result recorded, and a confirmation re-probe if asked.
 
 Throughput and identity probes are billed and judge only what a working host sends: they are made
-only of a host that is up when their turn comes (else skipped until the next).
+only of a host that is up when their turn comes. A turn skipped because the host was not up is
+tried again after `retry_skipped` seconds (an extra run beside the target's slot), so a host first
+seen down is measured soon after it comes up rather than an interval later.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ class TargetRunner:
         recorder: Recorder,
         targets: Targets,
         confirm_delay: float,
+        retry_skipped: float | None = None,
     ) -> None:
         self._prober = prober
         self._fleet = fleet
         self._recorder = recorder
         self._targets = targets
         self._confirm_delay = confirm_delay
+        self._retry_skipped = retry_skipped
 
     async def probe(self, target: Target) -> ProbeResult:
         model, host, kind = target
@@ -63,6 +67,8 @@ class TargetRunner:
     async def run(self, target: Target) -> None:
         """The dispatcher's run of a target: a failure to confirm gets one extra probe soon."""
         if not self.wanted(target):
+            if self._retry_skipped is not None:
+                self._targets.soon(target, self._retry_skipped)
             return
         if await self.probe_and_record(target):
             self._targets.soon(target, self._confirm_delay)

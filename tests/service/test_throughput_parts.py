@@ -159,3 +159,28 @@ def test_the_answers_show_the_recorders_measurement() -> None:
     views = {h.url: h for h in monitor.snapshot.models["hermes"].hosts}
     assert (views[A].tokens_per_s, views[A].inter_token_ms_p50) == (80.0, 12.5)
     assert (views[B].tokens_per_s, views[B].inter_token_ms_p50) == (None, None)
+
+
+class _SoonTargets:
+    def __init__(self) -> None:
+        self.extra: list[tuple[Target, float]] = []
+
+    def soon(self, target: Target, delay: float) -> None:
+        self.extra.append((target, delay))
+
+
+async def test_a_throughput_turn_skipped_while_the_host_is_not_up_is_tried_again_a_probe_interval_later() -> (
+    None
+):
+    settings = _settings()
+    fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
+    finish(fleet.apply_listing({"hermes": [A]}, T0))
+    recorder = Recorder(fleet, health_policy(settings), None)
+    prober = _CountingProber()
+    targets = _SoonTargets()
+    runner = TargetRunner(prober, fleet, recorder, targets, 1.0, retry_skipped=30.0)  # type: ignore[arg-type]
+    await runner.run(("hermes", A, ProbeKind.THROUGHPUT))  # not up yet: skipped, tried again in 30 s
+    assert prober.made == [] and targets.extra == [(("hermes", A, ProbeKind.THROUGHPUT), 30.0)]
+    _up(recorder, A)
+    await runner.run(("hermes", A, ProbeKind.THROUGHPUT))
+    assert prober.made == [(ProbeKind.THROUGHPUT, A)] and len(targets.extra) == 1
