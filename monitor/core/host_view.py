@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.core.candidates import host_load
+from monitor.core.certs import HostCert
 from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, last_failure, measured_by
 from monitor.core.failure import Failure, blamed
 from monitor.core.health import HostHealth, stats
@@ -61,6 +62,7 @@ class HostView:
     # The failure that explains `reason` (`monitor.core.facts.last_failure`); None when none was kept.
     last_failure: Failure | None = None
     maintenance: Drain | None = None  # in a maintenance window: out of routing, still probed
+    tls: HostCert | None = None  # the certificate an HTTPS host showed last (`monitor.core.certs`)
 
     @property
     def scope(self) -> str | None:
@@ -101,6 +103,7 @@ class HostView:
             "maintenance": None
             if (m := self.maintenance) is None
             else {"reason": m.reason, "until": iso(m.until)},
+            "tls": None if self.tls is None else self.tls.as_json(),
         }
 
 
@@ -119,7 +122,10 @@ class Elsewhere:
 
 
 def host_view(
-    h: HostHealth, throughput: Throughput | None = None, elsewhere: Elsewhere | None = None
+    h: HostHealth,
+    throughput: Throughput | None = None,
+    elsewhere: Elsewhere | None = None,
+    tls: HostCert | None = None,
 ) -> HostView:
     s = stats(h)
     last = h.samples.last()
@@ -155,6 +161,7 @@ def host_view(
         latency_kind=ProbeKind.COMPLETION if s.ttft_ms_p50 is not None else measured_by(h.samples),
         down=down_facts(h),
         last_failure=last_failure(h),
+        tls=tls,
     )
 
 
