@@ -2,7 +2,10 @@
 that keeps certificates (`monitor.parts.certs`).
 
 The certificate is read from the TLS connection a response arrived on (its `ssl_object`), only on
-a new connection: a pooled one showed its certificate when it was opened. The fingerprint is the
+a new connection: a pooled one showed its certificate when it was opened. aiohttp lets go of a
+response's connection as soon as a small body has arrived, often before the caller sees the
+response, so the session's response class (`PeerResponse`) keeps the TLS object when the response
+starts. The fingerprint is the
 SHA-256 of the DER certificate. The expiry is `getpeercert()`'s `notAfter`, which the standard
 library fills only for a verified certificate: every connection the session opens is verified
 (`monitor.probe.http`), except those of a keyed request to a pinned host, which compare the exact
@@ -19,7 +22,19 @@ import aiohttp
 
 from monitor.core.certs import PeerCert
 
-__all__ = ["CertWatch", "peer_cert"]
+__all__ = ["CertWatch", "PeerResponse", "peer_cert"]
+
+
+class PeerResponse(aiohttp.ClientResponse):
+    """A response that keeps the TLS object of the connection it arrived on (None without TLS)."""
+
+    tls: ssl.SSLObject | None = None
+
+    async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        transport = connection.transport
+        tls = None if transport is None else transport.get_extra_info("ssl_object")
+        self.tls = tls if isinstance(tls, ssl.SSLObject) else None
+        return await super().start(connection)
 
 
 class CertWatch(Protocol):
@@ -33,11 +48,10 @@ class CertWatch(Protocol):
 
 
 def peer_cert(response: aiohttp.ClientResponse) -> PeerCert | None:
-    """The certificate of the TLS connection `response` arrived on; None without TLS."""
-    connection = response.connection
-    transport = None if connection is None else connection.transport
-    tls = None if transport is None else transport.get_extra_info("ssl_object")
-    if not isinstance(tls, ssl.SSLObject | ssl.SSLSocket):
+    """The certificate of the TLS connection `response` arrived on; None without TLS (or from a
+    session whose response class is not `PeerResponse`)."""
+    tls = response.tls if isinstance(response, PeerResponse) else None
+    if tls is None:
         return None
     der = tls.getpeercert(binary_form=True)
     if not der:
