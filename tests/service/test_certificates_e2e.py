@@ -128,10 +128,8 @@ async def test_with_pinning_a_changed_host_gets_no_key_until_accepted(
         entry = await eventually(lambda: _down(http, svc.url, host))
         assert entry["reason"] == "tls_error"
 
-        for var, value in {
-            "LIBERTAI_MONITOR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}",
-        }.items():
-            monkeypatch.setenv(var, value)
+        # The command writes to the database the service reads its pins from.
+        monkeypatch.setenv("LIBERTAI_MONITOR_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}")
         monkeypatch.delenv("LIBERTAI_MONITOR_CONFIG", raising=False)
         code = await asyncio.to_thread(main, ["certs", "accept", host])
         assert code == 0
