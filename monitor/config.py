@@ -25,8 +25,10 @@ from monitor.config_values import (
     parse_fraction,
     parse_gateway_url,
     parse_globs,
+    parse_identity_reference,
     parse_listen,
     parse_milliseconds,
+    parse_nats,
     parse_non_negative,
     parse_notify_urls,
     parse_positive_int,
@@ -36,6 +38,7 @@ from monitor.config_values import (
     parse_title,
     parse_vantage,
 )
+from monitor.core.identity import Fingerprint
 from monitor.core.secret import Secret
 from monitor.core.urls import AllowList
 
@@ -122,6 +125,19 @@ class Settings:
         "seconds between billed throughput probes (a streamed completion of throughput_tokens tokens)",
     )
     throughput_tokens: int = setting(parse_positive_int, "16", "output tokens of a throughput probe")
+    identity_interval: float = setting(
+        parse_seconds,
+        "3600",
+        "seconds between billed identity probes (fixed prompt, 4 tokens, log-probabilities)",
+    )
+    identity_tolerance: float = setting(
+        parse_nats, "0.5", "nats two hosts' log-probabilities may differ by and still be the same model"
+    )
+    identity_reference: Mapping[str, Fingerprint] = setting(
+        parse_identity_reference,
+        "",
+        "JSON or TOML file of reference fingerprints per model (one host is then enough)",
+    )
     probe_timeout: float = setting(parse_seconds, "10", "seconds a probe may take, body included")
     confirm_delay: float = setting(
         parse_non_negative, "2", "seconds before a failed probe is confirmed by a re-probe"
@@ -212,6 +228,11 @@ class Settings:
     )
     notify_gateway_after: float = setting(
         parse_seconds, "300", "seconds the gateway's list must keep failing before a message says so"
+    )
+    notify_quorum: int = setting(
+        parse_positive_int,
+        "1",
+        "vantages that must see a host down before it is announced down (see Notifications)",
     )
     public_url: str | None = setting(
         parse_public_url, "", "public base URL of the status page, linked from notifications"

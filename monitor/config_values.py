@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import ssl
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TypeVar
 
+from monitor.core.identity import Fingerprint, references_from
 from monitor.core.secret import Secret
 from monitor.core.urls import AllowList, normalise_url
 from monitor.store import check_vantage
@@ -191,3 +195,29 @@ def parse_public_url(raw: object) -> str | None:
     if not text.startswith(("http://", "https://")) or text[-3:] == "://":
         raise ValueError("expected an http:// or https:// URL such as https://status.example.org")
     return text
+
+
+def parse_nats(raw: object) -> float:
+    return _number(raw, lambda v: v > 0, "a positive number of nats")
+
+
+def parse_identity_reference(raw: object) -> Mapping[str, Fingerprint]:
+    """A JSON or TOML file of reference fingerprints per model (`monitor.core.identity`); "" for none.
+    Read and checked here, so that a bad file stops the command with one line."""
+    text = str(raw).strip()
+    if not text:
+        return MappingProxyType({})
+    path = Path(text)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {text}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(content) if path.suffix.lower() == ".json" else tomllib.loads(content)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(
+            f"{text} is not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{text}: expected a table 'models'")
+    return MappingProxyType(references_from(data, text))

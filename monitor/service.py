@@ -29,11 +29,13 @@ from monitor.ha.roles import Roles
 from monitor.ha.vantages import UnknownVantage, Vantages
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts, log_best_change, ranking_policy
+from monitor.parts.budgets import SloWindowReader, StoredBudgets
 from monitor.parts.certs import Certificates, CertStore
 from monitor.parts.discovery_run import DiscoveryRun
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.fleet import Fleet
-from monitor.parts.notifier import Notifier
+from monitor.parts.identities import Identities
+from monitor.parts.notifier import NotificationLog, Notifier
 from monitor.parts.persistence import Persistence
 from monitor.parts.ports import HistoryReader, ServiceStore
 from monitor.parts.probe_once import probe_once
@@ -85,8 +87,16 @@ class Monitor:
         self.persistence = Persistence(store) if store is not None else None
         if self.persistence is not None:
             self.best_hosts.subscribe(self.persistence.best_changed)
-        self.recorder = Recorder(self.fleet, self.health_policy, store, objectives=slo_objectives(settings))
+        self.identities = Identities(self.fleet, settings.identity_tolerance, settings.identity_reference)
+        self.recorder = Recorder(
+            self.fleet,
+            self.health_policy,
+            store,
+            objectives=slo_objectives(settings),
+            identities=self.identities,
+        )
         self.fleet.on_sync(self.recorder.retain_throughput)
+        self.fleet.on_sync(self.identities.retain)
         self.probe_counts = self.recorder.counts
         # State and best-host changes of the last days, for the status page.
         self.incidents = IncidentLog()
@@ -100,10 +110,15 @@ class Monitor:
         self.certs.on_update(self._render_hosts)
         self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
         self.maintenance = MaintenanceWindows(store, clock)
-        # Notifications (with notify_urls): decided on every change, sent by the leader only,
+        # Notifications (with notify_urls): decided on every change, sent by one leader only,
         # nothing for a host in maintenance.
         self.notifier = Notifier.from_settings(
-            settings, clock, self._leading, self.maintenance.in_maintenance
+            settings,
+            clock,
+            self._leading,
+            self.maintenance.in_maintenance,
+            record=store if isinstance(store, NotificationLog) else None,
+            vantages=store is not None,
         )
         if self.notifier is not None:
             self.recorder.on_state_change(self.notifier.note_state)
@@ -113,10 +128,16 @@ class Monitor:
             self.gateway,
             clock,
             throughput=self.recorder.throughput,
+            identities=self.identities.verdicts,
             windows=self.maintenance,
             certs=self.certs.records,
         )
         self.sched_stats = SchedulerStats()
+        self.budgets = (
+            StoredBudgets(store, self.recorder.objectives, clock)
+            if isinstance(store, SloWindowReader)
+            else None
+        )
         self.counters = Counters(
             probes=self.probe_counts,
             scheduler=self.sched_stats,
@@ -128,6 +149,7 @@ class Monitor:
             slo_total=self.recorder.slo_total,
             objectives=self.recorder.objectives,
             notifications=self.notifier.counts if self.notifier is not None else {},
+            slo_window=lambda: None if self.budgets is None else self.budgets.counts,
         )
         self._session: aiohttp.ClientSession | None = None
         self._runner: TargetRunner | None = None
@@ -160,7 +182,14 @@ class Monitor:
         self.vantages = (
             None
             if store is None
-            else Vantages(store, settings, self.health_policy, clock, lambda: self.roles.served_by)
+            else Vantages(
+                store,
+                settings,
+                self.health_policy,
+                clock,
+                lambda: self.roles.served_by,
+                windows=self.maintenance,
+            )
         )
 
     @property
@@ -213,6 +242,8 @@ class Monitor:
         self._tasks.append(asyncio.create_task(self.publisher.run_forever(), name="snapshot-publisher"))
         self._tasks.append(asyncio.create_task(self._summarise_state_log(), name="state-log-summary"))
         self._tasks.append(asyncio.create_task(self.maintenance.run_forever(), name="maintenance-windows"))
+        if self.budgets is not None:
+            self._tasks.append(asyncio.create_task(self.budgets.run_forever(), name="error-budgets"))
         self._tasks.append(asyncio.create_task(self.certs.run_forever(), name="certificates"))
         if isinstance(self.store, IncidentStore):
             kept = keep_incidents(self.incidents, self.store, self._leading, self.clock)
@@ -220,7 +251,8 @@ class Monitor:
         if self.notifier is not None:
             self.notifier.start(self.gateway)
         if self.vantages is not None:
-            refresh = self.vantages.run_forever(self.publisher)
+            also = self.notifier.note_elsewhere if self.notifier is not None else None
+            refresh = self.vantages.run_forever(self.publisher, also=also)
             self._tasks.append(asyncio.create_task(refresh, name="vantages"))
         if self.election is None:
             await self.roles.lead()

@@ -140,3 +140,13 @@ def test_run_with_notify_urls_but_no_apprise_asks_for_the_extra(
     monkeypatch.setenv("LIBERTAI_MONITOR_NOTIFY_URLS", "tgram://BOT-SECRET-TOKEN/42")
     line = _refused(["run"], capsys)
     assert "[notify]" in line and "BOT-SECRET-TOKEN" not in line
+
+
+def test_a_bad_identity_reference_file_exits_2_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    bad = tmp_path / "reference.toml"
+    bad.write_text('[models.m]\nprompt_tokens = 0\ntokens = ["Paris"]\n')
+    monkeypatch.setenv("LIBERTAI_MONITOR_IDENTITY_REFERENCE", str(bad))
+    line = _refused(["run", "--listen", "127.0.0.1:0"], capsys)
+    assert "reference.toml" in line and "prompt_tokens" in line

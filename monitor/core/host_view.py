@@ -12,6 +12,7 @@ from monitor.core.certs import HostCert
 from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, last_failure, measured_by
 from monitor.core.failure import Failure, blamed
 from monitor.core.health import HostHealth, stats
+from monitor.core.identity import NOT_FINGERPRINTED, Identity
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
 from monitor.core.results import HostState, Outcome, ProbeKind
@@ -62,6 +63,8 @@ class HostView:
     # The failure that explains `reason` (`monitor.core.facts.last_failure`); None when none was kept.
     last_failure: Failure | None = None
     maintenance: Drain | None = None  # in a maintenance window: out of routing, still probed
+    # Whether it serves the model it is listed for (`monitor.core.identity`); set by the publisher.
+    identity: Identity = NOT_FINGERPRINTED
     tls: HostCert | None = None  # the certificate an HTTPS host showed last (`monitor.core.certs`)
 
     @property
@@ -103,6 +106,8 @@ class HostView:
             "maintenance": None
             if (m := self.maintenance) is None
             else {"reason": m.reason, "until": iso(m.until)},
+            "identity": self.identity.state,
+            "identity_detail": self.identity.detail,
             "tls": None if self.tls is None else self.tls.as_json(),
         }
 
@@ -119,6 +124,7 @@ class Elsewhere:
     local: str = "default"
     down: Mapping[HostKey, tuple[str, ...]] = field(default_factory=dict)
     vantages: int = 1
+    others: tuple[str, ...] = ()  # the other vantages with fresh results, by name
 
 
 def host_view(

@@ -7,17 +7,21 @@ announced at once unless the subject's last message is younger than `min_interva
 held and counted, and `tick` sends one message for all of it when the interval is over (the new
 value with the count of changes, or "flapping" when the value is back where it was announced).
 
-A model has no healthy host when its last host that was up goes down (so the order in which a
-model's hosts are first probed at start cannot announce a false outage), and is healthy again
-when one of its hosts comes up after that. The gateway's list is announced failing once it has
-failed for `gateway_after_s` without a good run. A host for which `quiet` is true (in maintenance)
-sends nothing, nor does its model for the change it causes: the value is taken as announced,
-silently (so a host still down when its window ends is not announced then).
+A host is down for the notices when at least `quorum` vantages see it down: this one (its own
+state changes, `host_changed`) and the others (`elsewhere`, from their results in the database).
+It is up again when fewer than `quorum` still see it down. A model has no healthy host when its
+last host that was up (so agreed) goes down (so the order in which a model's hosts are first probed
+at start cannot announce a false outage), and is healthy again when one of its hosts comes up after
+that. The gateway's list is announced failing once it has failed for `gateway_after_s` without a
+good run. A host for which `quiet` is true (in maintenance) sends nothing, nor does its model for
+the change it causes: the change is held, and `tick` announces it when the window is over if the
+value is still not the one announced (a host still down then is announced down once; one that went
+down and came back within the window sends nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -69,44 +73,84 @@ class _Track:
     reason: str | None = None
     sent_at: float = float("-inf")
     changes: int = 0  # changes since the last message
+    held_by: tuple[str, str] | None = None  # the (model, host) whose maintenance silences it now
 
 
 def never_quiet(_model: str, _host: str, _at: float) -> bool:
     return False
 
 
+def announces(local: str, others: Iterable[str]) -> bool:
+    """Whether vantage `local` is the one that sends, among the vantages with fresh results: the
+    lexically first. Every vantage decides the same notices from the same agreement; one sends."""
+    return all(local < other for other in others)
+
+
 @dataclass
 class Notices:
-    """The decisions: feed it changes, collect what to send (`host_changed`, `gateway`, `key`, `tick`)."""
+    """The decisions: feed it changes, collect what to send (`host_changed`, `elsewhere`, `gateway`,
+    `key`, `tick`)."""
 
     min_interval_s: float = 300.0
     gateway_after_s: float = 300.0
     # A (model, host) whose changes, and the model changes they cause, send nothing now: in maintenance.
     quiet: Callable[[str, str, float], bool] = never_quiet
+    quorum: int = 1  # vantages that must see a host down before it is announced down
     _tracks: dict[Subject, _Track] = field(default_factory=dict)
-    _up: dict[str, set[str]] = field(default_factory=dict)  # the hosts of each model now up
+    _up: dict[str, set[str]] = field(default_factory=dict)  # the hosts of each model now up (agreed)
+    _local: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)  # value, why
+    _others: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # vantages: down
+    _agreed: dict[tuple[str, str], str] = field(default_factory=dict)
     _gateway_failing_since: float | None = None
 
     def host_changed(
         self, model: str, host: str, before: HostState, after: HostState, reason: Outcome, at: float
     ) -> list[Notice]:
-        """A host's state changed (the recorder's subscriber's arguments)."""
+        """A host's state changed here (the recorder's subscriber's arguments)."""
         if after not in (HostState.UP, HostState.DOWN) or before is after:
             return []
+        value = "up" if after is HostState.UP else "down"
+        self._local[(model, host)] = (value, reason.value if value == "down" else None)
+        return self._agree(model, host, at)
+
+    def elsewhere(self, down: Mapping[tuple[str, str], Sequence[str]], at: float) -> list[Notice]:
+        """What the other vantages see down now: (model, host) -> those vantages (all of it, each time)."""
+        now = {key: tuple(sorted(vantages)) for key, vantages in down.items() if vantages}
+        changed = set(now) ^ set(self._others)
+        changed |= {k for k in set(now) & set(self._others) if now[k] != self._others[k]}
+        self._others = now
+        out: list[Notice] = []
+        for model, host in sorted(changed):
+            out += self._agree(model, host, at)
+        return out
+
+    def _agree(self, model: str, host: str, at: float) -> list[Notice]:
+        """The host's value as the vantages agree on it, and what its change says."""
+        key = (model, host)
+        local, why = self._local.get(key, (None, None))
+        others = self._others.get(key, ())
+        if (local == "down") + len(others) >= self.quorum:
+            value = "down"
+            why = why or f"down from {', '.join(others)}"
+        elif local is not None or key in self._agreed:
+            value, why = "up", None
+        else:
+            return []  # never seen here, and too few vantages see it down: not a subject yet
+        if self._agreed.get(key) == value:
+            return []
+        self._agreed[key] = value
         up = self._up.setdefault(model, set())
         had_up = bool(up)
-        if after is HostState.UP:
+        if value == "up" and local is not None:
             up.add(host)
         else:
-            up.discard(host)
-        value = "up" if after is HostState.UP else "down"
-        why = reason.value if after is HostState.DOWN else None
+            up.discard(host)  # down, or up only for want of agreement on a host never seen here
         quiet = self.quiet(model, host, at)
-        out = self._observe(("host", model, host), value, at, why, quiet=quiet)
+        out = self._observe(("host", model, host), value, at, why, quiet=quiet, host=key)
         if had_up and not up:
-            out += self._observe(("model", model, None), "none", at, why, quiet=quiet)
+            out += self._observe(("model", model, None), "none", at, why, quiet=quiet, host=key)
         elif up and not had_up:
-            out += self._observe(("model", model, None), "healthy", at, None, quiet=quiet)
+            out += self._observe(("model", model, None), "healthy", at, None, quiet=quiet, host=key)
         return out
 
     def gateway(self, ok: bool, at: float, error: str | None = None) -> list[Notice]:
@@ -132,6 +176,14 @@ class Notices:
         """Messages held back by the interval whose interval is over."""
         out = []
         for subject, track in self._tracks.items():
+            if track.held_by is not None:
+                if self.quiet(*track.held_by, now):
+                    continue
+                track.held_by = None  # the window is over: what it still shows is news now
+                if track.value != track.announced:
+                    track.changes = max(track.changes, 1)
+                    out.append(self._send(subject, track, now))
+                continue
             if track.changes and now - track.sent_at >= self.min_interval_s:
                 out.append(self._send(subject, track, now))
         return out
@@ -145,6 +197,7 @@ class Notices:
         now: float | None = None,
         *,
         quiet: bool = False,
+        host: tuple[str, str] | None = None,
     ) -> list[Notice]:
         at = since if now is None else now
         track = self._tracks.get(subject)
@@ -155,8 +208,12 @@ class Notices:
             return []
         track.value, track.since, track.reason = value, since, reason
         if quiet:
-            track.announced, track.changes = value, 0
+            track.held_by, track.changes = host, 0  # `tick` looks again when the window is over
             return []
+        if track.held_by is not None:  # the window just ended: what changed within it is no news
+            track.held_by, track.changes = None, 0
+            if value == track.announced:
+                return []
         track.changes += 1
         if at - track.sent_at < self.min_interval_s:
             return []  # held: `tick` sends it, summed up, when the interval is over

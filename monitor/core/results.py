@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from libertai_failover.outcomes import Outcome, ProbeKind, classify_status, error_status_outcome
+from monitor.core.identity import Fingerprint
 from monitor.core.throughput import Throughput
 
 __all__ = [
@@ -32,7 +33,8 @@ class ProbeResult:
 
     `model` is the id probed (a base id, never a `-thinking` alias). `detail` is a short,
     secret-free description for logs (never a response body, never a header). `throughput` is
-    what a throughput probe that ended `ok` measured (None for every other result).
+    what a throughput probe that ended `ok` measured (None for every other result);
+    `fingerprint` likewise for an identity probe.
     """
 
     model: str
@@ -46,6 +48,7 @@ class ProbeResult:
     total_ms: float | None = None
     detail: str = ""
     throughput: Throughput | None = None
+    fingerprint: Fingerprint | None = None  # what an identity probe that ended `ok` read
 
     @property
     def ok(self) -> bool:

@@ -2,10 +2,12 @@
 budget left of each.
 
 Two objectives per model. `availability`: the share of the model's probes (health, completion,
-embedding; not the host-wide auth check, not throughput) that succeed. `ttft`: the share of
-successful completions whose time to first token is at most `ttft_ms` (a failed completion is
-availability's business, not latency's). The error budget is the bad events an objective allows,
-`(1 - objective) * total`; `budget_left` is the share of it not yet spent (negative once overspent).
+embedding; not the host-wide auth check, not throughput) that succeed; a probe that says nothing
+of the host (not probed, endpoint not supported) counts for nothing, as in health and roll-ups.
+`ttft`: the share of successful completions whose time to first token is at most `ttft_ms` (a
+failed completion is availability's business, not latency's). The error budget is the bad events
+an objective allows, `(1 - objective) * total`; `budget_left` is the share of it not yet spent
+(negative once overspent).
 """
 
 from __future__ import annotations
@@ -15,33 +17,58 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.core.results import ProbeKind, ProbeResult
+from monitor.core.health import NEUTRAL_OUTCOMES
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 
 AVAILABILITY = "availability"
 TTFT = "ttft"
 SLOS = (AVAILABILITY, TTFT)
 
-_AVAILABILITY_KINDS = frozenset({ProbeKind.HEALTH, ProbeKind.COMPLETION, ProbeKind.EMBEDDING})
+AVAILABILITY_KINDS = frozenset({ProbeKind.HEALTH, ProbeKind.COMPLETION, ProbeKind.EMBEDDING})
 
 SloCounts = Counter[tuple[str, str]]  # (model, slo) -> events
+
+WINDOW_DAYS = 30  # the error budget's window, read from the store
+DEFAULT_TTFT_MS = 2000.0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """Good and all events of each (model, slo) from `since` to `until` (epoch seconds), as the
+    store counted them (hourly roll-ups and the raw results not rolled up yet)."""
+
+    good: Mapping[tuple[str, str], int]
+    total: Mapping[tuple[str, str], int]
+    since: float
+    until: float
+    window_days: float
 
 
 @dataclass(frozen=True, slots=True)
 class Objectives:
     availability: float = 0.99
-    ttft_ms: float = 2000.0
+    ttft_ms: float = DEFAULT_TTFT_MS
     ttft_target: float = 0.95
 
     def target(self, slo: str) -> float:
         return self.availability if slo == AVAILABILITY else self.ttft_target
 
 
+def counts_for_availability(kind: ProbeKind, outcome: Outcome) -> bool:
+    return kind in AVAILABILITY_KINDS and outcome not in NEUTRAL_OUTCOMES
+
+
+def counts_for_ttft(kind: ProbeKind, outcome: Outcome, ttft_ms: float | None) -> bool:
+    """A successful completion that measured its first token (a failed one is availability's)."""
+    return kind is ProbeKind.COMPLETION and outcome is Outcome.OK and ttft_ms is not None
+
+
 def events(result: ProbeResult, objectives: Objectives) -> Iterator[tuple[str, bool]]:
     """(slo, good) for each objective `result` counts toward."""
-    if not result.model or result.kind not in _AVAILABILITY_KINDS:
+    if not result.model or not counts_for_availability(result.kind, result.outcome):
         return
     yield AVAILABILITY, result.ok
-    if result.kind is ProbeKind.COMPLETION and result.ok and result.ttft_ms is not None:
+    if result.ttft_ms is not None and counts_for_ttft(result.kind, result.outcome, result.ttft_ms):
         yield TTFT, result.ttft_ms <= objectives.ttft_ms
 
 
@@ -104,11 +131,15 @@ def report(
     objectives: Objectives,
     generated_at: str | None,
     since: str | None,
+    window_days: float | None = None,
 ) -> dict[str, Any]:
-    """The body of `/v1/slo` (times as ISO 8601 text)."""
+    """The body of `/v1/slo` (times as ISO 8601 text). `window_days`: the counts are the store's
+    over that many days back from `generated_at`; None: this process's own since `since`."""
     return {
         "generated_at": generated_at,
         "since": since,
+        "window_days": window_days,
+        "source": "memory" if window_days is None else "store",
         "objectives": {
             AVAILABILITY: objectives.availability,
             TTFT: {"target": objectives.ttft_target, "threshold_ms": objectives.ttft_ms},

@@ -2,9 +2,9 @@
 
 Another vantage's answers are built as a restart builds this one's: its members, recent results and
 best hosts read from the database (`restore`), replayed into fresh health states, ranked, rendered
-into a snapshot. A build costs a restore, so each snapshot is kept `ttl_s` seconds and concurrent
-requests share one build. The local vantage's answers are never built here: they are the
-publisher's, prebuilt per snapshot.
+into a snapshot, with the maintenance windows drained as in this one's. A build costs a restore, so
+each snapshot is kept `ttl_s` seconds and concurrent requests share one build. The local vantage's
+answers are never built here: they are the publisher's, prebuilt per snapshot.
 
 Every `refresh_s` the other vantages with fresh results (newer than `fresh_s`) are built again, and
 the hosts they see down go to the publisher (`Elsewhere`): `/v1/hosts` and the metrics tell a host
@@ -32,6 +32,7 @@ from monitor.parts.ports import VantageReads
 from monitor.parts.publisher import Publisher
 from monitor.parts.restore import Saved, read_saved, rebuild
 from monitor.parts.targets import Targets
+from monitor.parts.windows import MaintenanceWindows
 from monitor.slices import run_in_slices
 from monitor.store import StoreError, VantageInfo, check_vantage
 
@@ -88,6 +89,7 @@ class Vantages:
         served_by: Callable[[], ServedBy],
         *,
         ttl_s: float = TTL_S,
+        windows: MaintenanceWindows | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -95,6 +97,7 @@ class Vantages:
         self._clock = clock
         self._served_by = served_by
         self._ttl_s = ttl_s
+        self._windows = windows  # the maintenance windows drain every vantage's answers alike
         self._built: dict[str, _Built] = {}
         self._building: dict[str, asyncio.Future[Snapshot]] = {}
 
@@ -137,7 +140,7 @@ class Vantages:
         fleet = Fleet(settings, Targets(settings, self._clock), quiet=True)  # no dispatcher: no probe
         best = BestHosts(ranking_policy(settings))
         yield from rebuild(saved, fleet, best, self._policy, now)
-        publisher = Publisher(fleet, best, _NoGateway(), self._clock)
+        publisher = Publisher(fleet, best, _NoGateway(), self._clock, windows=self._windows)
         publisher.served_by = self._served_by()
         publisher.vantage = vantage
         publisher.set_elsewhere(Elsewhere(local=vantage))
@@ -161,13 +164,23 @@ class Vantages:
                 for h in view.hosts:
                     if h.state is HostState.DOWN:
                         down.setdefault(HostKey(model, h.url), []).append(vantage)
-        return Elsewhere(self.local, {k: tuple(sorted(v)) for k, v in down.items()}, 1 + len(fresh))
+        found = {k: tuple(sorted(v)) for k, v in down.items()}
+        return Elsewhere(self.local, found, 1 + len(fresh), tuple(sorted(fresh)))
 
-    async def run_forever(self, publisher: Publisher, *, refresh_s: float = REFRESH_S) -> None:
-        """Keep the publisher's view of the other vantages fresh."""
+    async def run_forever(
+        self,
+        publisher: Publisher,
+        *,
+        refresh_s: float = REFRESH_S,
+        also: Callable[[Elsewhere, float], None] | None = None,
+    ) -> None:
+        """Keep the publisher's view of the other vantages fresh (and `also`'s: the notifier's)."""
         while True:
             try:
-                publisher.set_elsewhere(await self.elsewhere())
+                elsewhere = await self.elsewhere()
+                publisher.set_elsewhere(elsewhere)
+                if also is not None:
+                    also(elsewhere, self._clock.time())
             except (StoreError, UnknownVantage) as error:
                 log.warning("could not read the other vantages' results", error=str(error))
             await self._clock.sleep(refresh_s)

@@ -21,7 +21,7 @@ def add_maintenance_jobs(
     jobs: AsyncIOScheduler, store: Maintenance, settings: Settings, clock: Clock
 ) -> None:
     async def rollup() -> None:
-        await store.rollup(clock.time())
+        await store.rollup(clock.time(), settings.slo_ttft_ms)
 
     async def retention() -> None:
         await store.apply_retention(clock.time(), settings.raw_retention_days, settings.rollup_retention_days)

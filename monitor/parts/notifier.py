@@ -1,10 +1,24 @@
 """Sending the notices (`monitor.core.notices`) through Apprise, on its own task.
 
-Decisions are taken where changes happen (the recorder's subscriber, and a look at discovery's
-status on each tick); only the leader queues what they decide, so a follower that sees the same
-changes sends nothing. The queue is bounded and its task delivers with retries and backoff on the
-injected clock: a notifier that fails never holds up probing, and a message still undelivered
-after `attempts` tries is dropped and counted (`libertai_monitor_notifications_total{state}`).
+Decisions are taken where changes happen (the recorder's subscriber, the other vantages' view on
+each refresh, and a look at discovery's status on each tick); only the announcer queues what they
+decide, so a replica that sees the same changes sends nothing but stays ready to take over without
+repeating them.
+
+Sent once in all: within a vantage, the leader alone announces (a new leader resumes what its
+predecessor recorded pending, and skips what it recorded); across vantages, every leader decides
+the same notices from the same agreement (`notify_quorum`) and only the leader of the lexically
+first vantage with fresh results sends (`core.notices.announces`). The alternative, de-duplicating
+in the `notifications` table by event, needs an identity of a change that every vantage computes
+alike; but each vantage sees a change at its own moment (a refresh of the others' view apart), so
+its identity would be a bare (subject, value): a vantage lagging behind would announce an "up" the
+announcer already followed with a new "down", and one whose claim lost a race could silence a real
+change. One announcer follows one sequence of agreed values; another takes over when its results
+stop being fresh (and, until the others' view is first read, nobody announces).
+
+The queue is bounded and its task delivers with retries and backoff on the injected clock: a
+notifier that fails never holds up probing, and a message still undelivered after `attempts` tries
+is dropped and counted (`libertai_monitor_notifications_total{state}`).
 
 The URLs hold tokens: they stay in a `Secret` up to Apprise, errors are logged by type only,
 and Apprise's own lines below warning (which show URLs) are not let through.
@@ -23,8 +37,9 @@ from typing import Final, Protocol, runtime_checkable
 from monitor.config import Settings
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
+from monitor.core.host_view import Elsewhere
 from monitor.core.keys import HostKey
-from monitor.core.notices import Notice, Notices, render
+from monitor.core.notices import Notice, Notices, announces, render
 from monitor.core.results import Outcome
 from monitor.core.secret import Secret
 from monitor.core.snapshot import DiscoveryStatus
@@ -108,6 +123,7 @@ class Notifier:
         queue_size: int = QUEUE_SIZE,
         record: NotificationLog | None = None,
         channel: str = "apprise",
+        vantages: bool = False,
     ) -> None:
         self._notices = notices
         self._send = send
@@ -117,9 +133,14 @@ class Notifier:
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._queue: asyncio.Queue[Message] = asyncio.Queue(queue_size)
+        # Recorded pending at once, whatever delivery is retrying: a leader killed meanwhile leaves
+        # every message it decided to its successor.
+        self._ready: asyncio.Queue[Message] = asyncio.Queue()
         self._record = record
         self._channel = channel
         self._resumed = False  # the pending messages of earlier leaders are queued
+        # With other vantages possible (`vantages`): their view, None until first read.
+        self._elsewhere: Elsewhere | None = None if vantages else Elsewhere()
         self.counts: Counter[str] = Counter()  # state (sent, retried, dropped) -> messages
         self._seen_attempt: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -132,6 +153,8 @@ class Notifier:
         leading: Callable[[], bool],
         in_maintenance: Callable[[HostKey, float], bool],
         record: NotificationLog | None = None,
+        *,
+        vantages: bool = False,
     ) -> Notifier | None:
         if settings.notify_urls is None:
             return None
@@ -139,7 +162,9 @@ class Notifier:
         def quiet(model: str, host: str, at: float) -> bool:
             return in_maintenance(HostKey(model, host), at)
 
-        notices = Notices(settings.notify_min_interval, settings.notify_gateway_after, quiet)
+        notices = Notices(
+            settings.notify_min_interval, settings.notify_gateway_after, quiet, settings.notify_quorum
+        )
         send = apprise_sender(settings.notify_urls)
         channel = channel_of(settings.notify_urls)
         return cls(
@@ -150,6 +175,7 @@ class Notifier:
             public_url=settings.public_url,
             record=record,
             channel=channel,
+            vantages=vantages,
         )
 
     def note_state(self, before: HostHealth, after: HostHealth, at: float) -> None:
@@ -158,6 +184,17 @@ class Notifier:
             after.model, after.host, before.state, after.state, after.reason, at
         )
         self._queue_all(decided)
+
+    def note_elsewhere(self, elsewhere: Elsewhere, at: float) -> None:
+        """The other vantages' view, on each refresh (`Vantages.run_forever`'s `also`)."""
+        self._elsewhere = elsewhere
+        down = {(key.model, key.host): vantages for key, vantages in elsewhere.down.items()}
+        self._queue_all(self._notices.elsewhere(down, at))
+
+    def announcing(self) -> bool:
+        """Whether this process sends: it leads its vantage, and its vantage is the announcer."""
+        e = self._elsewhere
+        return e is not None and self._leading() and announces(e.local, e.others)
 
     def look(self, gateway: Gateway, now: float) -> None:
         """Held notices whose interval is over, and what discovery's last run and key check say."""
@@ -169,7 +206,7 @@ class Notifier:
         self._queue_all(self._notices.tick(now))
 
     def _queue_all(self, notices: list[Notice]) -> None:
-        if not notices or not self._leading():
+        if not notices or not self.announcing():
             return
         for notice in notices:
             self.put(Message(notice.event, *render(notice, self._public_url)))
@@ -183,12 +220,13 @@ class Notifier:
             log.warning("notification dropped: the queue is full", event=message.event)
 
     async def resume(self) -> None:
-        """As the leader: queue what earlier leaders recorded pending, once. As a follower: leave
-        the queue to the leader (what is in it is recorded pending, and the leader resumes it)."""
-        if not self._leading():
+        """As the announcer: queue what earlier ones recorded pending, once. Otherwise: leave the
+        queue to the announcer (what is in it is recorded pending, and the announcer resumes it)."""
+        if not self.announcing():
             self._resumed = False
-            while not self._queue.empty():
-                self._queue.get_nowait()
+            for queue in (self._queue, self._ready):
+                while not queue.empty():
+                    queue.get_nowait()
             return
         if self._resumed or self._record is None:
             return
@@ -219,18 +257,33 @@ class Notifier:
             await self._clock.sleep(TICK_S)
 
     async def deliver_forever(self) -> None:
+        claims = asyncio.create_task(self._claim_forever(), name="notifier-record")
+        try:
+            while True:
+                await self.deliver(await self._ready.get())
+        finally:
+            claims.cancel()
+            await asyncio.gather(claims, return_exceptions=True)
+
+    async def _claim_forever(self) -> None:
         while True:
-            await self.deliver_next()
+            await self.claim_next()
 
     @property
     def queued(self) -> int:
         return self._queue.qsize()
 
-    async def deliver_next(self) -> None:
-        """Wait for the next message and deliver it, unless a leader recorded it already."""
+    async def claim_next(self) -> None:
+        """Wait for the next message and record it pending, unless a leader recorded it already."""
         message = await self._queue.get()
         if await self._claimed(message):
-            await self.deliver(message)
+            self._ready.put_nowait(message)
+
+    async def deliver_next(self) -> None:
+        """Record the next message, then deliver what is recorded and not yet sent."""
+        await self.claim_next()
+        while not self._ready.empty():
+            await self.deliver(self._ready.get_nowait())
 
     async def _claimed(self, message: Message) -> bool:
         """Record a new message pending; False when a leader recorded it already. Without the

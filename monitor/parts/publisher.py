@@ -17,9 +17,10 @@ from monitor.core.certs import HostCert
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
 from monitor.core.host_view import Elsewhere, HostView, host_view
+from monitor.core.identity import Identity, out_of_routing
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
-from monitor.core.results import Outcome
+from monitor.core.results import HostState, Outcome
 from monitor.core.snapshot import DiscoveryStatus, ModelView, ServedBy, Snapshot, model_view, with_aliases
 from monitor.core.steps import Steps
 from monitor.core.throughput import Throughput
@@ -54,6 +55,7 @@ class Publisher:
         clock: Clock,
         throughput: Mapping[HostKey, Throughput] | None = None,
         windows: MaintenanceWindows | None = None,
+        identities: Mapping[HostKey, Identity] | None = None,
         certs: Mapping[str, HostCert] | None = None,
     ) -> None:
         # The certificate each HTTPS host showed last (`monitor.parts.certs`), shown in its views.
@@ -62,6 +64,8 @@ class Publisher:
         self._windows = windows
         # The last throughput measurement of each (model, host), as the recorder keeps it.
         self._throughput: Mapping[HostKey, Throughput] = {} if throughput is None else throughput
+        # Each member's identity verdict, as `monitor.parts.identities` keeps it.
+        self._identities: Mapping[HostKey, Identity] = {} if identities is None else identities
         self._fleet = fleet
         self._best = best
         self._gateway = gateway
@@ -124,7 +128,10 @@ class Publisher:
                     h = fleet.health.get(key)
                     if h is not None:
                         tls = self._certs.get(h.host)
-                        self._views[key] = host_view(h, self._throughput.get(key), self._elsewhere, tls)
+                        hv = host_view(h, self._throughput.get(key), self._elsewhere, tls)
+                        if (identity := self._identities.get(key)) is not None:
+                            hv = replace(hv, identity=identity)
+                        self._views[key] = hv
                 del pending_views[-VIEWS_PER_STEP:]
                 yield None
             now = self._clock.time()
@@ -136,12 +143,15 @@ class Publisher:
                     entries = (fleet.health.get(HostKey(model, host)) for host in fleet.hosts_of(model))
                     hosts = [h for h in entries if h is not None]
                     drained = self._drained(model, hosts, now)
-                    done = yield from self._best.ranker(model, hosts, now, frozenset(drained)).run()
+                    demoted = self._mismatched(model, hosts, drained)
+                    out = frozenset(drained) | demoted
+                    done = yield from self._best.ranker(model, hosts, now, out).run()
                     view = model_view(model, done.ranking, self._views)
                     routable = view.hosts
                     if drained:
                         view = _marked(view, drained)
-                        routable = tuple(h for h in view.hosts if h.maintenance is None)
+                    if out:
+                        routable = tuple(h for h in view.hosts if h.url not in out)
                     chosen = yield from candidates(view.best, routable)
                     view = replace(view, candidates=chosen)
                     if model in fleet.models():  # not retired meanwhile
@@ -170,6 +180,25 @@ class Publisher:
         if self._windows is None:
             return {}
         return self._windows.drains(model, (h.host for h in hosts), now, self._fleet.aliases)
+
+    def _mismatched(
+        self, model: str, hosts: Sequence[HostHealth], drained: Mapping[str, Drain]
+    ) -> frozenset[str]:
+        """The hosts of `model` whose identity is `mismatch`, while another host is up: routed like
+        drained ones (never best, fallback nor candidate)."""
+        if not self._identities:
+            return frozenset()
+        mismatched = frozenset(
+            h.host
+            for h in hosts
+            if (i := self._identities.get(HostKey(model, h.host))) is not None and i.state == "mismatch"
+        )
+        if not mismatched:
+            return mismatched
+        up = frozenset(
+            h.host for h in hosts if h.trusted and h.state is HostState.UP and h.host not in drained
+        )
+        return out_of_routing(mismatched, up)
 
 
 def _marked(view: ModelView, drained: Mapping[str, Drain]) -> ModelView:

@@ -6,7 +6,8 @@ should be confirmed at once by another probe.
 
 A throughput probe's result is not health evidence: it is neither counted nor stored (the store
 has no place for what it measured), and changes no state. The last measurement of each (model,
-host) is kept in `throughput`, where the snapshot's builder reads it.
+host) is kept in `throughput`, where the snapshot's builder reads it. An identity probe's result
+likewise goes to `identities` (`monitor.parts.identities`) only.
 
 State-change lines have a budget (`StateLogBudget`): a large fleet that goes down at once would
 write tens of thousands of "host down" lines, which bury everything else in the log and cost the
@@ -31,6 +32,7 @@ from monitor.core.steps import mapped
 from monitor.core.throughput import Throughput
 from monitor.logging import get_logger
 from monitor.parts.fleet import SYNC_STEP, Fleet
+from monitor.parts.identities import Identities
 from monitor.parts.ports import ResultSink
 
 log = get_logger("monitor.service")  # the service's parts log under one name
@@ -96,6 +98,7 @@ class Recorder:
         sink: ResultSink | None,
         state_log: StateLogBudget | None = None,
         objectives: Objectives | None = None,
+        identities: Identities | None = None,
     ) -> None:
         self._fleet = fleet
         self._policy = policy
@@ -106,6 +109,7 @@ class Recorder:
         self.slo_good: SloCounts = Counter()
         self.slo_total: SloCounts = Counter()
         self.throughput: dict[HostKey, Throughput] = {}  # the last measurement of each (model, host)
+        self.identities = Identities(fleet) if identities is None else identities
         self._on_state: list[StateSubscriber] = []
         self._state_log = StateLogBudget() if state_log is None else state_log
 
@@ -116,7 +120,7 @@ class Recorder:
     def record(self, result: ProbeResult) -> bool:
         """Take in one probe result: store it and update health. True when the failure it reports
         should be confirmed at once by another probe (detect fast, before a whole interval)."""
-        if result.kind is ProbeKind.THROUGHPUT:
+        if result.kind is ProbeKind.THROUGHPUT or result.kind is ProbeKind.IDENTITY:
             return self.take_in(result)
         self.counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
         for slo, good in events(result, self.objectives):
@@ -131,6 +135,9 @@ class Recorder:
         back from the database): neither counted nor stored. True as for `record`."""
         if result.kind is ProbeKind.THROUGHPUT:
             self._measured(result)
+            return False
+        if result.kind is ProbeKind.IDENTITY:
+            self.identities.take(result)
             return False
         if result.kind is ProbeKind.AUTH:
             self._fan_out_auth(result)

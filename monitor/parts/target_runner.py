@@ -1,7 +1,7 @@
 """One probe target run: the probe, its result recorded, and a confirmation re-probe if asked.
 
-A throughput probe is billed and measures only what a working host sends: it is made only of a
-host that is up when its turn comes (else skipped until the next).
+Throughput and identity probes are billed and judge only what a working host sends: they are made
+only of a host that is up when their turn comes (else skipped until the next).
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ class TargetRunner:
         return self._recorder.record(await self.probe(target))
 
     def wanted(self, target: Target) -> bool:
-        """Whether `target` is to be probed now: a throughput probe only while its host is up."""
+        """Whether `target` is to be probed now: throughput and identity only while its host is up."""
         model, host, kind = target
-        if kind is not ProbeKind.THROUGHPUT:
+        if kind is not ProbeKind.THROUGHPUT and kind is not ProbeKind.IDENTITY:
             return True
         h = self._fleet.health.get(HostKey(model, host))
         return h is not None and h.state is HostState.UP

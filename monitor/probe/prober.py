@@ -22,6 +22,8 @@ Timings (milliseconds, `time.perf_counter()`; `started_at` is `time.time()`):
   reasoning model asked for one token may never produce visible `content`.
 - `total_ms`: from just before the request to the end of the probe (for a completion, `[DONE]`).
 
+An identity probe is a fixed prompt, not streamed, read as a `Fingerprint` (`monitor.probe.identity`).
+
 A throughput probe is a completion of `throughput_tokens` tokens read by the same stream reader,
 which also times the chunks that carry text; its result's `throughput` is what they measure
 (`monitor.core.throughput`). Its stream may be up to `max_stream_bytes` long.
@@ -47,6 +49,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from monitor.core.identity import Fingerprint
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.secret import Secret
 from monitor.core.urls import AllowList
@@ -55,6 +58,7 @@ from monitor.probe.bodies import completion_body, embedding_body, new_nonce, str
 from monitor.probe.certs import CertWatch, peer_cert
 from monitor.probe.classify import DETAIL_MAX_CHARS, classify_status, error_detail, sanitise_detail
 from monitor.probe.http import BodyTooLarge, ConnectTiming, classify_exception, read_bounded
+from monitor.probe.identity import identity_body, read_fingerprint
 
 # The pure helpers live in `monitor.probe.classify` and `monitor.probe.answers`; re-exported here,
 # where callers have always imported them from.
@@ -163,6 +167,9 @@ class Prober:
             else:
                 body = stream_body(model, self._throughput_tokens, new_nonce(), reasoning=reasoning)
             return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
+        if kind is ProbeKind.IDENTITY:
+            body = identity_body(model, reasoning=reasoning)
+            return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
         return "POST", URL(f"{host}/v1/embeddings", encoded=True), headers, embedding_body(model)
 
     async def _run(self, kind: ProbeKind, host: str, model: str, reasoning: bool = False) -> ProbeResult:
@@ -172,6 +179,7 @@ class Prober:
         timing = ConnectTiming()
         status: int | None = None
         stream: SseStream | None = None
+        fingerprint: Fingerprint | None = None
         t0 = time.perf_counter()
         pin = self._pin(kind, host)
         try:
@@ -205,6 +213,12 @@ class Prober:
                     outcome, detail = await self._read_stream(response, stream, t0, limit)
                 elif kind is ProbeKind.EMBEDDING:
                     outcome, detail = await self._read_embedding(response)
+                elif kind is ProbeKind.IDENTITY:
+                    read = read_fingerprint(await read_bounded(response, self._max_body))
+                    outcome, detail = (
+                        (Outcome.BAD_RESPONSE, read) if isinstance(read, str) else (Outcome.OK, "")
+                    )
+                    fingerprint = None if isinstance(read, str) else read
                 else:
                     await self._drain(response)
                     detail = ""
@@ -219,7 +233,18 @@ class Prober:
         connect_ms = None if timing.connect_s is None else timing.connect_s * 1000.0
         measured = None if stream is None or outcome is not Outcome.OK else stream.throughput()
         return ProbeResult(
-            model, host, kind, outcome, started_at, status, connect_ms, ttft_ms, total_ms, detail, measured
+            model,
+            host,
+            kind,
+            outcome,
+            started_at,
+            status,
+            connect_ms,
+            ttft_ms,
+            total_ms,
+            detail,
+            measured,
+            fingerprint if outcome is Outcome.OK else None,
         )
 
     def _note_cert(self, response: aiohttp.ClientResponse, host: str, model: str, at: float) -> None:

@@ -30,6 +30,7 @@ from monitor.sim.formats import (
     image_body,
 )
 from monitor.sim.keys import KeyStatus, presented_key
+from monitor.sim.model import as_model
 from monitor.sim.specs import Behaviour
 from monitor.sim.state import SimHost, SimState
 
@@ -229,8 +230,10 @@ class HostApp:
         cached = host.seen_prompt(hashlib.blake2b(prompt, digest_size=16).hexdigest())
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        prompt_tokens = max(1, request.content_length or 0) // 4 or 1
+        prompt_tokens = max(1, (max(1, request.content_length or 0) // 4 or 1) + b.tokenizer_offset)
         fmt = fmt_factory(model, prompt_tokens, include_usage)
+        if endpoint == "/v1/chat/completions":
+            fmt = as_model(fmt, body, b, host.rng)
         prefixes = prefix_digests(prompt_units(body)) if b.cache_ttl is not None else []
         g = _Generation(host, b, t0, host.model_capacity(model), max_tokens, cached, prefixes, fmt)
         if body.get("stream") is True:

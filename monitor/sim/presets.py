@@ -97,6 +97,11 @@ PRESETS: Mapping[str, Preset] = {
         "1 slow with 16, and one that answers /health with 202 (not loaded)",
         _toml_preset("herd"),
     ),
+    "impostor": Preset(
+        "impostor",
+        "one model on 3 honest hosts and a faster one serving another model (another tokenizer and answer)",
+        _toml_preset("impostor"),
+    ),
     "scale": Preset("scale", "N healthy hosts (parameterised: scale:hosts=5000,ttft_ms=50)", scale),
 }
 

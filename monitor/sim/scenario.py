@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 # The values, re-exported (`X as X`) for callers that import them from here.
+from monitor.sim.model import MODEL_KEYS, parse_model_value
 from monitor.sim.specs import FAULTS as FAULTS
 from monitor.sim.specs import GATEWAY_FAULTS as GATEWAY_FAULTS
 from monitor.sim.specs import ROUTINGS, GatewayFault, Routing
@@ -219,6 +220,8 @@ def apply_changes(base: Behaviour, changes: Mapping[str, Any], where: str = "beh
             out[key] = None if value is None or value is False else _positive_float(value, w)
         elif key == "cache_factor":
             out[key] = _fraction(value, w)
+        elif key in MODEL_KEYS:
+            out[key] = parse_model_value(key, value, w)
     new = dataclasses.replace(base, **out)
     if new.cached_ttft is not None and new.cache_ttl is not None:
         raise ValueError(

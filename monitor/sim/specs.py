@@ -129,6 +129,12 @@ class Behaviour:
     # gets its TTFT times `cache_factor`. None: no prefix cache.
     cache_ttl: float | None = None
     cache_factor: float = 0.3
+    # The model it really serves (`monitor.sim.model`): by default, the same as every other host.
+    tokenizer_offset: int = 0
+    greedy: tuple[str, ...] = ()
+    logprobs: bool = True
+    logprob_noise: float = 0.0
+    logprob_shift: float = 0.0
 
     @property
     def error_rate(self) -> float:
@@ -160,6 +166,11 @@ class Behaviour:
             "slots": self.slots,
             "cache_ttl": self.cache_ttl,
             "cache_factor": self.cache_factor,
+            "tokenizer_offset": self.tokenizer_offset,
+            "greedy": list(self.greedy),
+            "logprobs": self.logprobs,
+            "logprob_noise": self.logprob_noise,
+            "logprob_shift": self.logprob_shift,
         }
 
     def summary(self) -> str:
@@ -191,6 +202,10 @@ class Behaviour:
             parts.append(
                 f"fault {self.fault}" + (f"->{self.redirect_to}" if self.fault == "redirect" else "")
             )
+        if self.tokenizer_offset or self.greedy or self.logprob_shift:
+            parts.append("another model")
+        if not self.logprobs:
+            parts.append("no logprobs")
         if not self.listed:
             parts.append("unlisted")
         elif self.listed_windows is not None:

@@ -6,7 +6,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from monitor.core.percentile import percentile_of_sorted
-from monitor.store.codes import NEUTRAL_OUTCOME_CODES, OK_CODE, SERVING_KIND_CODES
+from monitor.core.slo import counts_for_availability, counts_for_ttft
+from monitor.store.codes import (
+    KIND_BY_CODE,
+    NEUTRAL_OUTCOME_CODES,
+    OK_CODE,
+    OUTCOME_BY_CODE,
+    SERVING_KIND_CODES,
+)
 
 # One probe as aggregation sees it: (kind code, outcome code, ttft_ms, total_ms).
 Observation = tuple[int, int, float | None, float | None]
@@ -57,6 +64,31 @@ def aggregate(rows: Iterable[Observation]) -> Agg | None:
         percentile_of_sorted(ttfts, 95),
         percentile_of_sorted(lat, 50),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SloTally:
+    """What the SLOs count of some probes (see `monitor.core.slo`)."""
+
+    probes: int = 0
+    ok: int = 0
+    ttft_counted: int = 0
+    ttft_within: int = 0
+
+
+def slo_tally(rows: Iterable[Observation], ttft_ms: float) -> SloTally:
+    """Count `rows` toward the availability and TTFT objectives, TTFT within `ttft_ms`."""
+    probes = ok = counted = within = 0
+    for kind_code, outcome_code, ttft, _total in rows:
+        kind, outcome = KIND_BY_CODE.get(kind_code), OUTCOME_BY_CODE.get(outcome_code)
+        if kind is None or outcome is None or not counts_for_availability(kind, outcome):
+            continue
+        probes += 1
+        ok += outcome_code == OK_CODE
+        if ttft is not None and counts_for_ttft(kind, outcome, ttft):
+            counted += 1
+            within += ttft <= ttft_ms
+    return SloTally(probes, ok, counted, within)
 
 
 def _weighted(parts: Sequence[Agg], value: str) -> float | None:

@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from monitor.core.steps import Steps
 from monitor.slices import run_in_slices
 from monitor.store import queries
-from monitor.store.aggregate import Observation, aggregate, round_ms
+from monitor.store.aggregate import Observation, aggregate, round_ms, slo_tally
 from monitor.store.core import Core, ms
 from monitor.store.incidents import delete_incidents_before
+from monitor.store.notifications import delete_settled_before
 from monitor.store.schema import probe_results, rollups_hourly
+from monitor.store.windows import delete_windows_over_before
 
 HOUR: Final = 3600
 DAY: Final = 86400
@@ -35,18 +37,19 @@ async def known_vantages(core: Core) -> list[str]:
     return sorted({name for name, _ in listed} | {core.vantage})
 
 
-async def rollup(core: Core, now: float) -> int:
+async def rollup(core: Core, now: float, ttft_ms: float) -> int:
     """Aggregate every complete hour (ended at least ROLLUP_GRACE_S ago) not rolled up yet into one
     row per (vantage, hour, model, host), for every vantage (each has its own mark, so a vantage
-    whose monitor stopped is still rolled up). Idempotent: an hour is rolled up once, and rolling
-    it up again (upsert) gives the same row. Returns the number of rows written."""
+    whose monitor stopped is still rolled up), completions' TTFT counted within `ttft_ms`.
+    Idempotent: an hour is rolled up once, and rolling it up again (upsert) gives the same row.
+    Returns the number of rows written."""
     written = 0
     for vantage in await known_vantages(core):
-        written += await _rollup_vantage(core, vantage, now)
+        written += await _rollup_vantage(core, vantage, now, ttft_ms)
     return written
 
 
-async def _rollup_vantage(core: Core, vantage: str, now: float) -> int:
+async def _rollup_vantage(core: Core, vantage: str, now: float, ttft_ms: float) -> int:
     end_hour = int((now - ROLLUP_GRACE_S) // HOUR) * HOUR
 
     def start(conn: Connection) -> int | None:
@@ -68,7 +71,7 @@ async def _rollup_vantage(core: Core, vantage: str, now: float) -> int:
             return queries.raw_for_rollup(conn, vantage, lo * 1000, hi * 1000)
 
         raw = await core.read("reading probe results for roll-up", read_chunk)
-        rows = await run_in_slices(rollup_rows(vantage, raw))
+        rows = await run_in_slices(rollup_rows(vantage, raw, ttft_ms))
 
         async def write(conn: AsyncConnection, rows: list[dict[str, Any]] = rows, hi: int = hi) -> None:
             await conn.run_sync(queries.write_rollups, vantage, rows, hi)
@@ -81,11 +84,16 @@ async def _rollup_vantage(core: Core, vantage: str, now: float) -> int:
 
 async def apply_retention(core: Core, now: float, raw_days: float, rollup_days: float) -> int:
     """Delete, for every vantage, raw results older than `raw_days` (only those already rolled
-    up), roll-ups, discovery runs and incidents older than `rollup_days`. Returns the number of rows deleted.
-    Membership events and best hosts are kept (they are few)."""
+    up), roll-ups, discovery runs and incidents older than `rollup_days`; and, shared by every
+    vantage, maintenance windows over and notifications sent or dropped more than `rollup_days`
+    ago. Returns the number of rows deleted. Membership events and best hosts are kept (they are
+    few)."""
     deleted = 0
     for vantage in await known_vantages(core):
         deleted += await _retention_vantage(core, vantage, now, raw_days, rollup_days)
+    cut_ms = ms(now - rollup_days * DAY)
+    deleted += await core.write("applying retention", _runner(delete_windows_over_before, cut_ms))
+    deleted += await core.write("applying retention", _runner(delete_settled_before, cut_ms))
     return deleted
 
 
@@ -132,7 +140,7 @@ def _runner(fn: Callable[..., int], *args: Any) -> Callable[[AsyncConnection], A
     return run
 
 
-def rollup_rows(vantage: str, raw: queries.RawByIdPair) -> Steps[list[dict[str, Any]]]:
+def rollup_rows(vantage: str, raw: queries.RawByIdPair, ttft_ms: float) -> Steps[list[dict[str, Any]]]:
     """One roll-up row per (model, host, hour) of one vantage's raw rows (pure), a step per host."""
     rows: list[dict[str, Any]] = []
     for (model_id, host_id), results in raw.items():
@@ -143,6 +151,7 @@ def rollup_rows(vantage: str, raw: queries.RawByIdPair) -> Steps[list[dict[str, 
             agg = aggregate(hour_rows)
             if agg is None:
                 continue
+            slo = slo_tally(hour_rows, ttft_ms)
             rows.append(
                 {
                     "vantage": vantage,
@@ -154,6 +163,11 @@ def rollup_rows(vantage: str, raw: queries.RawByIdPair) -> Steps[list[dict[str, 
                     "ttft_ms_p50": round_ms(agg.ttft_ms_p50),
                     "ttft_ms_p95": round_ms(agg.ttft_ms_p95),
                     "latency_ms_p50": round_ms(agg.latency_ms_p50),
+                    "slo_probes": slo.probes,
+                    "slo_ok": slo.ok,
+                    "ttft_counted": slo.ttft_counted,
+                    "ttft_within": slo.ttft_within,
+                    "ttft_threshold_ms": ttft_ms,
                 }
             )
         yield None

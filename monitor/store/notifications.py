@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -84,3 +84,10 @@ async def load_pending(core: Core, channel: str) -> list[StoredMessage]:
         return [StoredMessage(r.event, r.channel, r.title, r.body, r.attempts) for r in conn.execute(query)]
 
     return await core.read("reading pending notifications", read)
+
+
+def delete_settled_before(conn: Connection, cutoff_ms: int) -> int:
+    """Delete the messages sent or dropped before `cutoff_ms` (a pending one is kept: a leader
+    still owes it); returns how many."""
+    settled = (_t.state != "pending") & (_t.updated_at < cutoff_ms)
+    return max(conn.execute(delete(notifications).where(settled)).rowcount, 0)

@@ -255,6 +255,20 @@ def raw_for_rollup(conn: Connection, vantage: str, from_ms: int, until_ms: int) 
 # would never walk again at a large size (see monitor.runtime).
 
 
+ROLLUP_VALUES = (
+    "probes",
+    "ok",
+    "ttft_ms_p50",
+    "ttft_ms_p95",
+    "latency_ms_p50",
+    "slo_probes",
+    "slo_ok",
+    "ttft_counted",
+    "ttft_within",
+    "ttft_threshold_ms",
+)
+
+
 @functools.cache
 def _upsert_rollups(dialect: str) -> Any:
     ins = dialect_insert(dialect, rollups_hourly)
@@ -265,10 +279,7 @@ def _upsert_rollups(dialect: str) -> Any:
             rollups_hourly.c.host_id,
             rollups_hourly.c.hour,
         ],
-        set_={
-            name: ins.excluded[name]
-            for name in ("probes", "ok", "ttft_ms_p50", "ttft_ms_p95", "latency_ms_p50")
-        },
+        set_={name: ins.excluded[name] for name in ROLLUP_VALUES},
     )
 
 

@@ -119,6 +119,14 @@ rollups_hourly = Table(
     Column("ttft_ms_p95", Float, nullable=True),
     Column("latency_ms_p50", Float, nullable=True),
     _vantage(),
+    # The SLO counts (`monitor.core.slo`; NULL in hours rolled up before they were kept): probes
+    # toward availability and the successes among them; successful completions with a TTFT and
+    # those within `ttft_threshold_ms`, the `slo_ttft_ms` setting when the hour was rolled up.
+    Column("slo_probes", Integer, nullable=True),
+    Column("slo_ok", Integer, nullable=True),
+    Column("ttft_counted", Integer, nullable=True),
+    Column("ttft_within", Integer, nullable=True),
+    Column("ttft_threshold_ms", Float, nullable=True),
     PrimaryKeyConstraint("vantage", "model_id", "host_id", "hour"),
     sqlite_with_rowid=False,
 )

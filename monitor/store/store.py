@@ -28,7 +28,18 @@ from monitor.core.keys import HostKey
 from monitor.core.maintenance import Window
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
-from monitor.store import certs, incidents, maintenance, notifications, queries, records, restore, windows
+from monitor.core.slo import DEFAULT_TTFT_MS, WINDOW_DAYS, WindowCounts
+from monitor.store import (
+    budget,
+    certs,
+    incidents,
+    maintenance,
+    notifications,
+    queries,
+    records,
+    restore,
+    windows,
+)
 from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
 from monitor.store.errors import StoreError
@@ -271,12 +282,19 @@ class Store(HistoryReads):
 
     # -- maintenance (history reads are inherited from `HistoryReads`) --------------------------
 
-    async def rollup(self, now: float) -> int:
-        """Roll up every complete hour not rolled up yet, of every vantage; returns the number of
-        rows written."""
-        return await maintenance.rollup(self._core, now)
+    async def rollup(self, now: float, ttft_ms: float = DEFAULT_TTFT_MS) -> int:
+        """Roll up every complete hour not rolled up yet, of every vantage, completions' TTFT
+        counted within `ttft_ms` (the `slo_ttft_ms` setting); returns the number of rows written."""
+        return await maintenance.rollup(self._core, now, ttft_ms)
+
+    async def slo_window(
+        self, now: float, ttft_ms: float = DEFAULT_TTFT_MS, days: float = WINDOW_DAYS
+    ) -> WindowCounts:
+        """Each model's SLO counts over the `days` before `now`, of this store's vantage."""
+        return await budget.window_counts(self._core, now, days, ttft_ms)
 
     async def apply_retention(self, now: float, raw_days: float = 7, rollup_days: float = 400) -> int:
         """Delete raw results (rolled up) older than `raw_days`, roll-ups, discovery runs and
-        incidents older than `rollup_days`, of every vantage; returns the number of rows deleted."""
+        incidents older than `rollup_days`, of every vantage, and maintenance windows over and
+        notifications settled longer ago than that; returns the number of rows deleted."""
         return await maintenance.apply_retention(self._core, now, raw_days, rollup_days)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.core.maintenance import Window
@@ -68,6 +68,12 @@ async def load_windows(core: Core, since: float | None = None) -> list[Window]:
         return [_window(row) for row in conn.execute(query)][::-1]
 
     return await core.read("reading maintenance windows", read)
+
+
+def delete_windows_over_before(conn: Connection, cutoff_ms: int) -> int:
+    """Delete the windows over (at their end, or ended early) before `cutoff_ms`; returns how many."""
+    over = (_t.ends_at < cutoff_ms) | (_t.ended_at < cutoff_ms)
+    return max(conn.execute(delete(maintenance_windows).where(over)).rowcount, 0)
 
 
 def _window(row: Row[tuple[object, ...]], ended_at: int | None = None) -> Window:

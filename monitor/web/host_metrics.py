@@ -229,6 +229,12 @@ HOST_FAMILIES: tuple[_Gauge | _Weight | _Labelled | _States, ...] = (
         "How far the host's recent time to first token is above its unloaded one (0: idle; 1: doubled).",
         lambda h: h.load,
     ),
+    _Labelled(
+        "host_identity",
+        "Whether the host serves the model it is listed for: ok, mismatch or unknown (value 1).",
+        "identity",
+        lambda h: h.identity.state,
+    ),
     _Weight(
         "candidate_weight",
         "The host's share of new requests for the model (0 when it is not a candidate).",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from monitor.core.clock import Clock
-from monitor.core.slo import Objectives
+from monitor.core.slo import Objectives, WindowCounts
 from monitor.core.snapshot import Snapshot
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.ports import HistoryReader
@@ -34,6 +34,8 @@ class Counters:
     slo_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
     objectives: Objectives = field(default_factory=Objectives)
     notifications: Mapping[str, int] = field(default_factory=dict)  # state -> messages
+    # The store's counts over the error budget's window (None: no database, or not read yet).
+    slo_window: Callable[[], WindowCounts | None] = lambda: None
 
 
 class Readout(Protocol):

@@ -1,6 +1,7 @@
-"""`GET /v1/slo`: the error budget left of each model's objectives, from the counts since start
-(`monitor.core.slo`; the burn-rate alerts over longer windows are Prometheus's:
-grafana/prometheus/slo.yml)."""
+"""`GET /v1/slo`: the error budget left of each model's objectives (`monitor.core.slo`): over the
+last 30 days as the store counts them (read in the background, `monitor.parts.budgets`), or, with
+no database (or before the first read), from this process's counts since start. The burn-rate
+alerts over shorter windows are Prometheus's: grafana/prometheus/slo.yml."""
 
 from __future__ import annotations
 
@@ -14,17 +15,30 @@ from monitor.core.slo import budget_words, budgets, report
 from monitor.web.readout import Counters, Readout
 
 
+def _counts(c: Counters) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """(good, total) by (model, slo): the store's window when read, else since start."""
+    stored = c.slo_window()
+    if stored is not None:
+        return dict(stored.good), dict(stored.total)
+    # Copies: the loop keeps counting, and the two must agree with each other.
+    return dict(c.slo_good), dict(c.slo_total)
+
+
 def slo_body(readout: Readout) -> dict[str, Any]:
     c = readout.counters
-    # Copies first: the loop keeps counting, and the two must agree with each other.
-    good, total = dict(c.slo_good), dict(c.slo_total)
-    return report(good, total, c.objectives, iso(readout.clock.time()), iso(c.started_at))
+    stored = c.slo_window()
+    good, total = _counts(c)
+    now = iso(readout.clock.time())
+    if stored is None:
+        return report(good, total, c.objectives, now, iso(c.started_at))
+    return report(good, total, c.objectives, now, iso(stored.since), stored.window_days)
 
 
 def budget_lines(c: Counters) -> dict[str, str]:
     """Each model's budget line for the status page (models with no event yet have none)."""
     out = {}
-    for model, by_slo in budgets(dict(c.slo_good), dict(c.slo_total), c.objectives).items():
+    good, total = _counts(c)
+    for model, by_slo in budgets(good, total, c.objectives).items():
         words = budget_words(by_slo)
         if words is not None:
             out[model] = words

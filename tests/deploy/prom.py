@@ -27,10 +27,12 @@ RULES_TEST = PROM_DIR / "alerts_test.yml"
 SHIPPED_SLO_RULES = PROM_DIR / "slo.yml"
 SLO_RULES_TEST = PROM_DIR / "slo_test.yml"
 SHIPPED_TARGET = '["libertai-monitor:8787"]'
+SHIPPED_ALERTMANAGER = '["alertmanager:9093"]'
 
 
-def tool(name: str) -> str:
-    """Path of `prometheus` or `promtool`: on PATH, else unpacked by .ci/run into .ci-tools/.
+def tool(name: str, package: str = "prometheus") -> str:
+    """Path of a binary of Debian's `package` (`prometheus`, `promtool`; `amtool` of
+    prometheus-alertmanager): on PATH, else unpacked by .ci/run into .ci-tools/.
     Missing: a failure in CI (where .ci/run provides it), a skip elsewhere."""
     found = shutil.which(name)
     if found is None:
@@ -39,8 +41,8 @@ def tool(name: str) -> str:
             found = str(local)
     if found is None:
         if os.environ.get("CI"):
-            pytest.fail(f"{name} missing: .ci/run unpacks Debian's prometheus package into .ci-tools/")
-        pytest.skip(f"{name} not installed (Debian package prometheus)")
+            pytest.fail(f"{name} missing: .ci/run unpacks Debian's {package} package into .ci-tools/")
+        pytest.skip(f"{name} not installed (Debian package {package})")
     return found
 
 
@@ -56,10 +58,16 @@ def shorten_for(rules_text: str, to: str = "2s") -> str:
     return new
 
 
-def local_config(config_text: str, target: str, interval: str = "1s") -> str:
-    """The shipped config scraping `target` (host:port) with every interval set to `interval`."""
+def local_config(
+    config_text: str, target: str, interval: str = "1s", *, alertmanager: str | None = None
+) -> str:
+    """The shipped config scraping `target` (host:port) with every interval set to `interval`, and
+    sending alerts to `alertmanager` (host:port) when given."""
     new, n = re.subn(re.escape(f"targets: {SHIPPED_TARGET}"), f'targets: ["{target}"]', config_text)
     assert n == 1, "the shipped config has one target, libertai-monitor:8787"
+    if alertmanager is not None:
+        new, n = re.subn(re.escape(f"targets: {SHIPPED_ALERTMANAGER}"), f'targets: ["{alertmanager}"]', new)
+        assert n == 1, "the shipped config sends alerts to alertmanager:9093"
     new, n = re.subn(
         r"(?m)^(\s*(?:scrape_interval|evaluation_interval|scrape_timeout):\s*)\S+", rf"\g<1>{interval}", new
     )

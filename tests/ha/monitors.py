@@ -19,10 +19,11 @@ _ROWS = re.compile(r"^libertai_monitor_db_rows_written_total (\S+)$", re.M)
 
 
 def start_monitor(
-    net: SimNetwork, tmp_path: Path, name: str, db_url: str, vantage: str = "default"
+    net: SimNetwork, tmp_path: Path, name: str, db_url: str, vantage: str = "default", **extra: str
 ) -> Service:
-    """`python -m monitor run` on `db_url` as `vantage`; its log in tmp_path/NAME.log."""
-    env = env_for(net, tmp_path, DATABASE_URL=db_url, VANTAGE=vantage)
+    """`python -m monitor run` on `db_url` as `vantage`, with settings `extra`; its log in
+    tmp_path/NAME.log."""
+    env = env_for(net, tmp_path, DATABASE_URL=db_url, VANTAGE=vantage, **extra)
     svc = Service(env, tmp_path / f"{name}.log")
     svc.start()
     return svc

@@ -280,6 +280,11 @@ class _Reference(Collector):
             "How far the host's recent time to first token is above its unloaded one (0: idle; 1: doubled).",
             labels=labels,
         )
+        identity = GaugeMetricFamily(
+            p + "host_identity",
+            "Whether the host serves the model it is listed for: ok, mismatch or unknown (value 1).",
+            labels=[*labels, "identity"],
+        )
         weight = GaugeMetricFamily(
             p + "candidate_weight",
             "The host's share of new requests for the model (0 when it is not a candidate).",
@@ -314,6 +319,7 @@ class _Reference(Collector):
                 if h.inter_token_ms_p50 is not None:
                     itl.add_metric(values, h.inter_token_ms_p50 / 1000)
                 load.add_metric(values, h.load)
+                identity.add_metric([*values, h.identity.state], 1.0)
                 weight.add_metric(values, weights.get(h.url, 0.0))
         yield from (
             up,
@@ -331,6 +337,7 @@ class _Reference(Collector):
             tps,
             itl,
             load,
+            identity,
             weight,
         )
 

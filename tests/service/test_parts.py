@@ -44,9 +44,10 @@ def test_an_alias_shares_its_base_entries_and_probes() -> None:
         ("hermes", A, ProbeKind.HEALTH),
         ("hermes", A, ProbeKind.COMPLETION),
         ("hermes", A, ProbeKind.THROUGHPUT),
+        ("hermes", A, ProbeKind.IDENTITY),
         (HOST_WIDE, A, ProbeKind.AUTH),
     ]
-    assert len(dispatcher) == 4 and all(t in dispatcher for t in expected)
+    assert len(dispatcher) == 5 and all(t in dispatcher for t in expected)
 
 
 def test_a_retired_host_loses_its_entry_and_its_probes() -> None:
@@ -59,9 +60,10 @@ def test_a_retired_host_loses_its_entry_and_its_probes() -> None:
         ("hermes", B, ProbeKind.HEALTH),
         ("hermes", B, ProbeKind.COMPLETION),
         ("hermes", B, ProbeKind.THROUGHPUT),
+        ("hermes", B, ProbeKind.IDENTITY),
         (HOST_WIDE, B, ProbeKind.AUTH),
     ]
-    assert len(dispatcher) == 4 and not any(t in dispatcher for t in gone)
+    assert len(dispatcher) == 5 and not any(t in dispatcher for t in gone)
 
 
 def test_no_billed_probes_or_auth_checks_without_a_key() -> None:
@@ -112,3 +114,15 @@ def test_a_model_that_leaves_and_returns_is_chosen_for_anew() -> None:
     assert best.best == {"hermes": A}
     best.retain(set())
     assert best.best == {}
+
+
+def test_identity_probes_go_only_where_completions_do_on_their_own_interval() -> None:
+    fleet, dispatcher = _probing_fleet(_settings(IDENTITY_INTERVAL="7200"))
+    finish(fleet.apply_listing({"hermes": [A], "flux-image": [A], "bge-small": [A]}, T0))
+    assert ("hermes", A, ProbeKind.IDENTITY) in dispatcher
+    assert ("flux-image", A, ProbeKind.IDENTITY) not in dispatcher
+    assert ("bge-small", A, ProbeKind.IDENTITY) not in dispatcher
+    assert fleet.interval_of(("hermes", A, ProbeKind.IDENTITY)) == 7200
+    free, free_dispatcher = _probing_fleet(_settings(COMPLETION_PROBES="false"))
+    finish(free.apply_listing({"hermes": [A]}, T0))
+    assert ("hermes", A, ProbeKind.IDENTITY) not in free_dispatcher

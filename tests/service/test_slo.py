@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from monitor.config import ConfigError
 from monitor.config_load import load_settings
 from monitor.core.clock import FakeClock
+from monitor.core.host_view import iso
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.slo import Budget, Objectives, budget_left, budget_words
 from monitor.core.steps import finish
@@ -22,6 +24,7 @@ from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import Recorder, health_policy, slo_objectives
 from monitor.parts.targets import HOST_WIDE, Targets
 from monitor.service import Monitor
+from monitor.store import Store
 from monitor.web.api import make_app
 
 A = "http://127.0.0.1:1001"
@@ -135,7 +138,8 @@ async def test_v1_slo_serves_each_models_budgets_and_the_objectives(aiohttp_clie
     body = await resp.json()
     assert resp.status == 200
     assert body["objectives"] == {"availability": 0.99, "ttft": {"target": 0.95, "threshold_ms": 300.0}}
-    assert set(body) == {"generated_at", "since", "objectives", "models"}
+    assert {"generated_at", "since", "objectives", "models"} <= set(body)
+    assert (body["source"], body["window_days"]) == ("memory", None)  # no database: since start
     hermes = body["models"]["hermes"]
     assert hermes["availability"] == {
         "objective": 0.99,
@@ -181,3 +185,32 @@ async def test_the_status_page_shows_each_models_error_budget_left(aiohttp_clien
     client: TestClient = await aiohttp_client(make_app(m, m))  # type: ignore[type-arg]
     page = await (await client.get("/status/hermes")).text()
     assert "error budget left: 50%, 100% (TTFT)" in page
+
+
+async def test_with_a_database_v1_slo_and_the_page_report_the_stored_30_days(
+    aiohttp_client: Any, tmp_path: Any
+) -> None:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}")
+    await store.upgrade()
+    store.start_writer()
+    clock = FakeClock(T0)
+    m = Monitor(load_settings(environ=BASE), store=store, clock=clock)
+    try:
+        finish(m.fleet.apply_listing({"hermes": [A]}, T0))
+        # Distinct start times: the store keeps one result per (model, host, kind, time).
+        for i in range(199):
+            store.submit(replace(_completion(Outcome.OK, 100.0), started_at=T0 - i - 1))
+        store.submit(_completion(Outcome.SERVER_ERROR))
+        await store.flush()
+        assert m.budgets is not None
+        await m.budgets.refresh()
+        finish(m.publisher.publish(force=True))
+        client: TestClient = await aiohttp_client(make_app(m, m))  # type: ignore[type-arg]
+        body = await (await client.get("/v1/slo")).json()
+        assert (body["source"], body["window_days"]) == ("store", 30)
+        assert body["since"] == iso(int((T0 - 30 * 86400) // 3600) * 3600)
+        assert body["models"]["hermes"]["availability"]["total"] == 200  # none counted in memory
+        page = await (await client.get("/status/hermes")).text()
+        assert "error budget left: 50%, 100% (TTFT)" in page
+    finally:
+        await store.close()

@@ -16,8 +16,8 @@ from monitor.sim.specs import Behaviour
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_presets_are_demo_chaos_herd_and_scale() -> None:
-    assert set(PRESETS) == {"demo", "chaos", "herd", "scale"}
+def test_presets_are_demo_chaos_herd_impostor_and_scale() -> None:
+    assert set(PRESETS) == {"demo", "chaos", "herd", "impostor", "scale"}
 
 
 def test_demo_has_a_reasoning_model_an_image_model_and_an_embedding_model() -> None:
@@ -181,5 +181,5 @@ def test_a_bad_file_gives_one_clear_line(tmp_path: Path, text: str, message: str
 
 
 def test_an_unknown_name_is_neither_preset_nor_file() -> None:
-    with pytest.raises(ValueError, match=r"no such preset \(demo, chaos, herd, scale\) or file"):
+    with pytest.raises(ValueError, match=r"no such preset \(demo, chaos, herd, impostor, scale\) or file"):
         load_scenario("no-such-thing.toml")

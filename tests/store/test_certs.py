@@ -65,7 +65,7 @@ async def test_the_certificates_revision_downgrades_and_upgrades_again(store: St
     def downgrade(conn: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = conn
-        command.downgrade(config, "0005")
+        command.downgrade(config, "0006")
 
     async with store.engine.begin() as conn:
         await conn.run_sync(downgrade)

@@ -36,6 +36,9 @@ class ProbeKind(enum.StrEnum):
     # A streamed completion of a few tokens (billed), of up hosts only: what it measured is shown
     # and sorts hosts on request, but is never health evidence, and it is not stored.
     THROUGHPUT = "throughput"
+    # A fixed prompt at temperature 0 with log-probabilities (billed, rare): whether the host
+    # serves the model it is listed for. Not health evidence, not stored.
+    IDENTITY = "identity"
 
 
 def classify_status(status: int, kind: ProbeKind) -> Outcome:

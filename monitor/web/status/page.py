@@ -83,6 +83,8 @@ class HostRow:
     spark: Markup | None
     # In a maintenance window (out of routing, still probed): until when, and the operator's reason.
     maintenance: str | None = None
+    # Serving another model than its listing says (out of routing while another host is up): what differed.
+    mismatch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,7 @@ def host_row(
         bars90=None if drawn is None else drawn.bars90,
         spark=None if drawn is None else drawn.spark,
         maintenance=None if (m := h.maintenance) is None else f"until {clock(m.until)}: {m.reason}",
+        mismatch=(h.identity.detail or "") if h.identity.state == "mismatch" else None,
     )
 
 
