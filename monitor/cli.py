@@ -1,4 +1,5 @@
-"""The `libertai-monitor` command: run, demo, simulate, probe-once, best, db upgrade, maintenance."""
+"""The `libertai-monitor` command: run, demo, simulate, probe-once, best, db upgrade, maintenance,
+certs."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from monitor import __version__, runtime
 from monitor.commands import best as bestcmd
+from monitor.commands import certs as certscmd
 from monitor.commands import maintenance as maintenancecmd
 from monitor.config import CONFIG_ENV, ENV_PREFIX, FIELDS, KEY_ENV, KEY_FILE_ENV, ConfigError, Settings
 from monitor.config_load import check_key, check_notify_extra, load_settings, unknown_env_warnings
@@ -24,6 +26,9 @@ from monitor.core.results import HostState
 from monitor.logging import configure_logging, get_logger
 from monitor.settings_doc import settings_help
 from monitor.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from monitor.store import Store
 
 log = get_logger("monitor.cli")
 
@@ -113,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     _command(db_sub, "upgrade", "apply pending migrations", parents=[_flags("db")])
     windows = _command(sub, "maintenance", "maintenance windows: hosts or models out of routing for a while")
     maintenancecmd.add_parsers(windows, _flags("db"))
+    certs = _command(sub, "certs", "certificates of HTTPS hosts: list them, accept a changed one")
+    certscmd.add_parsers(certs, _flags("db"))
     return parser
 
 
@@ -171,7 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "db":
             return runtime.run(_db_upgrade(settings), pace=None)
         if args.command == "maintenance":
-            return runtime.run(_maintenance(args, settings), pace=None)
+            return runtime.run(
+                _with_store(settings, lambda store: maintenancecmd.run(args, store, time.time())), pace=None
+            )
+        if args.command == "certs":
+            return runtime.run(_with_store(settings, lambda store: certscmd.run(args, store)), pace=None)
     except ConfigError as exc:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -259,7 +270,8 @@ async def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
-async def _maintenance(args: argparse.Namespace, settings: Settings) -> int:
+async def _with_store(settings: Settings, command: Callable[[Store], Awaitable[int]]) -> int:
+    """Run a command that reads or writes the database (`maintenance`, `certs`)."""
     from monitor.server import StartupError, open_store
 
     try:
@@ -268,7 +280,7 @@ async def _maintenance(args: argparse.Namespace, settings: Settings) -> int:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return await maintenancecmd.run(args, store, time.time())
+        return await command(store)
     except StoreError as exc:
         print(f"libertai-monitor: {exc}", file=sys.stderr)
         return 1

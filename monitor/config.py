@@ -160,6 +160,9 @@ class Settings:
         "model id globs probed with an embedding instead of a completion",
     )
     ca_bundle: str | None = setting(parse_ca_bundle, "", "PEM file of extra CAs or pinned host certificates")
+    pin_certificates: bool = setting(
+        parse_bool, "false", "trust each HTTPS host's first certificate only: no key to it after a change"
+    )
     unhealthy_threshold: int = setting(parse_positive_int, "2", "consecutive failures that take a host down")
     healthy_threshold: int = setting(parse_positive_int, "2", "consecutive successes that bring a host back")
     window: int = setting(parse_positive_int, "50", "probe results per host kept for scores and availability")

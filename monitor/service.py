@@ -18,6 +18,7 @@ import aiohttp
 from monitor import __version__
 from monitor.config import Settings
 from monitor.core.clock import SYSTEM_CLOCK, Clock
+from monitor.core.keys import HostKey
 from monitor.core.secret import Secret
 from monitor.core.snapshot import DiscoveryStatus, Snapshot
 from monitor.core.steps import finish
@@ -29,6 +30,7 @@ from monitor.ha.vantages import UnknownVantage, Vantages
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts, log_best_change, ranking_policy
 from monitor.parts.budgets import SloWindowReader, StoredBudgets
+from monitor.parts.certs import Certificates, CertStore
 from monitor.parts.discovery_run import DiscoveryRun
 from monitor.parts.dispatcher import SchedulerStats
 from monitor.parts.fleet import Fleet
@@ -100,6 +102,12 @@ class Monitor:
         self.incidents = IncidentLog()
         self.recorder.on_state_change(self.incidents.note_state)
         self.best_hosts.subscribe(self.incidents.note_best)
+        # Certificates of HTTPS hosts: a change is an incident; pins are shared through the store.
+        self.certs = Certificates(
+            settings.pin_certificates, store if isinstance(store, CertStore) else None, clock
+        )
+        self.certs.subscribe(self.incidents.note_cert)
+        self.certs.on_update(self._render_hosts)
         self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
         self.maintenance = MaintenanceWindows(store, clock)
         # Notifications (with notify_urls): decided on every change, sent by one leader only,
@@ -122,6 +130,7 @@ class Monitor:
             throughput=self.recorder.throughput,
             identities=self.identities.verdicts,
             windows=self.maintenance,
+            certs=self.certs.records,
         )
         self.sched_stats = SchedulerStats()
         self.budgets = (
@@ -208,6 +217,7 @@ class Monitor:
             s.probe_timeout,
             allow=s.allowed_hosts,
             throughput_tokens=s.throughput_tokens,
+            certs=self.certs,
         )
         self._runner = TargetRunner(
             prober, self.fleet, self.recorder, self.targets, s.confirm_delay, retry_skipped=s.probe_interval
@@ -218,6 +228,7 @@ class Monitor:
             except StoreError:
                 self._mark = None  # the follower finds its own when the database answers
         await self.maintenance.refresh()
+        await self.certs.refresh()
         if self.store is not None:
             await restore(self.store, self.fleet, self.best_hosts, self.health_policy, self.clock.time())
         finish(self.publisher.publish(force=True))
@@ -235,6 +246,7 @@ class Monitor:
         self._tasks.append(asyncio.create_task(self.maintenance.run_forever(), name="maintenance-windows"))
         if self.budgets is not None:
             self._tasks.append(asyncio.create_task(self.budgets.run_forever(), name="error-budgets"))
+        self._tasks.append(asyncio.create_task(self.certs.run_forever(), name="certificates"))
         if isinstance(self.store, IncidentStore):
             kept = keep_incidents(self.incidents, self.store, self._leading, self.clock)
             self._tasks.append(asyncio.create_task(kept, name="incidents"))
@@ -249,6 +261,11 @@ class Monitor:
             return
         await self.roles.follow(self._mark)
         self._tasks.append(asyncio.create_task(self.election.run(), name="election"))
+
+    def _render_hosts(self, hosts: set[str]) -> None:
+        """Render the views of `hosts` again (their certificate records changed)."""
+        keys = [HostKey(model, host) for host in hosts for model in self.fleet.models_of(host)]
+        self.fleet.give_back((k for k in keys if k in self.fleet.health), ())
 
     def _leading(self) -> bool:
         return self.roles.role is Role.LEADER

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.core.candidates import host_load
+from monitor.core.certs import HostCert
 from monitor.core.facts import NO_DOWN_FACTS, DownFacts, down_facts, last_failure, measured_by
 from monitor.core.failure import Failure, blamed
 from monitor.core.health import HostHealth, stats
@@ -64,6 +65,7 @@ class HostView:
     maintenance: Drain | None = None  # in a maintenance window: out of routing, still probed
     # Whether it serves the model it is listed for (`monitor.core.identity`); set by the publisher.
     identity: Identity = NOT_FINGERPRINTED
+    tls: HostCert | None = None  # the certificate an HTTPS host showed last (`monitor.core.certs`)
 
     @property
     def scope(self) -> str | None:
@@ -106,6 +108,7 @@ class HostView:
             else {"reason": m.reason, "until": iso(m.until)},
             "identity": self.identity.state,
             "identity_detail": self.identity.detail,
+            "tls": None if self.tls is None else self.tls.as_json(),
         }
 
 
@@ -125,7 +128,10 @@ class Elsewhere:
 
 
 def host_view(
-    h: HostHealth, throughput: Throughput | None = None, elsewhere: Elsewhere | None = None
+    h: HostHealth,
+    throughput: Throughput | None = None,
+    elsewhere: Elsewhere | None = None,
+    tls: HostCert | None = None,
 ) -> HostView:
     s = stats(h)
     last = h.samples.last()
@@ -161,6 +167,7 @@ def host_view(
         latency_kind=ProbeKind.COMPLETION if s.ttft_ms_p50 is not None else measured_by(h.samples),
         down=down_facts(h),
         last_failure=last_failure(h),
+        tls=tls,
     )
 
 

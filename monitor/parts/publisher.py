@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from monitor.core.candidates import candidates
+from monitor.core.certs import HostCert
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
 from monitor.core.host_view import Elsewhere, HostView, host_view
@@ -55,7 +56,10 @@ class Publisher:
         throughput: Mapping[HostKey, Throughput] | None = None,
         windows: MaintenanceWindows | None = None,
         identities: Mapping[HostKey, Identity] | None = None,
+        certs: Mapping[str, HostCert] | None = None,
     ) -> None:
+        # The certificate each HTTPS host showed last (`monitor.parts.certs`), shown in its views.
+        self._certs: Mapping[str, HostCert] = {} if certs is None else certs
         # Hosts in a maintenance window are drained here, model by model, as each is ranked.
         self._windows = windows
         # The last throughput measurement of each (model, host), as the recorder keeps it.
@@ -123,7 +127,8 @@ class Publisher:
                     pending_models.add(key[0])
                     h = fleet.health.get(key)
                     if h is not None:
-                        hv = host_view(h, self._throughput.get(key), self._elsewhere)
+                        tls = self._certs.get(h.host)
+                        hv = host_view(h, self._throughput.get(key), self._elsewhere, tls)
                         if (identity := self._identities.get(key)) is not None:
                             hv = replace(hv, identity=identity)
                         self._views[key] = hv

@@ -19,6 +19,8 @@ Choices made in `make_session`:
 - Timeouts: the session has NO default timeout (aiohttp's is 300 s total and 30 s to connect, which
   would silently cap or outlast ours). Every caller bounds its whole request, body included, with
   `asyncio.timeout(...)`, as the probes and discovery in this package do.
+- Responses are `monitor.probe.certs.PeerResponse`s, which keep their connection's TLS object
+  (for the host's certificate).
 - A `TraceConfig` records per-request connection timings into the `trace_request_ctx` passed to
   a request (a `ConnectTiming`); probes use it for `connect_ms`.
 """
@@ -33,6 +35,7 @@ import aiohttp
 
 from monitor.core.results import Outcome
 from monitor.core.tls import make_ssl_context
+from monitor.probe.certs import PeerResponse
 
 __all__ = [
     "DNS_CACHE_TTL_S",
@@ -126,6 +129,7 @@ def make_session(
         timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None),
         trace_configs=[make_trace_config()],
         trust_env=False,
+        response_class=PeerResponse,  # keeps the TLS object, for the host's certificate
     )
 
 

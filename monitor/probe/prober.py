@@ -55,6 +55,7 @@ from monitor.core.secret import Secret
 from monitor.core.urls import AllowList
 from monitor.probe.answers import SseEvent, SseStream, interpret_sse_line, valid_embedding
 from monitor.probe.bodies import completion_body, embedding_body, new_nonce, stream_body
+from monitor.probe.certs import CertWatch, peer_cert
 from monitor.probe.classify import DETAIL_MAX_CHARS, classify_status, error_detail, sanitise_detail
 from monitor.probe.http import BodyTooLarge, ConnectTiming, classify_exception, read_bounded
 from monitor.probe.identity import identity_body, read_fingerprint
@@ -97,6 +98,7 @@ class Prober:
         max_embedding_bytes: int = 1024 * KIB,
         throughput_tokens: int = 16,
         max_stream_bytes: int = 256 * KIB,
+        certs: CertWatch | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("probe timeout must be positive")
@@ -112,6 +114,8 @@ class Prober:
         self._max_stream = max_stream_bytes
         self._throughput_tokens = throughput_tokens
         self._allow = allow
+        # Certificates seen are reported to it; a keyed request to a pinned host carries the pin.
+        self._certs = certs
 
     def __repr__(self) -> str:
         return f"Prober(timeout={self._timeout}, allow={self._allow!r})"
@@ -177,15 +181,24 @@ class Prober:
         stream: SseStream | None = None
         fingerprint: Fingerprint | None = None
         t0 = time.perf_counter()
+        pin = self._pin(kind, host)
         try:
             method, url, headers, data = self._request_args(kind, host, model, reasoning)
             async with (
                 asyncio.timeout(self._timeout),
                 self._session.request(
-                    method, url, headers=headers, data=data, allow_redirects=False, trace_request_ctx=timing
+                    method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    trace_request_ctx=timing,
+                    ssl=True if pin is None else pin,
                 ) as response,
             ):
                 status = response.status
+                if self._certs is not None and pin is None and timing.connect_s != 0.0:
+                    self._note_cert(response, host, model, started_at)
                 outcome = classify_status(status, kind)
                 if outcome is not Outcome.OK:
                     if kind is ProbeKind.HEALTH and outcome is Outcome.NOT_LOADED:
@@ -211,6 +224,8 @@ class Prober:
                     detail = ""
         except Exception as exc:  # never raise; CancelledError is a BaseException and propagates
             outcome, detail = classify_exception(exc)
+            if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+                detail = "certificate changed: not accepted (certs accept), the key was not sent"
             if status is not None:
                 outcome, detail = self._failure_after_headers(exc, outcome, detail, kind, status, stream)
         total_ms = (time.perf_counter() - t0) * 1000.0
@@ -231,6 +246,20 @@ class Prober:
             measured,
             fingerprint if outcome is Outcome.OK else None,
         )
+
+    def _note_cert(self, response: aiohttp.ClientResponse, host: str, model: str, at: float) -> None:
+        """Report the certificate of a new connection (a pooled one was reported when opened)."""
+        cert = peer_cert(response)
+        if cert is not None and self._certs is not None:
+            self._certs.seen(host, model, cert, at)
+
+    def _pin(self, kind: ProbeKind, host: str) -> aiohttp.Fingerprint | None:
+        """The pinned certificate a keyed request to `host` must find before the key is sent:
+        aiohttp compares it right after the handshake, before writing the request."""
+        if self._certs is None or kind is ProbeKind.HEALTH or not host.startswith("https://"):
+            return None
+        pinned = self._certs.pin(host)
+        return None if pinned is None else aiohttp.Fingerprint(bytes.fromhex(pinned))
 
     @staticmethod
     def _failure_after_headers(

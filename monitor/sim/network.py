@@ -90,6 +90,13 @@ class _Listener:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._factory, sock=sock, ssl=self._ssl, backlog=_BACKLOG)
 
+    def use(self, ssl_ctx: ssl.SSLContext) -> None:
+        """Serve new connections with `ssl_ctx` (an open listener listens again, on the same port)."""
+        self._ssl = ssl_ctx
+        if self.listening:
+            self.close()
+            self.open()
+
     def close(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -312,8 +319,29 @@ class SimNetwork:
 
     @property
     def tls_cert_pem(self) -> bytes:
-        """PEM of the certificate every TLS host presents (for pinning rather than trusting the CA)."""
+        """PEM of the certificate every TLS host presents until `renew_cert` gives it another (for
+        pinning rather than trusting the CA)."""
         return self._leaf_pem
+
+    def renew_cert(self, name: str) -> bytes:
+        """Give TLS host `name` a new certificate from the same CA, as a host recreated on another
+        machine would show; its open connections are dropped. Returns the new certificate's PEM."""
+        host = self._host(name)
+        listener = self._listeners.get(name)
+        if not host.spec.tls or listener is None:
+            raise ValueError(f"simulated host {name!r} does not serve TLS")
+        cert = self._ca.issue_cert("127.0.0.1", "localhost")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        listener.use(ctx)
+        server = None if self._host_runner is None else self._host_runner.server
+        for handler in [] if server is None else server.connections:
+            transport = handler.transport
+            sockname = None if transport is None else transport.get_extra_info("sockname")
+            if sockname and sockname[1] == listener.port:
+                handler.force_close()
+        pem: bytes = cert.cert_chain_pems[0].bytes()
+        return pem
 
     def ground_truth(self) -> dict[str, Any]:
         return ground_truth(self._state)

@@ -17,7 +17,7 @@ from monitor.store.codes import OUTCOME_BY_CODE, OUTCOME_CODES
 from monitor.store.core import Core, ms
 from monitor.store.schema import hosts, incidents, models
 
-INCIDENT_KINDS = frozenset({"down", "up", "best"})
+INCIDENT_KINDS = frozenset({"down", "up", "best", "cert"})
 # At most this many are read back: the page lists 200, the memory keeps 5000.
 READ_LIMIT = 5000
 
@@ -25,7 +25,7 @@ READ_LIMIT = 5000
 @dataclass(frozen=True, slots=True)
 class StoredIncident:
     at: float  # epoch seconds (millisecond resolution once stored)
-    kind: str  # down, up, best
+    kind: str  # down, up, best, cert
     model: str
     host: str | None
     reason: Outcome | None = None

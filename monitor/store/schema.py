@@ -186,7 +186,7 @@ incidents = Table(
     Column("outcome", SmallInteger, nullable=True),  # why a host went down (codes.OUTCOME_CODES)
     Column("previous_id", Integer, ForeignKey("hosts.id"), nullable=True),  # the previous best
     _vantage(),
-    CheckConstraint("kind IN ('down', 'up', 'best')", name="kind"),
+    CheckConstraint("kind IN ('down', 'up', 'best', 'cert')", name="kind"),
     Index(None, "vantage", "at"),
 )
 
@@ -224,4 +224,19 @@ notifications = Table(
     Column("updated_at", BigInteger, nullable=False),  # epoch ms
     UniqueConstraint("event", "channel"),
     Index(None, "state"),
+)
+
+
+# Host certificates (`monitor.store.certs`): the last one each HTTPS host showed and its pin, shared
+# by every replica and vantage, so that `certs accept HOST` is seen by all of them.
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("host", String(HOST_URL_MAX), nullable=False, unique=True),
+    Column("sha256", String(64), nullable=False),  # lowercase hex
+    Column("not_after", BigInteger, nullable=True),  # epoch ms
+    Column("seen_at", BigInteger, nullable=False),  # epoch ms
+    Column("changed_at", BigInteger, nullable=True),  # epoch ms
+    Column("pinned", String(64), nullable=True),  # lowercase hex; NULL: not pinned
 )

@@ -22,13 +22,24 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor.core.certs import HostCert
 from monitor.core.clock import SYSTEM_CLOCK, Clock
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Window
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
 from monitor.core.slo import DEFAULT_TTFT_MS, WINDOW_DAYS, WindowCounts
-from monitor.store import budget, incidents, maintenance, notifications, queries, records, restore, windows
+from monitor.store import (
+    budget,
+    certs,
+    incidents,
+    maintenance,
+    notifications,
+    queries,
+    records,
+    restore,
+    windows,
+)
 from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
 from monitor.store.errors import StoreError
@@ -212,6 +223,20 @@ class Store(HistoryReads):
     async def load_windows(self, since: float | None = None) -> list[Window]:
         """Every maintenance window, or those not over at `since`, by start time."""
         return await windows.load_windows(self._core, since)
+
+    # -- host certificates (shared by every vantage) ---------------------------------------------
+
+    async def save_certs(self, records: Sequence[HostCert]) -> None:
+        """Store the certificates hosts showed (a stored pin is never replaced: see `certs`)."""
+        await certs.save_certs(self._core, records)
+
+    async def load_certs(self) -> list[HostCert]:
+        """Every host's last certificate and pin, by host."""
+        return await certs.load_certs(self._core)
+
+    async def accept_cert(self, host: str) -> HostCert | None:
+        """Pin the certificate `host` showed last; None when none is stored for it."""
+        return await certs.accept_cert(self._core, host)
 
     # -- notifications (sent once, whichever replica leads) ----------------------------------
 

@@ -34,6 +34,7 @@ class MonitorCollector(Collector):
         yield from _discovery_families(snap, self._m.clock.time())
         yield from _service_families(self._m.counters)
         yield from _slo_families(self._m.counters)
+        yield from _tls_families(snap)
 
 
 def _model_families(snap: Snapshot) -> Iterator[Metric]:
@@ -47,6 +48,24 @@ def _model_families(snap: Snapshot) -> Iterator[Metric]:
         healthy.add_metric([model], float(view.healthy))
         known.add_metric([model], float(view.known))
     yield from (best, healthy, known)
+
+
+def _tls_families(snap: Snapshot) -> Iterator[Metric]:
+    """The expiry of the certificate each HTTPS host showed last (one series per host, whatever
+    models it serves; hosts not seen over TLS have none)."""
+    not_after = GaugeMetricFamily(
+        P + "tls_not_after_seconds",
+        "When the certificate an HTTPS host showed last expires (Unix time).",
+        labels=["host"],
+    )
+    seen: set[str] = set()
+    for view in snap.models.values():
+        for h in view.hosts:
+            tls = h.tls
+            if tls is not None and tls.not_after is not None and h.url not in seen:
+                seen.add(h.url)
+                not_after.add_metric([h.url], tls.not_after)
+    yield not_after
 
 
 def _vantage_families(snap: Snapshot) -> Iterator[Metric]:

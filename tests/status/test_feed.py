@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from monitor.core.results import HostState, Outcome
+from monitor.parts.certs import CertChanged
 from monitor.web.status.feed import MAX_ENTRIES
 from monitor.web.status.incidents import IncidentLog
 from tests.status.support import NOW, A, B, FakeSource, app_for, host, model, snapshot
@@ -72,6 +73,20 @@ async def test_entries_are_the_pages_incidents_newest_first(aiohttp_client: Any)
         f"{HERMES}: {B} is back up",
         f"{HERMES}: best host is now {A} (was {B})",
         f"{HERMES}: {B} went down: no answer within the probe timeout",
+    ]
+
+
+async def test_a_certificate_change_is_an_entry_saying_whether_the_key_is_withheld(
+    aiohttp_client: Any,
+) -> None:
+    log = IncidentLog()
+    log.note_cert(CertChanged(NOW - 20, HERMES, A, "a" * 64, "b" * 64, trusted=True))
+    log.note_cert(CertChanged(NOW - 10, HERMES, B, "c" * 64, "d" * 64, trusted=False))
+    client = await aiohttp_client(app_for(_source(log))[0])
+    titles = [_text(e, "a:title") for e in (await _feed(client)).findall("a:entry", NS)]
+    assert titles == [
+        f"{HERMES}: {B} shows another certificate: the key is withheld until it is accepted",
+        f"{HERMES}: {A} shows another certificate",
     ]
 
 

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 TABLES = {
     "incidents",
+    "certificates",
     "maintenance_windows",
     "notifications",
     "models",
@@ -55,7 +56,7 @@ async def test_upgrade_creates_schema_from_empty_database(db_url: str) -> None:
         async with store.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES | {"alembic_version"}
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0006"
+        assert version == "0007"
     finally:
         await store.close()
 
@@ -67,7 +68,7 @@ async def test_upgrade_is_idempotent_and_keeps_data(store: Store, make_result: M
     await store.upgrade()
     async with store.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0006",)]
+    assert versions == [("0007",)]
     assert len(await store.load_recent_results(0)) == 1
 
 
@@ -144,6 +145,9 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
         ("notifications", "state"),
         ("notifications", "title"),
         ("notifications", "body"),
+        ("certificates", "host"),
+        ("certificates", "sha256"),  # hex fingerprints of public certificates
+        ("certificates", "pinned"),
     } | {
         (table, "vantage")
         for table in (
@@ -223,7 +227,7 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     assert done.returncode == 0, done.stderr
     found, version = done.stdout.split()
     assert Path(found) == pkg / "migrations"
-    assert version == "0006"
+    assert version == "0007"
 
 
 async def test_the_vantage_revision_downgrades_and_upgrades_again(

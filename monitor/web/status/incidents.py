@@ -1,4 +1,5 @@
-"""Recent incidents: hosts going down or coming back, and best-host changes, newest first.
+"""Recent incidents: hosts going down or coming back, best-host changes and certificate changes,
+newest first.
 
 Kept in memory (bounded, 7 days): the monitor notes them as they happen; the page reads a copy.
 With a database (`keep_incidents`) the leader stores them and every process reads them back at
@@ -22,6 +23,7 @@ from monitor.store.incidents import StoredIncident
 if TYPE_CHECKING:
     from monitor.core.health import HostHealth
     from monitor.parts.best_hosts import BestChanged
+    from monitor.parts.certs import CertChanged
 
 log = get_logger("monitor.web.status")
 
@@ -29,7 +31,7 @@ KEEP_S: Final = 7 * 86400.0
 KEEP_EVERY_S: Final = 5.0  # how often the leader stores new incidents and a follower reads them
 MAX_KEPT: Final = 5000  # a flapping fleet must not grow this without bound
 
-IncidentKind = Literal["down", "up", "best"]
+IncidentKind = Literal["down", "up", "best", "cert"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,8 @@ class Incident:
     kind: IncidentKind
     model: str
     host: str | None  # the host that changed state, or the new best (None: no healthy host)
-    reason: Outcome | None = None  # why a host went down
+    # Why a host went down; for a certificate change, `tls_error` when the key is withheld (pinned).
+    reason: Outcome | None = None
     previous: str | None = None  # the previous best host
 
 
@@ -77,6 +80,11 @@ class IncidentLog:
         """A subscriber of `BestHosts`: a model's first choice since the start is no incident."""
         if event.known:
             self.best_changed(event.at, event.model, event.previous, event.host)
+
+    def note_cert(self, event: CertChanged) -> None:
+        """A subscriber of `Certificates`: a host showed another certificate."""
+        withheld = None if event.trusted else Outcome.TLS_ERROR
+        self._add(Incident(event.at, "cert", event.model, event.host, withheld))
 
     def _add(self, incident: Incident) -> None:
         self._items.append(incident)

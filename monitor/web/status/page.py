@@ -267,6 +267,9 @@ def incident_row(i: Incident, now: float, gateway_rejects_key: bool = False) -> 
         symbol, kind = "✕", "down"
     elif i.kind == "up":
         text, symbol, kind = f"{i.host} is back up", "✓", "up"
+    elif i.kind == "cert":
+        withheld = ": the key is withheld until it is accepted" if i.reason is not None else ""
+        text, symbol, kind = f"{i.host} shows another certificate{withheld}", "⚿", "cert"
     elif i.host is None:
         text, symbol, kind = f"no healthy host (was {i.previous})", "✕", "best"
     else:
