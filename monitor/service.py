@@ -85,12 +85,19 @@ class Monitor:
             self.best_hosts.subscribe(self.persistence.best_changed)
         self.recorder = Recorder(self.fleet, self.health_policy, store, objectives=slo_objectives(settings))
         self.fleet.on_sync(self.recorder.retain_throughput)
+        self.fleet.on_sync(self.recorder.retain_paths)
         self.probe_counts = self.recorder.counts
         # State and best-host changes of the last days, for the status page.
         self.incidents = IncidentLog()
         self.recorder.on_state_change(self.incidents.note_state)
         self.best_hosts.subscribe(self.incidents.note_best)
-        self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
+        self.gateway = DiscoveryRun(
+            settings,
+            self.fleet,
+            self.persistence,
+            self._publish_on_the_loop,
+            key_watch=self.recorder.key_watch,
+        )
         self.maintenance = MaintenanceWindows(store, clock)
         # Notifications (with notify_urls): decided on every change, sent by the leader only,
         # nothing for a host in maintenance.
@@ -106,6 +113,7 @@ class Monitor:
             clock,
             throughput=self.recorder.throughput,
             windows=self.maintenance,
+            paths=self.recorder.paths,
         )
         self.sched_stats = SchedulerStats()
         self.counters = Counters(
@@ -119,6 +127,7 @@ class Monitor:
             slo_total=self.recorder.slo_total,
             objectives=self.recorder.objectives,
             notifications=self.notifier.counts if self.notifier is not None else {},
+            key_blocked=lambda: self.recorder.key_watch.blocked,
         )
         self._session: aiohttp.ClientSession | None = None
         self._runner: TargetRunner | None = None
@@ -180,7 +189,15 @@ class Monitor:
             allow=s.allowed_hosts,
             throughput_tokens=s.throughput_tokens,
         )
-        self._runner = TargetRunner(prober, self.fleet, self.recorder, self.targets, s.confirm_delay)
+        self._runner = TargetRunner(
+            prober,
+            self.fleet,
+            self.recorder,
+            self.targets,
+            s.confirm_delay,
+            paths_retry=s.completion_interval,
+            clock=self.clock,
+        )
         if self.follower is not None:
             try:
                 self._mark = await self.follower.mark()  # before the restore: nothing falls between
@@ -284,6 +301,7 @@ class Monitor:
             key_set=self.settings.api_key is not None,
             key_outcome=self.gateway.key_outcome,
             store=None if self.store is None else self.store.stats,
+            key_blocked=self.recorder.key_watch.blocked,
         )
 
     async def probe_once(self) -> None:

@@ -13,6 +13,7 @@ from monitor.core.failure import Failure, blamed
 from monitor.core.health import HostHealth, stats
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
+from monitor.core.paths import Paths
 from monitor.core.results import HostState, Outcome, ProbeKind
 from monitor.core.throughput import Throughput
 
@@ -61,6 +62,7 @@ class HostView:
     # The failure that explains `reason` (`monitor.core.facts.last_failure`); None when none was kept.
     last_failure: Failure | None = None
     maintenance: Drain | None = None  # in a maintenance window: out of routing, still probed
+    paths: Paths | None = None  # the API paths it accepts and refuses (`monitor.core.paths`); None: not yet
 
     @property
     def scope(self) -> str | None:
@@ -101,6 +103,9 @@ class HostView:
             "maintenance": None
             if (m := self.maintenance) is None
             else {"reason": m.reason, "until": iso(m.until)},
+            # Sorted; null until a paths probe decided one. A path in neither list is unknown.
+            "paths": None if (p := self.paths) is None else list(p.accepted),
+            "paths_refused": None if p is None else list(p.refused),
         }
 
 
@@ -119,7 +124,11 @@ class Elsewhere:
 
 
 def host_view(
-    h: HostHealth, throughput: Throughput | None = None, elsewhere: Elsewhere | None = None
+    h: HostHealth,
+    throughput: Throughput | None = None,
+    elsewhere: Elsewhere | None = None,
+    *,
+    paths: Paths | None = None,
 ) -> HostView:
     s = stats(h)
     last = h.samples.last()
@@ -155,6 +164,7 @@ def host_view(
         latency_kind=ProbeKind.COMPLETION if s.ttft_ms_p50 is not None else measured_by(h.samples),
         down=down_facts(h),
         last_failure=last_failure(h),
+        paths=paths,
     )
 
 

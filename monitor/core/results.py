@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from libertai_failover.outcomes import Outcome, ProbeKind, classify_status, error_status_outcome
+from monitor.core.paths import Paths
 from monitor.core.throughput import Throughput
 
 __all__ = [
@@ -32,7 +33,8 @@ class ProbeResult:
 
     `model` is the id probed (a base id, never a `-thinking` alias). `detail` is a short,
     secret-free description for logs (never a response body, never a header). `throughput` is
-    what a throughput probe that ended `ok` measured (None for every other result).
+    what a throughput probe that ended `ok` measured (None for every other result); `paths` what a
+    paths probe learnt (None for every other result).
     """
 
     model: str
@@ -46,6 +48,7 @@ class ProbeResult:
     total_ms: float | None = None
     detail: str = ""
     throughput: Throughput | None = None
+    paths: Paths | None = None
 
     @property
     def ok(self) -> bool:

@@ -18,6 +18,7 @@ from monitor.core.health import HostHealth
 from monitor.core.host_view import Elsewhere, HostView, host_view
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
+from monitor.core.paths import Paths
 from monitor.core.results import Outcome
 from monitor.core.snapshot import DiscoveryStatus, ModelView, ServedBy, Snapshot, model_view, with_aliases
 from monitor.core.steps import Steps
@@ -53,11 +54,13 @@ class Publisher:
         clock: Clock,
         throughput: Mapping[HostKey, Throughput] | None = None,
         windows: MaintenanceWindows | None = None,
+        paths: Mapping[HostKey, Paths] | None = None,
     ) -> None:
         # Hosts in a maintenance window are drained here, model by model, as each is ranked.
         self._windows = windows
         # The last throughput measurement of each (model, host), as the recorder keeps it.
         self._throughput: Mapping[HostKey, Throughput] = {} if throughput is None else throughput
+        self._paths: Mapping[HostKey, Paths] = {} if paths is None else paths  # the recorder's
         self._fleet = fleet
         self._best = best
         self._gateway = gateway
@@ -119,7 +122,9 @@ class Publisher:
                     pending_models.add(key[0])
                     h = fleet.health.get(key)
                     if h is not None:
-                        self._views[key] = host_view(h, self._throughput.get(key), self._elsewhere)
+                        self._views[key] = host_view(
+                            h, self._throughput.get(key), self._elsewhere, paths=self._paths.get(key)
+                        )
                 del pending_views[-VIEWS_PER_STEP:]
                 yield None
             now = self._clock.time()

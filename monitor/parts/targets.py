@@ -4,7 +4,8 @@ A target is (model, host, kind). The decisions (kinds per model, interval per st
 first probes) are pure functions of the settings and a host's health; `Targets` only keeps the
 dispatcher's set of targets in step with the fleet while the service runs. Every member that gets
 completion probes also gets a throughput probe every `throughput_interval` (made only while its
-host is up: `monitor.parts.target_runner`).
+host is up: `monitor.parts.target_runner`); every member that gets billed probes also gets a free
+paths probe every `paths_interval` (`monitor.core.paths`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from monitor.core.steps import Steps, for_each
 Target = tuple[str, str, ProbeKind]
 HOST_WIDE = ""
 _SERVING = (ProbeKind.COMPLETION, ProbeKind.EMBEDDING)
+_RARE = (ProbeKind.THROUGHPUT, ProbeKind.PATHS)  # never sped up for a down host
 
 
 class TargetSet(Protocol):
@@ -48,10 +50,13 @@ def probe_kinds(model: str, settings: Settings) -> tuple[ProbeKind, ...]:
 
 
 def target_kinds(kinds: Iterable[ProbeKind]) -> set[ProbeKind]:
-    """The targets of a member whose probes are `kinds`: a throughput probe where completions are."""
+    """The targets of a member whose probes are `kinds`: a throughput probe where completions are,
+    a paths probe where billed probes are (the key it carries gets past a host's key check)."""
     out = set(kinds)
     if ProbeKind.COMPLETION in out:
         out.add(ProbeKind.THROUGHPUT)
+    if out & set(_SERVING):
+        out.add(ProbeKind.PATHS)
     return out
 
 
@@ -60,13 +65,15 @@ def base_interval(kind: ProbeKind, settings: Settings) -> float:
         return settings.probe_interval
     if kind is ProbeKind.THROUGHPUT:
         return settings.throughput_interval
+    if kind is ProbeKind.PATHS:
+        return settings.paths_interval
     return settings.completion_interval
 
 
 def interval_of(kind: ProbeKind, h: HostHealth | None, settings: Settings) -> float:
     """Seconds to a target's next probe, given its host's health."""
     base = base_interval(kind, settings)
-    if kind is not ProbeKind.THROUGHPUT and h is not None and h.state is HostState.DOWN:
+    if kind not in _RARE and h is not None and h.state is HostState.DOWN:
         # A down host is re-probed sooner, by the kind of probe that failed, so that its
         # recovery shows quickly (and billed probes speed up only when they are the evidence).
         failing = h.serving.failing if kind in _SERVING else h.liveness.failing
@@ -82,7 +89,7 @@ THROUGHPUT_RAMP_S = 30.0
 
 def first_within(kind: ProbeKind, hosts: int, settings: Settings) -> float:
     """Spread a new target's first probe over a short ramp so first answers come quickly."""
-    if kind is ProbeKind.THROUGHPUT:
+    if kind in _RARE:
         return min(THROUGHPUT_RAMP_S, base_interval(kind, settings))
     ramp = max(5.0, max(hosts, 1) / 200.0)
     return min(ramp, base_interval(kind, settings))

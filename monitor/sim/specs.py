@@ -129,6 +129,9 @@ class Behaviour:
     # gets its TTFT times `cache_factor`. None: no prefix cache.
     cache_ttl: float | None = None
     cache_factor: float = 0.3
+    # The POST paths this host accepts (its models' `allowed_paths`); any other answers 400
+    # "Invalid inference path". None: every path its models serve.
+    paths: tuple[str, ...] | None = None
 
     @property
     def error_rate(self) -> float:
@@ -160,6 +163,7 @@ class Behaviour:
             "slots": self.slots,
             "cache_ttl": self.cache_ttl,
             "cache_factor": self.cache_factor,
+            "paths": None if self.paths is None else list(self.paths),
         }
 
     def summary(self) -> str:
@@ -191,6 +195,8 @@ class Behaviour:
             parts.append(
                 f"fault {self.fault}" + (f"->{self.redirect_to}" if self.fault == "redirect" else "")
             )
+        if self.paths is not None:
+            parts.append("paths " + ",".join(self.paths))
         if not self.listed:
             parts.append("unlisted")
         elif self.listed_windows is not None:

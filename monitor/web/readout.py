@@ -34,6 +34,7 @@ class Counters:
     slo_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
     objectives: Objectives = field(default_factory=Objectives)
     notifications: Mapping[str, int] = field(default_factory=dict)  # state -> messages
+    key_blocked: Callable[[], str | None] = lambda: None  # why the key is blocked (KeyWatch), or None
 
 
 class Readout(Protocol):

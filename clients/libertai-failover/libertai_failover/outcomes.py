@@ -26,6 +26,9 @@ class Outcome(enum.StrEnum):
     NOT_LOADED = "not_loaded"  # health answered 202
     UNSUPPORTED = "unsupported"  # 404/405 on an optional endpoint (a host's auth check)
     NOT_PROBED = "not_probed"  # untrusted, or not probed yet
+    # 403 with a reason (no credits, a limit reached, the key disabled): the caller's key is
+    # blocked, which says nothing of the host that answered.
+    KEY_BLOCKED = "key_blocked"
 
 
 class ProbeKind(enum.StrEnum):
@@ -36,6 +39,9 @@ class ProbeKind(enum.StrEnum):
     # A streamed completion of a few tokens (billed), of up hosts only: what it measured is shown
     # and sorts hosts on request, but is never health evidence, and it is not stored.
     THROUGHPUT = "throughput"
+    # Which API paths a host accepts: an invalid body on each optional path, refused before any
+    # inference (free). Never health evidence, not stored.
+    PATHS = "paths"
 
 
 def classify_status(status: int, kind: ProbeKind) -> Outcome:
