@@ -124,6 +124,9 @@ class Settings:
         "1800",
         "seconds between billed throughput probes (a streamed completion of throughput_tokens tokens)",
     )
+    paths_interval: float = setting(
+        parse_seconds, "3600", "seconds between free probes of the API paths a host accepts (/v1/hosts paths)"
+    )
     throughput_tokens: int = setting(parse_positive_int, "16", "output tokens of a throughput probe")
     identity_interval: float = setting(
         parse_seconds,

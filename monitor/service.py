@@ -97,6 +97,7 @@ class Monitor:
         )
         self.fleet.on_sync(self.recorder.retain_throughput)
         self.fleet.on_sync(self.identities.retain)
+        self.fleet.on_sync(self.recorder.retain_paths)
         self.probe_counts = self.recorder.counts
         # State and best-host changes of the last days, for the status page.
         self.incidents = IncidentLog()
@@ -108,7 +109,13 @@ class Monitor:
         )
         self.certs.subscribe(self.incidents.note_cert)
         self.certs.on_update(self._render_hosts)
-        self.gateway = DiscoveryRun(settings, self.fleet, self.persistence, self._publish_on_the_loop)
+        self.gateway = DiscoveryRun(
+            settings,
+            self.fleet,
+            self.persistence,
+            self._publish_on_the_loop,
+            key_watch=self.recorder.key_watch,
+        )
         self.maintenance = MaintenanceWindows(store, clock)
         # Notifications (with notify_urls): decided on every change, sent by one leader only,
         # nothing for a host in maintenance.
@@ -131,6 +138,7 @@ class Monitor:
             identities=self.identities.verdicts,
             windows=self.maintenance,
             certs=self.certs.records,
+            paths=self.recorder.paths,
         )
         self.sched_stats = SchedulerStats()
         self.budgets = (
@@ -150,6 +158,7 @@ class Monitor:
             objectives=self.recorder.objectives,
             notifications=self.notifier.counts if self.notifier is not None else {},
             slo_window=lambda: None if self.budgets is None else self.budgets.counts,
+            key_blocked=lambda: self.recorder.key_watch.blocked,
         )
         self._session: aiohttp.ClientSession | None = None
         self._runner: TargetRunner | None = None
@@ -220,7 +229,13 @@ class Monitor:
             certs=self.certs,
         )
         self._runner = TargetRunner(
-            prober, self.fleet, self.recorder, self.targets, s.confirm_delay, retry_skipped=s.probe_interval
+            prober,
+            self.fleet,
+            self.recorder,
+            self.targets,
+            s.confirm_delay,
+            retry_after=s.completion_interval,
+            clock=self.clock,
         )
         if self.follower is not None:
             try:
@@ -335,6 +350,7 @@ class Monitor:
             key_set=self.settings.api_key is not None,
             key_outcome=self.gateway.key_outcome,
             store=None if self.store is None else self.store.stats,
+            key_blocked=self.recorder.key_watch.blocked,
         )
 
     async def probe_once(self) -> None:

@@ -16,8 +16,8 @@ A group becomes *failing* after `unhealthy_threshold` consecutive failures of th
 failing after `healthy_threshold` consecutive successes of that group. Any failure resets the group's
 success streak and any success its failure streak.
 
-Neutral outcomes (`unsupported`, `not_probed`) are not evidence: they only move `last_probe_at`; they
-are not kept as samples and leave `key_ok` as it was.
+Neutral outcomes (`unsupported`, `not_probed`, `key_blocked`) are not evidence: they only move
+`last_probe_at`; they are not kept as samples and leave `key_ok` as it was.
 
 State, after every decisive result:
 
@@ -88,7 +88,10 @@ __all__ = [
 ]
 
 # Outcomes that say nothing about the host: an optional endpoint it lacks, or no probe at all.
-NEUTRAL_OUTCOMES: frozenset[Outcome] = frozenset({Outcome.UNSUPPORTED, Outcome.NOT_PROBED})
+# A blocked key (`key_blocked`) is the monitor's problem, not the host's: it is not evidence either.
+NEUTRAL_OUTCOMES: frozenset[Outcome] = frozenset(
+    {Outcome.UNSUPPORTED, Outcome.NOT_PROBED, Outcome.KEY_BLOCKED}
+)
 # Kinds whose evidence belongs to the serving group (everything but the health probe).
 SERVING_KINDS: frozenset[ProbeKind] = frozenset({ProbeKind.COMPLETION, ProbeKind.EMBEDDING, ProbeKind.AUTH})
 # Kinds that actually run the model: their failures cannot be cleared by an auth check.

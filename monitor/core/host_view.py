@@ -15,6 +15,7 @@ from monitor.core.health import HostHealth, stats
 from monitor.core.identity import NOT_FINGERPRINTED, Identity
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
+from monitor.core.paths import Paths
 from monitor.core.results import HostState, Outcome, ProbeKind
 from monitor.core.throughput import Throughput
 
@@ -66,6 +67,7 @@ class HostView:
     # Whether it serves the model it is listed for (`monitor.core.identity`); set by the publisher.
     identity: Identity = NOT_FINGERPRINTED
     tls: HostCert | None = None  # the certificate an HTTPS host showed last (`monitor.core.certs`)
+    paths: Paths | None = None  # the API paths it accepts and refuses (`monitor.core.paths`); None: not yet
 
     @property
     def scope(self) -> str | None:
@@ -109,6 +111,9 @@ class HostView:
             "identity": self.identity.state,
             "identity_detail": self.identity.detail,
             "tls": None if self.tls is None else self.tls.as_json(),
+            # Sorted; null until a paths probe decided one. A path in neither list is unknown.
+            "paths": None if (p := self.paths) is None else list(p.accepted),
+            "paths_refused": None if p is None else list(p.refused),
         }
 
 
@@ -132,6 +137,8 @@ def host_view(
     throughput: Throughput | None = None,
     elsewhere: Elsewhere | None = None,
     tls: HostCert | None = None,
+    *,
+    paths: Paths | None = None,
 ) -> HostView:
     s = stats(h)
     last = h.samples.last()
@@ -168,6 +175,7 @@ def host_view(
         down=down_facts(h),
         last_failure=last_failure(h),
         tls=tls,
+        paths=paths,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from libertai_failover.outcomes import Outcome, ProbeKind, classify_status, error_status_outcome
 from monitor.core.identity import Fingerprint
+from monitor.core.paths import Paths
 from monitor.core.throughput import Throughput
 
 __all__ = [
@@ -34,7 +35,7 @@ class ProbeResult:
     `model` is the id probed (a base id, never a `-thinking` alias). `detail` is a short,
     secret-free description for logs (never a response body, never a header). `throughput` is
     what a throughput probe that ended `ok` measured (None for every other result);
-    `fingerprint` likewise for an identity probe.
+    `fingerprint` likewise for an identity probe, and `paths` what a paths probe learnt.
     """
 
     model: str
@@ -49,6 +50,7 @@ class ProbeResult:
     detail: str = ""
     throughput: Throughput | None = None
     fingerprint: Fingerprint | None = None  # what an identity probe that ended `ok` read
+    paths: Paths | None = None
 
     @property
     def ok(self) -> bool:

@@ -19,8 +19,9 @@ from monitor.core.results import Outcome
 from monitor.core.snapshot import DiscoveryStatus
 from monitor.logging import get_logger
 from monitor.parts.fleet import Fleet
+from monitor.parts.key_watch import KeyWatch
 from monitor.parts.persistence import Persistence
-from monitor.probe.discovery import check_gateway_key, fetch_models
+from monitor.probe.discovery import fetch_models, gateway_key_status
 from monitor.slices import run_in_slices
 from monitor.store import DiscoveryRecord
 
@@ -34,11 +35,13 @@ class DiscoveryRun:
         fleet: Fleet,
         persistence: Persistence | None,
         publish: Callable[[], Awaitable[None] | None],
+        key_watch: KeyWatch | None = None,
     ) -> None:
         self._settings = settings
         self._fleet = fleet
         self._persistence = persistence
         self._publish = publish
+        self._key_watch = key_watch  # told what the gateway says of the key (a blocked key, once)
         self._session: aiohttp.ClientSession | None = None
         self.status = DiscoveryStatus()
         self.key_outcome: Outcome | None = None
@@ -108,7 +111,11 @@ class DiscoveryRun:
         key = self._settings.api_key
         if key is None:
             return None
-        return await check_gateway_key(session, self._settings.gateway_url, key, self._settings.probe_timeout)
+        s = self._settings
+        outcome, reason = await gateway_key_status(session, s.gateway_url, key, s.probe_timeout)
+        if self._key_watch is not None:
+            self._key_watch.note(None, outcome, reason, s.gateway_url)
+        return outcome
 
     def _note_key(self, outcome: Outcome | None) -> None:
         if outcome is None or outcome == self.key_outcome:
@@ -118,6 +125,8 @@ class DiscoveryRun:
         previous, self.key_outcome = self.key_outcome, outcome
         if outcome is Outcome.KEY_REJECTED:
             log.error("the gateway rejects the API key", check="/libertai/auth/check")
+        elif outcome is Outcome.KEY_BLOCKED:
+            pass  # the KeyWatch says so, once
         elif outcome is Outcome.OK:
             if previous is not None:
                 log.info("the gateway accepts the API key again")

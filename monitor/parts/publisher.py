@@ -20,6 +20,7 @@ from monitor.core.host_view import Elsewhere, HostView, host_view
 from monitor.core.identity import Identity, out_of_routing
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
+from monitor.core.paths import Paths
 from monitor.core.results import HostState, Outcome
 from monitor.core.snapshot import DiscoveryStatus, ModelView, ServedBy, Snapshot, model_view, with_aliases
 from monitor.core.steps import Steps
@@ -57,6 +58,7 @@ class Publisher:
         windows: MaintenanceWindows | None = None,
         identities: Mapping[HostKey, Identity] | None = None,
         certs: Mapping[str, HostCert] | None = None,
+        paths: Mapping[HostKey, Paths] | None = None,
     ) -> None:
         # The certificate each HTTPS host showed last (`monitor.parts.certs`), shown in its views.
         self._certs: Mapping[str, HostCert] = {} if certs is None else certs
@@ -66,6 +68,7 @@ class Publisher:
         self._throughput: Mapping[HostKey, Throughput] = {} if throughput is None else throughput
         # Each member's identity verdict, as `monitor.parts.identities` keeps it.
         self._identities: Mapping[HostKey, Identity] = {} if identities is None else identities
+        self._paths: Mapping[HostKey, Paths] = {} if paths is None else paths  # the recorder's
         self._fleet = fleet
         self._best = best
         self._gateway = gateway
@@ -128,7 +131,9 @@ class Publisher:
                     h = fleet.health.get(key)
                     if h is not None:
                         tls = self._certs.get(h.host)
-                        hv = host_view(h, self._throughput.get(key), self._elsewhere, tls)
+                        hv = host_view(
+                            h, self._throughput.get(key), self._elsewhere, tls, paths=self._paths.get(key)
+                        )
                         if (identity := self._identities.get(key)) is not None:
                             hv = replace(hv, identity=identity)
                         self._views[key] = hv

@@ -7,7 +7,9 @@ should be confirmed at once by another probe.
 A throughput probe's result is not health evidence: it is neither counted nor stored (the store
 has no place for what it measured), and changes no state. The last measurement of each (model,
 host) is kept in `throughput`, where the snapshot's builder reads it. An identity probe's result
-likewise goes to `identities` (`monitor.parts.identities`) only.
+likewise goes to `identities` (`monitor.parts.identities`) only, and what a paths probe learnt to
+`paths` (`monitor.core.paths`). Every answer to the key goes to the `KeyWatch`, which says when the
+monitor's own key is blocked.
 
 State-change lines have a budget (`StateLogBudget`): a large fleet that goes down at once would
 write tens of thousands of "host down" lines, which bury everything else in the log and cost the
@@ -26,6 +28,7 @@ from typing import Any
 from monitor.config import Settings
 from monitor.core.health import HealthPolicy, HostHealth, apply, needs_confirmation
 from monitor.core.keys import HostKey
+from monitor.core.paths import Paths
 from monitor.core.results import HostState, ProbeKind, ProbeResult
 from monitor.core.slo import Objectives, SloCounts, events
 from monitor.core.steps import mapped
@@ -33,7 +36,11 @@ from monitor.core.throughput import Throughput
 from monitor.logging import get_logger
 from monitor.parts.fleet import SYNC_STEP, Fleet
 from monitor.parts.identities import Identities
+from monitor.parts.key_watch import KeyWatch
 from monitor.parts.ports import ResultSink
+
+# Results kept beside health, never evidence of it: not counted, not stored.
+_NOT_EVIDENCE = frozenset({ProbeKind.THROUGHPUT, ProbeKind.IDENTITY, ProbeKind.PATHS})
 
 log = get_logger("monitor.service")  # the service's parts log under one name
 
@@ -99,6 +106,7 @@ class Recorder:
         state_log: StateLogBudget | None = None,
         objectives: Objectives | None = None,
         identities: Identities | None = None,
+        key_watch: KeyWatch | None = None,
     ) -> None:
         self._fleet = fleet
         self._policy = policy
@@ -110,6 +118,8 @@ class Recorder:
         self.slo_total: SloCounts = Counter()
         self.throughput: dict[HostKey, Throughput] = {}  # the last measurement of each (model, host)
         self.identities = Identities(fleet) if identities is None else identities
+        self.paths: dict[HostKey, Paths] = {}  # the API paths each (model, host) accepts and refuses
+        self.key_watch = KeyWatch() if key_watch is None else key_watch
         self._on_state: list[StateSubscriber] = []
         self._state_log = StateLogBudget() if state_log is None else state_log
 
@@ -120,7 +130,7 @@ class Recorder:
     def record(self, result: ProbeResult) -> bool:
         """Take in one probe result: store it and update health. True when the failure it reports
         should be confirmed at once by another probe (detect fast, before a whole interval)."""
-        if result.kind is ProbeKind.THROUGHPUT or result.kind is ProbeKind.IDENTITY:
+        if result.kind in _NOT_EVIDENCE:
             return self.take_in(result)
         self.counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
         for slo, good in events(result, self.objectives):
@@ -133,11 +143,15 @@ class Recorder:
     def take_in(self, result: ProbeResult) -> bool:
         """Update health with a result (this process's own or, as a follower, the leader's read
         back from the database): neither counted nor stored. True as for `record`."""
+        if result.kind is not ProbeKind.HEALTH:
+            self.key_watch.note(result.kind, result.outcome, result.detail, result.host)
         if result.kind is ProbeKind.THROUGHPUT:
             self._measured(result)
             return False
         if result.kind is ProbeKind.IDENTITY:
             self.identities.take(result)
+        elif result.kind is ProbeKind.PATHS:
+            self._learned(result)
             return False
         if result.kind is ProbeKind.AUTH:
             self._fan_out_auth(result)
@@ -159,6 +173,27 @@ class Recorder:
         if result.ok and measured is not None and measured.measured and key in self._fleet.health:
             self.throughput[key] = measured
             self._fleet.touch(key)
+
+    def _learned(self, result: ProbeResult) -> None:
+        """Keep what a paths probe learnt; a path it left unknown keeps what was known of it."""
+        key = HostKey(result.model, result.host)
+        found = result.paths
+        if found is None or not found.known or key not in self._fleet.health:
+            return
+        before = self.paths.get(key)
+        after = found if before is None else before.updated(found)
+        if after != before:
+            self.paths[key] = after
+            self._fleet.touch(key)
+
+    def retain_paths(self, _models: set[str]) -> Iterator[None]:
+        """Forget the paths of members gone or no longer trusted (a fleet listener, in steps)."""
+        keys = list(self.paths)
+        health = self._fleet.health
+        gone = yield from mapped(keys, lambda k: (h := health.get(k)) is None or not h.trusted, SYNC_STEP)
+        for key, stale in zip(keys, gone, strict=True):
+            if stale:
+                self.paths.pop(key, None)
 
     def retain_throughput(self, _models: set[str]) -> Iterator[None]:
         """Forget the measurements of members gone or no longer trusted (a fleet listener, in

@@ -1,21 +1,26 @@
 """One probe target run: the probe, its result recorded, and a confirmation re-probe if asked.
 
 Throughput and identity probes are billed and judge only what a working host sends: they are made
-only of a host that is up when their turn comes. A turn skipped because the host was not up is
-tried again after `retry_skipped` seconds (an extra run beside the target's slot), so a host first
-seen down is measured soon after it comes up rather than an interval later.
+only of a host that is up when their turn comes. A paths probe is free and made of any host that is
+not down. All three are rare: a turn skipped for the host's state, or a paths probe that left some
+path unknown, is made again after `retry_after` seconds (the completion cadence), one retry pending
+at most, rather than a whole interval later; so a host first seen down is measured soon after it
+comes up.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from monitor.core.clock import Clock
 from monitor.core.keys import HostKey
 from monitor.core.results import HostState, ProbeKind, ProbeResult
 from monitor.core.upstream import is_reasoning
 from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import Recorder
 from monitor.parts.targets import Target, Targets
+
+_RARE = frozenset({ProbeKind.THROUGHPUT, ProbeKind.IDENTITY, ProbeKind.PATHS})
 
 
 class ProberPort(Protocol):
@@ -35,14 +40,17 @@ class TargetRunner:
         recorder: Recorder,
         targets: Targets,
         confirm_delay: float,
-        retry_skipped: float | None = None,
+        retry_after: float | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._prober = prober
         self._fleet = fleet
         self._recorder = recorder
         self._targets = targets
         self._confirm_delay = confirm_delay
-        self._retry_skipped = retry_skipped
+        self._retry_after = retry_after
+        self._clock = clock
+        self._retry_at: dict[Target, float] = {}  # a rare target's one pending retry
 
     async def probe(self, target: Target) -> ProbeResult:
         model, host, kind = target
@@ -57,18 +65,41 @@ class TargetRunner:
         return self._recorder.record(await self.probe(target))
 
     def wanted(self, target: Target) -> bool:
-        """Whether `target` is to be probed now: throughput and identity only while its host is up."""
+        """Whether `target` is to be probed now: throughput and identity only while its host is up,
+        paths while it is not down."""
         model, host, kind = target
+        if kind is ProbeKind.PATHS:
+            h = self._fleet.health.get(HostKey(model, host))
+            return h is not None and h.state is not HostState.DOWN
         if kind is not ProbeKind.THROUGHPUT and kind is not ProbeKind.IDENTITY:
             return True
         h = self._fleet.health.get(HostKey(model, host))
         return h is not None and h.state is HostState.UP
 
+    def _retry(self, target: Target) -> None:
+        """One retry of a rare target, unless one is pending already (retries never pile up)."""
+        if self._retry_after is None or self._clock is None:
+            return
+        now = self._clock.monotonic()
+        if self._retry_at.get(target, now) > now:
+            return
+        self._retry_at[target] = now + self._retry_after
+        self._targets.soon(target, self._retry_after)
+
     async def run(self, target: Target) -> None:
         """The dispatcher's run of a target: a failure to confirm gets one extra probe soon."""
+        kind = target[2]
         if not self.wanted(target):
-            if self._retry_skipped is not None:
-                self._targets.soon(target, self._retry_skipped)
+            if kind in _RARE:
+                self._retry(target)
+            return
+        if kind in _RARE:
+            result = await self.probe(target)
+            self._recorder.record(result)
+            if result.ok or kind is not ProbeKind.PATHS:
+                self._retry_at.pop(target, None)
+            else:
+                self._retry(target)
             return
         if await self.probe_and_record(target):
             self._targets.soon(target, self._confirm_delay)

@@ -5,7 +5,8 @@ first probes) are pure functions of the settings and a host's health; `Targets` 
 dispatcher's set of targets in step with the fleet while the service runs. Every member that gets
 completion probes also gets a throughput probe every `throughput_interval` and an identity probe
 every `identity_interval`, the first soon after it is first seen (both made only while its host is
-up: `monitor.parts.target_runner`).
+up: `monitor.parts.target_runner`); every member that gets billed probes also gets a free paths
+probe every `paths_interval` (`monitor.core.paths`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from monitor.core.steps import Steps, for_each
 Target = tuple[str, str, ProbeKind]
 HOST_WIDE = ""
 _SERVING = (ProbeKind.COMPLETION, ProbeKind.EMBEDDING)
-# Billed probes of up hosts only, on their own interval whatever the host's health.
-_RARE = (ProbeKind.THROUGHPUT, ProbeKind.IDENTITY)
+# Probes on their own interval whatever the host's health: never sped up for a down host.
+_RARE = (ProbeKind.THROUGHPUT, ProbeKind.IDENTITY, ProbeKind.PATHS)
 
 
 class TargetSet(Protocol):
@@ -52,10 +53,13 @@ def probe_kinds(model: str, settings: Settings) -> tuple[ProbeKind, ...]:
 
 def target_kinds(kinds: Iterable[ProbeKind]) -> set[ProbeKind]:
     """The targets of a member whose probes are `kinds`: throughput and identity probes where
-    completions are."""
+    completions are, a paths probe where billed probes are (the key it carries gets past a host's
+    key check)."""
     out = set(kinds)
     if ProbeKind.COMPLETION in out:
-        out.update(_RARE)
+        out.update((ProbeKind.THROUGHPUT, ProbeKind.IDENTITY))
+    if out & set(_SERVING):
+        out.add(ProbeKind.PATHS)
     return out
 
 
@@ -66,6 +70,8 @@ def base_interval(kind: ProbeKind, settings: Settings) -> float:
         return settings.throughput_interval
     if kind is ProbeKind.IDENTITY:
         return settings.identity_interval
+    if kind is ProbeKind.PATHS:
+        return settings.paths_interval
     return settings.completion_interval
 
 

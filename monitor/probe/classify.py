@@ -14,7 +14,15 @@ from typing import Any, Final
 
 from monitor.core.results import classify_status
 
-__all__ = ["DETAIL_MAX_CHARS", "classify_status", "error_detail", "json_message", "sanitise_detail"]
+__all__ = [
+    "DETAIL_MAX_CHARS",
+    "block_reason",
+    "body_message",
+    "classify_status",
+    "error_detail",
+    "json_message",
+    "sanitise_detail",
+]
 
 DETAIL_MAX_CHARS: Final = 120
 
@@ -111,3 +119,37 @@ def error_detail(status: int, body: bytes | None, secret: str = "") -> str:
         return head
     clean = sanitise_detail(message, secret)
     return f"{head}: {clean}" if clean else head
+
+
+def body_message(body: bytes | None) -> str | None:
+    """The message of a JSON error body (`json_message`), unsanitised: for decisions only."""
+    if not body:
+        return None
+    try:
+        return json_message(json.loads(body))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def block_reason(status: int, body: bytes | None, secret: str = "") -> str | None:
+    """Why the key is blocked, when a 403 says so: LibertAI's gateway and hosts answer a known key
+    that may not spend (no credits, a limit reached, the key disabled) with an error object,
+    `{"error": {"message": "No credits.", "code": "no_credits", ...}}`. The message, sanitised
+    (printable, one line, no key, bounded), or None for any other answer: a bare 403 stays
+    `key_rejected`."""
+    if status != 403 or not body:
+        return None
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    error = obj.get("error") if isinstance(obj, dict) else None
+    if not isinstance(error, dict):
+        return None
+    message, code = error.get("message"), error.get("code")
+    text = (
+        message if isinstance(message, str) and message.strip() else code if isinstance(code, str) else None
+    )
+    if text is None:
+        return None
+    return sanitise_detail(text, secret) or None

@@ -24,9 +24,12 @@ from monitor.core.steps import Steps
 from monitor.core.upstream import THINKING_SUFFIX
 from monitor.core.urls import normalise_url
 from monitor.logging import get_logger
+from monitor.probe.classify import block_reason
 from monitor.probe.http import BodyTooLarge, classify_exception, read_bounded
 from monitor.probe.prober import classify_status
 from monitor.slices import run_in_slices
+
+_KEY_BODY_BYTES = 16 * 1024  # a key check's error body: a short JSON object
 
 __all__ = [
     "MAX_LISTING_BYTES",
@@ -37,6 +40,7 @@ __all__ = [
     "alias_of",
     "check_gateway_key",
     "fetch_models",
+    "gateway_key_status",
     "parse_models",
 ]
 
@@ -238,10 +242,20 @@ async def check_gateway_key(
 ) -> Outcome:
     """GET `{gateway_url}/libertai/auth/check` with the key: ok, key_rejected, or why it failed.
 
-    404/405 -> unsupported; other statuses as `classify_status` maps them for an auth probe;
-    timeouts and transport errors -> timeout, connect_error, tls_error. Never raises (but
-    CancelledError); never follows a redirect.
+    404/405 -> unsupported; a 403 with a reason -> key_blocked; other statuses as `classify_status`
+    maps them for an auth probe; timeouts and transport errors -> timeout, connect_error, tls_error.
+    Never raises (but CancelledError); never follows a redirect.
     """
+    return (await gateway_key_status(session, gateway_url, api_key, timeout))[0]
+
+
+async def gateway_key_status(
+    session: aiohttp.ClientSession,
+    gateway_url: str,
+    api_key: Secret,
+    timeout: float,  # noqa: ASYNC109 - applied with asyncio.timeout
+) -> tuple[Outcome, str]:
+    """`check_gateway_key`'s outcome, and the reason of a `key_blocked` (sanitised; else "")."""
     headers = {"Authorization": "Bearer " + api_key.reveal()}
     try:
         async with (
@@ -250,6 +264,14 @@ async def check_gateway_key(
                 _endpoint(gateway_url, "/libertai/auth/check"), headers=headers, allow_redirects=False
             ) as response,
         ):
-            return classify_status(response.status, ProbeKind.AUTH)
+            outcome = classify_status(response.status, ProbeKind.AUTH)
+            if response.status != 403:
+                return outcome, ""
+            try:
+                body: bytes | None = await read_bounded(response, _KEY_BODY_BYTES)
+            except BodyTooLarge:
+                body = None
+            reason = block_reason(response.status, body, api_key.reveal())
+            return (outcome, "") if reason is None else (Outcome.KEY_BLOCKED, reason)
     except Exception as exc:
-        return classify_exception(exc)[0]
+        return classify_exception(exc)[0], ""

@@ -50,13 +50,21 @@ import aiohttp
 from yarl import URL
 
 from monitor.core.identity import Fingerprint
+from monitor.core.paths import OPTIONAL_PATHS, PathAnswer, Paths, path_answer
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.secret import Secret
 from monitor.core.urls import AllowList
 from monitor.probe.answers import SseEvent, SseStream, interpret_sse_line, valid_embedding
 from monitor.probe.bodies import completion_body, embedding_body, new_nonce, stream_body
 from monitor.probe.certs import CertWatch, peer_cert
-from monitor.probe.classify import DETAIL_MAX_CHARS, classify_status, error_detail, sanitise_detail
+from monitor.probe.classify import (
+    DETAIL_MAX_CHARS,
+    block_reason,
+    body_message,
+    classify_status,
+    error_detail,
+    sanitise_detail,
+)
 from monitor.probe.http import BodyTooLarge, ConnectTiming, classify_exception, read_bounded
 from monitor.probe.identity import identity_body, read_fingerprint
 
@@ -144,11 +152,79 @@ class Prober:
         """POST {host}/v1/embeddings for "ping" (billed); checks data[0].embedding."""
         return await self._run(ProbeKind.EMBEDDING, host, model)
 
+    async def paths(self, host: str, model: str) -> ProbeResult:
+        """Which of `OPTIONAL_PATHS` the host accepts for `model` (free: `monitor.core.paths`).
+
+        One request per path, in turn, each under the probe timeout. The result is `ok` when every
+        path was decided; else the outcome of the first that was not (the paths decided are kept).
+        """
+        started_at = time.time()
+        if not self._allow.admits(host):
+            return ProbeResult(
+                model, host, ProbeKind.PATHS, Outcome.NOT_PROBED, started_at, detail="host not admitted"
+            )
+        t0 = time.perf_counter()
+        answers: list[tuple[str, PathAnswer]] = []
+        outcome, detail, status = Outcome.OK, "", None
+        for path in OPTIONAL_PATHS:
+            answer, why, said, code = await self._path(host, path, model)
+            answers.append((path, answer))
+            if answer is PathAnswer.UNKNOWN and outcome is Outcome.OK:
+                outcome, detail, status = why, said, code
+        total_ms = (time.perf_counter() - t0) * 1000.0
+        return ProbeResult(
+            model,
+            host,
+            ProbeKind.PATHS,
+            outcome,
+            started_at,
+            status,
+            None,
+            None,
+            total_ms,
+            detail,
+            paths=Paths.of(answers),
+        )
+
     async def probe(self, kind: ProbeKind, host: str, model: str, *, reasoning: bool = False) -> ProbeResult:
         """Run the probe of the given kind (`reasoning`: see `completion`)."""
+        if kind is ProbeKind.PATHS:
+            return await self.paths(host, model)
         return await self._run(kind, host, model, reasoning)
 
     # -- internals ----------------------------------------------------------------------------
+
+    async def _path(self, host: str, path: str, model: str) -> tuple[PathAnswer, Outcome, str, int | None]:
+        """(what the answer says of `path`, the outcome of the request, its detail, its status)."""
+        headers = {"Authorization": "Bearer " + self._key.reveal(), "Content-Type": "application/json"}
+        # Only the model: every server that accepts the path rejects this body before inference.
+        data = json.dumps({"model": model}).encode()
+        url = URL(f"{host}{path}", encoded=True)
+        try:
+            async with (
+                asyncio.timeout(self._timeout),
+                self._session.post(url, headers=headers, data=data, allow_redirects=False) as response,
+            ):
+                status = response.status
+                try:
+                    body: bytes | None = await read_bounded(response, self._max_body)
+                except BodyTooLarge:
+                    body = None
+        except Exception as exc:  # never raise; CancelledError is a BaseException and propagates
+            outcome, detail = classify_exception(exc)
+            return PathAnswer.UNKNOWN, outcome, detail, None
+        answer = path_answer(status, body_message(body))
+        if answer is not PathAnswer.UNKNOWN:
+            return answer, Outcome.OK, "", status
+        reason = block_reason(status, body, self._key.reveal())
+        if reason is not None:
+            return answer, Outcome.KEY_BLOCKED, reason, status
+        return (
+            answer,
+            classify_status(status, ProbeKind.COMPLETION),
+            error_detail(status, body, self._key.reveal()),
+            status,
+        )
 
     def _request_args(
         self, kind: ProbeKind, host: str, model: str, reasoning: bool = False
@@ -205,7 +281,7 @@ class Prober:
                         await self._drain(response)
                         detail = ""
                     else:
-                        detail = await self._error_detail(response)
+                        outcome, detail = await self._error_detail(response, outcome)
                 elif kind is ProbeKind.COMPLETION or kind is ProbeKind.THROUGHPUT:
                     timed = kind is ProbeKind.THROUGHPUT
                     stream = SseStream(self._key.reveal(), timed=timed)
@@ -291,15 +367,20 @@ class Prober:
         with contextlib.suppress(BodyTooLarge):
             await read_bounded(response, self._max_body)
 
-    async def _error_detail(self, response: aiohttp.ClientResponse) -> str:
+    async def _error_detail(self, response: aiohttp.ClientResponse, outcome: Outcome) -> tuple[Outcome, str]:
+        """(outcome, detail) of an error answer: a 403 with a reason is `key_blocked`, its detail
+        the reason alone."""
         status = response.status
         if 300 <= status < 400:
-            return error_detail(status, None)
+            return outcome, error_detail(status, None)
         try:
             body: bytes | None = await read_bounded(response, self._max_body)
         except BodyTooLarge:
             body = None
-        return error_detail(status, body, self._key.reveal())
+        reason = block_reason(status, body, self._key.reveal())
+        if reason is not None:
+            return Outcome.KEY_BLOCKED, reason
+        return outcome, error_detail(status, body, self._key.reveal())
 
     async def _read_embedding(self, response: aiohttp.ClientResponse) -> tuple[Outcome, str]:
         body = await read_bounded(response, self._max_embedding)

@@ -18,7 +18,7 @@ from aiohttp import web
 from monitor.sim.behaviour import is_listed
 from monitor.sim.formats import HTML_ERROR_PAGE, dumps
 from monitor.sim.host import VIA_HEADER
-from monitor.sim.keys import KeyStatus, presented_key
+from monitor.sim.keys import KeyStatus, blocked_body, presented_key
 from monitor.sim.state import SimState
 
 _THINKING = "-thinking"
@@ -112,7 +112,7 @@ class GatewayApp:
         if status is KeyStatus.VALID:
             return web.Response(text="OK")
         if status is KeyStatus.BLOCKED:
-            return _detail(403, "Forbidden")
+            return _json(403, blocked_body(self._state.keyring))
         return _detail(401, "Unauthorized")
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
@@ -120,7 +120,7 @@ class GatewayApp:
         if status is KeyStatus.MISSING or status is KeyStatus.INVALID:
             return _detail(401, "Unauthorized")
         if status is KeyStatus.BLOCKED:
-            return _detail(403, "Forbidden")
+            return _json(403, blocked_body(self._state.keyring))
         try:
             body = json.loads(await request.read())
         except ValueError:

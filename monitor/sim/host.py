@@ -29,7 +29,7 @@ from monitor.sim.formats import (
     embeddings_body,
     image_body,
 )
-from monitor.sim.keys import KeyStatus, presented_key
+from monitor.sim.keys import KeyStatus, blocked_body, presented_key
 from monitor.sim.model import as_model
 from monitor.sim.specs import Behaviour
 from monitor.sim.state import SimHost, SimState
@@ -154,6 +154,8 @@ class HostApp:
             return _detail(404, "Not Found")
         if method != "POST":
             return _detail(405, "Method Not Allowed")
+        if b.paths is not None and path not in b.paths:
+            return _detail(400, "Invalid inference path")
         return await handler(request, host, b, t0)
 
     # -- shared prelude of every billed endpoint ------------------------------------------------
@@ -176,7 +178,9 @@ class HostApp:
         key_status = self._state.keyring.status(presented_key(request.headers))
         if key_status is KeyStatus.MISSING or key_status is KeyStatus.INVALID:
             return _detail(401, "Invalid API key")
-        if key_status is KeyStatus.BLOCKED or b.key_blocked:
+        if key_status is KeyStatus.BLOCKED:
+            return _json(403, blocked_body(self._state.keyring))
+        if b.key_blocked:
             return _detail(403, "API key blocked")
         if not b.key_distributed:
             return _detail(401, "Invalid API key")
@@ -223,6 +227,9 @@ class HostApp:
         if isinstance(admitted, web.Response):
             return admitted
         body, model = admitted
+        if "messages" not in body and "prompt" not in body:
+            # As vLLM: a body without a prompt is invalid, refused before any generation.
+            return _detail(422, "Field 'messages' is required")
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             return _detail(422, "max_tokens must be a positive integer")

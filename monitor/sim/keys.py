@@ -30,6 +30,9 @@ class Keyring:
 
     valid: frozenset[str] = frozenset()
     blocked: frozenset[str] = frozenset()
+    # What the gateway and the hosts answer a blocked key: 403 and LibertAI's error object.
+    blocked_reason: str = "No credits."
+    blocked_code: str = "no_credits"
 
     @classmethod
     def of(cls, valid: Iterable[str], blocked: Iterable[str]) -> Keyring:
@@ -45,3 +48,14 @@ class Keyring:
         if not self.valid or key in self.valid:
             return KeyStatus.VALID
         return KeyStatus.INVALID
+
+
+def blocked_body(keyring: Keyring) -> dict[str, dict[str, str]]:
+    """The 403 body for a blocked key, in LibertAI's shape."""
+    return {
+        "error": {
+            "message": keyring.blocked_reason,
+            "type": "invalid_request_error",
+            "code": keyring.blocked_code,
+        }
+    }

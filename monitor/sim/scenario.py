@@ -164,7 +164,8 @@ def apply_changes(base: Behaviour, changes: Mapping[str, Any], where: str = "beh
     `down` takes a bool or a list of [start, end] windows; `listed` a bool or a list of windows;
     `ttft` / `itl` / `cached_ttft` a number of milliseconds or a distribution table (`cached_ttft`
     also false, for no prompt cache); `slots` a positive integer, or false for unlimited;
-    `cache_ttl` seconds > 0, or false for no prefix cache; `cache_factor` a number in (0, 1].
+    `cache_ttl` seconds > 0, or false for no prefix cache; `cache_factor` a number in (0, 1];
+    `paths` a list of the POST paths the host accepts, or false for every path.
     """
     _no_unknown(changes, _BEHAVIOUR_KEYS | {"down_windows", "listed_windows"}, where)
     out: dict[str, Any] = {}
@@ -222,6 +223,8 @@ def apply_changes(base: Behaviour, changes: Mapping[str, Any], where: str = "beh
             out[key] = _fraction(value, w)
         elif key in MODEL_KEYS:
             out[key] = parse_model_value(key, value, w)
+        elif key == "paths":
+            out[key] = None if value is None or value is False else _paths(value, w)
     new = dataclasses.replace(base, **out)
     if new.cached_ttft is not None and new.cache_ttl is not None:
         raise ValueError(
@@ -229,6 +232,13 @@ def apply_changes(base: Behaviour, changes: Mapping[str, Any], where: str = "beh
             "(cached_ttft = false, or cache_ttl = false, turns one off)"
         )
     return new
+
+
+def _paths(value: Any, where: str) -> tuple[str, ...]:
+    paths = tuple(_str(p, where) for p in _list(value, where))
+    if any(not p.startswith("/") for p in paths):
+        raise ValueError(f"{where}: each path starts with '/', got {list(paths)!r}")
+    return paths
 
 
 def parse_dist(value: Any, where: str) -> Dist:

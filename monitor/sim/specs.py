@@ -135,6 +135,9 @@ class Behaviour:
     logprobs: bool = True
     logprob_noise: float = 0.0
     logprob_shift: float = 0.0
+    # The POST paths this host accepts (its models' `allowed_paths`); any other answers 400
+    # "Invalid inference path". None: every path its models serve.
+    paths: tuple[str, ...] | None = None
 
     @property
     def error_rate(self) -> float:
@@ -171,6 +174,7 @@ class Behaviour:
             "logprobs": self.logprobs,
             "logprob_noise": self.logprob_noise,
             "logprob_shift": self.logprob_shift,
+            "paths": None if self.paths is None else list(self.paths),
         }
 
     def summary(self) -> str:
@@ -206,6 +210,8 @@ class Behaviour:
             parts.append("another model")
         if not self.logprobs:
             parts.append("no logprobs")
+        if self.paths is not None:
+            parts.append("paths " + ",".join(self.paths))
         if not self.listed:
             parts.append("unlisted")
         elif self.listed_windows is not None:

@@ -40,6 +40,7 @@ OUTCOME_CODES: Final = MappingProxyType(
         Outcome.NOT_LOADED: 12,
         Outcome.UNSUPPORTED: 13,
         Outcome.NOT_PROBED: 14,
+        Outcome.KEY_BLOCKED: 15,
     }
 )
 
@@ -52,6 +53,10 @@ SERVING_KIND_CODES: Final = frozenset({KIND_CODES[ProbeKind.COMPLETION], KIND_CO
 
 # Outcomes that say nothing about a host's availability: not counted as probes in roll-ups/history.
 NEUTRAL_OUTCOME_CODES: Final = frozenset(
-    {OUTCOME_CODES[Outcome.UNSUPPORTED], OUTCOME_CODES[Outcome.NOT_PROBED]}
+    {
+        OUTCOME_CODES[Outcome.UNSUPPORTED],
+        OUTCOME_CODES[Outcome.NOT_PROBED],
+        OUTCOME_CODES[Outcome.KEY_BLOCKED],
+    }
 )
 OK_CODE: Final = OUTCOME_CODES[Outcome.OK]

@@ -36,6 +36,7 @@ class Counters:
     notifications: Mapping[str, int] = field(default_factory=dict)  # state -> messages
     # The store's counts over the error budget's window (None: no database, or not read yet).
     slo_window: Callable[[], WindowCounts | None] = lambda: None
+    key_blocked: Callable[[], str | None] = lambda: None  # why the key is blocked (KeyWatch), or None
 
 
 class Readout(Protocol):

@@ -130,11 +130,19 @@ def _discovery_families(snap: Snapshot, now: float) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             P + "gateway_key_ok",
             "1 if the gateway accepts the API key, 0 if it rejects it.",
-            value=0.0 if key is Outcome.KEY_REJECTED else 1.0,
+            value=0.0 if key in (Outcome.KEY_REJECTED, Outcome.KEY_BLOCKED) else 1.0,
         )
 
 
 def _service_families(c: Counters) -> Iterator[Metric]:
+    blocked = c.key_blocked()
+    key = GaugeMetricFamily(
+        P + "key_blocked",
+        "1 while the API key is blocked (a 403 with a reason from the gateway or a host), else 0.",
+        labels=["reason"],
+    )
+    key.add_metric([blocked or ""], 0.0 if blocked is None else 1.0)
+    yield key
     s = c.scheduler
     yield GaugeMetricFamily(
         P + "scheduler_lag_seconds",

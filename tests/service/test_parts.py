@@ -45,9 +45,10 @@ def test_an_alias_shares_its_base_entries_and_probes() -> None:
         ("hermes", A, ProbeKind.COMPLETION),
         ("hermes", A, ProbeKind.THROUGHPUT),
         ("hermes", A, ProbeKind.IDENTITY),
+        ("hermes", A, ProbeKind.PATHS),
         (HOST_WIDE, A, ProbeKind.AUTH),
     ]
-    assert len(dispatcher) == 5 and all(t in dispatcher for t in expected)
+    assert len(dispatcher) == 6 and all(t in dispatcher for t in expected)
 
 
 def test_a_retired_host_loses_its_entry_and_its_probes() -> None:
@@ -61,9 +62,10 @@ def test_a_retired_host_loses_its_entry_and_its_probes() -> None:
         ("hermes", B, ProbeKind.COMPLETION),
         ("hermes", B, ProbeKind.THROUGHPUT),
         ("hermes", B, ProbeKind.IDENTITY),
+        ("hermes", B, ProbeKind.PATHS),
         (HOST_WIDE, B, ProbeKind.AUTH),
     ]
-    assert len(dispatcher) == 5 and not any(t in dispatcher for t in gone)
+    assert len(dispatcher) == 6 and not any(t in dispatcher for t in gone)
 
 
 def test_no_billed_probes_or_auth_checks_without_a_key() -> None:

@@ -169,18 +169,19 @@ class _SoonTargets:
         self.extra.append((target, delay))
 
 
-async def test_a_throughput_turn_skipped_while_the_host_is_not_up_is_tried_again_a_probe_interval_later() -> (
-    None
-):
+async def test_a_skipped_throughput_turn_is_tried_again_once_before_its_interval() -> None:
     settings = _settings()
-    fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
+    clock = FakeClock()
+    fleet = Fleet(settings, Targets(settings, clock), quiet=True)
     finish(fleet.apply_listing({"hermes": [A]}, T0))
     recorder = Recorder(fleet, health_policy(settings), None)
     prober = _CountingProber()
     targets = _SoonTargets()
-    runner = TargetRunner(prober, fleet, recorder, targets, 1.0, retry_skipped=30.0)  # type: ignore[arg-type]
-    await runner.run(("hermes", A, ProbeKind.THROUGHPUT))  # not up yet: skipped, tried again in 30 s
-    assert prober.made == [] and targets.extra == [(("hermes", A, ProbeKind.THROUGHPUT), 30.0)]
+    runner = TargetRunner(prober, fleet, recorder, targets, 1.0, retry_after=300.0, clock=clock)  # type: ignore[arg-type]
+    target = ("hermes", A, ProbeKind.THROUGHPUT)
+    await runner.run(target)  # not up yet: skipped, tried again in 300 s
+    await runner.run(target)  # a retry is pending already: none more
+    assert prober.made == [] and targets.extra == [(target, 300.0)]
     _up(recorder, A)
-    await runner.run(("hermes", A, ProbeKind.THROUGHPUT))
+    await runner.run(target)
     assert prober.made == [(ProbeKind.THROUGHPUT, A)] and len(targets.extra) == 1

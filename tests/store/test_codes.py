@@ -7,8 +7,8 @@ from monitor.store.codes import KIND_BY_CODE, KIND_CODES, OUTCOME_BY_CODE, OUTCO
 
 
 def test_every_kind_and_outcome_has_a_distinct_code() -> None:
-    # Throughput and identity probes' results are never stored: their kinds have no code.
-    assert set(KIND_CODES) == set(ProbeKind) - {ProbeKind.THROUGHPUT, ProbeKind.IDENTITY}
+    # Throughput, identity and paths probes' results are never stored: their kinds have no code.
+    assert set(KIND_CODES) == set(ProbeKind) - {ProbeKind.THROUGHPUT, ProbeKind.IDENTITY, ProbeKind.PATHS}
     assert set(OUTCOME_CODES) == set(Outcome)
     assert len(set(KIND_CODES.values())) == len(KIND_CODES)
     assert len(set(OUTCOME_CODES.values())) == len(OUTCOME_CODES)
@@ -40,4 +40,5 @@ def test_codes_never_change() -> None:
         "not_loaded": 12,
         "unsupported": 13,
         "not_probed": 14,
+        "key_blocked": 15,
     }

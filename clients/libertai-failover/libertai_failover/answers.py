@@ -4,7 +4,8 @@ A monitor is trusted to rank hosts, not to run code or rewrite requests at will:
 checked for type and size, host URLs are normalised (a bad one is dropped, not the whole answer),
 and `request_fields` may not touch the fields the client itself decides (`model`, `stream`).
 An answer from a monitor that gives no `candidates` keeps them empty: the client then routes on
-`host` and `fallbacks` alone.
+`host` and `fallbacks` alone. The API paths each host refuses (`paths_refused` of the answer's
+`hosts` entries) are kept so that a request never goes to a host that refuses its path.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from libertai_failover.urls import normalise_url
@@ -22,6 +23,8 @@ __all__ = ["MAX_ANSWER_BYTES", "Answer", "Candidate", "parse_answer"]
 MAX_ANSWER_BYTES = 1 << 20
 _MAX_HOSTS = 256
 _RESERVED_FIELDS = frozenset({"model", "stream"})
+_MAX_PATHS = 32
+_MAX_PATH_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,13 @@ class Answer:
     upstream_model: str
     request_fields_json: str = "{}"
     candidates: tuple[Candidate, ...] = ()
+    # host -> the API paths it refuses (as the monitor learnt them); a host not here refuses none.
+    refused_paths: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def refuses(self, host: str, path: str) -> bool:
+        """Whether `host` is known to refuse requests to `path` (e.g. "/v1/messages")."""
+        refused = self.refused_paths.get(host)
+        return refused is not None and path.rstrip("/") in refused
 
     def candidate(self, url: str) -> Candidate | None:
         return next((c for c in self.candidates if c.url == url), None)
@@ -104,6 +114,18 @@ def _rest(c: Candidate) -> tuple[float | None, float | None, float, bool]:
     return c.ttft_ms_p50, c.ttft_ms_p95, c.load, c.warm
 
 
+def _refused(raw: object) -> frozenset[str] | None:
+    """A host entry's `paths_refused`: the valid paths of it, or None when it names none."""
+    if not isinstance(raw, list):
+        return None
+    kept = frozenset(
+        p.rstrip("/")
+        for p in raw[:_MAX_PATHS]
+        if isinstance(p, str) and p.startswith("/") and len(p) <= _MAX_PATH_CHARS
+    )
+    return kept or None
+
+
 def _fields(raw: object) -> str:
     if not isinstance(raw, Mapping):
         return "{}"
@@ -128,14 +150,20 @@ def parse_answer(model: str, body: bytes) -> Answer:
             order.append(url)
     hosts = data.get("hosts")
     up = {order[0]} if data.get("host") is not None and order else set()
+    refused: dict[str, frozenset[str]] = {}
     if isinstance(hosts, list):
         for h in hosts[: _MAX_HOSTS * 4]:
-            if isinstance(h, dict) and h.get("state") == "up" and (url := _url(h.get("url"))) is not None:
+            if not isinstance(h, dict) or (url := _url(h.get("url"))) is None:
+                continue
+            if h.get("state") == "up":
                 up.add(url)
+            if (paths := _refused(h.get("paths_refused"))) is not None:
+                refused[url] = paths
     else:  # an answer without host states: its best and fallbacks are the hosts it calls up
         up.update(order)
     upstream = data.get("upstream_model")
     if not isinstance(upstream, str) or not upstream or len(upstream) > 256:
         upstream = model
     fields = _fields(data.get("request_fields"))
-    return Answer(model, tuple(order), frozenset(up), upstream, fields, _candidates(data.get("candidates")))
+    candidates = _candidates(data.get("candidates"))
+    return Answer(model, tuple(order), frozenset(up), upstream, fields, candidates, refused)

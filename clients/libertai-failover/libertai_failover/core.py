@@ -133,21 +133,28 @@ class FailoverCore:
             with self._lock:
                 penalised = {h for h, until in self._penalised.items() if until > now}
                 sticky = self._sticky.get(named[0])
+            admits = self._admits(answer, request.url.path)
             if self.spread.on and answer.candidates:
                 keyed = conversation_key(request.headers.get(SESSION_HEADER), named[1])
                 key, opening = keyed if keyed is not None else (None, True)
                 bound = None if key is None else self.affinity.get(key)
                 snapshot = self.in_flight.snapshot()
-                hosts = choose_hosts(
-                    answer, bound, opening, snapshot, penalised, self.allowed.admits, self.rng
-                )
+                hosts = choose_hosts(answer, bound, opening, snapshot, penalised, admits, self.rng)
             else:
-                hosts = order_hosts(answer, sticky, penalised, self.allowed.admits)
+                hosts = order_hosts(answer, sticky, penalised, admits)
         self.hedges.request()
         attempts = Attempts(self, request, body, named, answer, hosts, key)
         for host in refused:
             attempts.refused(host)
         return attempts
+
+    def _admits(self, answer: Answer, path: str) -> Callable[[str], bool]:
+        """Which hosts a request to `path` may go to: those the allow-list admits and that are not
+        known to refuse the path (the monitor's `paths_refused`); the gateway remains the last try."""
+        allowed = self.allowed.admits
+        if not answer.refused_paths:
+            return allowed
+        return lambda host: allowed(host) and not answer.refuses(host, path)
 
     def deadline(self, answer: Answer | None, host: str, streamed: bool) -> float | None:
         """Seconds a try of a streamed request may wait for its first byte; None: no limit (a

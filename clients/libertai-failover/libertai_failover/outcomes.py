@@ -26,6 +26,9 @@ class Outcome(enum.StrEnum):
     NOT_LOADED = "not_loaded"  # health answered 202
     UNSUPPORTED = "unsupported"  # 404/405 on an optional endpoint (a host's auth check)
     NOT_PROBED = "not_probed"  # untrusted, or not probed yet
+    # 403 with a reason (no credits, a limit reached, the key disabled): the caller's key is
+    # blocked, which says nothing of the host that answered.
+    KEY_BLOCKED = "key_blocked"
 
 
 class ProbeKind(enum.StrEnum):
@@ -39,6 +42,9 @@ class ProbeKind(enum.StrEnum):
     # A fixed prompt at temperature 0 with log-probabilities (billed, rare): whether the host
     # serves the model it is listed for. Not health evidence, not stored.
     IDENTITY = "identity"
+    # Which API paths a host accepts: an invalid body on each optional path, refused before any
+    # inference (free). Never health evidence, not stored.
+    PATHS = "paths"
 
 
 def classify_status(status: int, kind: ProbeKind) -> Outcome:

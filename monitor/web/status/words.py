@@ -31,6 +31,7 @@ REASON_WORDS: Final = {
     Outcome.NOT_LOADED: "health answered 202: model not loaded",
     Outcome.UNSUPPORTED: "endpoint not supported here",
     Outcome.NOT_PROBED: "not probed yet",
+    Outcome.KEY_BLOCKED: "the monitor's key is blocked (403 with a reason)",
 }
 
 
