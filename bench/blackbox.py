@@ -52,7 +52,7 @@ from bench.common import (
     write_result,
 )
 from bench.truthpair import Event, monitor_completions, pair
-from monitor.probe.prober import completion_body
+from monitor.probe.bodies import completion_body
 
 NAME = "blackbox"
 TARGET = {"accuracy_ratio_min": 1.0, "cpu_per_probe_ratio_max": 1.0}

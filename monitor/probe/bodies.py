@@ -14,8 +14,15 @@ import functools
 import json
 import random
 from typing import Final
+from urllib.parse import quote
 
-__all__ = ["completion_body", "embedding_body", "new_nonce", "stream_body"]
+from yarl import URL
+
+from monitor.core.results import ProbeKind
+from monitor.core.secret import Secret
+from monitor.probe.identity import identity_body
+
+__all__ = ["completion_body", "embedding_body", "new_nonce", "request_args", "stream_body"]
 
 _MARK: Final = "\x00nonce\x00"
 _PROMPT: Final = "ping"
@@ -58,3 +65,33 @@ def completion_body(model: str, nonce: str = "", *, reasoning: bool = False) -> 
 @functools.lru_cache(maxsize=1024)
 def embedding_body(model: str) -> bytes:
     return json.dumps({"model": model, "input": "ping"}).encode()
+
+
+def request_args(
+    kind: ProbeKind,
+    host: str,
+    model: str,
+    key: Secret,
+    *,
+    reasoning: bool = False,
+    throughput_tokens: int = 16,
+) -> tuple[str, URL, dict[str, str], bytes | None]:
+    """(method, URL, headers, body) of a probe of `kind`; only a health check carries no key."""
+    quoted = quote(model, safe="")
+    if kind is ProbeKind.HEALTH:
+        return "GET", URL(f"{host}/health/{quoted}", encoded=True), {}, None
+    auth = "Bearer " + key.reveal()
+    if kind is ProbeKind.AUTH:
+        return "GET", URL(f"{host}/libertai/auth/check", encoded=True), {"Authorization": auth}, None
+    headers = {"Authorization": auth, "Content-Type": "application/json"}
+    if kind is ProbeKind.COMPLETION or kind is ProbeKind.THROUGHPUT:
+        headers["Accept"] = "text/event-stream"
+        if kind is ProbeKind.COMPLETION:
+            body = completion_body(model, new_nonce(), reasoning=reasoning)
+        else:
+            body = stream_body(model, throughput_tokens, new_nonce(), reasoning=reasoning)
+        return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
+    if kind is ProbeKind.IDENTITY:
+        body = identity_body(model, reasoning=reasoning)
+        return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
+    return "POST", URL(f"{host}/v1/embeddings", encoded=True), headers, embedding_body(model)

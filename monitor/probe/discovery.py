@@ -24,9 +24,8 @@ from monitor.core.steps import Steps
 from monitor.core.upstream import THINKING_SUFFIX
 from monitor.core.urls import normalise_url
 from monitor.logging import get_logger
-from monitor.probe.classify import block_reason
+from monitor.probe.classify import block_reason, classify_status
 from monitor.probe.http import BodyTooLarge, classify_exception, read_bounded
-from monitor.probe.prober import classify_status
 from monitor.slices import run_in_slices
 
 _KEY_BODY_BYTES = 16 * 1024  # a key check's error body: a short JSON object

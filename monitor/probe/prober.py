@@ -44,7 +44,6 @@ import contextlib
 import json
 import time
 from typing import Final
-from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -54,37 +53,20 @@ from monitor.core.paths import OPTIONAL_PATHS, PathAnswer, Paths, path_answer
 from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.secret import Secret
 from monitor.core.urls import AllowList
-from monitor.probe.answers import SseEvent, SseStream, interpret_sse_line, valid_embedding
-from monitor.probe.bodies import completion_body, embedding_body, new_nonce, stream_body
+from monitor.probe.answers import SseStream, valid_embedding
+from monitor.probe.bodies import request_args
 from monitor.probe.certs import CertWatch, peer_cert
 from monitor.probe.classify import (
-    DETAIL_MAX_CHARS,
     block_reason,
     body_message,
     classify_status,
     error_detail,
-    sanitise_detail,
 )
 from monitor.probe.http import BodyTooLarge, ConnectTiming, classify_exception, read_bounded
-from monitor.probe.identity import identity_body, read_fingerprint
-
-# The pure helpers live in `monitor.probe.classify` and `monitor.probe.answers`; re-exported here,
-# where callers have always imported them from.
-__all__ = [
-    "DETAIL_MAX_CHARS",
-    "Prober",
-    "SseEvent",
-    "SseStream",
-    "classify_status",
-    "completion_body",
-    "embedding_body",
-    "error_detail",
-    "interpret_sse_line",
-    "sanitise_detail",
-    "valid_embedding",
-]
+from monitor.probe.identity import read_fingerprint
 
 KIB: Final = 1024
+_NOT_ACCEPTED: Final = "certificate changed: not accepted (certs accept), the key was not sent"
 
 
 class Prober:
@@ -200,10 +182,13 @@ class Prober:
         # Only the model: every server that accepts the path rejects this body before inference.
         data = json.dumps({"model": model}).encode()
         url = URL(f"{host}{path}", encoded=True)
+        pin = self._pin(ProbeKind.PATHS, host)
         try:
             async with (
                 asyncio.timeout(self._timeout),
-                self._session.post(url, headers=headers, data=data, allow_redirects=False) as response,
+                self._session.post(
+                    url, headers=headers, data=data, allow_redirects=False, ssl=True if pin is None else pin
+                ) as response,
             ):
                 status = response.status
                 try:
@@ -212,6 +197,8 @@ class Prober:
                     body = None
         except Exception as exc:  # never raise; CancelledError is a BaseException and propagates
             outcome, detail = classify_exception(exc)
+            if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+                detail = _NOT_ACCEPTED
             return PathAnswer.UNKNOWN, outcome, detail, None
         answer = path_answer(status, body_message(body))
         if answer is not PathAnswer.UNKNOWN:
@@ -226,28 +213,6 @@ class Prober:
             status,
         )
 
-    def _request_args(
-        self, kind: ProbeKind, host: str, model: str, reasoning: bool = False
-    ) -> tuple[str, URL, dict[str, str], bytes | None]:
-        quoted = quote(model, safe="")
-        if kind is ProbeKind.HEALTH:
-            return "GET", URL(f"{host}/health/{quoted}", encoded=True), {}, None
-        auth = "Bearer " + self._key.reveal()
-        if kind is ProbeKind.AUTH:
-            return "GET", URL(f"{host}/libertai/auth/check", encoded=True), {"Authorization": auth}, None
-        headers = {"Authorization": auth, "Content-Type": "application/json"}
-        if kind is ProbeKind.COMPLETION or kind is ProbeKind.THROUGHPUT:
-            headers["Accept"] = "text/event-stream"
-            if kind is ProbeKind.COMPLETION:
-                body = completion_body(model, new_nonce(), reasoning=reasoning)
-            else:
-                body = stream_body(model, self._throughput_tokens, new_nonce(), reasoning=reasoning)
-            return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
-        if kind is ProbeKind.IDENTITY:
-            body = identity_body(model, reasoning=reasoning)
-            return "POST", URL(f"{host}/v1/chat/completions", encoded=True), headers, body
-        return "POST", URL(f"{host}/v1/embeddings", encoded=True), headers, embedding_body(model)
-
     async def _run(self, kind: ProbeKind, host: str, model: str, reasoning: bool = False) -> ProbeResult:
         started_at = time.time()
         if not self._allow.admits(host):
@@ -259,7 +224,9 @@ class Prober:
         t0 = time.perf_counter()
         pin = self._pin(kind, host)
         try:
-            method, url, headers, data = self._request_args(kind, host, model, reasoning)
+            method, url, headers, data = request_args(
+                kind, host, model, self._key, reasoning=reasoning, throughput_tokens=self._throughput_tokens
+            )
             async with (
                 asyncio.timeout(self._timeout),
                 self._session.request(
@@ -301,7 +268,7 @@ class Prober:
         except Exception as exc:  # never raise; CancelledError is a BaseException and propagates
             outcome, detail = classify_exception(exc)
             if isinstance(exc, aiohttp.ServerFingerprintMismatch):
-                detail = "certificate changed: not accepted (certs accept), the key was not sent"
+                detail = _NOT_ACCEPTED
             if status is not None:
                 outcome, detail = self._failure_after_headers(exc, outcome, detail, kind, status, stream)
         total_ms = (time.perf_counter() - t0) * 1000.0

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from monitor.core.certs import PeerCert
-from monitor.core.results import Outcome
+from monitor.core.results import Outcome, ProbeKind
 from monitor.probe.prober import Prober
 
 MODEL = "hermes-3-8b"
@@ -69,3 +69,14 @@ async def test_a_keyed_probe_to_a_host_showing_its_pin_is_sent(
     [(_, cert)] = learn.reported
     prober = make_prober(sess=trusting, certs=_Watch(pin=cert.sha256))
     assert (await prober.completion(tls_hosts.url("ok"), MODEL)).outcome is Outcome.OK
+
+
+@pytest.mark.parametrize("kind", [k for k in ProbeKind if k is not ProbeKind.HEALTH])
+async def test_no_probe_that_carries_the_key_reaches_a_host_showing_another_certificate_than_its_pin(
+    kind: ProbeKind, tls_hosts: Any, trusting: aiohttp.ClientSession, make_prober: MakeProber
+) -> None:
+    prober = make_prober(sess=trusting, certs=_Watch(pin="0" * 64))
+    host = tls_hosts.url("ok")
+    r = await (prober.auth(host, MODEL) if kind is ProbeKind.AUTH else prober.probe(kind, host, MODEL))
+    assert r.outcome is Outcome.TLS_ERROR and "not accepted" in r.detail
+    assert tls_hosts.seen == []

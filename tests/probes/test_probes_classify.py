@@ -8,15 +8,8 @@ import pytest
 
 from monitor.client.rules import status_reason
 from monitor.core.results import Outcome, ProbeKind
-from monitor.probe.prober import (
-    SseEvent,
-    SseStream,
-    classify_status,
-    error_detail,
-    interpret_sse_line,
-    sanitise_detail,
-    valid_embedding,
-)
+from monitor.probe.answers import SseEvent, SseStream, interpret_sse_line, valid_embedding
+from monitor.probe.classify import classify_status, error_detail, sanitise_detail
 
 H, A, C, E, T = (
     ProbeKind.HEALTH,
