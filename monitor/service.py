@@ -94,6 +94,7 @@ class Monitor:
             store,
             objectives=slo_objectives(settings),
             identities=self.identities,
+            facts=store,
         )
         self.fleet.on_sync(self.recorder.retain_throughput)
         self.fleet.on_sync(self.identities.retain)
@@ -198,6 +199,7 @@ class Monitor:
                 clock,
                 lambda: self.roles.served_by,
                 windows=self.maintenance,
+                certs=self.certs.records,
             )
         )
 

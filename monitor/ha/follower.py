@@ -10,7 +10,9 @@ process while it led). That holds because a target never runs twice at once, so 
 Membership follows the leader's events: `joined` adds a host, `retired` removes it, `left` keeps it
 (the leader still probes and reports a host in its grace period). The leader's best hosts are read
 back on every poll and become this process's previous best, so that its ranking (with hysteresis)
-answers as the leader's does.
+answers as the leader's does. The leader's host facts (identity fingerprints, paths, throughput:
+`monitor.core.host_facts`) are read every `FACTS_EVERY_S` and kept with `Recorder.take_fact`, so
+that a follower judges identity, shows paths and throughput, and ranks as the leader does.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts
 from monitor.parts.fleet import Fleet
 from monitor.parts.recorder import Recorder
-from monitor.store import MembershipTail, ResultTail, StoreError, TailCursor, load_best
+from monitor.store import MembershipTail, ResultTail, StoreError, TailCursor, load_best, read_facts
 
 log = get_logger("monitor.ha.follower")
 
 POLL_S = 0.5  # the issue's bound on a follower's lag is 2 s: the leader's flush (1 s) plus this
 OVERLAP_S = 60.0  # re-read at the start of a tail: results still being written by a leader
 _SAME_MS = 0.001  # the database keeps times to the millisecond
+FACTS_EVERY_S = 5.0  # facts change every few minutes at most: a full read now and then is enough
 _CATCH_UP_READS = 100  # batches read at most before leading (500,000 results: far more than a lag)
 
 
@@ -102,6 +105,8 @@ class Follower:
         self._members: MembershipTail | None = None
         self._task: asyncio.Task[None] | None = None
         self.taken_in = 0  # results taken in so far (tests, logs)
+        self.facts_skipped = 0  # stored facts that could not be read (logged by the store)
+        self._facts_read_at: float | None = None  # the clock's monotonic seconds
 
     async def mark(self) -> Mark:
         """Where a tail started now would start (call before reading the state it follows)."""
@@ -179,9 +184,20 @@ class Follower:
                 self.taken_in += 1
         if read and self._on_read is not None:
             self._on_read(max(r.started_at for r in read))
+        await self._read_facts()
         saved = await load_best(self._engine, self._vantage)
         self._best.restore({m: host for m, (host, _) in saved.items()}, self._fleet.models())
         return results.more
+
+    async def _read_facts(self) -> None:
+        now = self._clock.monotonic()
+        if self._facts_read_at is not None and now - self._facts_read_at < FACTS_EVERY_S:
+            return
+        rows = await read_facts(self._engine, self._vantage)
+        self._facts_read_at = now
+        self.facts_skipped += rows.skipped
+        for fact in rows.facts:
+            self._recorder.take_fact(fact)
 
     def _apply_members(self, changes: Sequence[MembershipChange]) -> None:
         current = {m: set(hosts) for m, hosts in self._fleet.membership.models.items()}

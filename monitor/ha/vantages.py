@@ -1,8 +1,9 @@
 """Other vantages' answers, and what they see of the hosts this one reports.
 
 Another vantage's answers are built as a restart builds this one's: its members, recent results and
-best hosts read from the database (`restore`), replayed into fresh health states, ranked, rendered
-into a snapshot, with the maintenance windows drained as in this one's. A build costs a restore, so
+best hosts read from the database (`restore`), replayed into fresh health states, its host facts
+(identity fingerprints judged again, paths, throughput) taken in, ranked, rendered into a snapshot,
+with the maintenance windows drained and the certificates shown as in this one's. A build costs a restore, so
 each snapshot is kept `ttl_s` seconds and concurrent requests share one build. The local vantage's
 answers are never built here: they are the publisher's, prebuilt per snapshot.
 
@@ -14,10 +15,11 @@ down from every vantage from one down from some only (a regional problem).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from monitor.config import Settings
+from monitor.core.certs import HostCert
 from monitor.core.clock import Clock
 from monitor.core.health import HealthPolicy
 from monitor.core.host_view import Elsewhere
@@ -28,13 +30,15 @@ from monitor.core.steps import Steps
 from monitor.logging import get_logger
 from monitor.parts.best_hosts import BestHosts, ranking_policy
 from monitor.parts.fleet import Fleet
+from monitor.parts.identities import Identities
 from monitor.parts.ports import VantageReads
 from monitor.parts.publisher import Publisher
+from monitor.parts.recorder import Recorder
 from monitor.parts.restore import Saved, read_saved, rebuild
 from monitor.parts.targets import Targets
 from monitor.parts.windows import MaintenanceWindows
 from monitor.slices import run_in_slices
-from monitor.store import StoreError, VantageInfo, check_vantage
+from monitor.store import FactRows, StoreError, VantageInfo, check_vantage
 
 log = get_logger("monitor.vantages")
 
@@ -90,8 +94,10 @@ class Vantages:
         *,
         ttl_s: float = TTL_S,
         windows: MaintenanceWindows | None = None,
+        certs: Mapping[str, HostCert] | None = None,
     ) -> None:
         self._store = store
+        self._certs = certs  # certificates are per host, whatever the vantage
         self._settings = settings
         self._policy = policy
         self._clock = clock
@@ -129,18 +135,34 @@ class Vantages:
     async def _build(self, vantage: str) -> Snapshot:
         now = self._clock.time()
         saved = await read_saved(_Of(self._store, vantage), self._policy, now)
+        facts = await self._store.load_facts(vantage)
         # The replay and the ranking take a while at thousands of hosts: in steps on the loop, on
         # parts made for this build alone, so that probes and answers go on between them.
-        snapshot = await run_in_slices(self._render(vantage, saved, now))
+        snapshot = await run_in_slices(self._render(vantage, saved, facts, now))
         self._built[vantage] = _Built(snapshot, self._clock.monotonic())
         return snapshot
 
-    def _render(self, vantage: str, saved: Saved, now: float) -> Steps[Snapshot]:
+    def _render(self, vantage: str, saved: Saved, facts: FactRows, now: float) -> Steps[Snapshot]:
         settings = self._settings
         fleet = Fleet(settings, Targets(settings, self._clock), quiet=True)  # no dispatcher: no probe
         best = BestHosts(ranking_policy(settings))
         yield from rebuild(saved, fleet, best, self._policy, now)
-        publisher = Publisher(fleet, best, _NoGateway(), self._clock, windows=self._windows)
+        identities = Identities(fleet, settings.identity_tolerance, settings.identity_reference)
+        recorder = Recorder(fleet, self._policy, None, identities=identities)
+        for fact in facts.facts:
+            recorder.take_fact(fact)
+        yield None
+        publisher = Publisher(
+            fleet,
+            best,
+            _NoGateway(),
+            self._clock,
+            throughput=recorder.throughput,
+            windows=self._windows,
+            identities=identities.verdicts,
+            certs=self._certs,
+            paths=recorder.paths,
+        )
         publisher.served_by = self._served_by()
         publisher.vantage = vantage
         publisher.set_elsewhere(Elsewhere(local=vantage))

@@ -32,8 +32,19 @@ class Identities:
         key = HostKey(result.model, result.host)
         if not result.ok or fp is None or key not in self._fleet.health:
             return
-        self._fingerprints.setdefault(result.model, {})[result.host] = fp
-        self._judge(result.model)
+        self.keep(key, fp)
+
+    def keep(self, key: HostKey, fp: Fingerprint) -> None:
+        """Keep a member's fingerprint (probed here, or read back from the store) and judge its
+        model again."""
+        if key not in self._fleet.health:
+            return
+        self._fingerprints.setdefault(key.model, {})[key.host] = fp
+        self._judge(key.model)
+
+    def fingerprint(self, key: HostKey) -> Fingerprint | None:
+        """A member's last fingerprint (None: none yet)."""
+        return self._fingerprints.get(key.model, {}).get(key.host)
 
     def _judge(self, model: str) -> None:
         fps = self._fingerprints.get(model, {})

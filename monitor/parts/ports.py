@@ -8,17 +8,24 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor.core.host_facts import StoredFact
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Window
 from monitor.core.membership import MembershipChange
 from monitor.core.results import Evidence, ProbeResult
-from monitor.store import DiscoveryRecord, HistoryPoint, StoreStats, VantageInfo
+from monitor.store import DiscoveryRecord, FactRows, HistoryPoint, StoreStats, VantageInfo
 
 
 class ResultSink(Protocol):
     """Where probe results are written (the store's writer): never blocks, never raises."""
 
     def submit(self, result: ProbeResult) -> None: ...
+
+
+class FactSink(Protocol):
+    """Where host facts are written (the store's `host_facts`): never blocks, never raises."""
+
+    def submit_fact(self, fact: StoredFact) -> None: ...
 
 
 class StateWriter(Protocol):
@@ -72,6 +79,7 @@ class VantageReads(Protocol):
         self, since: float, per_host_limit: int = 200, vantage: str | None = None
     ) -> list[tuple[HostKey, Evidence]]: ...
     async def load_best(self, vantage: str | None = None) -> dict[str, str | None]: ...
+    async def load_facts(self, vantage: str | None = None) -> FactRows: ...
 
 
 class EngineHolder(Protocol):
@@ -90,6 +98,7 @@ class SharedDatabase(EngineHolder, Protocol):
 
 class ServiceStore(
     ResultSink,
+    FactSink,
     StateWriter,
     VantageReads,  # before StateReader: its reads take a vantage, and so satisfy StateReader's
     StateReader,

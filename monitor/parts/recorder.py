@@ -4,11 +4,13 @@ The state machine is `health.apply`'s; this module applies it to the right entri
 check counts for every model it serves), logs one line per state change, and says when a failure
 should be confirmed at once by another probe.
 
-A throughput probe's result is not health evidence: it is neither counted nor stored (the store
-has no place for what it measured), and changes no state. The last measurement of each (model,
-host) is kept in `throughput`, where the snapshot's builder reads it. An identity probe's result
-likewise goes to `identities` (`monitor.parts.identities`) only, and what a paths probe learnt to
-`paths` (`monitor.core.paths`). Every answer to the key goes to the `KeyWatch`, which says when the
+A throughput probe's result is not health evidence: it is neither counted nor stored as a result,
+and changes no state. The last measurement of each (model, host) is kept in `throughput`, where the
+snapshot's builder reads it. An identity probe's result likewise goes to `identities`
+(`monitor.parts.identities`), and what a paths probe learnt to `paths` (`monitor.core.paths`). What
+is kept of these three is a host fact (`monitor.core.host_facts`): the probing process hands each to
+the `FactSink` (the store's `host_facts`), and a follower or another vantage's answers take them
+back in with `take_fact`. Every answer to the key goes to the `KeyWatch`, which says when the
 monitor's own key is blocked.
 
 State-change lines have a budget (`StateLogBudget`): a large fleet that goes down at once would
@@ -27,6 +29,8 @@ from typing import Any
 
 from monitor.config import Settings
 from monitor.core.health import HealthPolicy, HostHealth, apply, needs_confirmation
+from monitor.core.host_facts import Fact, StoredFact, fact_of
+from monitor.core.identity import Fingerprint
 from monitor.core.keys import HostKey
 from monitor.core.paths import Paths
 from monitor.core.results import HostState, ProbeKind, ProbeResult
@@ -37,9 +41,9 @@ from monitor.logging import get_logger
 from monitor.parts.fleet import SYNC_STEP, Fleet
 from monitor.parts.identities import Identities
 from monitor.parts.key_watch import KeyWatch
-from monitor.parts.ports import ResultSink
+from monitor.parts.ports import FactSink, ResultSink
 
-# Results kept beside health, never evidence of it: not counted, not stored.
+# Results kept beside health, never evidence of it: not counted, not stored as results.
 _NOT_EVIDENCE = frozenset({ProbeKind.THROUGHPUT, ProbeKind.IDENTITY, ProbeKind.PATHS})
 
 log = get_logger("monitor.service")  # the service's parts log under one name
@@ -107,8 +111,10 @@ class Recorder:
         objectives: Objectives | None = None,
         identities: Identities | None = None,
         key_watch: KeyWatch | None = None,
+        facts: FactSink | None = None,
     ) -> None:
         self._fleet = fleet
+        self._facts = facts
         self._policy = policy
         self._sink = sink
         self.counts: ProbeCounts = Counter()
@@ -131,7 +137,9 @@ class Recorder:
         """Take in one probe result: store it and update health. True when the failure it reports
         should be confirmed at once by another probe (detect fast, before a whole interval)."""
         if result.kind in _NOT_EVIDENCE:
-            return self.take_in(result)
+            confirm = self.take_in(result)
+            self._keep_fact(result)
+            return confirm
         self.counts[(result.model, result.host, result.kind.value, result.outcome.value)] += 1
         for slo, good in events(result, self.objectives):
             self.slo_total[(result.model, slo)] += 1
@@ -165,6 +173,43 @@ class Recorder:
         if after.state is not before.state or after.reason is not before.reason:
             self._changed(before, after, result.started_at)
         return not result.ok and needs_confirmation(after, self._policy)
+
+    def fact(self, key: HostKey, kind: ProbeKind) -> Fact | None:
+        """What is kept of `kind` for a member (None: nothing yet)."""
+        if kind is ProbeKind.THROUGHPUT:
+            return self.throughput.get(key)
+        if kind is ProbeKind.PATHS:
+            return self.paths.get(key)
+        if kind is ProbeKind.IDENTITY:
+            return self.identities.fingerprint(key)
+        return None
+
+    def _keep_fact(self, result: ProbeResult) -> None:
+        """Hand what is kept after a result that carried a fact to the sink (the store)."""
+        if self._facts is None or fact_of(result) is None:
+            return
+        kept = self.fact(HostKey(result.model, result.host), result.kind)
+        if kept is not None:
+            self._facts.submit_fact(StoredFact(result.model, result.host, result.kind, result.started_at, kept))
+
+    def take_fact(self, stored: StoredFact) -> bool:
+        """Keep a fact the probing process stored (a follower's, another vantage's): it replaces
+        what is kept of its kind. False when it changed nothing (same, or not a member)."""
+        key = HostKey(stored.model, stored.host)
+        fact = stored.fact
+        if key not in self._fleet.health or self.fact(key, stored.kind) == fact:
+            return False
+        if stored.kind is ProbeKind.THROUGHPUT and isinstance(fact, Throughput):
+            self.throughput[key] = fact
+        elif stored.kind is ProbeKind.PATHS and isinstance(fact, Paths):
+            self.paths[key] = fact
+        elif stored.kind is ProbeKind.IDENTITY and isinstance(fact, Fingerprint):
+            self.identities.keep(key, fact)
+            return True
+        else:
+            return False
+        self._fleet.touch(key)
+        return True
 
     def _measured(self, result: ProbeResult) -> None:
         """Keep a throughput probe's measurement; a failed one leaves the last one shown."""

@@ -34,6 +34,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -239,4 +240,20 @@ certificates = Table(
     Column("seen_at", BigInteger, nullable=False),  # epoch ms
     Column("changed_at", BigInteger, nullable=True),  # epoch ms
     Column("pinned", String(64), nullable=True),  # lowercase hex; NULL: not pinned
+)
+
+
+# What the probing process learnt of each member beside its health (`monitor.store.facts`): the
+# latest fact of each (vantage, model, host, kind), as JSON text (`monitor.core.host_facts`), read by
+# followers and by other vantages' answers. A few rows per member: no ids for the kind.
+host_facts = Table(
+    "host_facts",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # a fact's ProbeKind value
+    Column("at", BigInteger, nullable=False),  # epoch ms
+    Column("value", Text, nullable=False),  # JSON: numbers, paths, the identity prompt's answer
+    _vantage(),
+    PrimaryKeyConstraint("vantage", "model_id", "host_id", "kind"),
 )

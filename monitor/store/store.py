@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.core.certs import HostCert
 from monitor.core.clock import SYSTEM_CLOCK, Clock
+from monitor.core.host_facts import StoredFact
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Window
 from monitor.core.membership import MembershipChange
@@ -32,6 +33,7 @@ from monitor.core.slo import DEFAULT_TTFT_MS, WINDOW_DAYS, WindowCounts
 from monitor.store import (
     budget,
     certs,
+    facts,
     incidents,
     maintenance,
     notifications,
@@ -43,6 +45,7 @@ from monitor.store import (
 from monitor.store.core import Core, check_vantage, describe
 from monitor.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine, sqlite_path
 from monitor.store.errors import StoreError
+from monitor.store.facts import FACT_DROP_REASONS, FactRows, FactWriter
 from monitor.store.history import HistoryReads
 from monitor.store.incidents import StoredIncident
 from monitor.store.migrate import upgrade_with_engine
@@ -81,6 +84,13 @@ class Store(HistoryReads):
             self._core,
             queue_size=queue_size,
             batch_size=batch_size,
+            flush_interval_s=flush_interval_s,
+            retry_initial_s=retry_initial_s,
+            retry_max_s=retry_max_s,
+            clock=clock,
+        )
+        self._facts = FactWriter(
+            self._core,
             flush_interval_s=flush_interval_s,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
@@ -155,6 +165,7 @@ class Store(HistoryReads):
         if self._closed:
             return
         await self._writer.close(grace_s)
+        await self._facts.close(grace_s)
         self._closed = True
         await self._core.engine.dispose()
 
@@ -174,6 +185,29 @@ class Store(HistoryReads):
         database). While the database fails this waits: bound it with `asyncio.timeout()`.
         Raises RuntimeError if no writer runs."""
         await self._writer.flush()
+
+    # -- host facts (identity fingerprints, paths, throughput: the latest of each member) --------
+
+    def submit_fact(self, fact: StoredFact) -> None:
+        """Queue a host fact for writing, the latest of its (model, host, kind) winning. Never blocks,
+        never raises; retried while the database fails (see `facts.FactWriter`)."""
+        if self._closed:
+            self._facts.dropped_by[SHUTDOWN] += 1
+            return
+        self._facts.submit(fact)
+
+    async def flush_facts(self) -> None:
+        """Write the pending host facts now (StoreError-free: the database's error is raised)."""
+        await self._facts.flush()
+
+    async def load_facts(self, vantage: str | None = None) -> FactRows:
+        """A vantage's latest host facts (unreadable rows skipped and counted in `skipped`)."""
+        return await facts.load_facts(self._core, vantage)
+
+    @property
+    def facts_dropped_by(self) -> dict[str, int]:
+        """Host facts not written, by reason (`unstorable`, `rejected`, `shutdown`)."""
+        return {reason: self._facts.dropped_by[reason] for reason in FACT_DROP_REASONS}
 
     @property
     def stats(self) -> StoreStats:
@@ -296,5 +330,8 @@ class Store(HistoryReads):
     async def apply_retention(self, now: float, raw_days: float = 7, rollup_days: float = 400) -> int:
         """Delete raw results (rolled up) older than `raw_days`, roll-ups, discovery runs and
         incidents older than `rollup_days`, of every vantage, and maintenance windows over and
-        notifications settled longer ago than that; returns the number of rows deleted."""
-        return await maintenance.apply_retention(self._core, now, raw_days, rollup_days)
+        notifications settled longer ago than that, and the host facts of pairs that are no members
+        any more; returns the number of rows deleted."""
+        deleted = await maintenance.apply_retention(self._core, now, raw_days, rollup_days)
+        known = await maintenance.known_vantages(self._core)
+        return deleted + await facts.delete_retired_facts(self._core, known)

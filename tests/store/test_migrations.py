@@ -40,6 +40,7 @@ TABLES = {
     "discovery_runs",
     "best_hosts",
     "vantages",
+    "host_facts",
 }
 
 
@@ -56,7 +57,7 @@ async def test_upgrade_creates_schema_from_empty_database(db_url: str) -> None:
         async with store.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES | {"alembic_version"}
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0007"
+        assert version == "0008"
     finally:
         await store.close()
 
@@ -68,7 +69,7 @@ async def test_upgrade_is_idempotent_and_keeps_data(store: Store, make_result: M
     await store.upgrade()
     async with store.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0007",)]
+    assert versions == [("0008",)]
     assert len(await store.load_recent_results(0)) == 1
 
 
@@ -148,6 +149,10 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
         ("certificates", "host"),
         ("certificates", "sha256"),  # hex fingerprints of public certificates
         ("certificates", "pinned"),
+        ("host_facts", "kind"),
+        # JSON of what probes measured: counts, rates, path names, and the tokens a host answered
+        # the fixed identity prompt with (the prompt carries no secret, nor can the answer).
+        ("host_facts", "value"),
     } | {
         (table, "vantage")
         for table in (
@@ -158,6 +163,7 @@ async def test_no_column_can_hold_an_api_key(store: Store) -> None:
             "membership_events",
             "discovery_runs",
             "incidents",
+            "host_facts",
         )
     }
 
@@ -227,7 +233,7 @@ def test_migrations_dir_and_upgrade_work_from_an_installed_layout(tmp_path: Path
     assert done.returncode == 0, done.stderr
     found, version = done.stdout.split()
     assert Path(found) == pkg / "migrations"
-    assert version == "0007"
+    assert version == "0008"
 
 
 async def test_the_vantage_revision_downgrades_and_upgrades_again(
