@@ -190,7 +190,9 @@ class Recorder:
             return
         kept = self.fact(HostKey(result.model, result.host), result.kind)
         if kept is not None:
-            self._facts.submit_fact(StoredFact(result.model, result.host, result.kind, result.started_at, kept))
+            self._facts.submit_fact(
+                StoredFact(result.model, result.host, result.kind, result.started_at, kept)
+            )
 
     def take_fact(self, stored: StoredFact) -> bool:
         """Keep a fact the probing process stored (a follower's, another vantage's): it replaces

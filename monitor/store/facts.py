@@ -219,7 +219,9 @@ async def load_facts(core: Core, vantage: str | None = None) -> FactRows:
                 facts.append(StoredFact(model, host, kind, int(at) / 1000, decode(kind, value)))
             except ValueError as error:
                 skipped += 1
-                log.warning("skipped a stored host fact", model=model, host=host, kind=kind_name, error=str(error))
+                log.warning(
+                    "skipped a stored host fact", model=model, host=host, kind=kind_name, error=str(error)
+                )
         return FactRows(facts, skipped)
 
     return await core.read("reading host facts", run)
@@ -248,13 +250,16 @@ async def delete_retired_facts(core: Core, vantages: Sequence[str]) -> int:
             return [(int(m), int(h), str(mn), str(hu)) for m, h, mn, hu in conn.execute(stmt)]
 
         gone = [
-            (m, h) for m, h, model, host in await core.read("planning host facts retention", stored)
+            (m, h)
+            for m, h, model, host in await core.read("planning host facts retention", stored)
             if host not in members.get(model, set())
         ]
         if not gone:
             continue
 
-        async def run(conn: AsyncConnection, vantage: str = vantage, gone: list[tuple[int, int]] = gone) -> int:
+        async def run(
+            conn: AsyncConnection, vantage: str = vantage, gone: list[tuple[int, int]] = gone
+        ) -> int:
             count = 0
             for model_id, host_id in gone:
                 result = await conn.execute(
