@@ -248,7 +248,19 @@ class Monitor:
         await self.certs.refresh()
         if self.store is not None:
             await restore(self.store, self.fleet, self.best_hosts, self.health_policy, self.clock.time())
+            await self._restore_facts(self.store)
         finish(self.publisher.publish(force=True))
+
+    async def _restore_facts(self, store: ServiceStore) -> None:
+        """This vantage's stored host facts: a restart shows identity, paths and throughput at once,
+        not after its rare probes ran again."""
+        try:
+            rows = await store.load_facts()
+        except StoreError as error:
+            log.warning("could not read the host facts", error=str(error))
+            return
+        for fact in rows.facts:
+            self.recorder.take_fact(fact)
 
     def _prepared(self) -> TargetRunner:
         assert self._runner is not None, "prepare() first"

@@ -133,3 +133,16 @@ async def test_another_vantages_hosts_show_its_identity_verdicts_and_paths(
     assert _host(theirs, A)["paths_refused"] == list(PATHS.refused)
     assert _host(theirs, A)["tokens_per_s"] == 42.0
     assert ours["hosts"] == [], "this vantage probed nothing: none of eu's facts are its own"
+
+
+async def test_a_restarted_monitor_shows_its_stored_facts_before_probing_again(store: Store) -> None:
+    now = time.time()
+    await _probed_as(store, now)
+    m = Monitor(_settings(), store, clock=FakeClock(now))
+    await m.prepare()
+    try:
+        views = {h.url: h for h in m.snapshot.models[M].hosts}
+    finally:
+        await m.stop()
+    assert views[C].identity.state == "mismatch" and views[A].paths == PATHS
+    assert views[A].tokens_per_s == MEASURED.tokens_per_s
