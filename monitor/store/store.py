@@ -219,6 +219,7 @@ class Store(HistoryReads):
             healthy=self._core.healthy,
             last_error=self._core.last_error,
             dropped_by_reason={reason: self._writer.dropped_by[reason] for reason in DROP_REASONS},
+            facts_dropped_by_reason=self.facts_dropped_by,
         )
 
     # -- short writes -----------------------------------------------------------------------

@@ -45,7 +45,8 @@ class StoreStats:
     """The writer's state. Every probe result submitted is written (`rows_written`), waiting
     (`queue_depth`) or dropped (`dropped`, and by reason in `dropped_by_reason`: `queue_full`,
     `unstorable`, `rejected` by the database for its data, `duplicate` key, `shutdown`; see
-    monitor.store.writer). A failing database drops nothing until the queue is full."""
+    monitor.store.writer). A failing database drops nothing until the queue is full. Host facts
+    never written are counted apart (`facts_dropped_by_reason`: see monitor.store.facts)."""
 
     rows_written: int
     write_errors: int
@@ -54,6 +55,7 @@ class StoreStats:
     healthy: bool
     last_error: str | None
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
+    facts_dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,14 @@ def _service_families(c: Counters) -> Iterator[Metric]:
         for reason, count in st.dropped_by_reason.items():
             by_reason.add_metric([reason], float(count))
         yield by_reason
+        facts = CounterMetricFamily(
+            P + "db_dropped_facts_by_reason",
+            "Host facts (identity, paths, throughput) never written, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in st.facts_dropped_by_reason.items():
+            facts.add_metric([reason], float(count))
+        yield facts
         yield GaugeMetricFamily(P + "db_queue_depth", "Results waiting to be written.", value=st.queue_depth)
         yield GaugeMetricFamily(
             P + "db_healthy",

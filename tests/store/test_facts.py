@@ -89,7 +89,7 @@ async def test_a_fact_survives_a_database_fault_and_is_written_after_it(
 async def test_a_fact_that_cannot_be_written_is_counted_as_unstorable(store: Store) -> None:
     store.submit_fact(StoredFact(M, A, ProbeKind.PATHS, T0, FAST))
     store.submit_fact(StoredFact(M, A, ProbeKind.THROUGHPUT, float("nan"), FAST))
-    assert store.facts_dropped_by["unstorable"] == 2
+    assert store.stats.facts_dropped_by_reason["unstorable"] == 2
 
 
 async def test_the_upkeep_deletes_the_facts_of_retired_members_only(store: Store) -> None:
