@@ -43,13 +43,14 @@ class StoredFact:
 
 
 def fact_of(result: ProbeResult) -> Fact | None:
-    """The fact a successful result of a fact kind carries (None for any other result)."""
+    """The fact a result of a fact kind carries (None for any other result). A paths probe that
+    left some path undecided is not `ok`, yet what it decided is learnt."""
+    if result.kind is ProbeKind.PATHS:
+        return result.paths if result.paths is not None and result.paths.known else None
     if not result.ok:
         return None
     if result.kind is ProbeKind.IDENTITY:
         return result.fingerprint
-    if result.kind is ProbeKind.PATHS:
-        return result.paths
     if result.kind is ProbeKind.THROUGHPUT:
         return result.throughput
     return None

@@ -196,10 +196,12 @@ class Recorder:
 
     def take_fact(self, stored: StoredFact) -> bool:
         """Keep a fact the probing process stored (a follower's, another vantage's): it replaces
-        what is kept of its kind. False when it changed nothing (same, or not a member)."""
+        what is kept of its kind. False when it changed nothing (same, or not a trusted member:
+        what the probing process forgets of those, see `retain_paths`)."""
         key = HostKey(stored.model, stored.host)
         fact = stored.fact
-        if key not in self._fleet.health or self.fact(key, stored.kind) == fact:
+        h = self._fleet.health.get(key)
+        if h is None or not h.trusted or self.fact(key, stored.kind) == fact:
             return False
         if stored.kind is ProbeKind.THROUGHPUT and isinstance(fact, Throughput):
             self.throughput[key] = fact

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.core.host_facts import FACT_KINDS, Fact, decode, encode
+from monitor.core.host_facts import FACT_KINDS, Fact, decode, encode, fact_of
 from monitor.core.identity import Fingerprint
 from monitor.core.paths import Paths
-from monitor.core.results import ProbeKind
+from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.throughput import Throughput
 
 FACTS: list[tuple[ProbeKind, Fact]] = [
@@ -58,3 +58,15 @@ def test_a_value_that_is_not_a_fact_of_its_kind_is_refused(kind: ProbeKind, text
 def test_decoding_any_text_returns_a_fact_or_raises_value_error(kind: ProbeKind, text: str) -> None:
     with contextlib.suppress(ValueError):
         decode(kind, text)
+
+
+def test_paths_decided_by_a_probe_that_left_one_unknown_are_a_fact() -> None:
+    partial = Paths(("/v1/chat/completions",), ())
+    result = ProbeResult("m", "https://a", ProbeKind.PATHS, Outcome.TIMEOUT, 0.0, paths=partial)
+    assert fact_of(result) == partial
+
+
+def test_a_failed_throughput_probe_is_no_fact() -> None:
+    measured = Throughput(16, 41.5, 24.0)
+    result = ProbeResult("m", "https://a", ProbeKind.THROUGHPUT, Outcome.TIMEOUT, 0.0, throughput=measured)
+    assert fact_of(result) is None
