@@ -17,6 +17,7 @@ from monitor.core.paths import Paths
 from monitor.core.results import ProbeKind
 from monitor.core.throughput import Throughput
 from monitor.store import Store, StoreError
+from tests.service.support import eventually
 
 from .conftest import T0, StatementFault
 
@@ -111,3 +112,21 @@ async def test_reading_facts_when_the_database_fails_raises_store_error(
     statement_fault(store.engine, fail)
     with pytest.raises(StoreError, match="reading host facts"):
         await store.load_facts()
+
+
+async def test_the_writer_retries_in_the_background_until_the_database_works_again(
+    store: Store, statement_fault: StatementFault
+) -> None:
+    def fail(*_: Any) -> None:
+        raise OSError("database is locked")
+
+    remove = statement_fault(store.engine, fail)
+    errors = store.stats.write_errors
+    store.submit_fact(StoredFact(M, A, ProbeKind.PATHS, T0, PATHS))
+    await eventually(lambda: store.stats.write_errors > errors, timeout=10, every=0.02)
+    remove()
+
+    async def written() -> bool:
+        return [f.fact for f in (await store.load_facts()).facts] == [PATHS]
+
+    await eventually(written, timeout=10, every=0.05)
