@@ -13,12 +13,13 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from monitor import __version__, runtime
 from monitor.commands import best as bestcmd
 from monitor.commands import certs as certscmd
 from monitor.commands import maintenance as maintenancecmd
+from monitor.commands.parsers import command
 from monitor.config import CONFIG_ENV, ENV_PREFIX, FIELDS, KEY_ENV, KEY_FILE_ENV, ConfigError, Settings
 from monitor.config_load import check_key, check_notify_extra, load_settings, unknown_env_warnings
 from monitor.config_values import flag_type, parse_port
@@ -71,12 +72,6 @@ def _flags(command: str) -> argparse.ArgumentParser:
     return parent
 
 
-def _command(sub: Any, name: str, about: str, **kw: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=about, description=about + ".", **kw)
-    parser.set_defaults(parser=parser)  # the command whose usage an unknown argument is about
-    return parser
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="libertai-monitor",
@@ -86,10 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(parser=parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
-    _command(
+    command(
         sub, "run", "run the service", parents=[_flags("run")], epilog=settings_help(), formatter_class=raw
     )
-    demo = _command(sub, "demo", "the simulated network and the service against it", parents=[_flags("demo")])
+    demo = command(sub, "demo", "the simulated network and the service against it", parents=[_flags("demo")])
     demo.add_argument("--seed", type=int, default=1, help="seed of the simulated network")
     demo.add_argument(
         "--keep",
@@ -97,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the history between runs in ./libertai-monitor-demo.db (default: a new temporary "
         "database each run; --database-url chooses another)",
     )
-    sim = _command(sub, "simulate", "the simulated LibertAI network alone, until interrupted")
+    sim = command(sub, "simulate", "the simulated LibertAI network alone, until interrupted")
     sim.add_argument(
         "--scenario", default="demo", help="a preset (demo, chaos, scale:hosts=N) or a TOML file"
     )
@@ -108,17 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--key", action="append", default=[], type=flag_type(_key), help="accept only this key (repeatable)"
     )
-    _command(
+    command(
         sub, "probe-once", "one discovery and one probe round, as a table", parents=[_flags("probe-once")]
     )
     best = bestcmd.add_parser(sub)
     best.set_defaults(parser=best)
-    db = _command(sub, "db", "database maintenance")
+    db = command(sub, "db", "database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
-    _command(db_sub, "upgrade", "apply pending migrations", parents=[_flags("db")])
-    windows = _command(sub, "maintenance", "maintenance windows: hosts or models out of routing for a while")
+    command(db_sub, "upgrade", "apply pending migrations", parents=[_flags("db")])
+    windows = command(sub, "maintenance", "maintenance windows: hosts or models out of routing for a while")
     maintenancecmd.add_parsers(windows, _flags("db"))
-    certs = _command(sub, "certs", "certificates of HTTPS hosts: list them, accept a changed one")
+    certs = command(sub, "certs", "certificates of HTTPS hosts: list them, accept a changed one")
     certscmd.add_parsers(certs, _flags("db"))
     return parser
 

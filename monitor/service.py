@@ -96,9 +96,8 @@ class Monitor:
             identities=self.identities,
             facts=store,
         )
-        self.fleet.on_sync(self.recorder.retain_throughput)
+        self.fleet.on_sync(self.recorder.retain_kept)
         self.fleet.on_sync(self.identities.retain)
-        self.fleet.on_sync(self.recorder.retain_paths)
         self.probe_counts = self.recorder.counts
         # State and best-host changes of the last days, for the status page.
         self.incidents = IncidentLog()

@@ -1,2 +1,3 @@
-"""Commands beside `run`, each a module: `best` (a running monitor's answer for one model) and
-`maintenance` (maintenance windows in the database)."""
+"""Commands beside `run`, each a module: `best` (a running monitor's answer for one model),
+`maintenance` (maintenance windows in the database) and `certs` (certificates seen and pinned);
+`parsers` makes their parsers."""

@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from monitor.commands.parsers import command
 from monitor.config import ConfigError
 from monitor.config_values import flag_type
 from monitor.core.certs import HostCert
@@ -31,15 +32,10 @@ def add_parsers(parent: argparse.ArgumentParser, flags: argparse.ArgumentParser)
     settings)."""
     sub = parent.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
 
-    def command(name: str, about: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(
-            name, help=about, description=about + ".", parents=[flags]
-        )
-        p.set_defaults(parser=p)
-        return p
-
-    command("list", "the last certificate each HTTPS host showed, and its pin")
-    accept = command("accept", "trust the certificate a host shows now (with pin_certificates)")
+    command(sub, "list", "the last certificate each HTTPS host showed, and its pin", parents=[flags])
+    accept = command(
+        sub, "accept", "trust the certificate a host shows now (with pin_certificates)", parents=[flags]
+    )
     accept.add_argument("host", type=flag_type(_host), metavar="HOST", help="the host's URL, as listed")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from monitor.commands.parsers import command
 from monitor.config import ConfigError
 from monitor.config_values import flag_type
 from monitor.core.maintenance import Window
@@ -72,14 +73,9 @@ def add_parsers(parent: argparse.ArgumentParser, flags: argparse.ArgumentParser)
     database settings)."""
     sub = parent.add_subparsers(dest="maintenance_command", required=True, metavar="COMMAND")
 
-    def command(name: str, about: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(
-            name, help=about, description=about + ".", parents=[flags]
-        )
-        p.set_defaults(parser=p)
-        return p
-
-    add = command("add", "take a host, or every host of a model, out of routing for a while")
+    add = command(
+        sub, "add", "take a host, or every host of a model, out of routing for a while", parents=[flags]
+    )
     scope = add.add_mutually_exclusive_group(required=True)
     scope.add_argument("--host", type=flag_type(_host), metavar="URL", help="the host (every model of it)")
     scope.add_argument("--model", type=flag_type(_text), metavar="ID", help="the model (every host of it)")
@@ -90,8 +86,8 @@ def add_parsers(parent: argparse.ArgumentParser, flags: argparse.ArgumentParser)
     until.add_argument("--end", type=flag_type(parse_time), metavar="TIME", help="ISO 8601 or now")
     until.add_argument("--minutes", type=flag_type(_minutes), metavar="N", help="the window's length")
     add.add_argument("--reason", type=flag_type(_text), required=True, metavar="TEXT", help="shown to all")
-    command("list", "the maintenance windows, oldest first")
-    end = command("end", "end a maintenance window now")
+    command(sub, "list", "the maintenance windows, oldest first", parents=[flags])
+    end = command(sub, "end", "end a maintenance window now", parents=[flags])
     end.add_argument("id", type=flag_type(_window_id), metavar="ID", help="the window's id (see list)")
 
 

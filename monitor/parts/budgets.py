@@ -9,11 +9,8 @@ from typing import Protocol, runtime_checkable
 
 from monitor.core.clock import Clock
 from monitor.core.slo import WINDOW_DAYS, Objectives, WindowCounts
-from monitor.logging import get_logger
 from monitor.parts.maintenance import ROLLUP_EVERY_S
-from monitor.store import StoreError
-
-log = get_logger("monitor.service")  # the service's parts log under one name
+from monitor.parts.readback import ReadBack
 
 
 @runtime_checkable
@@ -23,29 +20,17 @@ class SloWindowReader(Protocol):
     async def slo_window(self, now: float, ttft_ms: float = ..., days: float = ...) -> WindowCounts: ...
 
 
-class StoredBudgets:
+class StoredBudgets(ReadBack):
     def __init__(self, store: SloWindowReader, objectives: Objectives, clock: Clock) -> None:
         self._store = store
         self._objectives = objectives
-        self._clock = clock
         self.counts: WindowCounts | None = None  # None until the first read succeeds
-        self._failing = False
+        # Read after each roll-up's period: the counts move little in between.
+        super().__init__(clock, ROLLUP_EVERY_S, "error budgets not read: the last ones read stay")
 
-    async def refresh(self) -> None:
-        """Read the window's counts again; on a database failure keep the last ones."""
-        try:
-            self.counts = await self._store.slo_window(
-                self._clock.time(), self._objectives.ttft_ms, WINDOW_DAYS
-            )
-        except StoreError as error:
-            if not self._failing:
-                log.warning("error budgets not read: the last ones read stay", error=str(error))
-            self._failing = True
-            return
-        self._failing = False
+    async def run_forever(self, *, now: bool = True) -> None:
+        """Read now (in the background: not at start), then on the roll-ups' period."""
+        await super().run_forever(now=now)
 
-    async def run_forever(self) -> None:
-        """Refresh now, then after each roll-up's period (the counts move little in between)."""
-        while True:
-            await self.refresh()
-            await self._clock.sleep(ROLLUP_EVERY_S)
+    async def _read(self) -> None:
+        self.counts = await self._store.slo_window(self._clock.time(), self._objectives.ttft_ms, WINDOW_DAYS)

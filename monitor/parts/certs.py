@@ -17,7 +17,7 @@ from typing import Final, Protocol, runtime_checkable
 from monitor.core.certs import HostCert, PeerCert, observe
 from monitor.core.clock import Clock
 from monitor.logging import get_logger
-from monitor.store import StoreError
+from monitor.parts.readback import ReadBack
 
 log = get_logger("monitor.service")  # the service's parts log under one name
 
@@ -43,16 +43,15 @@ class CertChanged:
     trusted: bool  # False: pinned, and the key is withheld until accepted
 
 
-class Certificates:
+class Certificates(ReadBack):
     def __init__(self, pinning: bool, store: CertStore | None, clock: Clock) -> None:
         self.pinning = pinning
         self._store = store
-        self._clock = clock
         self.records: dict[str, HostCert] = {}
         self._unsaved: dict[str, HostCert] = {}
         self._listeners: list[Callable[[CertChanged], None]] = []
         self._on_update: list[Callable[[set[str]], None]] = []
-        self._failing = False
+        super().__init__(clock, REFRESH_EVERY_S, "certificates not stored or read: the last ones stay")
 
     def subscribe(self, listener: Callable[[CertChanged], None]) -> None:
         """Call `listener` on every change of a host's certificate."""
@@ -111,18 +110,5 @@ class Certificates:
             for listener in self._on_update:
                 listener(updated)
 
-    async def refresh(self) -> None:
-        """One turn of `sync`; a database failure is logged once and tried again next turn."""
-        try:
-            await self.sync()
-        except StoreError as error:
-            if not self._failing:
-                log.warning("certificates not stored or read: the last ones stay", error=str(error))
-            self._failing = True
-            return
-        self._failing = False
-
-    async def run_forever(self) -> None:
-        while True:
-            await self._clock.sleep(REFRESH_EVERY_S)
-            await self.refresh()
+    async def _read(self) -> None:
+        await self.sync()

@@ -235,24 +235,16 @@ class Recorder:
             self.paths[key] = after
             self._fleet.touch(key)
 
-    def retain_paths(self, _models: set[str]) -> Iterator[None]:
-        """Forget the paths of members gone or no longer trusted (a fleet listener, in steps)."""
-        keys = list(self.paths)
+    def retain_kept(self, _models: set[str]) -> Iterator[None]:
+        """Forget the measurements and paths of members gone or no longer trusted (a fleet
+        listener, in steps: every up host of a large fleet has them)."""
         health = self._fleet.health
-        gone = yield from mapped(keys, lambda k: (h := health.get(k)) is None or not h.trusted, SYNC_STEP)
-        for key, stale in zip(keys, gone, strict=True):
-            if stale:
-                self.paths.pop(key, None)
-
-    def retain_throughput(self, _models: set[str]) -> Iterator[None]:
-        """Forget the measurements of members gone or no longer trusted (a fleet listener, in
-        steps: every up host of a large fleet has one)."""
-        keys = list(self.throughput)
-        health = self._fleet.health
-        gone = yield from mapped(keys, lambda k: (h := health.get(k)) is None or not h.trusted, SYNC_STEP)
-        for key, stale in zip(keys, gone, strict=True):
-            if stale:
-                self.throughput.pop(key, None)
+        for kept in (self.throughput, self.paths):
+            keys = list(kept)
+            gone = yield from mapped(keys, lambda k: (h := health.get(k)) is None or not h.trusted, SYNC_STEP)
+            for key, stale in zip(keys, gone, strict=True):
+                if stale:
+                    kept.pop(key, None)
 
     def _fan_out_auth(self, result: ProbeResult) -> None:
         """The host auth check is per host: it counts for every model the host serves."""

@@ -10,40 +10,23 @@ from typing import Final
 from monitor.core.clock import Clock
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain, Window, drains, maintenance_of
-from monitor.logging import get_logger
 from monitor.parts.ports import WindowReader
-from monitor.store import StoreError
-
-log = get_logger("monitor.service")  # the service's parts log under one name
+from monitor.parts.readback import ReadBack
 
 # How soon a window added (or ended) by the `maintenance` command is in force on every replica.
 REFRESH_EVERY_S: Final = 10.0
 
 
-class MaintenanceWindows:
+class MaintenanceWindows(ReadBack):
     def __init__(self, store: WindowReader | None, clock: Clock) -> None:
         self._store = store
-        self._clock = clock
         self.windows: tuple[Window, ...] = ()
-        self._failing = False
+        super().__init__(clock, REFRESH_EVERY_S, "maintenance windows not read: the last ones read stay")
 
-    async def refresh(self) -> None:
-        """Read the windows not over yet; on a database failure keep the last ones (logged once)."""
-        if self._store is None:
-            return
-        try:
+    async def _read(self) -> None:
+        """The windows not over yet."""
+        if self._store is not None:
             self.windows = tuple(await self._store.load_windows(since=self._clock.time()))
-        except StoreError as error:
-            if not self._failing:
-                log.warning("maintenance windows not read: the last ones read stay", error=str(error))
-            self._failing = True
-            return
-        self._failing = False
-
-    async def run_forever(self) -> None:
-        while True:
-            await self._clock.sleep(REFRESH_EVERY_S)
-            await self.refresh()
 
     def maintenance_of(self, key: HostKey, now: float) -> Drain | None:
         """Why and until when `key` is out of routing at `now`; None: it is not."""
