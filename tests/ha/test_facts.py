@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from monitor.config import Settings
 from monitor.config_load import load_settings
+from monitor.core.certs import HostCert
 from monitor.core.clock import FakeClock
 from monitor.core.identity import Fingerprint
 from monitor.core.membership import MembershipChange
@@ -146,3 +147,26 @@ async def test_a_restarted_monitor_shows_its_stored_facts_before_probing_again(s
         await m.stop()
     assert views[C].identity.state == "mismatch" and views[A].paths == PATHS
     assert views[A].tokens_per_s == MEASURED.tokens_per_s
+
+
+async def test_another_vantages_hosts_show_the_certificate_each_host_showed(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"
+    here = await Store.open(url)
+    await here.upgrade()
+    here.start_writer()
+    eu = await Store.open(url, vantage="eu")
+    eu.start_writer()
+    try:
+        await _probed_as(eu, time.time())
+        await here.save_certs([HostCert(A, "a" * 64, None, time.time())])
+        m = Monitor(_settings(DATABASE_URL=url), here)
+        await m.certs.refresh()
+        client: TestClient = await aiohttp_client(make_app(m))  # type: ignore[type-arg]
+        theirs = await (await client.get("/v1/hosts?vantage=eu")).json()
+    finally:
+        await eu.close()
+        await here.close()
+    assert _host(theirs, A)["tls"]["sha256"] == "a" * 64
+    assert _host(theirs, B)["tls"] is None
