@@ -30,7 +30,7 @@ from urllib.parse import quote
 from monitor.core.results import HostState, Outcome
 
 NoticeKind = Literal["down", "up", "no_healthy_host", "healthy", "gateway_failing", "gateway_ok",
-                     "key_rejected", "key_ok", "flapping"]  # fmt: skip
+                     "key_rejected", "key_blocked", "key_ok", "flapping"]  # fmt: skip
 Subject = tuple[str, str | None, str | None]  # (what, model, host)
 
 _GOOD: Final = {"host": "up", "model": "healthy", "gateway": "ok", "key": "ok"}
@@ -42,6 +42,7 @@ _KIND: Final[dict[tuple[str, str], NoticeKind]] = {
     ("gateway", "failing"): "gateway_failing",
     ("gateway", "ok"): "gateway_ok",
     ("key", "rejected"): "key_rejected",
+    ("key", "blocked"): "key_blocked",
     ("key", "ok"): "key_ok",
 }
 
@@ -57,7 +58,9 @@ class Notice:
     since: float  # when the subject took its current value
     at: float  # when the notice was decided
     changes: int = 1  # changes of the subject this notice sums up (more than 1: it flapped)
-    state: str = ""  # the subject's value now: "down", "up", "none", "healthy", "failing", "ok", "rejected"
+    state: str = (
+        ""  # the subject's value now: "down", "up", "none", "healthy", "failing", "ok", "rejected", "blocked"
+    )
 
     @property
     def event(self) -> str:
@@ -164,9 +167,12 @@ class Notices:
             return []
         return self._observe(("gateway", None, None), "failing", self._gateway_failing_since, error, now=at)
 
-    def key(self, outcome: Outcome | None, at: float) -> list[Notice]:
-        """The gateway's check of the service's own key answered `outcome` (None: not asked)."""
-        if outcome in (Outcome.KEY_REJECTED, Outcome.PAYMENT_REQUIRED):  # rejected or blocked
+    def key(self, outcome: Outcome | None, at: float, blocked: str | None = None) -> list[Notice]:
+        """The gateway's check of the service's own key answered `outcome` (None: not asked);
+        `blocked`: why the key is blocked (a 403 with a reason from the gateway or a host), if it is."""
+        if blocked is not None:
+            return self._observe(("key", None, None), "blocked", at, blocked)
+        if outcome in (Outcome.KEY_REJECTED, Outcome.PAYMENT_REQUIRED):
             return self._observe(("key", None, None), "rejected", at, outcome.value)
         if outcome is Outcome.OK:
             return self._observe(("key", None, None), "ok", at, None)
@@ -235,6 +241,7 @@ _TITLE: Final[dict[NoticeKind, str]] = {
     "gateway_failing": "Gateway list failing",
     "gateway_ok": "Gateway list back",
     "key_rejected": "API key rejected",
+    "key_blocked": "API key blocked",
     "key_ok": "API key accepted again",
     "flapping": "Flapping",
 }

@@ -48,6 +48,11 @@ class DiscoveryRun:
         self.discovered_once = False
         self._applying = asyncio.Lock()
 
+    @property
+    def key_blocked(self) -> str | None:
+        """Why the key is blocked, as any answer to it said last (`KeyWatch`); None: it is not."""
+        return None if self._key_watch is None else self._key_watch.blocked
+
     def bind(self, session: aiohttp.ClientSession) -> None:
         """The HTTP session to poll with (opened when the service prepares)."""
         self._session = session

@@ -88,6 +88,8 @@ class Gateway(Protocol):
     def status(self) -> DiscoveryStatus: ...
     @property
     def key_outcome(self) -> Outcome | None: ...
+    @property
+    def key_blocked(self) -> str | None: ...
 
 
 def apprise_sender(urls: Secret) -> Send:
@@ -202,7 +204,7 @@ class Notifier:
         if status.last_attempt_at is not None and status.last_attempt_at != self._seen_attempt:
             self._seen_attempt = status.last_attempt_at
             self._queue_all(self._notices.gateway(bool(status.ok), status.last_attempt_at, status.error))
-        self._queue_all(self._notices.key(gateway.key_outcome, now))
+        self._queue_all(self._notices.key(gateway.key_outcome, now, gateway.key_blocked))
         self._queue_all(self._notices.tick(now))
 
     def _queue_all(self, notices: list[Notice]) -> None:

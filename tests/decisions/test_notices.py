@@ -116,6 +116,15 @@ def test_the_service_key_rejected_is_announced_once() -> None:
     assert _kinds(n.key(Outcome.OK, T0 + 1000)) == ["key_ok"]
 
 
+def test_the_service_key_blocked_is_announced_once_with_its_reason() -> None:
+    n = Notices()
+    [notice] = n.key(Outcome.OK, T0, blocked="No credits.")
+    assert notice.kind == "key_blocked" and notice.reason == "No credits."
+    assert render(notice)[0] == "API key blocked"
+    assert n.key(Outcome.KEY_BLOCKED, T0 + 60, blocked="No credits.") == []
+    assert _kinds(n.key(Outcome.OK, T0 + 1000)) == ["key_ok"]
+
+
 def test_a_message_links_the_model_status_page_when_public_url_is_set() -> None:
     [down] = Notices().host_changed("m/x", A, UNKNOWN, DOWN, Outcome.TIMEOUT, T0)
     title, body = render(down, "https://status.example/")

@@ -67,6 +67,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 class NoGateway:
     status: DiscoveryStatus = field(default_factory=DiscoveryStatus)
     key_outcome: Outcome | None = None
+    key_blocked: str | None = None
 
 
 async def _until(done: Callable[[], bool]) -> None:
@@ -210,3 +211,15 @@ async def test_the_url_secret_is_never_in_logs_metrics_or_errors(
     with pytest.raises(ConfigError) as bad:
         load_settings(environ={"LIBERTAI_MONITOR_NOTIFY_URLS": f"{SECRET}, json://x"})
     assert SECRET not in str(bad.value)
+
+
+async def test_a_blocked_key_is_announced_once_with_its_reason(
+    receiver: Receiver, rig: Callable[..., Rig]
+) -> None:
+    r = rig()
+    blocked = NoGateway(key_outcome=Outcome.OK, key_blocked="No credits.")
+    r.notifier.look(blocked, r.clock.time())
+    r.notifier.look(blocked, r.clock.time() + 60)
+    await _until(lambda: r.notifier.counts["sent"] == 1)
+    [message] = receiver.messages
+    assert message["title"] == "API key blocked" and "reason: No credits." in message["message"]
