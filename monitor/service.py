@@ -129,6 +129,7 @@ class Monitor:
         )
         if self.notifier is not None:
             self.recorder.on_state_change(self.notifier.note_state)
+            self.certs.subscribe(self.notifier.note_cert)
         self.publisher = Publisher(
             self.fleet,
             self.best_hosts,

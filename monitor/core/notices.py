@@ -30,7 +30,7 @@ from urllib.parse import quote
 from monitor.core.results import HostState, Outcome
 
 NoticeKind = Literal["down", "up", "no_healthy_host", "healthy", "gateway_failing", "gateway_ok",
-                     "key_rejected", "key_blocked", "key_ok", "flapping"]  # fmt: skip
+                     "key_rejected", "key_blocked", "key_ok", "cert_changed", "flapping"]  # fmt: skip
 Subject = tuple[str, str | None, str | None]  # (what, model, host)
 
 _GOOD: Final = {"host": "up", "model": "healthy", "gateway": "ok", "key": "ok"}
@@ -178,6 +178,18 @@ class Notices:
             return self._observe(("key", None, None), "ok", at, None)
         return []  # the check failed for another reason: it says nothing about the key
 
+    def cert_changed(self, host: str, previous: str, sha256: str, withheld: bool, at: float) -> list[Notice]:
+        """`host` shows the certificate `sha256` instead of `previous` (SHA-256, hex); `withheld`:
+        pinned, so the key goes to it no more until an operator accepts the new one. A host that
+        alternates between certificates is flapping: one message per interval, with a count."""
+        subject: Subject = ("cert", None, host)
+        if subject not in self._tracks:
+            self._tracks[subject] = _Track(announced=previous, value=previous, since=at)
+        why = f"sha256 {sha256[:16]}... (was {previous[:16]}...)"
+        if withheld:
+            why += f"; the key is withheld until `libertai-monitor certs accept {host}`"
+        return self._observe(subject, sha256, at, why)
+
     def tick(self, now: float) -> list[Notice]:
         """Messages held back by the interval whose interval is over."""
         out = []
@@ -227,7 +239,13 @@ class Notices:
 
     def _send(self, subject: Subject, track: _Track, at: float) -> Notice:
         what, model, host = subject
-        kind: NoticeKind = "flapping" if track.value == track.announced else _KIND[(what, track.value)]
+        kind: NoticeKind = (
+            "flapping"
+            if track.value == track.announced
+            else "cert_changed"
+            if what == "cert"
+            else _KIND[(what, track.value)]
+        )
         notice = Notice(kind, model, host, track.reason, track.since, at, track.changes, track.value)
         track.announced, track.sent_at, track.changes = track.value, at, 0
         return notice
@@ -243,6 +261,7 @@ _TITLE: Final[dict[NoticeKind, str]] = {
     "key_rejected": "API key rejected",
     "key_blocked": "API key blocked",
     "key_ok": "API key accepted again",
+    "cert_changed": "Certificate changed",
     "flapping": "Flapping",
 }
 

@@ -44,6 +44,7 @@ from monitor.core.results import Outcome
 from monitor.core.secret import Secret
 from monitor.core.snapshot import DiscoveryStatus
 from monitor.logging import get_logger
+from monitor.parts.certs import CertChanged
 from monitor.store.errors import StoreError
 from monitor.store.notifications import StoredMessage
 from monitor.store.schema import NOTIFICATION_CHANNEL_MAX
@@ -186,6 +187,13 @@ class Notifier:
             after.model, after.host, before.state, after.state, after.reason, at
         )
         self._queue_all(decided)
+
+    def note_cert(self, change: CertChanged) -> None:
+        """A subscriber of the certificates' changes."""
+        withheld = not change.trusted
+        self._queue_all(
+            self._notices.cert_changed(change.host, change.previous, change.sha256, withheld, change.at)
+        )
 
     def note_elsewhere(self, elsewhere: Elsewhere, at: float) -> None:
         """The other vantages' view, on each refresh (`Vantages.run_forever`'s `also`)."""

@@ -161,3 +161,21 @@ def test_slow_outages_are_one_down_and_one_up_each(gaps: list[float]) -> None:
         kinds += [x.kind for x in n.host_changed("m", A, state, new, Outcome.TIMEOUT, at) if x.host == A]
         state = new
     assert kinds == ["down", "up"] * (len(gaps) // 2) + ["down"] * (len(gaps) % 2)
+
+
+def test_a_changed_certificate_is_announced_saying_whether_the_key_is_withheld() -> None:
+    n = Notices()
+    [notice] = n.cert_changed(A, "a" * 64, "b" * 64, True, T0)
+    assert notice.kind == "cert_changed" and notice.host == A
+    assert notice.reason is not None and f"certs accept {A}" in notice.reason
+    assert render(notice)[0] == f"Certificate changed: {A}"
+
+
+def test_a_host_alternating_between_two_certificates_sends_one_message_per_interval() -> None:
+    n = Notices(min_interval_s=300)
+    one, two = "a" * 64, "b" * 64
+    assert _kinds(n.cert_changed(A, one, two, False, T0)) == ["cert_changed"]
+    assert n.cert_changed(A, two, one, False, T0 + 1) == []
+    assert n.cert_changed(A, one, two, False, T0 + 2) == []
+    [later] = n.tick(T0 + 301)
+    assert (later.kind, later.changes) == ("flapping", 2)

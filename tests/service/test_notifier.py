@@ -22,6 +22,7 @@ from monitor.core.results import Outcome, ProbeKind, ProbeResult
 from monitor.core.secret import Secret
 from monitor.core.snapshot import DiscoveryStatus
 from monitor.core.steps import finish
+from monitor.parts.certs import CertChanged
 from monitor.parts.fleet import Fleet
 from monitor.parts.notifier import Notifier, apprise_sender
 from monitor.parts.recorder import Recorder, health_policy
@@ -223,3 +224,14 @@ async def test_a_blocked_key_is_announced_once_with_its_reason(
     await _until(lambda: r.notifier.counts["sent"] == 1)
     [message] = receiver.messages
     assert message["title"] == "API key blocked" and "reason: No credits." in message["message"]
+
+
+async def test_a_pinned_hosts_changed_certificate_tells_the_operator_what_to_run(
+    receiver: Receiver, rig: Callable[..., Rig]
+) -> None:
+    r = rig()
+    r.notifier.note_cert(CertChanged(r.clock.time(), "hermes", A, "a" * 64, "b" * 64, trusted=False))
+    await _until(lambda: r.notifier.counts["sent"] == 1)
+    [message] = receiver.messages
+    assert message["title"] == f"Certificate changed: {A}"
+    assert f"libertai-monitor certs accept {A}" in message["message"]
