@@ -45,6 +45,12 @@ def identity_body(model: str, *, reasoning: bool = False) -> bytes:
     return json.dumps(body).encode()
 
 
+# What is kept of an answer, whatever a host sends: the tokens asked for, the top log-probabilities
+# asked for, and tokens of a sane length (they are stored, compared and quoted in answers).
+_TOKEN_MAX_CHARS: Final = 64
+_TEXT_MAX_CHARS: Final = 256
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
@@ -57,16 +63,19 @@ def _logprob_tokens(choice: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, 
     content = lp.get("content") if isinstance(lp, dict) else None
     if not isinstance(content, list) or not content:
         return None
-    tokens = tuple(e.get("token") for e in content if isinstance(e, dict))
-    if not all(isinstance(t, str) for t in tokens) or len(tokens) != len(content):
+    content = content[:IDENTITY_MAX_TOKENS]
+    tokens = [e.get("token") for e in content if isinstance(e, dict)]
+    kept = tuple(t[:_TOKEN_MAX_CHARS] for t in tokens if isinstance(t, str))
+    if len(kept) != len(content):
         return None
     top: dict[str, float] = {}
-    for entry in content[0].get("top_logprobs") or ():
+    listed = content[0].get("top_logprobs")
+    for entry in listed[: IDENTITY_TOP_LOGPROBS * 2] if isinstance(listed, list) else ():
         if isinstance(entry, dict) and isinstance(entry.get("token"), str):
             value = _number(entry.get("logprob"))
             if value is not None:
-                top.setdefault(entry["token"], value)
-    return tokens, top  # type: ignore[return-value]  # checked: every token is a str
+                top.setdefault(entry["token"][:_TOKEN_MAX_CHARS], value)
+    return kept, top
 
 
 def read_fingerprint(body: bytes) -> Fingerprint | str:
@@ -90,4 +99,4 @@ def read_fingerprint(body: bytes) -> Fingerprint | str:
     text = message.get("content") if isinstance(message, dict) else None
     if not isinstance(text, str) or not text:
         return "no message content in the identity answer"
-    return Fingerprint(prompt_tokens, (text,), {})
+    return Fingerprint(prompt_tokens, (text[:_TEXT_MAX_CHARS],), {})

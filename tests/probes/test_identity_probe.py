@@ -40,3 +40,12 @@ def test_an_answer_without_usage_is_no_fingerprint() -> None:
         == "no usage.prompt_tokens in the identity answer"
     )
     assert read_fingerprint(b"<html>") == "identity answer is not JSON"
+
+
+def test_a_host_answering_more_than_asked_is_kept_to_what_was_asked() -> None:
+    top = [{"token": f"t{i}" + "x" * 500, "logprob": -float(i)} for i in range(50)]
+    content = [{"token": "y" * 500, "logprob": -0.1, "top_logprobs": top}] * 40
+    fp = read_fingerprint(_answer({"content": content}))
+    assert not isinstance(fp, str)
+    assert len(fp.tokens) == 4 and len(fp.top_logprobs) <= 10
+    assert all(len(t) <= 64 for t in (*fp.tokens, *fp.top_logprobs))
