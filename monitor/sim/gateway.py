@@ -8,7 +8,9 @@ gateway does, fewest requests in flight from this gateway first (`routing = "lea
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,7 @@ _HOP_HEADERS = ("Authorization", "x-api-key", "anthropic-version", "Content-Type
 GroundTruthFn = Callable[[], dict[str, Any]]
 SetHostFn = Callable[[str, dict[str, Any]], dict[str, Any]]
 SetGatewayFn = Callable[[dict[str, Any]], dict[str, Any]]
+RenewCertFn = Callable[[str], bytes]  # a TLS host's new certificate (PEM); ValueError: not TLS
 
 
 def _json(status: int, obj: Any) -> web.Response:
@@ -60,12 +63,14 @@ class GatewayApp:
         ground_truth: GroundTruthFn,
         set_host: SetHostFn,
         set_gateway: SetGatewayFn,
+        renew_cert: RenewCertFn | None = None,
     ) -> None:
         self._state = state
         self._session = session
         self._ground_truth = ground_truth
         self._set_host = set_host
         self._set_gateway = set_gateway
+        self._renew_cert = renew_cert
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._faults])
@@ -75,6 +80,7 @@ class GatewayApp:
             app.router.add_post(path, self.proxy)
         app.router.add_get("/_sim/hosts", self.sim_hosts)
         app.router.add_post("/_sim/hosts/{name}", self.sim_set_host)
+        app.router.add_post("/_sim/hosts/{name}/certificate", self.sim_renew_cert)
         app.router.add_get("/_sim/gateway", self.sim_gateway)
         app.router.add_post("/_sim/gateway", self.sim_set_gateway)
         return app
@@ -230,6 +236,18 @@ class GatewayApp:
             return _json(200, self._set_host(name, changes))
         except ValueError as exc:
             return _detail(422, str(exc))
+
+    async def sim_renew_cert(self, request: web.Request) -> web.Response:
+        """A new certificate for a TLS host, as a host recreated elsewhere shows: its SHA-256."""
+        name = request.match_info["name"]
+        if name not in self._state.hosts or self._renew_cert is None:
+            return _detail(404, f"No simulated host {name!r}")
+        try:
+            pem = self._renew_cert(name)
+        except ValueError as exc:
+            return _detail(422, str(exc))
+        der = ssl.PEM_cert_to_DER_cert(pem.decode())
+        return _json(200, {"name": name, "sha256": hashlib.sha256(der).hexdigest()})
 
     async def sim_set_gateway(self, request: web.Request) -> web.Response:
         changes = await self._changes(request)

@@ -220,6 +220,7 @@ class SimNetwork:
             ground_truth=self.ground_truth,
             set_host=lambda name, changes: self.set_host(name, **changes),
             set_gateway=lambda changes: self.set_gateway(**changes),
+            renew_cert=self.renew_cert,
         ).application()
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT

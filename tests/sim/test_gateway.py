@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import ssl
 
 import aiohttp
 import pytest
@@ -243,3 +245,19 @@ async def test_the_gateway_is_changed_over_http(start_net: StartNet, http: aioht
         assert r.status == 500
     async with http.get(f"{net.gateway_url}/_sim/hosts") as r:
         assert r.status == 200  # control and ground truth are never faulted
+
+
+async def test_a_tls_host_is_given_a_new_certificate_over_http(
+    start_net: StartNet, http: aiohttp.ClientSession
+) -> None:
+    net = await start_net(scenario_of({"tls": True}, {}))
+    before = net.tls_cert_pem
+    async with http.post(f"{net.gateway_url}/_sim/hosts/h0/certificate") as r:
+        assert r.status == 200
+        renewed = await r.json()
+    first = hashlib.sha256(ssl.PEM_cert_to_DER_cert(before.decode())).hexdigest()
+    assert renewed["name"] == "h0" and len(renewed["sha256"]) == 64 and renewed["sha256"] != first
+    async with http.post(f"{net.gateway_url}/_sim/hosts/h1/certificate") as r:
+        assert r.status == 422 and "does not serve TLS" in (await r.json())["detail"]
+    async with http.post(f"{net.gateway_url}/_sim/hosts/nope/certificate") as r:
+        assert r.status == 404
