@@ -68,6 +68,27 @@ class Notice:
         return f"{self.kind}|{self.model or ''}|{self.host or ''}|{self.since:.3f}"
 
 
+# The kinds a subject's messages take: the last one recorded says what was announced of it.
+_FAMILIES: Final[tuple[frozenset[str], ...]] = (
+    frozenset({"down", "up", "flapping"}),
+    frozenset({"no_healthy_host", "healthy", "flapping"}),
+    frozenset({"gateway_failing", "gateway_ok", "flapping"}),
+    frozenset({"key_rejected", "key_blocked", "key_ok", "flapping"}),
+)
+
+
+def subject_prefixes(event: str) -> tuple[str, tuple[str, ...]] | None:
+    """(the event's own prefix, the prefixes of every message about the same subject), for
+    finding what was last announced of it; None for a kind every change of which is news (a
+    certificate change) or an event of another shape. A prefix is `kind|model|host|`."""
+    kind, _, rest = event.partition("|")
+    subject = rest.rpartition("|")[0]  # model|host, without the time
+    family = next((f for f in _FAMILIES if kind in f and kind != "flapping"), None)
+    if family is None or not subject:
+        return None
+    return f"{kind}|{subject}|", tuple(sorted(f"{k}|{subject}|" for k in family))
+
+
 @dataclass(slots=True)
 class _Track:
     announced: str

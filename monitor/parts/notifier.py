@@ -75,7 +75,7 @@ class NotificationLog(Protocol):
     async def mark_notification(
         self, event: str, channel: str, state: str, attempts: int, at: float
     ) -> None: ...
-    async def pending_notifications(self, channel: str) -> list[StoredMessage]: ...
+    async def pending_notifications(self, channel: str, at: float = ...) -> list[StoredMessage]: ...
 
 
 def channel_of(urls: Secret) -> str:
@@ -241,7 +241,7 @@ class Notifier:
         if self._resumed or self._record is None:
             return
         try:
-            pending = await self._record.pending_notifications(self._channel)
+            pending = await self._record.pending_notifications(self._channel, self._clock.time())
         except StoreError:
             return  # logged by the store; tried again on the next tick
         self._resumed = True

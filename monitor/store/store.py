@@ -282,8 +282,9 @@ class Store(HistoryReads):
     async def mark_notification(self, event: str, channel: str, state: str, attempts: int, at: float) -> None:
         await notifications.mark(self._core, event, channel, state, attempts, at)
 
-    async def pending_notifications(self, channel: str) -> list[StoredMessage]:
-        return await notifications.load_pending(self._core, channel)
+    async def pending_notifications(self, channel: str, at: float = 0.0) -> list[StoredMessage]:
+        """What is still to be sent (see `notifications.load_pending`; `at`: now, for the marks)."""
+        return await notifications.load_pending(self._core, channel, at)
 
     # -- restore reads ----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.core.notices import Notice, Notices, render
+from monitor.core.notices import Notice, Notices, render, subject_prefixes
 from monitor.core.results import HostState, Outcome
 
 UP, DOWN, UNKNOWN = HostState.UP, HostState.DOWN, HostState.UNKNOWN
@@ -179,3 +179,10 @@ def test_a_host_alternating_between_two_certificates_sends_one_message_per_inter
     assert n.cert_changed(A, one, two, False, T0 + 2) == []
     [later] = n.tick(T0 + 301)
     assert (later.kind, later.changes) == ("flapping", 2)
+
+
+def test_the_messages_of_one_subject_are_found_by_their_prefixes() -> None:
+    own, family = subject_prefixes(f"down|hermes|{A}|1700000000.000") or ("", ())
+    assert own == f"down|hermes|{A}|"
+    assert family == tuple(sorted(f"{k}|hermes|{A}|" for k in ("down", "up", "flapping")))
+    assert subject_prefixes(f"cert_changed||{A}|1700000000.000") is None  # every change is news

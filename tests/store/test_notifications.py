@@ -71,3 +71,64 @@ async def test_a_follower_sends_nothing() -> None:
     n.note_state(before, after, T0)
     await _drain(n)
     assert sent.titles == []
+
+
+async def test_a_new_leader_that_sees_a_pending_change_for_itself_does_not_announce_it_again(
+    store: Store,
+) -> None:
+    await store.claim_notification(StoredMessage("down|m|a|1.000", "json", "down by the first", "b", 0), T0)
+    sent = Sent()
+    successor = _notifier(store, sent)
+    await successor.resume()
+    successor.put(Message("down|m|a|7.000", "down seen again", "b"))  # the same outage, seen later
+    await _drain(successor)
+    assert sent.titles == ["down by the first"]
+
+
+async def test_a_change_the_new_leader_sees_before_resuming_is_sent_once(store: Store) -> None:
+    await store.claim_notification(StoredMessage("down|m|a|1.000", "json", "down by the first", "b", 0), T0)
+    sent = Sent()
+    successor = _notifier(store, sent)
+    successor.put(Message("down|m|a|7.000", "down seen again", "b"))
+    await _drain(successor)
+    await successor.resume()
+    await _drain(successor)
+    assert len(sent.titles) == 1
+    assert await store.pending_notifications("json") == []
+
+
+async def test_a_pending_message_no_longer_the_last_word_on_its_host_is_superseded_not_sent(
+    store: Store,
+) -> None:
+    await store.claim_notification(StoredMessage("down|m|a|1.000", "json", "down", "b", 0), T0)
+    await store.claim_notification(StoredMessage("down|m|b|1.000", "json", "b down", "b", 0), T0)
+    await store.claim_notification(StoredMessage("up|m|a|2.000", "json", "up", "b", 0), T0)
+    await store.mark_notification("up|m|a|2.000", "json", "sent", 1, T0)
+    pending = await store.pending_notifications("json", T0)
+    assert [m.title for m in pending] == ["b down"]
+
+
+async def test_a_new_outage_after_the_recovery_is_announced(store: Store) -> None:
+    sent = Sent()
+    n = _notifier(store, sent)
+    for event, title in (
+        ("down|m|a|1.000", "down"),
+        ("up|m|a|2.000", "up"),
+        ("down|m|a|3.000", "down again"),
+    ):
+        n.put(Message(event, title, "b"))
+        await _drain(n)
+    assert sent.titles == ["down", "up", "down again"]
+
+
+async def test_another_hosts_change_is_not_taken_for_this_ones(store: Store) -> None:
+    sent = Sent()
+    n = _notifier(store, sent)
+    for event in (
+        "down|m|https://a.example|1.000",
+        "down|m|https://a.example:8443|1.000",
+        "down|m2|https://a.example|1.000",
+    ):
+        n.put(Message(event, event, "b"))
+        await _drain(n)
+    assert len(sent.titles) == 3
