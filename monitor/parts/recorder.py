@@ -158,7 +158,8 @@ class Recorder:
             return False
         if result.kind is ProbeKind.IDENTITY:
             self.identities.take(result)
-        elif result.kind is ProbeKind.PATHS:
+            return False
+        if result.kind is ProbeKind.PATHS:
             self._learned(result)
             return False
         if result.kind is ProbeKind.AUTH:

@@ -185,3 +185,14 @@ async def test_a_skipped_throughput_turn_is_tried_again_once_before_its_interval
     _up(recorder, A)
     await runner.run(target)
     assert prober.made == [(ProbeKind.THROUGHPUT, A)] and len(targets.extra) == 1
+
+
+def test_failed_identity_and_paths_probes_never_take_a_host_down() -> None:
+    settings = _settings()
+    fleet = Fleet(settings, Targets(settings, FakeClock()), quiet=True)
+    finish(fleet.apply_listing({"hermes": [A]}, T0))
+    recorder = Recorder(fleet, health_policy(settings), None)
+    _up(recorder, A)
+    for kind in (ProbeKind.IDENTITY, ProbeKind.PATHS) * 3:
+        assert recorder.record(ProbeResult("hermes", A, kind, Outcome.INVALID_REQUEST, T0, 400)) is False
+    assert fleet.health[HostKey("hermes", A)].state is HostState.UP
