@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
 from monitor.core.certs import HostCert
 from monitor.store import Store
+from tests import commands
+from tests.commands import Capsys, refused
 
-Capsys = pytest.CaptureFixture[str]
+db = commands.db  # the temporary database fixture
+
 HOST = "https://a.example:8443"
 OLD, NEW = "a" * 64, "b" * 64
-
-
-@pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    for var in ("LIBERTAI_MONITOR_CONFIG", "LIBERTAI_API_KEY", "LIBERTAI_MONITOR_API_KEY_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
-    monkeypatch.setenv("LIBERTAI_MONITOR_DATABASE_URL", url)
-    return url
 
 
 def _in_store(url: str, records: list[HostCert] | None = None) -> list[HostCert]:
@@ -41,12 +33,7 @@ def _in_store(url: str, records: list[HostCert] | None = None) -> list[HostCert]
 
 
 def _refused(argv: list[str], capsys: Capsys) -> str:
-    code = main(["certs", *argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in err
-    return err
+    return refused(["certs", *argv], capsys)
 
 
 def test_accept_pins_the_certificate_the_host_shows_now(db: str, capsys: Capsys) -> None:

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
 from monitor.core.maintenance import Window
 from monitor.store import Store
+from tests import commands
+from tests.commands import Capsys, refused
 
-Capsys = pytest.CaptureFixture[str]
-
-
-@pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    for var in ("LIBERTAI_MONITOR_CONFIG", "LIBERTAI_API_KEY", "LIBERTAI_MONITOR_API_KEY_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
-    monkeypatch.setenv("LIBERTAI_MONITOR_DATABASE_URL", url)
-    return url
+db = commands.db  # the temporary database fixture
 
 
 def _stored(url: str) -> list[Window]:
@@ -44,12 +35,7 @@ def _ok(argv: list[str], capsys: Capsys) -> str:
 
 
 def _refused(argv: list[str], capsys: Capsys) -> str:
-    code = main(["maintenance", *argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in err
-    return err
+    return refused(["maintenance", *argv], capsys)
 
 
 def test_add_stores_a_host_window_of_the_given_times(db: str, capsys: Capsys) -> None:

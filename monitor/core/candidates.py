@@ -42,6 +42,7 @@ __all__ = [
     "MIN_LOAD_SAMPLES",
     "RECENT",
     "Candidate",
+    "Host",
     "Measured",
     "candidates",
     "coarse",
@@ -148,8 +149,9 @@ def _cold(h: Measured) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Bare:
-    """A host known only by its URL."""
+class Host:
+    """A host as `Measured` asks, made of plain values (the best host when its view is missing,
+    which is known by its URL alone)."""
 
     url: str
     state: HostState = HostState.UP
@@ -178,7 +180,7 @@ def candidates(best: str | None, hosts: Sequence[Measured]) -> Steps[tuple[Candi
         if i % _HOSTS_PER_STEP == 0:
             yield None
     if best is not None and (not warm or warm[0].url != best):
-        warm.insert(0, _Bare(best))  # its view is missing: it stays first all the same
+        warm.insert(0, Host(best))  # its view is missing: it stays first all the same
     listed = warm[:MAX_CANDIDATES] + cold[: max(MAX_CANDIDATES - len(warm), 0)]
     sharing = len(warm) or len(listed)
     shares = weights([(h.ttft_ms_baseline, h.load) for h in listed[:sharing]])

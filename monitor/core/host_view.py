@@ -139,6 +139,7 @@ def host_view(
     tls: HostCert | None = None,
     *,
     paths: Paths | None = None,
+    identity: Identity = NOT_FINGERPRINTED,
 ) -> HostView:
     s = stats(h)
     last = h.samples.last()
@@ -176,6 +177,7 @@ def host_view(
         last_failure=last_failure(h),
         tls=tls,
         paths=paths,
+        identity=identity,
     )
 
 

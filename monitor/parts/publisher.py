@@ -17,7 +17,7 @@ from monitor.core.certs import HostCert
 from monitor.core.clock import Clock
 from monitor.core.health import HostHealth
 from monitor.core.host_view import Elsewhere, HostView, host_view
-from monitor.core.identity import Identity, out_of_routing
+from monitor.core.identity import NOT_FINGERPRINTED, Identity, out_of_routing
 from monitor.core.keys import HostKey
 from monitor.core.maintenance import Drain
 from monitor.core.paths import Paths
@@ -131,12 +131,14 @@ class Publisher:
                     h = fleet.health.get(key)
                     if h is not None:
                         tls = self._certs.get(h.host)
-                        hv = host_view(
-                            h, self._throughput.get(key), self._elsewhere, tls, paths=self._paths.get(key)
+                        self._views[key] = host_view(
+                            h,
+                            self._throughput.get(key),
+                            self._elsewhere,
+                            tls,
+                            paths=self._paths.get(key),
+                            identity=self._identities.get(key, NOT_FINGERPRINTED),
                         )
-                        if (identity := self._identities.get(key)) is not None:
-                            hv = replace(hv, identity=identity)
-                        self._views[key] = hv
                 del pending_views[-VIEWS_PER_STEP:]
                 yield None
             now = self._clock.time()

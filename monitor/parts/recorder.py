@@ -198,7 +198,7 @@ class Recorder:
     def take_fact(self, stored: StoredFact) -> bool:
         """Keep a fact the probing process stored (a follower's, another vantage's): it replaces
         what is kept of its kind. False when it changed nothing (same, or not a trusted member:
-        what the probing process forgets of those, see `retain_paths`)."""
+        what the probing process forgets of those, see `retain_kept`)."""
         key = HostKey(stored.model, stored.host)
         fact = stored.fact
         h = self._fleet.health.get(key)

@@ -80,7 +80,6 @@ class FactWriter:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._pending: dict[Key, tuple[int, str]] = {}  # key -> (at ms, JSON)
-        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.written = 0

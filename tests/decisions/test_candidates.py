@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.core.candidates import Candidate, candidates, coarse, host_load, reordered, weights
+from monitor.core.candidates import Candidate, Host, candidates, coarse, host_load, reordered, weights
 from monitor.core.results import HostState, Outcome
 from monitor.core.steps import finish
 
 UNIT = 1e-6  # a published weight is a whole number of millionths
 
 
-@dataclass(frozen=True, slots=True)
-class _Host:
-    url: str
-    state: HostState = HostState.UP
-    reason: Outcome = Outcome.OK
-    ttft_ms_p50: float | None = None
-    ttft_ms_p95: float | None = None
-    ttft_ms_baseline: float | None = None
-    load: float = 0.0
+def _cold(url: str, state: HostState = HostState.DOWN) -> Host:
+    return Host(url, state, Outcome.NOT_LOADED)
 
 
-def _cold(url: str, state: HostState = HostState.DOWN) -> _Host:
-    return _Host(url, state, Outcome.NOT_LOADED)
-
-
-def _of(best: str | None, *hosts: _Host) -> tuple[Candidate, ...]:
+def _of(best: str | None, *hosts: Host) -> tuple[Candidate, ...]:
     return finish(candidates(best, hosts))
 
 
@@ -125,26 +114,26 @@ def test_a_busy_host_gets_less_than_its_slowdown_alone_would_say() -> None:
 
 
 def test_the_up_hosts_come_in_ranking_order_then_the_cold_ones() -> None:
-    chosen = _of("a", _Host("a"), _Host("b"), _cold("c"), _Host("d", HostState.DOWN, Outcome.TIMEOUT))
+    chosen = _of("a", Host("a"), Host("b"), _cold("c"), Host("d", HostState.DOWN, Outcome.TIMEOUT))
     assert [(c.url, c.warm) for c in chosen] == [("a", True), ("b", True), ("c", False)]
 
 
 def test_cold_hosts_weigh_nothing_while_a_warm_host_is_up() -> None:
-    chosen = _of("a", _Host("a"), _cold("b"), _cold("c", HostState.UNKNOWN))
+    chosen = _of("a", Host("a"), _cold("b"), _cold("c", HostState.UNKNOWN))
     assert [c.weight for c in chosen] == [1.0, 0.0, 0.0]
 
 
 def test_with_no_warm_host_up_the_cold_ones_share() -> None:
-    chosen = _of(None, _cold("b"), _Host("x", HostState.DOWN, Outcome.SERVER_ERROR), _cold("c"))
+    chosen = _of(None, _cold("b"), Host("x", HostState.DOWN, Outcome.SERVER_ERROR), _cold("c"))
     assert [(c.url, c.weight, c.warm) for c in chosen] == [("b", 0.5, False), ("c", 0.5, False)]
 
 
 def test_no_host_worth_sending_to_no_candidate() -> None:
-    assert _of(None, _Host("x", HostState.DOWN, Outcome.TIMEOUT), _Host("y", HostState.UNKNOWN)) == ()
+    assert _of(None, Host("x", HostState.DOWN, Outcome.TIMEOUT), Host("y", HostState.UNKNOWN)) == ()
 
 
 def test_a_candidate_carries_the_hosts_figures() -> None:
-    (c,) = _of("a", _Host("a", ttft_ms_p50=80.04, ttft_ms_p95=120.06, ttft_ms_baseline=70.0, load=0.123))
+    (c,) = _of("a", Host("a", ttft_ms_p50=80.04, ttft_ms_p95=120.06, ttft_ms_baseline=70.0, load=0.123))
     assert c.as_json() == {
         "url": "a",
         "weight": 1.0,
@@ -159,7 +148,7 @@ _states = st.sampled_from(list(HostState))
 _reasons = st.sampled_from([Outcome.OK, Outcome.NOT_LOADED, Outcome.TIMEOUT])
 _listed = st.lists(
     st.builds(
-        _Host, st.text("abcdef", min_size=1, max_size=3), _states, _reasons, ttft_ms_baseline=_baselines
+        Host, st.text("abcdef", min_size=1, max_size=3), _states, _reasons, ttft_ms_baseline=_baselines
     ),
     max_size=20,
     unique_by=lambda h: h.url,
@@ -167,7 +156,7 @@ _listed = st.lists(
 
 
 @given(_listed)
-def test_a_cold_host_is_never_first_while_a_warm_host_is_up(hosts: list[_Host]) -> None:
+def test_a_cold_host_is_never_first_while_a_warm_host_is_up(hosts: list[Host]) -> None:
     best = next((h.url for h in hosts if h.state is HostState.UP), None)
     chosen = _of(best, *hosts)
     if best is not None:
@@ -179,7 +168,7 @@ def test_a_cold_host_is_never_first_while_a_warm_host_is_up(hosts: list[_Host]) 
 
 
 @given(_listed)
-def test_the_best_host_is_always_the_first_candidate(hosts: list[_Host]) -> None:
+def test_the_best_host_is_always_the_first_candidate(hosts: list[Host]) -> None:
     up = [h for h in hosts if h.state is HostState.UP]
     if up:
         best = up[-1].url  # wherever the ranking put it
@@ -187,11 +176,11 @@ def test_the_best_host_is_always_the_first_candidate(hosts: list[_Host]) -> None
 
 
 def test_the_best_host_missing_from_the_views_is_still_first() -> None:
-    assert [c.url for c in _of("a", _Host("b"))] == ["a", "b"]
+    assert [c.url for c in _of("a", Host("b"))] == ["a", "b"]
 
 
 def test_another_sort_reorders_the_warm_candidates_and_keeps_the_cold_last() -> None:
-    chosen = _of("a", _Host("a"), _Host("b"), _cold("c"))
+    chosen = _of("a", Host("a"), Host("b"), _cold("c"))
     assert [c.url for c in reordered(chosen, ["b", "a"])] == ["b", "a", "c"]
 
 
@@ -199,12 +188,12 @@ def test_another_sort_reorders_the_warm_candidates_and_keeps_the_cold_last() -> 
 
 
 def test_a_small_drift_of_the_weights_leaves_what_clients_act_on_alone() -> None:
-    a, b = _of("a", _Host("a", ttft_ms_baseline=100.0), _Host("b", ttft_ms_baseline=100.0))
+    a, b = _of("a", Host("a", ttft_ms_baseline=100.0), Host("b", ttft_ms_baseline=100.0))
     drifted = (replace(a, weight=a.weight + 0.01), replace(b, weight=b.weight - 0.01))
     assert coarse(drifted) == coarse((a, b))
 
 
 def test_a_real_shift_of_the_weights_changes_what_clients_act_on() -> None:
-    a, b = _of("a", _Host("a", ttft_ms_baseline=100.0), _Host("b", ttft_ms_baseline=110.0))
+    a, b = _of("a", Host("a", ttft_ms_baseline=100.0), Host("b", ttft_ms_baseline=110.0))
     shifted = (replace(a, weight=0.8), replace(b, weight=0.2))
     assert coarse(shifted) != coarse((a, b))
